@@ -1,0 +1,43 @@
+# otgen front door. Every target installs what it needs first (make setup), so on a fresh Debian 12
+# machine `make demo` or `make test` works as the only command typed.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+PY := /usr/bin/python3
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Debian packages for building and testing.
+PKGS := cmake g++ make libopenblas-dev liblemon-dev libcli11-dev nlohmann-json3-dev libstb-dev \
+        zlib1g-dev libgtest-dev libbenchmark-dev pybind11-dev python3-dev python3-numpy python3-pytest \
+        python3-scipy python3-pot python3-sklearn dataset-fashion-mnist
+# Extra packages for the comparison benchmarks and plots.
+BENCH_PKGS := libfaiss-dev python3-faiss python3-torch python3-matplotlib
+
+.PHONY: setup setup-bench configure build demo test bench clean
+
+setup:
+	@PKGS="$(PKGS)" SUDO="$(SUDO)" sh scripts/install_packages.sh
+
+setup-bench: setup
+	@PKGS="$(BENCH_PKGS)" SUDO="$(SUDO)" sh scripts/install_packages.sh
+
+configure: setup
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS) >/dev/null
+
+build: configure
+	@cmake --build $(BUILD) -j$(JOBS)
+
+demo: build
+	@BUILD=$(BUILD) bash scripts/demo.sh
+
+test: build
+	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+	@if [ -d tests/python ] && ls tests/python/test_*.py >/dev/null 2>&1; then \
+	  PYTHONPATH=$(BUILD)/python OTGEN_CLI=$(BUILD)/otgen $(PY) -m pytest -q tests/python; fi
+
+bench: setup-bench
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DOTGEN_BUILD_BENCH=ON $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+	@BUILD=$(BUILD) bash scripts/bench.sh
+
+clean:
+	rm -rf $(BUILD)

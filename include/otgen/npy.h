@@ -1,0 +1,47 @@
+// NumPy .npy files (format versions 1.0-3.0): float32, float64 and int64, C order, little-endian.
+// Reading rejects Fortran order, other dtypes, bad headers and truncated files with otgen::Error.
+// Writing is atomic: the file is written under a temporary name in the same folder, then renamed.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "otgen/points.h"
+
+namespace otgen {
+
+enum class DType { Float32, Float64, Int64 };
+const char* dtype_name(DType t);  // "float32", "float64", "int64"
+
+// The raw content of a .npy file: dtype, shape and the element bytes.
+struct NpyArray {
+  DType dtype = DType::Float32;
+  std::vector<int64_t> shape;
+  std::vector<unsigned char> bytes;  // numel() * element size, little-endian
+
+  int64_t numel() const;
+  template <class T>
+  const T* as() const { return reinterpret_cast<const T*>(bytes.data()); }
+};
+
+NpyArray read_npy(const std::string& path);
+
+// A 2-D float array (float32, or float64 converted) as Points; a 1-D array of length n is read as
+// (n, 1). `argument` names the option in errors. Rejects NaN/Inf unless allow_nonfinite.
+Points read_points_npy(const std::string& path, const std::string& argument, bool allow_nonfinite = false);
+// A 1-D float array (float32 or float64) as double; rejects NaN/Inf.
+std::vector<double> read_vector_npy(const std::string& path, const std::string& argument);
+// A 1-D int64 array (labels, indices).
+std::vector<int64_t> read_int64_npy(const std::string& path, const std::string& argument);
+
+void write_npy(const std::string& path, std::span<const float> values, std::vector<int64_t> shape);
+void write_npy(const std::string& path, std::span<const double> values, std::vector<int64_t> shape);
+void write_npy(const std::string& path, std::span<const int64_t> values, std::vector<int64_t> shape);
+inline void write_npy(const std::string& path, const Points& x) { write_npy(path, x.data, {x.n, x.d}); }
+
+// Writes `content` to `path` atomically (temporary file in the same folder + rename).
+void write_file_atomic(const std::string& path, const std::string& content);
+
+}  // namespace otgen

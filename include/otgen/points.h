@@ -1,0 +1,45 @@
+// Points: row-major float32 arrays of shape (n, d); point i is data[i*d .. i*d + d).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+namespace otgen {
+
+// A non-owning view of n points in R^d. data may be null when n == 0.
+struct PointsView {
+  const float* data = nullptr;
+  int64_t n = 0;
+  int64_t d = 0;
+
+  const float* row(int64_t i) const { return data + i * d; }
+  std::span<const float> values() const { return {data, static_cast<size_t>(n * d)}; }
+};
+
+// Owning (n, d) array.
+struct Points {
+  std::vector<float> data;
+  int64_t n = 0;
+  int64_t d = 0;
+
+  Points() = default;
+  Points(int64_t n_, int64_t d_) : data(static_cast<size_t>(n_ * d_)), n(n_), d(d_) {}
+  Points(std::vector<float> values, int64_t n_, int64_t d_);  // checks values.size() == n * d
+
+  float* row(int64_t i) { return data.data() + i * d; }
+  const float* row(int64_t i) const { return data.data() + i * d; }
+  PointsView view() const { return {data.data(), n, d}; }
+  operator PointsView() const { return view(); }
+};
+
+// Throws otgen::Error naming `argument` if any value is NaN or infinite.
+void require_finite(PointsView x, std::string_view argument);
+void require_finite(std::span<const float> values, std::string_view argument);
+void require_finite(std::span<const double> values, std::string_view argument);
+
+// Squared norms |x_i|^2, accumulated in double.
+std::vector<float> squared_norms(PointsView x);
+
+}  // namespace otgen

@@ -1,0 +1,90 @@
+// The score engine: fused reductions over S_ij = <x_i, y_j> + h_j without storing the n x m matrix.
+//
+// Every quadratic-cost hot path of otgen is one of these reductions (SPEC.md §1, DESIGN.md): the
+// semidiscrete gradient and assignment, Sinkhorn's row/column log-sum-exp, KDE and SMC-WFR weights,
+// and the sample-quality metrics. The engine walks tiles of x (rows) and y (columns), computes each
+// tile with one SGEMM, adds the bias and folds the tile into per-row / per-column accumulators, so
+// memory is O(n + m + tiles).
+//
+// Shared conventions:
+//   x: (n, d), y: (m, d) row-major float32, same d (d >= 1); n == 0 or m == 0 is allowed.
+//   h: length m, or empty for h = 0. h_j = -infinity excludes column j from every reduction
+//      (a masked target point); NaN and +infinity are rejected.
+//   log_b: length m, or empty for 0. log_b_j = -infinity masks column j too.
+//   Results are written into caller-provided spans of the documented length (checked).
+//   Threads: ctx.threads (0 = all cores). Random draws depend on (seed, i, j) only, so results do not
+//   depend on the tiling or the thread count; argmax/top-k ties go to the lowest column index.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "otgen/context.h"
+#include "otgen/points.h"
+
+namespace otgen {
+
+struct ScoreOptions {
+  int64_t tile_rows = 256;   // rows of x per tile (> 0); tests force tiny tiles to hit ragged edges
+  int64_t tile_cols = 2048;  // rows of y per tile (> 0)
+  void validate() const;     // throws otgen::Error naming the field
+};
+
+// The problem: S_ij = <x_i, y_j> + h_j.
+struct ScoreProblem {
+  PointsView x;
+  PointsView y;
+  std::span<const float> h;  // empty = 0
+  void validate() const;      // shapes, d match, h length and values
+};
+
+// index[i] = argmax_j S_ij (lowest j on ties), value[i] = max_j S_ij. Length n each.
+// Throws otgen::Error if m == 0 or every column is masked while n > 0.
+void row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<float> value,
+                const Context& ctx, const ScoreOptions& opt = {});
+
+// The k largest S_ij of each row, in decreasing order (ties: lowest j first); 1 <= k <= m.
+// index and value have length n * k (row i at [i*k, i*k + k)).
+void row_topk(const ScoreProblem& p, int64_t k, std::span<int64_t> index, std::span<float> value,
+              const Context& ctx, const ScoreOptions& opt = {});
+
+// lse[i] = log sum_j exp(scale * S_ij + log_b_j). Length n. -infinity for a row with every column
+// masked. scale > 0 and finite.
+void row_logsumexp(const ScoreProblem& p, float scale, std::span<const float> log_b,
+                   std::span<float> lse, const Context& ctx, const ScoreOptions& opt = {});
+
+// The semidiscrete gradient reduction: with P_ij = exp(scale * S_ij + log_b_j - lse_i) (each row a
+// softmax over j), col_sums[j] = sum_i P_ij (length m, double, overwritten) and lse[i] as in
+// row_logsumexp (length n). The implementation documents whether it takes one or two passes.
+void softmax_column_sums(const ScoreProblem& p, float scale, std::span<const float> log_b,
+                         std::span<double> col_sums, std::span<float> lse, const Context& ctx,
+                         const ScoreOptions& opt = {});
+
+// Categorical sampling by Gumbel-max: index[i] = argmax_j (scale * S_ij + log_b_j + G_ij), where
+// G_ij = gumbel_at(seed, row_offset + i, j) (otgen/rng.h). Length n. Same errors as row_argmax.
+// row_offset lets a caller draw one large batch in pieces with the same result.
+void row_gumbel_argmax(const ScoreProblem& p, float scale, std::span<const float> log_b,
+                       uint64_t seed, std::span<int64_t> index, const Context& ctx,
+                       const ScoreOptions& opt = {}, uint64_t row_offset = 0);
+
+// Squared-distance kernels, with |x_i - y_j|^2 = |x_i|^2 + |y_j|^2 - 2 <x_i, y_j> clamped at 0.
+// out[i] = log sum_j exp(log_w_j - alpha * |x_i - y_j|^2); log_w empty = 0; alpha > 0. Length n.
+// (Gaussian KDE in log space: alpha = 1 / (2 h^2), log_w = log weights; add the normaliser yourself.)
+void kernel_row_logsumexp(PointsView x, PointsView y, double alpha, std::span<const float> log_w,
+                          std::span<float> out, const Context& ctx, const ScoreOptions& opt = {});
+
+// out[i * A + a] = sum_j exp(-alphas[a] * |x_i - y_j|^2) for A = alphas.size() bandwidths (RBF sums
+// for MMD), accumulated in double. Length n * A.
+void kernel_row_sums(PointsView x, PointsView y, std::span<const double> alphas, std::span<double> out,
+                     const Context& ctx, const ScoreOptions& opt = {});
+
+// out[i] = sum_j |x_i - y_j| (Euclidean distance; energy distance), in double. Length n.
+void distance_row_sums(PointsView x, PointsView y, std::span<double> out, const Context& ctx,
+                       const ScoreOptions& opt = {});
+
+// Materialises S (n x m, row-major) into out (length n * m): for small problems (exact assignment
+// cost matrices, tests). Uses the same GEMM path.
+void score_matrix(const ScoreProblem& p, std::span<float> out, const Context& ctx,
+                  const ScoreOptions& opt = {});
+
+}  // namespace otgen

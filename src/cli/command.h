@@ -1,0 +1,35 @@
+// Subcommand registration for the otgen CLI. Each src/cli/<name>.cpp defines its subcommands and
+// registers them with OTGEN_REGISTER_COMMAND, so adding a command never edits main.cpp.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "otgen/context.h"
+
+namespace otgen::cli {
+
+using Registrar = std::function<void(CLI::App&)>;
+
+struct CommandRegistry {
+  static std::vector<std::pair<std::string, Registrar>>& all();
+  static bool add(std::string key, Registrar r);
+};
+
+// The subcommand `name` of `parent`, created (with `description`) the first time it is asked for:
+// several files may add leaves under one group (e.g. `sdot assign`, `sdot fit`).
+CLI::App* group(CLI::App& parent, const std::string& name, const std::string& description);
+
+// Adds --threads, --seed and --quiet to `cmd`, bound to `ctx`.
+void add_context_options(CLI::App* cmd, Context& ctx, bool with_seed = true);
+
+}  // namespace otgen::cli
+
+#define OTGEN_CLI_CONCAT2(a, b) a##b
+#define OTGEN_CLI_CONCAT(a, b) OTGEN_CLI_CONCAT2(a, b)
+// OTGEN_REGISTER_COMMAND("sdot assign", fn): fn(CLI::App& root) adds its subcommand. The key orders --help.
+#define OTGEN_REGISTER_COMMAND(key, fn) \
+  static const bool OTGEN_CLI_CONCAT(otgen_registered_, __LINE__) = ::otgen::cli::CommandRegistry::add(key, fn)

@@ -1,0 +1,74 @@
+// otgen command-line tool. User errors: one line on stderr, exit code 2. Never a stack trace.
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+#include <iostream>
+
+#include "cli/command.h"
+#include "otgen/error.h"
+#include "otgen/version.h"
+
+namespace otgen::cli {
+
+std::vector<std::pair<std::string, Registrar>>& CommandRegistry::all() {
+  static std::vector<std::pair<std::string, Registrar>> registry;
+  return registry;
+}
+
+bool CommandRegistry::add(std::string key, Registrar r) {
+  all().emplace_back(std::move(key), std::move(r));
+  return true;
+}
+
+CLI::App* group(CLI::App& parent, const std::string& name, const std::string& description) {
+  for (CLI::App* sub : parent.get_subcommands([](CLI::App*) { return true; }))
+    if (sub->get_name() == name) return sub;
+  CLI::App* g = parent.add_subcommand(name, description);
+  g->require_subcommand(1);
+  return g;
+}
+
+void add_context_options(CLI::App* cmd, Context& ctx, bool with_seed) {
+  cmd->add_option("--threads", ctx.threads, "threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  if (with_seed) cmd->add_option("--seed", ctx.seed, "random seed (results depend on it only)");
+  cmd->add_flag("--quiet,-q", ctx.quiet, "no progress bar");
+}
+
+}  // namespace otgen::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{"otgen: optimal-transport generative modelling (semidiscrete and batch OT couplings, flow "
+               "matching, Wasserstein-Fisher-Rao samplers)"};
+  app.set_version_flag("--version", std::string("otgen ") + OTGEN_VERSION_STRING);
+  app.require_subcommand(1);
+  auto& registry = otgen::cli::CommandRegistry::all();
+  std::sort(registry.begin(), registry.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  try {
+    for (auto& [key, reg] : registry) reg(app);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "otgen: internal error while building the command line: %s\n", e.what());
+    return 1;
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "otgen: %s (see --help)\n", e.what());
+    return 2;
+  } catch (const otgen::Error& e) {
+    std::fprintf(stderr, "otgen: %s\n", e.what());
+    return 2;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "otgen: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "otgen: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,13 @@
+#include "otgen/context.h"
+
+#include <omp.h>
+
+#include "otgen/error.h"
+
+namespace otgen {
+
+int Context::resolved_threads() const { return threads > 0 ? threads : omp_get_num_procs(); }
+
+void Context::validate() const { require(threads >= 0, "threads", threads, "0 (all cores) or a positive count"); }
+
+}  // namespace otgen

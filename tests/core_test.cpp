@@ -1,0 +1,205 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <numeric>
+#include <set>
+
+#include "otgen/context.h"
+#include "otgen/error.h"
+#include "otgen/npy.h"
+#include "otgen/progress.h"
+#include "otgen/record.h"
+#include "otgen/rng.h"
+#include "test_util.h"
+
+namespace otgen {
+namespace {
+
+TEST(Error, MessageNamesArgumentValueAndExpectation) {
+  try {
+    require(false, "batch_size", 0, "a positive integer");
+    FAIL() << "require(false) did not throw";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "invalid batch_size = 0: expected a positive integer");
+  }
+}
+
+TEST(Context, NegativeThreadsRejectedAndZeroMeansAllCores) {
+  EXPECT_THROW((Context{-1}.validate()), Error);
+  EXPECT_GE(Context{}.resolved_threads(), 1);
+  EXPECT_EQ(Context{3}.resolved_threads(), 3);
+}
+
+TEST(Philox, MatchesRandom123KnownAnswer) {
+  // Known-answer vector from Random123 (kat_vectors: philox4x32_10, counter 0, key 0).
+  auto r = philox4x32(0, 0, 0);
+  EXPECT_EQ(r[0], 0x6627e8d5u);
+  EXPECT_EQ(r[1], 0xe169c58du);
+  EXPECT_EQ(r[2], 0xbc57ac4cu);
+  EXPECT_EQ(r[3], 0x9b00dbd8u);
+  r = philox4x32(~0ULL, ~0ULL, ~0ULL);
+  EXPECT_EQ(r[0], 0x408f276du);
+  EXPECT_EQ(r[1], 0x41c83b0eu);
+  EXPECT_EQ(r[2], 0xa20bc7c6u);
+  EXPECT_EQ(r[3], 0x6d5451fdu);
+}
+
+TEST(Rng, SameSeedAndStreamGiveSameDrawsOthersDiffer) {
+  Rng a(7, 1), b(7, 1), c(7, 2), d(8, 1);
+  for (int k = 0; k < 100; ++k) {
+    const uint64_t va = a.next_u64();
+    EXPECT_EQ(va, b.next_u64());
+    EXPECT_NE(va, c.next_u64());
+    EXPECT_NE(va, d.next_u64());
+  }
+}
+
+TEST(Rng, NormalMomentsMatchStandardNormal) {
+  Rng r(123);
+  const int n = 200000;
+  double s = 0, s2 = 0, s4 = 0;
+  for (int k = 0; k < n; ++k) {
+    const double z = r.normal();
+    s += z, s2 += z * z, s4 += z * z * z * z;
+  }
+  // Standard errors: mean 1/sqrt(n) = 0.0022; variance sqrt(2/n) = 0.0032; 4th moment sqrt(96/n) = 0.022.
+  EXPECT_NEAR(s / n, 0.0, 0.01);
+  EXPECT_NEAR(s2 / n, 1.0, 0.015);
+  EXPECT_NEAR(s4 / n, 3.0, 0.1);
+}
+
+TEST(Rng, GumbelMeanIsEulerGammaAndBelowIsUniform) {
+  Rng r(5);
+  const int n = 200000;
+  double s = 0;
+  for (int k = 0; k < n; ++k) s += r.gumbel();
+  EXPECT_NEAR(s / n, 0.5772156649, 0.01);  // sd pi/sqrt(6) / sqrt(n) = 0.0029
+  std::vector<int> counts(7);
+  for (int k = 0; k < 70000; ++k) counts[r.below(7)]++;
+  for (int c : counts) EXPECT_NEAR(c, 10000, 400);  // sd ~93
+}
+
+TEST(Rng, GumbelAtIsAPureFunction) {
+  EXPECT_EQ(gumbel_at(3, 10, 20), gumbel_at(3, 10, 20));
+  EXPECT_NE(gumbel_at(3, 10, 20), gumbel_at(3, 10, 21));
+  EXPECT_NE(gumbel_at(3, 10, 20), gumbel_at(4, 10, 20));
+}
+
+class NpyTest : public ::testing::Test {
+ protected:
+  std::string path(const std::string& name) { return (dir_.path / name).string(); }
+  test::TempDir dir_;
+};
+
+TEST_F(NpyTest, RoundTripsFloat32Float64Int64) {
+  std::vector<float> f{1.5f, -2.0f, 3.25f, 0.0f, 7.0f, -1e-3f};
+  write_npy(path("f.npy"), f, {2, 3});
+  Points p = read_points_npy(path("f.npy"), "--data");
+  EXPECT_EQ(p.n, 2);
+  EXPECT_EQ(p.d, 3);
+  EXPECT_EQ(p.data, f);
+
+  std::vector<double> g{1.0, 2.5, -3.0};
+  write_npy(path("g.npy"), g, {3});
+  EXPECT_EQ(read_vector_npy(path("g.npy"), "--potential"), g);
+
+  std::vector<int64_t> idx{0, 5, -2, 1LL << 40};
+  write_npy(path("i.npy"), idx, {4});
+  EXPECT_EQ(read_int64_npy(path("i.npy"), "--labels"), idx);
+  EXPECT_FALSE(std::filesystem::exists(path("i.npy") + ".tmp"));
+}
+
+TEST_F(NpyTest, Float64PointsAreConvertedAndOneDIsAColumn) {
+  std::vector<double> g{1.0, 2.0, 3.0};
+  write_npy(path("g.npy"), g, {3});
+  Points p = read_points_npy(path("g.npy"), "--data");
+  EXPECT_EQ(p.n, 3);
+  EXPECT_EQ(p.d, 1);
+  EXPECT_EQ(p.data, (std::vector<float>{1, 2, 3}));
+}
+
+TEST_F(NpyTest, RejectsTruncatedFile) {
+  std::vector<float> f(100, 1.0f);
+  write_npy(path("f.npy"), f, {10, 10});
+  std::filesystem::resize_file(path("f.npy"), std::filesystem::file_size(path("f.npy")) - 4);
+  test::expect_error_contains([&] { read_points_npy(path("f.npy"), "--data"); }, "truncated");
+}
+
+TEST_F(NpyTest, RejectsFortranOrderWrongDtypeAndBadMagic) {
+  auto write_raw = [&](const std::string& name, const std::string& dict) {
+    std::string h = dict;
+    while ((10 + h.size() + 1) % 64) h += ' ';
+    h += '\n';
+    std::ofstream f(path(name), std::ios::binary);
+    f << std::string("\x93NUMPY\x01\x00", 8) << static_cast<char>(h.size() & 0xff) << static_cast<char>(h.size() >> 8) << h;
+    f << std::string(64, '\0');
+  };
+  write_raw("fortran.npy", "{'descr': '<f4', 'fortran_order': True, 'shape': (4, 4), }");
+  test::expect_error_contains([&] { read_points_npy(path("fortran.npy"), "--data"); }, "Fortran");
+  write_raw("int32.npy", "{'descr': '<i4', 'fortran_order': False, 'shape': (4,), }");
+  test::expect_error_contains([&] { read_npy(path("int32.npy")); }, "'<i4' is not supported");
+  write_raw("big.npy", "{'descr': '>f4', 'fortran_order': False, 'shape': (4,), }");
+  test::expect_error_contains([&] { read_npy(path("big.npy")); }, "not supported");
+  std::ofstream(path("text.npy")) << "hello, not numpy";
+  test::expect_error_contains([&] { read_npy(path("text.npy")); }, "magic");
+  test::expect_error_contains([&] { read_npy(path("missing.npy")); }, "cannot open");
+}
+
+TEST_F(NpyTest, RejectsNaNInPointsAndWrongDtypeForLabels) {
+  std::vector<float> f{1.0f, std::numeric_limits<float>::quiet_NaN(), 3.0f, 4.0f};
+  write_npy(path("nan.npy"), f, {2, 2});
+  test::expect_error_contains([&] { read_points_npy(path("nan.npy"), "--data"); }, "row 0, column 1");
+  test::expect_error_contains([&] { read_int64_npy(path("nan.npy"), "--labels"); }, "1-D");
+  std::vector<float> g{1.0f, 2.0f};
+  write_npy(path("f1.npy"), g, {2});
+  test::expect_error_contains([&] { read_int64_npy(path("f1.npy"), "--labels"); }, "int64");
+  std::vector<float> h(8, 0.0f);
+  write_npy(path("3d.npy"), h, {2, 2, 2});
+  test::expect_error_contains([&] { read_points_npy(path("3d.npy"), "--data"); }, "2-D");
+}
+
+TEST_F(NpyTest, ReadsFilesWrittenByNumpyHeaderLayout) {
+  // A header exactly as numpy 1.24 writes np.arange(6, dtype=np.float32).reshape(2, 3).
+  std::string h = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
+  h.append(128 - 10 - h.size() - 1, ' ');
+  h += '\n';
+  {
+    std::ofstream f(path("np.npy"), std::ios::binary);
+    f << std::string("\x93NUMPY\x01\x00", 8) << static_cast<char>(h.size()) << '\0' << h;
+    for (int k = 0; k < 6; ++k) {
+      float v = static_cast<float>(k);
+      f.write(reinterpret_cast<const char*>(&v), 4);
+    }
+  }
+  Points p = read_points_npy(path("np.npy"), "--data");
+  EXPECT_EQ(p.data, (std::vector<float>{0, 1, 2, 3, 4, 5}));
+}
+
+TEST(Progress, LineShowsCountRateAndStatus) {
+  Context quiet;
+  quiet.quiet = true;
+  Progress p("fit", 100, quiet);
+  EXPECT_FALSE(p.enabled());
+  const std::string line = p.line(50, "chi2 0.1");
+  EXPECT_NE(line.find("50/100"), std::string::npos) << line;
+  EXPECT_NE(line.find("50.0%"), std::string::npos) << line;
+  EXPECT_NE(line.find("chi2 0.1"), std::string::npos) << line;
+}
+
+TEST(Record, CarriesSeedThreadsAndVersion) {
+  Context ctx;
+  ctx.seed = 42;
+  ctx.threads = 2;
+  auto doc = run_record("sdot fit", ctx);
+  EXPECT_EQ(doc["seed"], 42);
+  EXPECT_EQ(doc["threads"], 2);
+  EXPECT_EQ(doc["command"], "sdot fit");
+  EXPECT_FALSE(doc["otgen_version"].get<std::string>().empty());
+}
+
+}  // namespace
+}  // namespace otgen

@@ -1,0 +1,58 @@
+// Shared test helpers: temporary folders, error-message checks, running the CLI.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+#include <string>
+
+#include "otgen/error.h"
+
+namespace otgen::test {
+
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    std::random_device rd;
+    path = std::filesystem::temp_directory_path() / ("otgen_test_" + std::to_string(rd()) + std::to_string(rd()));
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  std::string file(const std::string& name) const { return (path / name).string(); }
+};
+
+// Expects fn() to throw otgen::Error whose message contains `fragment`.
+template <class F>
+void expect_error_contains(F fn, const std::string& fragment) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected otgen::Error containing '" << fragment << "', nothing was thrown";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos)
+        << "message '" << e.what() << "' lacks '" << fragment << "'";
+  }
+}
+
+struct CliResult {
+  int exit_code;
+  std::string out;  // stdout and stderr together
+};
+
+// Runs the built CLI with `args` (a shell-quoted string), capturing its output.
+inline CliResult run_cli(const std::string& args) {
+  const std::string cmd = std::string(OTGEN_CLI_PATH) + " " + args + " 2>&1";
+  CliResult r{-1, {}};
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  size_t got;
+  while ((got = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), got);
+  const int status = pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+}  // namespace otgen::test
