@@ -1,4 +1,5 @@
 # otgen front door. Every target installs what it needs first (make setup), so on a fresh Debian 12
+MAKEFLAGS += --no-print-directory
 # machine `make demo` or `make test` works as the only command typed.
 BUILD ?= build
 JOBS ?= $(shell nproc)
