@@ -139,9 +139,10 @@ std::vector<float> centred(const Prepared& P, const std::vector<double>& g) {
   return out;
 }
 
+// Finite and small enough to stay finite as float scores (|g| <= 1e30).
 bool all_finite(const std::vector<double>& v) {
   for (double a : v)
-    if (!std::isfinite(a)) return false;
+    if (!(std::abs(a) <= 1e30)) return false;
   return true;
 }
 
@@ -217,7 +218,7 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
     }
     if (!std::isfinite(loss) || !all_finite(g_new)) {
       res.termination = SdotTermination::NumericalFailure;
-      res.message = "non-finite potential or loss at step " + std::to_string(t) +
+      res.message = "non-finite (or > 1e30) potential or loss at step " + std::to_string(t) +
                     " (step size too large?); returning the averaged iterate before it";
       break;
     }

@@ -119,7 +119,7 @@ Prepared prepare(PointsView y, std::span<const double> b, SdotCost cost, std::sp
 Points draw_noise(uint64_t seed, uint64_t tag, uint64_t step, int64_t n, int64_t d, const Context& ctx) {
   Points x(n, d);
   const uint64_t key = mix_seed(seed, tag, step);
-#pragma omp parallel for num_threads(ctx.resolved_threads()) schedule(static)
+#pragma omp parallel for num_threads(ctx.resolved_threads()) schedule(static) if (n * d >= 32768)
   for (int64_t i = 0; i < n; ++i) {
     Rng r(key, static_cast<uint64_t>(i));
     r.fill_normal(std::span<float>(x.row(i), static_cast<size_t>(d)));
@@ -185,7 +185,7 @@ double soft_rows_exact(const Group& G, PointsView xk, std::span<const float> h, 
     const int64_t r = std::min(chunk, xk.n - i0);
     const PointsView xr{xk.row(i0), r, xk.d};
     score_matrix(ScoreProblem{xr, G.y, h}, std::span<float>(S.data(), static_cast<size_t>(r * m)), ctx, engine);
-#pragma omp parallel for num_threads(threads) schedule(static)
+#pragma omp parallel for num_threads(threads) schedule(static) if (r * m >= 32768)
     for (int64_t i = 0; i < r; ++i) {
       float* s = S.data() + i * m;
       auto logit = [&](int64_t c) { return std::isinf(h[c]) ? -kInf : s[c] * inv + G.log_b[c]; };
@@ -202,7 +202,7 @@ double soft_rows_exact(const Group& G, PointsView xk, std::span<const float> h, 
       total_lse += l;
       if (lse_out) lse_out->push_back(l);
     }
-#pragma omp parallel for num_threads(threads) schedule(static)
+#pragma omp parallel for num_threads(threads) schedule(static) if (r * m >= 32768)
     for (int64_t c = 0; c < m; ++c) {
       double a = 0, q = 0;
       for (int64_t i = 0; i < r; ++i) {
