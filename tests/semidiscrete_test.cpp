@@ -15,6 +15,7 @@
 
 #include "ot/semidiscrete_internal.h"
 #include "otgen/npy.h"
+#include "otgen/record.h"
 #include "otgen/rng.h"
 #include "otgen/semidiscrete.h"
 #include "test_util.h"
@@ -644,6 +645,103 @@ TEST(SemidiscreteErrors, OptionsValidateNamesTheField) {
   test::expect_error_contains([] { parse_sdot_cost("l1"); }, "sqeuclidean_half");
   EXPECT_EQ(parse_sdot_schedule("cosine"), SdotSchedule::Cosine);
   EXPECT_EQ(parse_sdot_averaging("polyak"), SdotAveraging::Polyak);
+}
+
+
+// ---- the CLI ----
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+nlohmann::json last_json_line(const std::string& out) {
+  const auto pos = out.rfind('{');
+  return nlohmann::json::parse(out.substr(pos));
+}
+
+TEST(SemidiscreteCli, FitCheckAndAssignEndToEnd) {
+  test::TempDir dir;
+  // The square: g = 0 is optimal, so the fitted potential is ~0 and the marginal is uniform.
+  const std::vector<float> sq = {1, 1, 1, -1, -1, 1, -1, -1};
+  write_npy(dir.file("y.npy"), sq, {4, 2});
+  auto r = test::run_cli("sdot fit --data " + dir.file("y.npy") + " --steps 400 --batch 256 --optimizer adam --lr 0.01"
+                         " --lr-final 0.0001 --chi2-every 100 --chi2-threshold 0 --seed 3 --threads 1 --quiet --out " +
+                         dir.file("g.npy") + " --record " + dir.file("run.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto summary = last_json_line(r.out);
+  EXPECT_EQ(summary["termination"], "max_steps");
+  EXPECT_EQ(summary["steps"], 400);
+  const auto g = read_vector_npy(dir.file("g.npy"), "g");
+  ASSERT_EQ(g.size(), 4u);
+  EXPECT_NEAR(std::accumulate(g.begin(), g.end(), 0.0), 0.0, 1e-5);
+  for (double v : g) EXPECT_LT(std::abs(v), 0.03);
+  const auto rec = nlohmann::json::parse(read_text(dir.file("run.json")));
+  EXPECT_EQ(rec["command"], "sdot fit");
+  EXPECT_EQ(rec["options"]["optimizer"], "adam");
+  ASSERT_EQ(rec["history"].size(), 4u);
+  EXPECT_EQ(rec["history"][3]["step"], 400);
+  EXPECT_TRUE(rec["history"][3]["chi2"].is_number());
+
+  r = test::run_cli("sdot check --data " + dir.file("y.npy") + " --potential " + dir.file("g.npy") +
+                    " --draws 20000 --seed 1 --threads 1");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto st = last_json_line(r.out);
+  for (const char* k : {"chi2", "tv", "min_ratio", "max_ratio", "empty"}) EXPECT_TRUE(st.contains(k)) << k;
+  EXPECT_LT(std::abs(st["chi2"].get<double>()), 0.02);
+  EXPECT_LT(st["tv"].get<double>(), 0.03);
+  EXPECT_EQ(st["empty"], 0);
+  EXPECT_EQ(st["draws"], 20480);
+
+  // assign with fresh noise: the written noise and indices agree with the library.
+  r = test::run_cli("sdot assign --data " + dir.file("y.npy") + " --potential " + dir.file("g.npy") +
+                    " --n 500 --seed 4 --noise-out " + dir.file("x.npy") + " --out " + dir.file("idx.npy"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const Points x = read_points_npy(dir.file("x.npy"), "x");
+  ASSERT_EQ(x.n, 500);
+  ASSERT_EQ(x.d, 2);
+  const std::vector<float> gf(g.begin(), g.end());
+  EXPECT_EQ(read_int64_npy(dir.file("idx.npy"), "idx"), sdot_assign(mk(PointsView{sq.data(), 4, 2}, gf), x, quiet_ctx()));
+  // eps > 0: seeded Gumbel-max sampling, the same for any thread count, different from the argmax.
+  auto sample = [&](const std::string& threads, const std::string& out) {
+    return test::run_cli("sdot assign --data " + dir.file("y.npy") + " --potential " + dir.file("g.npy") +
+                         " --noise " + dir.file("x.npy") + " --epsilon 2 --seed 9 --threads " + threads + " --out " +
+                         dir.file(out));
+  };
+  ASSERT_EQ(sample("1", "s1.npy").exit_code, 0);
+  ASSERT_EQ(sample("2", "s2.npy").exit_code, 0);
+  const auto s1 = read_int64_npy(dir.file("s1.npy"), "s");
+  EXPECT_EQ(s1, read_int64_npy(dir.file("s2.npy"), "s"));
+  EXPECT_NE(s1, read_int64_npy(dir.file("idx.npy"), "idx"));
+}
+
+TEST(SemidiscreteCli, UserErrorsExitTwoWithOneLine) {
+  test::TempDir dir;
+  const std::vector<float> sq = {1, 1, 1, -1, -1, 1, -1, -1};
+  write_npy(dir.file("y.npy"), sq, {4, 2});
+  const std::vector<double> bad_b = {0.3, 0.3, 0.3, 0.3}, g = {0, 0, 0, 0};
+  write_npy(dir.file("b.npy"), bad_b, {4});
+  write_npy(dir.file("g.npy"), g, {4});
+  auto expect_user_error = [](const std::string& args, const std::string& fragment) {
+    const auto r = test::run_cli(args);
+    EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.out;
+    EXPECT_NE(r.out.find(fragment), std::string::npos) << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  };
+  const std::string y = " --data " + dir.file("y.npy");
+  expect_user_error("sdot fit" + y + " --weights " + dir.file("b.npy") + " --out " + dir.file("o.npy"), "summing to 1");
+  expect_user_error("sdot fit" + y + " --optimizer lbfgs --out " + dir.file("o.npy"), "one of sgd, adam");
+  expect_user_error("sdot fit" + y + " --batch 1 --out " + dir.file("o.npy"), "batch_size");
+  expect_user_error("sdot fit" + y + " --epsilon -1 --out " + dir.file("o.npy"), "epsilon");
+  expect_user_error("sdot check" + y, "--potential");
+  expect_user_error("sdot check" + y + " --potential " + dir.file("g.npy") + " --epsilon -2", "epsilon");
+  expect_user_error("sdot assign" + y + " --potential " + dir.file("g.npy") + " --out " + dir.file("i.npy"),
+                    "exactly one of --noise X.npy and --n M");
+  expect_user_error("sdot assign" + y + " --potential " + dir.file("g.npy") + " --n 5 --noise " + dir.file("y.npy") +
+                        " --out " + dir.file("i.npy"),
+                    "exactly one of");
 }
 
 }  // namespace

@@ -67,6 +67,12 @@ struct SemidiscreteMap {
   void validate() const;             // shapes, finiteness, weights, labels (every class has mass > 0)
 };
 
+// n draws of N(0, I_d), the default source: row i comes from its own counter-based stream of `seed`,
+// so the draws do not depend on the thread count.
+Points sdot_noise(int64_t n, int64_t d, uint64_t seed, const Context& ctx);
+// n noise classes k ~ w_k = sum_{l_j = k} b_j for a conditional map (empty for an unconditional one).
+std::vector<int64_t> sdot_noise_classes(const SemidiscreteMap& map, int64_t n, uint64_t seed);
+
 // The row of each noise point under the map. x: (n, d) with the map's d. x_labels: the class of
 // each noise row (required iff the map has labels; values in [0, K)).
 // assign: argmax_j (g_j - c(x, y_j) - beta [k != l_j]) over the support, lowest j on ties

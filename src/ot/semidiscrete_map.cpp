@@ -370,6 +370,18 @@ MapCall start_call(const SemidiscreteMap& map, PointsView x, std::span<const int
 
 }  // namespace
 
+Points sdot_noise(int64_t n, int64_t d, uint64_t seed, const Context& ctx) {
+  require(n >= 0, "n", n, "n >= 0");
+  require(d >= 1, "d", d, "d >= 1");
+  return draw_noise(seed, 0x4e6f697365ULL, 0, n, d, ctx);
+}
+
+std::vector<int64_t> sdot_noise_classes(const SemidiscreteMap& map, int64_t n, uint64_t seed) {
+  require(n >= 0, "n", n, "n >= 0");
+  const Prepared P = prepare(map.y, map.b, map.cost, map.labels, map.class_penalty);
+  return draw_classes(P, seed, 0x4e6f697365ULL, 0, n);
+}
+
 std::vector<int64_t> sdot_assign(const SemidiscreteMap& map, PointsView x, const Context& ctx,
                                  std::span<const int64_t> x_labels, const ScoreOptions& engine) {
   MapCall c = start_call(map, x, x_labels);
