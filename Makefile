@@ -1,4 +1,5 @@
 # otgen front door. Every target installs what it needs first (make setup), so on a fresh Debian 12
+MAKEFLAGS += --no-print-directory
 # machine `make demo` or `make test` works as the only command typed.
 BUILD ?= build
 JOBS ?= $(shell nproc)
@@ -12,7 +13,7 @@ PKGS := cmake g++ make libopenblas-dev liblemon-dev libcli11-dev nlohmann-json3-
 # Extra packages for the comparison benchmarks and plots.
 BENCH_PKGS := libfaiss-dev python3-faiss python3-torch python3-matplotlib
 
-.PHONY: setup setup-bench configure build demo test bench clean
+.PHONY: setup setup-bench configure build demo test bench install clean
 
 setup:
 	@PKGS="$(PKGS)" SUDO="$(SUDO)" sh scripts/install_packages.sh
@@ -41,3 +42,7 @@ bench: setup-bench
 
 clean:
 	rm -rf $(BUILD)
+
+# Installs the CLI (/usr/local/bin/otgen) and the Python package for Debian's /usr/bin/python3.
+install: build
+	@cmake --install $(BUILD)

@@ -5,7 +5,7 @@ BUILD=${BUILD:-build}
 OTGEN="$BUILD/otgen"
 OUT=${OUT:-out/demo}
 mkdir -p "$OUT"
-echo "== otgen $($OTGEN --version)"
+echo "== $($OTGEN --version)"
 # Each layer adds scripts/demo_<topic>.sh; they run in name order with $OTGEN and $OUT set.
 export OTGEN OUT BUILD
 for s in scripts/demo_*.sh; do

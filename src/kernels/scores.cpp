@@ -1,5 +1,5 @@
-// PLACEHOLDER implementation of otgen/scores.h: straightforward double-precision loops, correct but
-// slow. The tiled GEMM engine (issue 3) replaces this file; the contract in the header stays.
+// The score engine (otgen/scores.h): every reduction is a Fold over blocks computed by the tile engine
+// (tile_engine.h) into per-(row, column tile) partials, merged per row in column-tile order.
 #include "otgen/scores.h"
 
 #include <algorithm>
@@ -9,14 +9,24 @@
 #include <string>
 #include <vector>
 
+#include "kernels/tile_engine.h"
 #include "otgen/error.h"
 #include "otgen/rng.h"
 
 namespace otgen {
 
+using kernels::BlockComputer;
+using kernels::BlockKind;
+using kernels::fast_exp;
+using kernels::kNegInfD;
+using kernels::kNegInfF;
+using kernels::Tiling;
+
 void ScoreOptions::validate() const {
   require(tile_rows > 0, "tile_rows", tile_rows, "a positive integer");
   require(tile_cols > 0, "tile_cols", tile_cols, "a positive integer");
+  require(direct_max_dim >= 0, "direct_max_dim", direct_max_dim, "a non-negative integer");
+  require(buffer_bytes >= 0, "buffer_bytes", buffer_bytes, "a non-negative integer");
 }
 
 void ScoreProblem::validate() const {
@@ -32,44 +42,24 @@ void ScoreProblem::validate() const {
 
 namespace {
 
-constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+// Bytes of per-(row, column tile) partial state a row group may use.
+constexpr int64_t kPartialBudget = int64_t{16} << 20;
+// Every finite value of gumbel_at is <= 53 ln 2 = 36.7368 (u <= 1 - 2^-53); a little slack on top.
+constexpr double kGumbelBound = 36.75;
 
 void check_len(std::string_view name, size_t got, int64_t want) {
   require(static_cast<int64_t>(got) == want, name, "length " + std::to_string(got), "length " + std::to_string(want));
 }
 
-void check_log_b(std::span<const float> log_b, int64_t m) {
-  require(log_b.empty() || static_cast<int64_t>(log_b.size()) == m, "log_b", "length " + std::to_string(log_b.size()),
+void check_log_weights(std::string_view name, std::span<const float> log_b, int64_t m) {
+  require(log_b.empty() || static_cast<int64_t>(log_b.size()) == m, name, "length " + std::to_string(log_b.size()),
           "empty or " + std::to_string(m));
   for (size_t j = 0; j < log_b.size(); ++j)
     if (std::isnan(log_b[j]) || log_b[j] == std::numeric_limits<float>::infinity())
-      fail_argument("log_b", to_text(log_b[j]) + " at index " + std::to_string(j), "finite values or -infinity (masked)");
+      fail_argument(name, to_text(log_b[j]) + " at index " + std::to_string(j), "finite values or -infinity (masked)");
 }
 
-double dot(const float* a, const float* b, int64_t d) {
-  double s = 0;
-  for (int64_t k = 0; k < d; ++k) s += static_cast<double>(a[k]) * b[k];
-  return s;
-}
-
-double score(const ScoreProblem& p, int64_t i, int64_t j) {
-  return dot(p.x.row(i), p.y.row(j), p.x.d) + (p.h.empty() ? 0.0 : p.h[j]);
-}
-
-double logit(const ScoreProblem& p, float scale, std::span<const float> log_b, int64_t i, int64_t j) {
-  if (!p.h.empty() && std::isinf(p.h[j])) return kNegInf;
-  if (!log_b.empty() && std::isinf(log_b[j])) return kNegInf;
-  return scale * score(p, i, j) + (log_b.empty() ? 0.0 : log_b[j]);
-}
-
-double row_lse(const ScoreProblem& p, float scale, std::span<const float> log_b, int64_t i) {
-  double mx = kNegInf;
-  for (int64_t j = 0; j < p.y.n; ++j) mx = std::max(mx, logit(p, scale, log_b, i, j));
-  if (mx == kNegInf) return kNegInf;
-  double s = 0;
-  for (int64_t j = 0; j < p.y.n; ++j) s += std::exp(logit(p, scale, log_b, i, j) - mx);
-  return mx + std::log(s);
-}
+void check_scale(float scale) { require(scale > 0 && std::isfinite(scale), "scale", scale, "a positive finite number"); }
 
 void require_some_column(const ScoreProblem& p, std::span<const float> log_b) {
   if (p.x.n == 0) return;
@@ -79,16 +69,100 @@ void require_some_column(const ScoreProblem& p, std::span<const float> log_b) {
   require(any, "y", std::to_string(p.y.n) + " points, all masked", "at least one unmasked point");
 }
 
-double sqdist(const float* a, const float* b, int64_t d) {
-  double s = 0;
-  for (int64_t k = 0; k < d; ++k) {
-    const double t = static_cast<double>(a[k]) - b[k];
-    s += t * t;
-  }
-  return s;
+void check_pair(PointsView x, PointsView y) { ScoreProblem{x, y, {}}.validate(); }
+
+// Rows per group so that group_rows * nct * slot_bytes stays within the partial budget (>= tile_rows).
+int64_t group_rows(const Tiling& t, int64_t slot_bytes) {
+  const int64_t per_row = std::max<int64_t>(1, t.nct * slot_bytes);
+  int64_t g = std::max<int64_t>(t.tr, kPartialBudget / per_row / t.tr * t.tr);
+  const int64_t n_up = (t.n + t.tr - 1) / t.tr * t.tr;
+  return std::max<int64_t>(t.tr, std::min(g, n_up));
 }
 
-void check_pair(PointsView x, PointsView y) { ScoreProblem{x, y, {}}.validate(); }
+// c_j = a * h_j + log_b_j (either may be absent); empty when both are.
+std::vector<float> column_offsets(std::span<const float> h, float a, std::span<const float> log_b, int64_t m) {
+  if (h.empty() && log_b.empty()) return {};
+  std::vector<float> c(static_cast<size_t>(m), 0.0f);
+  for (int64_t j = 0; j < m; ++j) {
+    const float hj = h.empty() ? 0.0f : h[j], bj = log_b.empty() ? 0.0f : log_b[j];
+    c[j] = (std::isinf(hj) || std::isinf(bj)) ? kNegInfF : a * hj + bj;
+  }
+  return c;
+}
+
+// s[c] = a * s[c] + off[c] (off may be null).
+inline void affine(float* s, int64_t cols, float a, const float* off) {
+  if (off) {
+#pragma omp simd
+    for (int64_t c = 0; c < cols; ++c) s[c] = a * s[c] + off[c];
+  } else {
+#pragma omp simd
+    for (int64_t c = 0; c < cols; ++c) s[c] *= a;
+  }
+}
+
+inline float row_max(const float* s, int64_t cols) {
+  float mx = kNegInfF;
+#pragma omp simd reduction(max : mx)
+  for (int64_t c = 0; c < cols; ++c) mx = std::max(mx, s[c]);
+  return mx;
+}
+
+// sum_c exp(s[c] - mx) in double; if keep, s[c] is overwritten by exp(s[c] - mx).
+inline double exp_sum(float* s, int64_t cols, float mx, bool keep) {
+  double sum = 0;
+  if (keep) {
+#pragma omp simd reduction(+ : sum)
+    for (int64_t c = 0; c < cols; ++c) {
+      const float e = fast_exp(s[c] - mx);
+      s[c] = e;
+      sum += e;
+    }
+  } else {
+#pragma omp simd reduction(+ : sum)
+    for (int64_t c = 0; c < cols; ++c) sum += fast_exp(s[c] - mx);
+  }
+  return sum;
+}
+
+// Merges (max_t, sum_t) partials of one row: log sum_t sum_t exp(max_t).
+inline double merge_lse(const float* pm, const double* ps, int64_t nct) {
+  float mx = kNegInfF;
+  for (int64_t t = 0; t < nct; ++t) mx = std::max(mx, pm[t]);
+  if (mx == kNegInfF) return kNegInfD;
+  double s = 0;
+  for (int64_t t = 0; t < nct; ++t)
+    if (pm[t] != kNegInfF) s += ps[t] * std::exp(static_cast<double>(pm[t]) - mx);
+  return mx + std::log(s);
+}
+
+// lse[i] = log sum_j exp(a * B_ij + off_j), B = the blocks of `bc` (inner products or squared distances).
+void lse_reduce(const BlockComputer& bc, const Tiling& t, float a, const std::vector<float>& off,
+                std::span<double> lse, const Context& ctx) {
+  if (t.m == 0) {
+    std::fill(lse.begin(), lse.end(), kNegInfD);
+    return;
+  }
+  const int64_t G = group_rows(t, sizeof(float) + sizeof(double));
+  std::vector<float> pm(static_cast<size_t>(G * t.nct));
+  std::vector<double> ps(static_cast<size_t>(G * t.nct));
+  const float* offp = off.empty() ? nullptr : off.data();
+  kernels::run_row_reduction(
+      bc, t, G, ctx,
+      [&](int64_t i, float* s, int64_t c0, int64_t cols, int64_t ct) {
+        affine(s, cols, a, offp ? offp + c0 : nullptr);
+        const float mx = row_max(s, cols);
+        const size_t slot = static_cast<size_t>((i % G) * t.nct + ct);
+        pm[slot] = mx;
+        ps[slot] = mx == kNegInfF ? 0.0 : exp_sum(s, cols, mx, false);
+      },
+      [&](int64_t g0, int64_t g1) {
+        for (int64_t i = g0; i < g1; ++i) {
+          const size_t slot = static_cast<size_t>((i - g0) * t.nct);
+          lse[i] = merge_lse(pm.data() + slot, ps.data() + slot, t.nct);
+        }
+      });
+}
 
 }  // namespace
 
@@ -99,18 +173,48 @@ void row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<float
   check_len("index", index.size(), p.x.n);
   check_len("value", value.size(), p.x.n);
   require_some_column(p, {});
-#pragma omp parallel for num_threads(ctx.resolved_threads())
-  for (int64_t i = 0; i < p.x.n; ++i) {
-    double best = kNegInf;
-    int64_t arg = -1;
-    for (int64_t j = 0; j < p.y.n; ++j) {
-      if (!p.h.empty() && std::isinf(p.h[j])) continue;
-      const double s = score(p, i, j);
-      if (arg < 0 || s > best) best = s, arg = j;
-    }
-    index[i] = arg;
-    value[i] = static_cast<float>(best);
-  }
+  if (p.x.n == 0) return;
+  const Tiling t(p.x.n, p.y.n, opt);
+  const BlockComputer bc(p.x, p.y, BlockKind::Dot, opt);
+  const int64_t G = group_rows(t, sizeof(float) + sizeof(int64_t));
+  std::vector<float> pv(static_cast<size_t>(G * t.nct));
+  std::vector<int64_t> pi(static_cast<size_t>(G * t.nct));
+  const float* h = p.h.empty() ? nullptr : p.h.data();
+  kernels::run_row_reduction(
+      bc, t, G, ctx,
+      [&](int64_t i, float* s, int64_t c0, int64_t cols, int64_t ct) {
+        if (h) {
+          const float* hc = h + c0;
+#pragma omp simd
+          for (int64_t c = 0; c < cols; ++c) s[c] += hc[c];
+        }
+        const float mx = row_max(s, cols);
+        int64_t arg = -1;
+        if (mx != kNegInfF)
+          for (int64_t c = 0; c < cols; ++c)
+            if (s[c] == mx) {
+              arg = c0 + c;
+              break;
+            }
+        const size_t slot = static_cast<size_t>((i % G) * t.nct + ct);
+        pv[slot] = mx;
+        pi[slot] = arg;
+      },
+      [&](int64_t g0, int64_t g1) {
+        for (int64_t i = g0; i < g1; ++i) {
+          const size_t base = static_cast<size_t>((i - g0) * t.nct);
+          float best = kNegInfF;
+          int64_t arg = -1;
+          for (int64_t ct = 0; ct < t.nct; ++ct)
+            if (pi[base + ct] >= 0 && (arg < 0 || pv[base + ct] > best)) best = pv[base + ct], arg = pi[base + ct];
+          if (arg < 0) {  // every unmasked score overflowed to -inf: the first unmasked column
+            arg = 0;
+            while (h && std::isinf(h[arg])) ++arg;
+          }
+          index[i] = arg;
+          value[i] = best;
+        }
+      });
 }
 
 void row_topk(const ScoreProblem& p, int64_t k, std::span<int64_t> index, std::span<float> value, const Context& ctx,
@@ -120,47 +224,178 @@ void row_topk(const ScoreProblem& p, int64_t k, std::span<int64_t> index, std::s
   require(k >= 1 && k <= p.y.n, "k", k, "1 <= k <= m = " + std::to_string(p.y.n));
   check_len("index", index.size(), p.x.n * k);
   check_len("value", value.size(), p.x.n * k);
-#pragma omp parallel for num_threads(ctx.resolved_threads())
-  for (int64_t i = 0; i < p.x.n; ++i) {
-    std::vector<std::pair<double, int64_t>> s(p.y.n);
-    for (int64_t j = 0; j < p.y.n; ++j) {
-      const bool masked = !p.h.empty() && std::isinf(p.h[j]);
-      s[j] = {masked ? kNegInf : score(p, i, j), j};
-    }
-    std::partial_sort(s.begin(), s.begin() + k, s.end(), [](auto& a, auto& b) {
-      return a.first > b.first || (a.first == b.first && a.second < b.second);
-    });
-    for (int64_t t = 0; t < k; ++t) index[i * k + t] = s[t].second, value[i * k + t] = static_cast<float>(s[t].first);
-  }
+  if (p.x.n == 0) return;
+  const Tiling t(p.x.n, p.y.n, opt);
+  const BlockComputer bc(p.x, p.y, BlockKind::Dot, opt);
+  const int64_t G = group_rows(t, k * static_cast<int64_t>(sizeof(float) + sizeof(int64_t)));
+  std::vector<float> pv(static_cast<size_t>(G * t.nct * k));
+  std::vector<int64_t> pi(static_cast<size_t>(G * t.nct * k));
+  const float* h = p.h.empty() ? nullptr : p.h.data();
+  constexpr int64_t kEmpty = std::numeric_limits<int64_t>::max();
+  // (va, ia) ranks before (vb, ib): larger value, then lower index.
+  auto better = [](float va, int64_t ia, float vb, int64_t ib) { return va > vb || (va == vb && ia < ib); };
+  kernels::run_row_reduction(
+      bc, t, G, ctx,
+      [&](int64_t i, float* s, int64_t c0, int64_t cols, int64_t ct) {
+        if (h) {
+          const float* hc = h + c0;
+#pragma omp simd
+          for (int64_t c = 0; c < cols; ++c) s[c] += hc[c];
+        }
+        float* v = pv.data() + ((i % G) * t.nct + ct) * k;
+        int64_t* ix = pi.data() + ((i % G) * t.nct + ct) * k;
+        std::fill(v, v + k, kNegInfF);
+        std::fill(ix, ix + k, kEmpty);
+        for (int64_t c = 0; c < cols; ++c) {
+          const float sv = s[c];
+          const int64_t j = c0 + c;
+          if (!better(sv, j, v[k - 1], ix[k - 1])) continue;
+          int64_t q = k - 1;
+          while (q > 0 && better(sv, j, v[q - 1], ix[q - 1])) {
+            v[q] = v[q - 1];
+            ix[q] = ix[q - 1];
+            --q;
+          }
+          v[q] = sv;
+          ix[q] = j;
+        }
+      },
+      [&](int64_t g0, int64_t g1) {
+        std::vector<std::pair<float, int64_t>> cand;
+        for (int64_t i = g0; i < g1; ++i) {
+          cand.clear();
+          const size_t base = static_cast<size_t>((i - g0) * t.nct * k);
+          for (int64_t q = 0; q < t.nct * k; ++q)
+            if (pi[base + q] != kEmpty) cand.emplace_back(pv[base + q], pi[base + q]);
+          std::partial_sort(cand.begin(), cand.begin() + k, cand.end(),
+                            [&](auto& a, auto& b) { return better(a.first, a.second, b.first, b.second); });
+          for (int64_t q = 0; q < k; ++q) index[i * k + q] = cand[q].second, value[i * k + q] = cand[q].first;
+        }
+      });
 }
 
 void row_logsumexp(const ScoreProblem& p, float scale, std::span<const float> log_b, std::span<float> lse,
                    const Context& ctx, const ScoreOptions& opt) {
   p.validate();
   opt.validate();
-  require(scale > 0 && std::isfinite(scale), "scale", scale, "a positive finite number");
-  check_log_b(log_b, p.y.n);
+  check_scale(scale);
+  check_log_weights("log_b", log_b, p.y.n);
   check_len("lse", lse.size(), p.x.n);
-#pragma omp parallel for num_threads(ctx.resolved_threads())
-  for (int64_t i = 0; i < p.x.n; ++i) lse[i] = static_cast<float>(row_lse(p, scale, log_b, i));
+  if (p.x.n == 0) return;
+  const Tiling t(p.x.n, p.y.n, opt);
+  const BlockComputer bc(p.x, p.y, BlockKind::Dot, opt);
+  std::vector<double> out(static_cast<size_t>(p.x.n));
+  lse_reduce(bc, t, scale, column_offsets(p.h, scale, log_b, p.y.n), out, ctx);
+  for (int64_t i = 0; i < p.x.n; ++i) lse[i] = static_cast<float>(out[i]);
 }
 
 void softmax_column_sums(const ScoreProblem& p, float scale, std::span<const float> log_b, std::span<double> col_sums,
                          std::span<float> lse, const Context& ctx, const ScoreOptions& opt) {
   p.validate();
   opt.validate();
-  require(scale > 0 && std::isfinite(scale), "scale", scale, "a positive finite number");
-  check_log_b(log_b, p.y.n);
+  check_scale(scale);
+  check_log_weights("log_b", log_b, p.y.n);
   check_len("col_sums", col_sums.size(), p.y.n);
   check_len("lse", lse.size(), p.x.n);
-  std::vector<double> l(p.x.n);
-#pragma omp parallel for num_threads(ctx.resolved_threads())
-  for (int64_t i = 0; i < p.x.n; ++i) l[i] = row_lse(p, scale, log_b, i);
   std::fill(col_sums.begin(), col_sums.end(), 0.0);
-  for (int64_t i = 0; i < p.x.n; ++i) {
-    lse[i] = static_cast<float>(l[i]);
-    if (l[i] == kNegInf) continue;
-    for (int64_t j = 0; j < p.y.n; ++j) col_sums[j] += std::exp(logit(p, scale, log_b, i, j) - l[i]);
+  const int64_t n = p.x.n, m = p.y.n;
+  if (n == 0) return;
+  if (m == 0) {
+    std::fill(lse.begin(), lse.end(), kNegInfF);
+    return;
+  }
+  const Tiling t(n, m, opt);
+  const BlockComputer bc(p.x, p.y, BlockKind::Dot, opt);
+  const std::vector<float> off = column_offsets(p.h, scale, log_b, m);
+  const float* offp = off.empty() ? nullptr : off.data();
+  const int64_t fit_rows = opt.buffer_bytes / (m * static_cast<int64_t>(sizeof(float)));
+
+  if (fit_rows < std::min<int64_t>(n, 32)) {
+    // Two passes: the row LSE, then every tile recomputed and exp(logit - lse_i) summed per column.
+    std::vector<double> l(static_cast<size_t>(n));
+    lse_reduce(bc, t, scale, off, l, ctx);
+    for (int64_t i = 0; i < n; ++i) lse[i] = static_cast<float>(l[i]);
+    kernels::BlasSingleThread blas_guard;
+    const int threads = kernels::team_size(ctx, t.nct, static_cast<double>(n) * m * (bc.d() + 16));
+#pragma omp parallel num_threads(threads)
+    {
+      std::vector<float> block(static_cast<size_t>(std::min(t.tr, n) * std::min(t.tc, m)));
+      std::vector<float> scratch;
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t ct = 0; ct < t.nct; ++ct) {  // one thread owns a column tile: deterministic sums
+        const int64_t c0 = ct * t.tc, cols = t.cols(ct);
+        double* cs = col_sums.data() + c0;
+        for (int64_t r0 = 0; r0 < n; r0 += t.tr) {
+          const int64_t rows = std::min(t.tr, n - r0);
+          bc.compute(r0, rows, c0, cols, block.data(), cols, scratch);
+          for (int64_t r = 0; r < rows; ++r) {
+            if (l[r0 + r] == kNegInfD) continue;
+            float* s = block.data() + r * cols;
+            affine(s, cols, scale, offp ? offp + c0 : nullptr);
+            const float li = static_cast<float>(l[r0 + r]);
+#pragma omp simd
+            for (int64_t c = 0; c < cols; ++c) cs[c] += fast_exp(s[c] - li);
+          }
+        }
+      }
+    }
+    return;
+  }
+
+  // One pass: a group of G rows keeps its scores for all m columns (as exp(logit - tile max)).
+  const int64_t G = std::min(n, fit_rows);
+  const int64_t tr = std::min(t.tr, G);
+  std::vector<float> buf(static_cast<size_t>(G * m));
+  std::vector<float> pm(static_cast<size_t>(G * t.nct));
+  std::vector<double> ps(static_cast<size_t>(G * t.nct));
+  kernels::BlasSingleThread blas_guard;
+  for (int64_t g0 = 0; g0 < n; g0 += G) {
+    const int64_t rows_g = std::min(G, n - g0);
+    const int64_t nrb = (rows_g + tr - 1) / tr;
+    const int64_t items = nrb * t.nct;
+    const int threads = kernels::team_size(ctx, items, static_cast<double>(rows_g) * m * (bc.d() + 16));
+#pragma omp parallel num_threads(threads)
+    {
+      std::vector<float> scratch;
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t it = 0; it < items; ++it) {
+        const int64_t rb = it / t.nct, ct = it % t.nct;
+        const int64_t r0 = rb * tr, rows = std::min(tr, rows_g - r0);
+        const int64_t c0 = ct * t.tc, cols = t.cols(ct);
+        float* out = buf.data() + r0 * m + c0;
+        bc.compute(g0 + r0, rows, c0, cols, out, m, scratch);
+        for (int64_t r = 0; r < rows; ++r) {
+          float* s = out + r * m;
+          affine(s, cols, scale, offp ? offp + c0 : nullptr);
+          const float mx = row_max(s, cols);
+          const size_t slot = static_cast<size_t>((r0 + r) * t.nct + ct);
+          pm[slot] = mx;
+          ps[slot] = mx == kNegInfF ? 0.0 : exp_sum(s, cols, mx, true);
+        }
+      }
+      // Row LSE; the partial slots become the weights exp(max_t - lse_i).
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < rows_g; ++r) {
+        double* w = ps.data() + r * t.nct;
+        const float* mt = pm.data() + r * t.nct;
+        const double l = merge_lse(mt, w, t.nct);
+        lse[g0 + r] = static_cast<float>(l);
+        for (int64_t ct = 0; ct < t.nct; ++ct)
+          w[ct] = (l == kNegInfD || mt[ct] == kNegInfF) ? 0.0 : std::exp(static_cast<double>(mt[ct]) - l);
+      }
+#pragma omp for schedule(static)
+      for (int64_t ct = 0; ct < t.nct; ++ct) {  // one thread owns a column tile: deterministic sums
+        const int64_t c0 = ct * t.tc, cols = t.cols(ct);
+        double* cs = col_sums.data() + c0;
+        for (int64_t r = 0; r < rows_g; ++r) {
+          const double w = ps[static_cast<size_t>(r * t.nct + ct)];
+          if (w == 0.0) continue;
+          const float* s = buf.data() + r * m + c0;
+#pragma omp simd
+          for (int64_t c = 0; c < cols; ++c) cs[c] += w * s[c];
+        }
+      }
+    }
   }
 }
 
@@ -168,22 +403,58 @@ void row_gumbel_argmax(const ScoreProblem& p, float scale, std::span<const float
                        std::span<int64_t> index, const Context& ctx, const ScoreOptions& opt, uint64_t row_offset) {
   p.validate();
   opt.validate();
-  require(scale > 0 && std::isfinite(scale), "scale", scale, "a positive finite number");
-  check_log_b(log_b, p.y.n);
+  check_scale(scale);
+  check_log_weights("log_b", log_b, p.y.n);
   check_len("index", index.size(), p.x.n);
   require_some_column(p, log_b);
-#pragma omp parallel for num_threads(ctx.resolved_threads())
-  for (int64_t i = 0; i < p.x.n; ++i) {
-    double best = kNegInf;
-    int64_t arg = -1;
-    for (int64_t j = 0; j < p.y.n; ++j) {
-      const double l = logit(p, scale, log_b, i, j);
-      if (l == kNegInf) continue;
-      const double v = l + gumbel_at(seed, row_offset + i, j);
-      if (arg < 0 || v > best) best = v, arg = j;
-    }
-    index[i] = arg;
-  }
+  if (p.x.n == 0) return;
+  const Tiling t(p.x.n, p.y.n, opt);
+  const BlockComputer bc(p.x, p.y, BlockKind::Dot, opt);
+  const std::vector<float> off = column_offsets(p.h, scale, log_b, p.y.n);
+  const float* offp = off.empty() ? nullptr : off.data();
+  const int64_t G = group_rows(t, sizeof(double) + sizeof(int64_t));
+  std::vector<double> pv(static_cast<size_t>(G * t.nct));
+  std::vector<int64_t> pi(static_cast<size_t>(G * t.nct));
+  kernels::run_row_reduction(
+      bc, t, G, ctx,
+      [&](int64_t i, float* s, int64_t c0, int64_t cols, int64_t ct) {
+        affine(s, cols, scale, offp ? offp + c0 : nullptr);
+        const float mx = row_max(s, cols);
+        const size_t slot = static_cast<size_t>((i % G) * t.nct + ct);
+        pv[slot] = kNegInfD;
+        pi[slot] = -1;
+        if (mx == kNegInfF) return;
+        const uint64_t gi = row_offset + static_cast<uint64_t>(i);
+        int64_t c_best = 0;
+        while (s[c_best] != mx) ++c_best;
+        double best = static_cast<double>(mx) + gumbel_at(seed, gi, static_cast<uint64_t>(c0 + c_best));
+        double cut = best - kGumbelBound;  // a column with logit < cut cannot beat `best`
+        for (int64_t c = 0; c < cols; ++c) {
+          if (static_cast<double>(s[c]) < cut || c == c_best || s[c] == kNegInfF) continue;
+          const double v = static_cast<double>(s[c]) + gumbel_at(seed, gi, static_cast<uint64_t>(c0 + c));
+          if (v > best || (v == best && c < c_best)) {
+            best = v;
+            c_best = c;
+            cut = best - kGumbelBound;
+          }
+        }
+        pv[slot] = best;
+        pi[slot] = c0 + c_best;
+      },
+      [&](int64_t g0, int64_t g1) {
+        for (int64_t i = g0; i < g1; ++i) {
+          const size_t base = static_cast<size_t>((i - g0) * t.nct);
+          double best = kNegInfD;
+          int64_t arg = -1;
+          for (int64_t ct = 0; ct < t.nct; ++ct)
+            if (pi[base + ct] >= 0 && (arg < 0 || pv[base + ct] > best)) best = pv[base + ct], arg = pi[base + ct];
+          if (arg < 0) {  // every unmasked logit overflowed to -inf: the first unmasked column
+            arg = 0;
+            while (offp && offp[arg] == kNegInfF) ++arg;
+          }
+          index[i] = arg;
+        }
+      });
 }
 
 void kernel_row_logsumexp(PointsView x, PointsView y, double alpha, std::span<const float> log_w, std::span<float> out,
@@ -191,20 +462,16 @@ void kernel_row_logsumexp(PointsView x, PointsView y, double alpha, std::span<co
   check_pair(x, y);
   opt.validate();
   require(alpha > 0 && std::isfinite(alpha), "alpha", alpha, "a positive finite number");
-  check_log_b(log_w, y.n);
+  check_log_weights("log_w", log_w, y.n);
   check_len("out", out.size(), x.n);
-#pragma omp parallel for num_threads(ctx.resolved_threads())
-  for (int64_t i = 0; i < x.n; ++i) {
-    double mx = kNegInf;
-    std::vector<double> v(y.n);
-    for (int64_t j = 0; j < y.n; ++j) {
-      v[j] = (log_w.empty() ? 0.0 : log_w[j]) - alpha * sqdist(x.row(i), y.row(j), x.d);
-      mx = std::max(mx, v[j]);
-    }
-    double s = 0;
-    if (mx != kNegInf) for (double t : v) s += std::exp(t - mx);
-    out[i] = static_cast<float>(mx == kNegInf ? kNegInf : mx + std::log(s));
-  }
+  if (x.n == 0) return;
+  const Tiling t(x.n, y.n, opt);
+  const BlockComputer bc(x, y, BlockKind::SqDist, opt);
+  std::vector<float> off;
+  if (!log_w.empty()) off.assign(log_w.begin(), log_w.end());
+  std::vector<double> l(static_cast<size_t>(x.n));
+  lse_reduce(bc, t, static_cast<float>(-alpha), off, l, ctx);
+  for (int64_t i = 0; i < x.n; ++i) out[i] = static_cast<float>(l[i]);
 }
 
 void kernel_row_sums(PointsView x, PointsView y, std::span<const double> alphas, std::span<double> out,
@@ -214,35 +481,85 @@ void kernel_row_sums(PointsView x, PointsView y, std::span<const double> alphas,
   for (double a : alphas) require(a > 0 && std::isfinite(a), "alphas", a, "positive finite numbers");
   const int64_t A = static_cast<int64_t>(alphas.size());
   check_len("out", out.size(), x.n * A);
-#pragma omp parallel for num_threads(ctx.resolved_threads())
-  for (int64_t i = 0; i < x.n; ++i) {
-    for (int64_t a = 0; a < A; ++a) out[i * A + a] = 0;
-    for (int64_t j = 0; j < y.n; ++j) {
-      const double d2 = sqdist(x.row(i), y.row(j), x.d);
-      for (int64_t a = 0; a < A; ++a) out[i * A + a] += std::exp(-alphas[a] * d2);
-    }
-  }
+  std::fill(out.begin(), out.end(), 0.0);
+  if (x.n == 0 || y.n == 0 || A == 0) return;
+  const Tiling t(x.n, y.n, opt);
+  const BlockComputer bc(x, y, BlockKind::SqDist, opt);
+  const int64_t G = group_rows(t, A * static_cast<int64_t>(sizeof(double)));
+  std::vector<double> part(static_cast<size_t>(G * t.nct * A));
+  std::vector<float> neg_alpha(static_cast<size_t>(A));
+  for (int64_t a = 0; a < A; ++a) neg_alpha[a] = static_cast<float>(-alphas[a]);
+  kernels::run_row_reduction(
+      bc, t, G, ctx,
+      [&](int64_t i, float* s, int64_t, int64_t cols, int64_t ct) {
+        double* dst = part.data() + ((i % G) * t.nct + ct) * A;
+        for (int64_t a = 0; a < A; ++a) {
+          const float na = neg_alpha[a];
+          double sum = 0;
+#pragma omp simd reduction(+ : sum)
+          for (int64_t c = 0; c < cols; ++c) sum += fast_exp(na * s[c]);
+          dst[a] = sum;
+        }
+      },
+      [&](int64_t g0, int64_t g1) {
+        for (int64_t i = g0; i < g1; ++i)
+          for (int64_t ct = 0; ct < t.nct; ++ct)
+            for (int64_t a = 0; a < A; ++a) out[i * A + a] += part[((i - g0) * t.nct + ct) * A + a];
+      });
 }
 
 void distance_row_sums(PointsView x, PointsView y, std::span<double> out, const Context& ctx, const ScoreOptions& opt) {
   check_pair(x, y);
   opt.validate();
   check_len("out", out.size(), x.n);
-#pragma omp parallel for num_threads(ctx.resolved_threads())
-  for (int64_t i = 0; i < x.n; ++i) {
-    double s = 0;
-    for (int64_t j = 0; j < y.n; ++j) s += std::sqrt(sqdist(x.row(i), y.row(j), x.d));
-    out[i] = s;
-  }
+  std::fill(out.begin(), out.end(), 0.0);
+  if (x.n == 0 || y.n == 0) return;
+  const Tiling t(x.n, y.n, opt);
+  const BlockComputer bc(x, y, BlockKind::SqDist, opt);
+  const int64_t G = group_rows(t, sizeof(double));
+  std::vector<double> part(static_cast<size_t>(G * t.nct));
+  kernels::run_row_reduction(
+      bc, t, G, ctx,
+      [&](int64_t i, float* s, int64_t, int64_t cols, int64_t ct) {
+        double sum = 0;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t c = 0; c < cols; ++c) sum += std::sqrt(static_cast<double>(s[c]));
+        part[static_cast<size_t>((i % G) * t.nct + ct)] = sum;
+      },
+      [&](int64_t g0, int64_t g1) {
+        for (int64_t i = g0; i < g1; ++i)
+          for (int64_t ct = 0; ct < t.nct; ++ct) out[i] += part[static_cast<size_t>((i - g0) * t.nct + ct)];
+      });
 }
 
 void score_matrix(const ScoreProblem& p, std::span<float> out, const Context& ctx, const ScoreOptions& opt) {
   p.validate();
   opt.validate();
   check_len("out", out.size(), p.x.n * p.y.n);
-#pragma omp parallel for num_threads(ctx.resolved_threads())
-  for (int64_t i = 0; i < p.x.n; ++i)
-    for (int64_t j = 0; j < p.y.n; ++j) out[i * p.y.n + j] = static_cast<float>(score(p, i, j));
+  const int64_t n = p.x.n, m = p.y.n;
+  if (n == 0 || m == 0) return;
+  const Tiling t(n, m, opt);
+  const BlockComputer bc(p.x, p.y, BlockKind::Dot, opt);
+  const int64_t nrb = (n + t.tr - 1) / t.tr, items = nrb * t.nct;
+  const float* h = p.h.empty() ? nullptr : p.h.data();
+  kernels::BlasSingleThread blas_guard;
+#pragma omp parallel num_threads(kernels::team_size(ctx, items, static_cast<double>(n) * m * (bc.d() + 2)))
+  {
+    std::vector<float> scratch;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t it = 0; it < items; ++it) {
+      const int64_t r0 = it / t.nct * t.tr, rows = std::min(t.tr, n - r0);
+      const int64_t c0 = it % t.nct * t.tc, cols = t.cols(it % t.nct);
+      float* o = out.data() + r0 * m + c0;
+      bc.compute(r0, rows, c0, cols, o, m, scratch);
+      if (h)
+        for (int64_t r = 0; r < rows; ++r) {
+          float* orow = o + r * m;
+#pragma omp simd
+          for (int64_t c = 0; c < cols; ++c) orow[c] += h[c0 + c];
+        }
+    }
+  }
 }
 
 }  // namespace otgen

@@ -1,0 +1,248 @@
+// Score engine benchmarks on the real workload: x = 1024 N(0, I) draws, y = Fashion-MNIST train
+// (60000 x 784, scaled to [-1, 1]; a random y of the same shape with OTGEN_BENCH_RANDOM_Y=1 or when the
+// dataset is missing), h random. Anchors measured in the same run: one OpenBLAS SGEMM of the full
+// shape (the roofline), the engine's own tiled SGEMM without a reduction, and Faiss IndexFlatIP k=1
+// on augmented vectors [x; 1], [y; h].
+//
+// Before the benchmarks, main() measures the peak resident memory added by one softmax_column_sums
+// call (getrusage ru_maxrss before/after) and prints it.
+#include <benchmark/benchmark.h>
+#include <cblas.h>
+#include <omp.h>
+
+#include <cstdio>
+#include <cstring>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "kernels/tile_engine.h"
+#include "otgen/data.h"
+#include "otgen/error.h"
+#include "otgen/rng.h"
+#include "otgen/scores.h"
+
+#ifdef OTGEN_HAVE_FAISS
+#include <faiss/IndexFlat.h>
+#endif
+
+namespace {
+
+using namespace otgen;
+
+constexpr int64_t kN = 1024, kM = 60000, kD = 784;
+
+struct Workload {
+  Points x, y;
+  std::vector<float> h;
+  std::string y_source;
+};
+
+Workload& workload() {
+  static Workload w = [] {
+    Workload w;
+    w.x = Points(kN, kD);
+    Rng rng(1);
+    rng.fill_normal(std::span<float>(w.x.data));
+    const char* rnd = std::getenv("OTGEN_BENCH_RANDOM_Y");
+    bool loaded = false;
+    if (!(rnd && std::string(rnd) == "1")) {
+      try {
+        Dataset ds = load_dataset("fashion-mnist");
+        w.y = std::move(ds.x);
+        w.y_source = "fashion-mnist train";
+        loaded = true;
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "fashion-mnist not loaded (%s): random y\n", e.what());
+      }
+    }
+    if (!loaded) {
+      w.y = Points(kM, kD);
+      Rng ry(2);
+      for (auto& v : w.y.data) v = static_cast<float>(2 * ry.uniform() - 1);
+      w.y_source = "random uniform[-1, 1]";
+    }
+    // h_j = g_j - |y_j|^2 / 2 with a random potential g: the semidiscrete scores.
+    const std::vector<float> yn = squared_norms(w.y);
+    Rng rh(3);
+    w.h.resize(static_cast<size_t>(w.y.n));
+    for (int64_t j = 0; j < w.y.n; ++j) w.h[j] = static_cast<float>(rh.normal() - 0.5 * yn[j]);
+    return w;
+  }();
+  return w;
+}
+
+double gemm_flops() { return 2.0 * kN * static_cast<double>(workload().y.n) * kD; }
+
+void set_rate(benchmark::State& st) {
+  st.counters["GFLOPs"] =
+      benchmark::Counter(gemm_flops() * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// Threads of every benchmark: OTGEN_BENCH_THREADS, default 2 (both cores of the reference machine).
+int bench_threads() {
+  const char* t = std::getenv("OTGEN_BENCH_THREADS");
+  return t ? std::max(1, std::atoi(t)) : 2;
+}
+Context ctx2() { return Context{bench_threads(), 0, true}; }
+
+// The roofline: one multi-threaded OpenBLAS SGEMM (2 threads) of the full 1024 x 60000 output.
+void BM_SgemmFull(benchmark::State& st) {
+  auto& w = workload();
+  std::vector<float> c(static_cast<size_t>(kN * w.y.n));
+  openblas_set_num_threads(bench_threads());
+  for (auto _ : st) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, kN, static_cast<int>(w.y.n), kD, 1.0f, w.x.data.data(), kD,
+                w.y.data.data(), kD, 0.0f, c.data(), static_cast<int>(w.y.n));
+    benchmark::DoNotOptimize(c.data());
+  }
+  set_rate(st);
+}
+
+// The engine's tiling and threading with an empty reduction: what the reducers can reach at best.
+void BM_SgemmTiled(benchmark::State& st) {
+  auto& w = workload();
+  ScoreOptions opt;
+  const kernels::Tiling t(kN, w.y.n, opt);
+  const kernels::BlockComputer bc(w.x, w.y, kernels::BlockKind::Dot, opt);
+  for (auto _ : st)
+    kernels::run_row_reduction(
+        bc, t, kN, ctx2(), [](int64_t, float* s, int64_t, int64_t, int64_t) { benchmark::DoNotOptimize(s); },
+        [](int64_t, int64_t) {});
+  set_rate(st);
+}
+
+void BM_RowArgmax(benchmark::State& st) {
+  auto& w = workload();
+  std::vector<int64_t> idx(kN);
+  std::vector<float> val(kN);
+  for (auto _ : st) row_argmax({w.x, w.y, w.h}, idx, val, ctx2());
+  set_rate(st);
+}
+
+void BM_RowLogsumexp(benchmark::State& st) {
+  auto& w = workload();
+  std::vector<float> lse(kN);
+  for (auto _ : st) row_logsumexp({w.x, w.y, w.h}, 0.1f, {}, lse, ctx2());
+  set_rate(st);
+}
+
+void BM_SoftmaxColumnSums(benchmark::State& st) {
+  auto& w = workload();
+  std::vector<float> lse(kN);
+  std::vector<double> cs(static_cast<size_t>(w.y.n));
+  ScoreOptions opt;
+  if (st.range(0) == 2) opt.buffer_bytes = 0;  // forced two-pass variant
+  for (auto _ : st) softmax_column_sums({w.x, w.y, w.h}, 0.1f, {}, cs, lse, ctx2(), opt);
+  set_rate(st);
+}
+
+void BM_RowGumbelArgmax(benchmark::State& st) {
+  auto& w = workload();
+  std::vector<int64_t> idx(kN);
+  const float scale = static_cast<float>(st.range(0)) / 1000.0f;
+  for (auto _ : st) row_gumbel_argmax({w.x, w.y, w.h}, scale, {}, 7, idx, ctx2());
+  set_rate(st);
+}
+
+// Low dimension: the WFR particle case (N x N, d = 2), KDE in log space.
+void BM_KernelLogsumexpLowDim(benchmark::State& st) {
+  const int64_t n = st.range(0), d = st.range(1);
+  Points x(n, d);
+  Rng rng(5);
+  rng.fill_normal(std::span<float>(x.data));
+  std::vector<float> out(n);
+  ScoreOptions opt;
+  if (st.range(2) == 0) opt.direct_max_dim = 0;  // force SGEMM
+  for (auto _ : st) kernel_row_logsumexp(x, x, 50.0, {}, out, ctx2(), opt);
+  st.counters["pairs_per_s"] = benchmark::Counter(static_cast<double>(n) * n, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+#ifdef OTGEN_HAVE_FAISS
+void BM_FaissFlatIP(benchmark::State& st) {
+  auto& w = workload();
+  static std::vector<float> xa, ya;
+  if (xa.empty()) {
+    xa.resize(static_cast<size_t>(kN * (kD + 1)));
+    ya.resize(static_cast<size_t>(w.y.n * (kD + 1)));
+    for (int64_t i = 0; i < kN; ++i) {
+      std::copy(w.x.row(i), w.x.row(i) + kD, xa.data() + i * (kD + 1));
+      xa[i * (kD + 1) + kD] = 1.0f;
+    }
+    for (int64_t j = 0; j < w.y.n; ++j) {
+      std::copy(w.y.row(j), w.y.row(j) + kD, ya.data() + j * (kD + 1));
+      ya[j * (kD + 1) + kD] = w.h[j];
+    }
+  }
+  faiss::IndexFlatIP index(kD + 1);
+  index.add(w.y.n, ya.data());
+  std::vector<float> dist(kN);
+  std::vector<faiss::Index::idx_t> lab(kN);
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(static_cast<int>(st.range(0)));
+  openblas_set_num_threads(bench_threads());
+  for (auto _ : st) index.search(kN, xa.data(), 1, dist.data(), lab.data());
+  omp_set_num_threads(saved);
+  set_rate(st);
+}
+BENCHMARK(BM_FaissFlatIP)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+#endif
+
+BENCHMARK(BM_SgemmFull)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_SgemmTiled)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_RowArgmax)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_RowLogsumexp)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_SoftmaxColumnSums)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_RowGumbelArgmax)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_KernelLogsumexpLowDim)
+    ->Args({300, 1, 1})
+    ->Args({1000, 2, 1})
+    ->Args({1000, 2, 0})
+    ->Args({1000, 20, 1})
+    ->Args({1000, 20, 0})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
+// A field of /proc/self/status in KiB (VmRSS, VmHWM), or -1.
+long status_kib(const char* field) {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return -1;
+  char line[256];
+  long v = -1;
+  const size_t len = std::strlen(field);
+  while (std::fgets(line, sizeof line, f))
+    if (std::strncmp(line, field, len) == 0 && line[len] == ':') v = std::atol(line + len + 1);
+  std::fclose(f);
+  return v;
+}
+
+// Resets the peak-RSS counter (VmHWM) to the current RSS (Linux >= 4.0).
+bool reset_peak_rss() {
+  FILE* f = std::fopen("/proc/self/clear_refs", "w");
+  if (!f) return false;
+  const bool ok = std::fputs("5", f) >= 0;
+  return std::fclose(f) == 0 && ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  auto& w = workload();
+  std::vector<float> lse(kN);
+  std::vector<double> cs(static_cast<size_t>(w.y.n));
+  const bool reset = reset_peak_rss();
+  const long before = status_kib("VmRSS");
+  softmax_column_sums({w.x, w.y, w.h}, 0.1f, {}, cs, lse, ctx2());
+  const long after = status_kib("VmHWM");
+  if (!reset) std::printf("(could not reset the peak RSS counter: the figure below is an upper bound)\n");
+  std::printf("workload: x %lld x %lld N(0, I); y %lld x %lld (%s)\n", static_cast<long long>(kN),
+              static_cast<long long>(kD), static_cast<long long>(w.y.n), static_cast<long long>(w.y.d),
+              w.y_source.c_str());
+  std::printf("peak memory added by softmax_column_sums: %.1f MiB (VmRSS %ld -> VmHWM %ld KiB)\n",
+              (after - before) / 1024.0, before, after);
+  std::fflush(stdout);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

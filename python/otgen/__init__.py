@@ -1,0 +1,58 @@
+"""otgen: optimal-transport generative modelling, from Python.
+
+The compiled core (C++) does the work; this package gives it a numpy/PyTorch face. Arrays are
+float32 row-major ``(n, d)``; float32 C-contiguous inputs are used without a copy, other real dtypes are
+converted once. Invalid input raises ``ValueError`` with otgen's message, which names the argument,
+the value and what was expected.
+
+Conventions (see SPEC.md): time runs from noise (t = 0) to data (t = 1); the default cost is
+``c(x, y) = |x - y|^2 / 2`` -- POT and OTT-JAX use ``|x - y|^2``, so their epsilon and potentials
+are twice otgen's.
+"""
+
+from . import _otgen
+from . import metrics
+from ._otgen import __version__, dataset_names
+
+__all__ = ["__version__", "dataset_names", "load_dataset", "metrics", "scores"]
+
+
+def load_dataset(name, n=0, seed=0, shuffle=False, test_split=False, path="", labels_path=""):
+    """Load or generate a dataset.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`dataset_names`: ``fashion-mnist`` (60000 x 784), ``digits`` (1797 x 64), ``npy``
+        (``path`` and optional ``labels_path``), or a seeded 2-D generator (``8gaussians``, ``moons``,
+        ``checkerboard``, ``spirals``, ``gaussian-mixture``).
+    n : int
+        Number of points: the first ``n`` of a real dataset (after a seeded shuffle if ``shuffle``), or
+        ``n`` draws of a generator (default 1000). 0 = all / default.
+    seed : int
+        Seed of the generators and of the shuffle.
+
+    Returns
+    -------
+    x : ndarray (n, d) float32
+        Points; images are scaled to [-1, 1].
+    labels : ndarray (n,) int64 or None
+    num_classes : int
+    """
+    return _otgen.load_dataset(name, n=n, seed=seed, shuffle=shuffle, test_split=test_split, path=path,
+                               labels_path=labels_path)
+
+
+class _Scores:
+    """The score engine: fused reductions over ``S_ij = <x_i, y_j> + h_j`` (never storing S).
+
+    ``row_argmax(x, y, h=None)`` -> (index int64, value float32): the maximum inner product search.
+    ``row_logsumexp(x, y, h=None, scale=1, log_b=None)`` -> ``log sum_j exp(scale S_ij + log_b_j)``.
+    ``h_j = -inf`` or ``log_b_j = -inf`` masks column j.
+    """
+
+    row_argmax = staticmethod(_otgen.row_argmax)
+    row_logsumexp = staticmethod(_otgen.row_logsumexp)
+
+
+scores = _Scores()

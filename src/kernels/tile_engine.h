@@ -1,0 +1,205 @@
+// Internal: the tiled block engine behind otgen/scores.h.
+//
+// The (n x m) score matrix is cut into blocks of tile_rows x tile_cols. A block is computed into a
+// buffer either by one cblas_sgemm (inner products; squared distances via |x|^2 + |y|^2 - 2<x, y>)
+// or, for small d, by a direct loop over the transposed y tile (exact differences for distances).
+// A reducer folds each row of each block into a *partial* result stored per (row, column tile);
+// after all blocks of a row group are folded, a finish step merges the partials of each row in
+// column-tile order. The decomposition depends only on (n, m, tile sizes), never on the thread
+// count or the schedule, so every result is bit-identical for any number of threads.
+//
+// Threads: one OpenMP region per row group, num_threads(ctx.resolved_threads()), dynamic schedule
+// over blocks. Debian's OpenBLAS is the pthread build and knows nothing of OpenMP, so it is pinned
+// to one thread for the duration of the call (BlasSingleThread) and restored afterwards.
+#pragma once
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "otgen/context.h"
+#include "otgen/points.h"
+#include "otgen/scores.h"
+
+namespace otgen::kernels {
+
+inline constexpr float kNegInfF = -std::numeric_limits<float>::infinity();
+inline constexpr double kNegInfD = -std::numeric_limits<double>::infinity();
+
+// e^x for x <= ~88 in float, ~1 ulp (Cephes expf polynomial), 0 for x < -87 (and -inf).
+// Written so that GCC vectorises loops calling it (no branches, bit_cast for 2^n).
+inline float fast_exp(float x) {
+  const float xc = std::min(std::max(x, -87.0f), 88.0f);
+  const float fx = std::floor(xc * 1.44269504088896341f + 0.5f);
+  float r = xc - fx * 0.693359375f;
+  r = r - fx * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t e = (static_cast<int32_t>(fx) + 127) << 23;
+  const float v = p * std::bit_cast<float>(e);
+  return x < -87.0f ? 0.0f : v;
+}
+
+// Pins OpenBLAS to one thread while alive (our OpenMP region supplies the parallelism).
+class BlasSingleThread {
+ public:
+  BlasSingleThread() : saved_(openblas_get_num_threads()) {
+    if (saved_ != 1) openblas_set_num_threads(1);
+  }
+  ~BlasSingleThread() {
+    if (saved_ != 1) openblas_set_num_threads(saved_);
+  }
+  BlasSingleThread(const BlasSingleThread&) = delete;
+  BlasSingleThread& operator=(const BlasSingleThread&) = delete;
+
+ private:
+  int saved_;
+};
+
+enum class BlockKind {
+  Dot,     // <x_i, y_j>
+  SqDist,  // |x_i - y_j|^2 (>= 0)
+};
+
+// Computes blocks of inner products or squared distances.
+class BlockComputer {
+ public:
+  BlockComputer(PointsView x, PointsView y, BlockKind kind, const ScoreOptions& opt)
+      : x_(x), y_(y), kind_(kind), direct_(x.d <= opt.direct_max_dim) {
+    if (kind_ == BlockKind::SqDist && !direct_) {
+      xn_ = squared_norms(x);
+      yn_ = squared_norms(y);
+    }
+  }
+
+  bool direct() const { return direct_; }
+  int64_t d() const { return x_.d; }
+
+  // out[r * ldo + c] for r < rows, c < cols: block (r0.., c0..). scratch: per-thread, grown as needed.
+  void compute(int64_t r0, int64_t rows, int64_t c0, int64_t cols, float* out, int64_t ldo,
+               std::vector<float>& scratch) const {
+    if (rows == 0 || cols == 0) return;
+    const int64_t d = x_.d;
+    if (!direct_) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(cols),
+                  static_cast<int>(d), 1.0f, x_.row(r0), static_cast<int>(d), y_.row(c0), static_cast<int>(d),
+                  0.0f, out, static_cast<int>(ldo));
+      if (kind_ == BlockKind::SqDist) {
+        const float* yn = yn_.data() + c0;
+        for (int64_t r = 0; r < rows; ++r) {
+          float* o = out + r * ldo;
+          const float xn = xn_[static_cast<size_t>(r0 + r)];
+#pragma omp simd
+          for (int64_t c = 0; c < cols; ++c) o[c] = std::max(0.0f, xn + yn[c] - 2.0f * o[c]);
+        }
+      }
+      return;
+    }
+    // Direct path: transpose the y tile to (d, cols) so the inner loop runs over columns.
+    if (scratch.size() < static_cast<size_t>(d * cols)) scratch.resize(static_cast<size_t>(d * cols));
+    float* yt = scratch.data();
+    for (int64_t c = 0; c < cols; ++c) {
+      const float* yr = y_.row(c0 + c);
+      for (int64_t k = 0; k < d; ++k) yt[k * cols + c] = yr[k];
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      float* o = out + r * ldo;
+      const float* xr = x_.row(r0 + r);
+      if (kind_ == BlockKind::Dot) {
+        const float a0 = xr[0];
+#pragma omp simd
+        for (int64_t c = 0; c < cols; ++c) o[c] = a0 * yt[c];
+        for (int64_t k = 1; k < d; ++k) {
+          const float a = xr[k];
+          const float* t = yt + k * cols;
+#pragma omp simd
+          for (int64_t c = 0; c < cols; ++c) o[c] += a * t[c];
+        }
+      } else {
+        const float a0 = xr[0];
+#pragma omp simd
+        for (int64_t c = 0; c < cols; ++c) {
+          const float t = a0 - yt[c];
+          o[c] = t * t;
+        }
+        for (int64_t k = 1; k < d; ++k) {
+          const float a = xr[k];
+          const float* yk = yt + k * cols;
+#pragma omp simd
+          for (int64_t c = 0; c < cols; ++c) {
+            const float t = a - yk[c];
+            o[c] += t * t;
+          }
+        }
+      }
+    }
+  }
+
+ private:
+  PointsView x_, y_;
+  BlockKind kind_;
+  bool direct_;
+  std::vector<float> xn_, yn_;
+};
+
+// Threads for a region of `items` independent work items and about `work` flops: small problems
+// run on one thread (a parallel region costs microseconds, far more on a loaded machine).
+inline int team_size(const Context& ctx, int64_t items, double work) {
+  const int64_t t = std::min<int64_t>(ctx.resolved_threads(), std::max<int64_t>(1, items));
+  return work < 2.0e6 ? 1 : static_cast<int>(t);
+}
+
+// The tiling of one call.
+struct Tiling {
+  int64_t n = 0, m = 0, tr = 1, tc = 1, nct = 0;
+  Tiling(int64_t n_, int64_t m_, const ScoreOptions& opt)
+      : n(n_), m(m_), tr(std::max<int64_t>(1, opt.tile_rows)), tc(std::max<int64_t>(1, opt.tile_cols)) {
+    nct = (m + tc - 1) / tc;
+  }
+  int64_t cols(int64_t ct) const { return std::min(tc, m - ct * tc); }
+};
+
+// Row groups of at most `group_rows` rows (a multiple of tr) are processed one after another; within a
+// group, every (row tile, column tile) block is computed and fold(i, row_scores, c0, cols, ct) is called
+// for each of its rows (row_scores is writable scratch: the reducer may overwrite it). Then
+// finish(g0, g1) runs outside the parallel region. fold must only write state owned by (i, ct).
+template <class Fold, class Finish>
+void run_row_reduction(const BlockComputer& bc, const Tiling& t, int64_t group_rows, const Context& ctx,
+                       Fold&& fold, Finish&& finish) {
+  if (t.n == 0) return;
+  group_rows = std::max<int64_t>(t.tr, group_rows / t.tr * t.tr);
+  BlasSingleThread blas_guard;
+  for (int64_t g0 = 0; g0 < t.n; g0 += group_rows) {
+    const int64_t g1 = std::min(t.n, g0 + group_rows);
+    const int64_t nrb = (g1 - g0 + t.tr - 1) / t.tr;
+    const int64_t items = nrb * t.nct;
+    const int threads = team_size(ctx, items, static_cast<double>(g1 - g0) * t.m * (bc.d() + 16));
+#pragma omp parallel num_threads(threads)
+    {
+      std::vector<float> block(static_cast<size_t>(std::min(t.tr, g1 - g0) * std::min(t.tc, t.m)));
+      std::vector<float> scratch;
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t it = 0; it < items; ++it) {
+        const int64_t rb = it / t.nct, ct = it % t.nct;
+        const int64_t r0 = g0 + rb * t.tr, rows = std::min(t.tr, g1 - r0);
+        const int64_t c0 = ct * t.tc, cols = t.cols(ct);
+        bc.compute(r0, rows, c0, cols, block.data(), cols, scratch);
+        for (int64_t r = 0; r < rows; ++r) fold(r0 + r, block.data() + r * cols, c0, cols, ct);
+      }
+    }
+    finish(g0, g1);
+  }
+}
+
+}  // namespace otgen::kernels
