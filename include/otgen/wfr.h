@@ -272,7 +272,7 @@ std::vector<double> smc_wfr_log_weights(const Target& target, PointsView m, Poin
 // reweight by (l_new - l_old)(log pi - log mu0), resample when ESS < ess_threshold n, then `moves`
 // MALA (or ULA) steps targeting the current path point. Fixed schedule: l_k = 1 - exp(-k dt), with the
 // last step set to l = 1; adaptive: l_new by bisection so that the ESS of the reweighted particles is
-// target_ess * n (then steps is only a cap). log Z accumulates log sum_i W_i exp(delta_i).
+// target_ess * n, resampling after every step before l = 1 (then steps is only a cap). log Z accumulates log sum_i W_i exp(delta_i).
 struct TemperedSmcOptions {
   double step = 0.01;         // dt of the fixed schedule and the MCMC step size
   bool adaptive = false;
@@ -330,6 +330,7 @@ struct SamplerSpec {
   ResampleScheme resample = ResampleScheme::Systematic;
   bool adaptive = false;  // tempered SMC
   bool mala_moves = true; // tempered SMC
+  int moves = 1;          // tempered SMC: MCMC moves per step
 };
 std::unique_ptr<Sampler> make_sampler(std::string_view name, const SamplerSpec& spec);
 

@@ -50,6 +50,7 @@ struct WfrArgs {
   double ess_threshold = 0.5;
   bool adaptive = false;
   bool ula_moves = false;
+  int moves = 1;
   std::string out;
   bool png = false;
 };
@@ -228,6 +229,7 @@ void run_wfr(const WfrArgs& a, const Context& ctx) {
   spec.resample = parse_resample_scheme(a.resample);
   spec.adaptive = a.adaptive;
   spec.mala_moves = !a.ula_moves;
+  spec.moves = a.moves;
   auto sampler = make_sampler(a.sampler, spec);
   WeightedParticles start(initial_points(a, *target, ctx));
   RunOptions ro;
@@ -243,7 +245,7 @@ void run_wfr(const WfrArgs& a, const Context& ctx) {
   nlohmann::json doc = run_record("wfr", ctx);
   doc["options"] = {{"target", a.target}, {"H", a.H}, {"sampler", a.sampler}, {"particles", a.particles},
                     {"step", a.step}, {"steps", K}, {"init", a.init}, {"resample", a.resample},
-                    {"beta", a.beta}, {"ess_threshold", a.ess_threshold}, {"adaptive", a.adaptive}};
+                    {"beta", a.beta}, {"ess_threshold", a.ess_threshold}, {"adaptive", a.adaptive}, {"moves", a.moves}};
   if (a.bandwidth) doc["options"]["bandwidth"] = *a.bandwidth;
   else doc["options"]["bandwidth_rule"] = a.bandwidth_rule;
   nlohmann::json steps = nlohmann::json::array();
@@ -313,6 +315,7 @@ void register_wfr(CLI::App& root) {
   cmd->add_option("--ess-threshold", args->ess_threshold, "resample when ESS < threshold * N")->capture_default_str();
   cmd->add_flag("--adaptive", args->adaptive, "tempered SMC: adaptive schedule (bisection on ESS)");
   cmd->add_flag("--ula-moves", args->ula_moves, "tempered SMC: ULA moves instead of MALA");
+  cmd->add_option("--moves", args->moves, "tempered SMC: MCMC moves per step")->capture_default_str();
   cmd->add_option("--out", args->out, "output folder (x.npy, logw.npy, trace.json)")->required();
   cmd->add_flag("--png", args->png, "also draw plot.png: histogram (1-D) or scatter (2-D) over the true density");
   add_context_options(cmd, *ctx);

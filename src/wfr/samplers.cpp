@@ -490,6 +490,8 @@ class TemperedSmc final : public Sampler {
   }
   bool step(State& s) override {
     const int64_t n = s.n;
+    // log mu0 at the current positions (recomputed: resampling permutes the particles)
+    for (int64_t i = 0; i < n; ++i) ref_[i] = log_ref(s.p.x.row(i), s.d);
     std::vector<double> ell(n);
     for (int64_t i = 0; i < n; ++i) ell[i] = s.logp[i] - ref_[i];
     double lam;
@@ -507,7 +509,11 @@ class TemperedSmc final : public Sampler {
     lambda_ = lam;
     s.rec.ess = s.p.ess();
     s.rec.lambda = lam;
-    if (s.rec.ess < o_.ess_threshold * n) s.resample(o_.resample);
+    // adaptive: the bisection leaves the ESS at target_ess * n, so resample every step before lambda = 1
+    if (s.rec.ess < o_.ess_threshold * n || (o_.adaptive && lam < 1.0)) {
+      s.resample(o_.resample);
+      for (int64_t i = 0; i < n; ++i) ref_[i] = log_ref(s.p.x.row(i), s.d);
+    }
     // MCMC moves targeting mu0^(1-l) pi^l
     int64_t accepted = 0;
     for (int mv = 0; mv < o_.moves; ++mv) accepted += move(s);
@@ -727,6 +733,7 @@ std::unique_ptr<Sampler> make_sampler(std::string_view name, const SamplerSpec& 
     o.step = spec.step;
     o.adaptive = spec.adaptive;
     o.mala = spec.mala_moves;
+    o.moves = spec.moves;
     o.ess_threshold = spec.ess_threshold;
     o.resample = spec.resample;
     return make_tempered_smc(o);
