@@ -13,9 +13,10 @@
 namespace otgen::wfr {
 namespace {
 
-Context quiet_ctx(uint64_t seed = 1) {
+Context quiet_ctx(uint64_t seed = 1, int threads = 1) {
   Context c;
   c.seed = seed;
+  c.threads = threads;
   c.quiet = true;
   return c;
 }
@@ -261,7 +262,7 @@ TEST(SmcWfr, DoubleWellH4ReachesTheExactLeftWellMass) {
   EXPECT_EQ(r.resamplings, 1000);
 }
 
-TEST(SmcWfr, SameSeedSameBitsOtherSeedDiffers) {
+TEST(SmcWfr, SameSeedSameBitsOnAnyThreadCountOtherSeedDiffers) {
   auto t = make_named_mixture("mixture4-lln");
   Rng rng(1);
   WeightedParticles start(t->sample_component(0, 60, rng));
@@ -271,8 +272,11 @@ TEST(SmcWfr, SameSeedSameBitsOtherSeedDiffers) {
   const auto a = s->run(*t, start, steps(20), quiet_ctx(7));
   const auto b = s->run(*t, start, steps(20), quiet_ctx(7));
   const auto c = s->run(*t, start, steps(20), quiet_ctx(8));
+  const auto two = s->run(*t, start, steps(20), quiet_ctx(7, 2));
   EXPECT_EQ(a.particles.x.data, b.particles.x.data);
   EXPECT_EQ(a.particles.logw, b.particles.logw);
+  EXPECT_EQ(a.particles.x.data, two.particles.x.data);  // thread count changes nothing
+  EXPECT_EQ(a.particles.logw, two.particles.logw);
   EXPECT_NE(a.particles.x.data, c.particles.x.data);
 }
 
@@ -308,6 +312,34 @@ TEST(TemperedSmc, AdaptiveReachesOneAndLogZMatchesKnownNormaliser) {
     ASSERT_TRUE(res.log_z.has_value());
     est.push_back(*res.log_z);
   }
+  const double mean = std::accumulate(est.begin(), est.end(), 0.0) / R;
+  double var = 0;
+  for (double v : est) var += (v - mean) * (v - mean);
+  const double se = std::sqrt(var / (R - 1) / R);
+  EXPECT_NEAR(mean, 1.7, 4 * se) << "se " << se;
+  EXPECT_LT(se, 0.05);
+}
+
+TEST(TemperedSmc, FixedScheduleWithResamplingEstimatesLogZ) {
+  // Same mixture as above, lambda_k = 1 - exp(-k dt) with resampling whenever ESS < 0.95 N.
+  GaussianMixture t({0.3, 0.7}, {-2, 3}, {0.5, 1.0}, 1, "mix", 1.7);
+  TemperedSmcOptions o;
+  o.step = 0.1;
+  o.moves = 3;
+  o.reference_std = 3.0;
+  o.ess_threshold = 0.95;
+  const int R = 8;
+  std::vector<double> est;
+  int64_t resamplings = 0;
+  for (int r = 0; r < R; ++r) {
+    Rng rng(200 + r, 0);
+    Points x(1000, 1);
+    for (auto& v : x.data) v = static_cast<float>(3.0 * rng.normal());
+    const auto res = make_tempered_smc(o)->run(t, WeightedParticles(x), steps(40), quiet_ctx(200 + r));
+    est.push_back(*res.log_z);
+    resamplings += res.resamplings;
+  }
+  EXPECT_GT(resamplings, R);  // the check covers particles permuted by resampling
   const double mean = std::accumulate(est.begin(), est.end(), 0.0) / R;
   double var = 0;
   for (double v : est) var += (v - mean) * (v - mean);
