@@ -104,30 +104,30 @@ def main():
         print(f"| {label} | {statistics.mean(vals):.4f} ± {statistics.stdev(vals) if len(vals) > 1 else 0:.4f} | "
               f"{statistics.median(secs):.3f} |", flush=True)
 
-    # 3. speed vs the numpy port, same run
-    print("\n## Speed: wall time per 1000 steps, N = 500, mixture4-lln (2-D), median of 3\n")
-    t_np = []
-    for s in range(3):
-        rng = np.random.default_rng(s)
+    # 3. speed vs the numpy port, same run: the repetitions interleave the reference and otgen runs so
+    # that a change of machine load hits both
+    print("\n## Speed: wall time per 1000 steps, N = 500, mixture4-lln (2-D), median of 3 interleaved runs\n")
+    configs = [(name, th) for name in ("ula", "mala", "birth-death", "wfr", "smc-wfr", "tempered-smc")
+               for th in (1, 2)]
+    t_np, secs = [], {c: [] for c in configs}
+    for rep in range(3):
+        rng = np.random.default_rng(rep)
         x0 = target.sample(500, rng, component=0)
         t0 = time.perf_counter()
         ref.smc_wfr(target, x0, 0.01, 1000, rng)
         t_np.append(time.perf_counter() - t0)
+        for name, th in configs:
+            doc, _, _ = run(a.cli, os.path.join(tmp, "sp"), "--target", "mixture4-lln", "--sampler", name,
+                            "--particles", 500, "--step", 0.01, "--steps", 1000, "--init", "mode:1",
+                            "--seed", rep + 1, threads=th)
+            secs[(name, th)].append(doc["summary"]["seconds"])
     ref_t = statistics.median(t_np)
-    print(f"numpy SMC-WFR port: {ref_t:.3f} s\n")
-    print("| sampler | threads | seconds / 1000 steps | speed-up vs numpy |")
+    print(f"numpy SMC-WFR port: {ref_t:.3f} s (runs: {', '.join(f'{v:.2f}' for v in t_np)})\n")
+    print("| sampler | threads | seconds / 1000 steps | speed-up vs numpy SMC-WFR |")
     print("|---|---|---|---|")
-    for name, extra in [("ula", []), ("mala", []), ("birth-death", []), ("wfr", []), ("smc-wfr", []),
-                        ("tempered-smc", [])]:
-        for th in (1, 2):
-            secs = []
-            for s in range(3):
-                doc, _, _ = run(a.cli, os.path.join(tmp, "sp"), "--target", "mixture4-lln", "--sampler", name,
-                                "--particles", 500, "--step", 0.01, "--steps", 1000, "--init", "mode:1",
-                                "--seed", s + 1, *extra, threads=th)
-                secs.append(doc["summary"]["seconds"])
-            m = statistics.median(secs)
-            print(f"| {name} | {th} | {m:.3f} | {ref_t / m:.1f}x |", flush=True)
+    for name, th in configs:
+        m = statistics.median(secs[(name, th)])
+        print(f"| {name} | {th} | {m:.3f} | {ref_t / m:.1f}x |", flush=True)
     print(f"\nload after: {os.getloadavg()[0]:.2f}")
 
 

@@ -59,12 +59,13 @@ std::vector<int64_t> resample_indices(std::span<const double> weights, int64_t n
   require(!weights.empty(), "weights", "empty", "at least one weight");
   require(n >= 0, "n", n, "a non-negative count");
   double total = 0;
+  // (messages are built only on failure: this runs every step)
   for (size_t i = 0; i < weights.size(); ++i) {
-    require(weights[i] >= 0 && std::isfinite(weights[i]), "weights",
-            to_text(weights[i]) + " at index " + std::to_string(i), "finite non-negative values");
+    if (!(weights[i] >= 0 && std::isfinite(weights[i])))
+      fail_argument("weights", to_text(weights[i]) + " at index " + std::to_string(i), "finite non-negative values");
     total += weights[i];
   }
-  require(std::abs(total - 1.0) <= 1e-6, "weights", "sum " + to_text(total), "normalised weights (sum 1)");
+  if (!(std::abs(total - 1.0) <= 1e-6)) fail_argument("weights", "sum " + to_text(total), "normalised weights (sum 1)");
   std::vector<int64_t> out;
   out.reserve(n);
   std::vector<double> u;
