@@ -1,7 +1,10 @@
-// otgen sdot assign: the eps = 0 semidiscrete assignment of noise rows to data points,
-// idx[i] = argmax_j <x_i, y_j> + g_j - |y_j|^2 / 2 (cost |x - y|^2 / 2; SPEC.md §1), by the score engine.
+// otgen sdot assign: the semidiscrete assignment of noise rows to data points (SPEC.md §1), by the score
+// engine: eps = 0, idx[i] = argmax_j <x_i, y_j> + g_j - |y_j|^2 / 2 (cost |x - y|^2 / 2); eps > 0, a draw
+// j ~ s(x_i) by Gumbel-max. Noise from --noise, or --n fresh N(0, I) draws from --seed (--noise-out).
+// Weights (masking), conditional maps (--labels with noise classes) and the dot cost as in semidiscrete.h.
 #include <chrono>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,52 +14,90 @@
 #include "cli/command.h"
 #include "otgen/error.h"
 #include "otgen/npy.h"
-#include "otgen/scores.h"
+#include "otgen/rng.h"
+#include "otgen/semidiscrete.h"
 
 namespace otgen::cli {
 namespace {
 
 struct AssignArgs {
-  std::string data, potential, noise, out;
+  std::string data, potential, noise, out, weights, labels, noise_labels, noise_out, noise_labels_out;
+  std::string cost = "sqeuclidean_half";
+  double epsilon = 0, class_penalty = std::numeric_limits<double>::infinity();
+  int64_t n = -1;
   Context ctx;
 };
 
 void run_assign(const AssignArgs& a) {
   a.ctx.validate();
   const auto t0 = std::chrono::steady_clock::now();
+  require(a.noise.empty() != (a.n < 0), "--noise", a.noise.empty() ? "(none)" : a.noise,
+          "exactly one of --noise X.npy and --n M");
+  require(a.noise_out.empty() || a.n >= 0, "--noise-out", a.noise_out, "--n (it writes the drawn noise)");
   const Points y = read_points_npy(a.data, "--data");
-  const std::vector<double> g = read_vector_npy(a.potential, "--potential");
-  const Points x = read_points_npy(a.noise, "--noise");
-  require(x.d == y.d, "--noise", a.noise + " of dimension " + std::to_string(x.d),
-          "the dimension of --data, " + std::to_string(y.d));
-  require(static_cast<int64_t>(g.size()) == y.n, "--potential", a.potential + " of length " + std::to_string(g.size()),
+  const std::vector<double> gd = read_vector_npy(a.potential, "--potential");
+  require(static_cast<int64_t>(gd.size()) == y.n, "--potential", a.potential + " of length " + std::to_string(gd.size()),
           "one value per --data point, " + std::to_string(y.n));
-  require(y.n > 0 || x.n == 0, "--data", a.data + " with 0 points", "at least one point");
-  // h_j = g_j - |y_j|^2 / 2, in double before rounding to the engine's float.
-  std::vector<float> h(static_cast<size_t>(y.n));
-  for (int64_t j = 0; j < y.n; ++j) {
-    double yn = 0;
-    for (int64_t k = 0; k < y.d; ++k) yn += static_cast<double>(y.row(j)[k]) * y.row(j)[k];
-    h[j] = static_cast<float>(g[j] - 0.5 * yn);
+  require(y.n > 0, "--data", a.data + " with 0 points", "at least one point");
+  const std::vector<float> g(gd.begin(), gd.end());
+  std::vector<double> b;
+  std::vector<int64_t> labels, xl;
+  if (!a.weights.empty()) b = read_vector_npy(a.weights, "--weights");
+  if (!a.labels.empty()) labels = read_int64_npy(a.labels, "--labels");
+  SemidiscreteMap map;
+  map.y = y;
+  map.g = g;
+  map.b = b;
+  map.epsilon = a.epsilon;
+  map.cost = parse_sdot_cost(a.cost, "--cost");
+  map.labels = labels;
+  map.class_penalty = a.class_penalty;
+  Points x;
+  if (a.n >= 0) {
+    x = sdot_noise(a.n, y.d, a.ctx.seed, a.ctx);
+    xl = sdot_noise_classes(map, a.n, a.ctx.seed);
+    if (!a.noise_out.empty()) write_npy(a.noise_out, x);
+  } else {
+    x = read_points_npy(a.noise, "--noise");
+    require(x.d == y.d, "--noise", a.noise + " of dimension " + std::to_string(x.d),
+            "the dimension of --data, " + std::to_string(y.d));
+    if (!a.noise_labels.empty()) xl = read_int64_npy(a.noise_labels, "--noise-labels");
+    require(labels.empty() || !xl.empty() || x.n == 0, "--noise-labels", "(none)",
+            "the class of each noise row when --labels is given (or use --n to draw both)");
   }
-  std::vector<int64_t> idx(static_cast<size_t>(x.n));
-  std::vector<float> value(static_cast<size_t>(x.n));
-  row_argmax({x, y, h}, idx, value, a.ctx);
+  require(a.noise_labels_out.empty() || !labels.empty(), "--noise-labels-out", a.noise_labels_out,
+          "--labels (only conditional maps draw noise classes)");
+  if (!a.noise_labels_out.empty()) write_npy(a.noise_labels_out, xl, {static_cast<int64_t>(xl.size())});
+  // eps = 0: argmax_j g_j - c(x_i, y_j); eps > 0: a draw from s(x_i) by Gumbel-max (seeded).
+  const std::vector<int64_t> idx =
+      a.epsilon > 0 ? sdot_sample(map, x, mix_seed(a.ctx.seed, 0x417373ULL), a.ctx, xl) : sdot_assign(map, x, a.ctx, xl);
   write_npy(a.out, idx, {x.n});
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::cout << nlohmann::json{{"out", a.out}, {"n", x.n}, {"m", y.n}, {"d", y.d}, {"seconds", seconds}}.dump() << "\n";
+  std::cout << nlohmann::json{{"out", a.out}, {"n", x.n}, {"m", y.n}, {"d", y.d}, {"epsilon", a.epsilon},
+                              {"seconds", seconds}}.dump()
+            << "\n";
 }
 
 void register_sdot_assign(CLI::App& root) {
   CLI::App* sdot = group(root, "sdot", "semidiscrete optimal transport: fit potentials, assign noise to data");
   auto a = std::make_shared<AssignArgs>();
   CLI::App* cmd = sdot->add_subcommand(
-      "assign", "write idx[i] = argmax_j <x_i, y_j> + g_j - |y_j|^2/2 (int64 .npy): the eps = 0 assignment");
+      "assign", "pair noise with data: idx[i] = argmax_j g_j - c(x_i, y_j) (eps = 0), or j ~ s(x_i) (eps > 0)");
   cmd->add_option("--data", a->data, "(m, d) float .npy: the data points y")->required();
   cmd->add_option("--potential", a->potential, "(m,) float .npy: the potential g")->required();
-  cmd->add_option("--noise", a->noise, "(n, d) float .npy: the noise points x")->required();
+  cmd->add_option("--noise", a->noise, "(n, d) float .npy: the noise points x (or --n)");
+  cmd->add_option("--n", a->n, "draw this many N(0, I) noise points from --seed instead of --noise");
+  cmd->add_option("--noise-out", a->noise_out, "with --n: write the drawn noise (n, d) float32 .npy");
+  cmd->add_option("--epsilon", a->epsilon, "absolute epsilon: > 0 samples j ~ s(x) by Gumbel-max (seeded)")
+      ->capture_default_str();
+  cmd->add_option("--weights", a->weights, "(m,) .npy target weights (default uniform; 0 = never assigned)");
+  cmd->add_option("--labels", a->labels, "(m,) int64 .npy classes of the data (conditional map)");
+  cmd->add_option("--noise-labels", a->noise_labels, "(n,) int64 .npy classes of --noise rows");
+  cmd->add_option("--noise-labels-out", a->noise_labels_out, "with --n and --labels: write the drawn classes");
+  cmd->add_option("--class-penalty", a->class_penalty, "labels: beta of c + beta [k != l] (default inf)");
+  cmd->add_option("--cost", a->cost, "sqeuclidean_half | dot")->capture_default_str();
   cmd->add_option("--out", a->out, "output (n,) int64 .npy of data indices")->required();
-  add_context_options(cmd, a->ctx, /*with_seed=*/false);
+  add_context_options(cmd, a->ctx);
   cmd->callback([a] { run_assign(*a); });
 }
 

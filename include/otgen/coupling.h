@@ -1,0 +1,123 @@
+// Couplings for flow-matching training (SPEC.md §2, §3): given a batch of noise draws x0, choose the
+// data point each one is paired with. A pair i is (noise row i, data row target[i]).
+//
+//   IndependentCoupling   target[i] uniform over the dataset (I-FM).
+//   BatchOTCoupling       draw n data points uniformly without replacement, then match them to the
+//                         n noise rows by exact assignment (a permutation) or by Sinkhorn (one partner
+//                         per row drawn from the plan's row, optionally rounded to a permutation) (OT-FM).
+//   SemidiscreteCoupling  target[i] = argmax_j <x0_i, y_j> + g_j - |y_j|^2/2 over the whole dataset at
+//                         eps = 0, or a Gumbel-max draw from softmax_j(log b_j + (that score)/eps) at
+//                         eps > 0 (SD-FM), for a potential g fitted elsewhere (otgen sdot).
+//
+// Conditional generation: pass noise_labels (one class per noise row) and each noise row is matched
+// only inside its class: a per-class data batch for the batch couplings (class-wise matching), the
+// class's points and potential entries for the semidiscrete one (one potential per class, SPEC.md §1).
+// Without noise_labels the matching ignores labels; Pairs::labels then carries the chosen points'
+// labels when the dataset has them.
+//
+// Randomness: every draw of sample() is a pure function of (seed, ctx.threads); the same arguments
+// give the same pairs bit for bit. The coupling keeps views of the dataset: it must outlive them.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "otgen/context.h"
+#include "otgen/points.h"
+#include "otgen/sinkhorn.h"
+
+namespace otgen {
+
+struct Pairs {
+  std::vector<int64_t> target;  // length n: data row paired with noise row i
+  std::vector<int64_t> labels;  // empty (unlabelled data) or length n: the class of pair i
+};
+
+// The target data set: points (N, d) and optional labels (length N, values in [0, num_classes)).
+struct CouplingData {
+  PointsView x;
+  std::span<const int64_t> labels;  // empty = unlabelled
+  int64_t num_classes = 0;          // > max label when labelled; ignored otherwise
+  void validate() const;
+};
+
+class Coupling {
+ public:
+  virtual ~Coupling() = default;
+  // noise: (n, d) with the data's d, n >= 1, finite. noise_labels: empty, or length n with classes of
+  // the data (requires labelled data).
+  virtual Pairs sample(PointsView noise, std::span<const int64_t> noise_labels, uint64_t seed,
+                       const Context& ctx) const = 0;
+  Pairs sample(PointsView noise, uint64_t seed, const Context& ctx) const { return sample(noise, {}, seed, ctx); }
+  virtual std::string name() const = 0;
+};
+
+class IndependentCoupling final : public Coupling {
+ public:
+  using Coupling::sample;
+  explicit IndependentCoupling(CouplingData data);
+  Pairs sample(PointsView noise, std::span<const int64_t> noise_labels, uint64_t seed,
+               const Context& ctx) const override;
+  std::string name() const override { return "independent"; }
+
+ private:
+  CouplingData data_;
+  std::vector<std::vector<int64_t>> by_class_;
+};
+
+enum class BatchOTMethod { Exact, Sinkhorn };
+
+struct BatchOTOptions {
+  BatchOTMethod method = BatchOTMethod::Exact;
+  SinkhornOptions sinkhorn;           // method Sinkhorn (default: relative eps 0.05, tol 1e-3)
+  bool round_to_permutation = false;  // method Sinkhorn: resolve collisions (see sinkhorn_pairs)
+  BatchOTOptions();
+  void validate() const;
+};
+
+class BatchOTCoupling final : public Coupling {
+ public:
+  using Coupling::sample;
+  BatchOTCoupling(CouplingData data, BatchOTOptions opt = {});
+  Pairs sample(PointsView noise, std::span<const int64_t> noise_labels, uint64_t seed,
+               const Context& ctx) const override;
+  std::string name() const override { return opt_.method == BatchOTMethod::Exact ? "batch-ot-exact" : "batch-ot-sinkhorn"; }
+
+ private:
+  // Matches noise rows `rows` to data indices `batch` (same length); writes target.
+  void match(PointsView noise, const std::vector<int64_t>& rows, const std::vector<int64_t>& batch, uint64_t seed,
+             const Context& ctx, std::vector<int64_t>& target) const;
+  CouplingData data_;
+  BatchOTOptions opt_;
+  std::vector<std::vector<int64_t>> by_class_;
+};
+
+class SemidiscreteCoupling final : public Coupling {
+ public:
+  using Coupling::sample;
+  // g: length N potential (SPEC.md §1 convention, cost |x - y|^2 / 2); eps >= 0; b: empty (uniform)
+  // or length N target weights (b_j = 0 never assigned). With per-class potentials, g holds each
+  // class's potential on that class's points.
+  SemidiscreteCoupling(CouplingData data, std::vector<float> g, double eps, std::vector<double> b = {});
+  Pairs sample(PointsView noise, std::span<const int64_t> noise_labels, uint64_t seed,
+               const Context& ctx) const override;
+  std::string name() const override { return eps_ > 0 ? "semidiscrete-soft" : "semidiscrete"; }
+
+ private:
+  struct Part {  // the points one call searches (all, or one class)
+    Points store;                // the class's points (empty for the whole dataset)
+    PointsView y;
+    std::vector<int64_t> index;  // row of y -> dataset row (empty: identity)
+    std::vector<float> h, log_b;
+  };
+  void assign(const Part& part, PointsView x, uint64_t seed, uint64_t row_offset, const Context& ctx,
+              std::span<int64_t> out) const;
+  CouplingData data_;
+  double eps_;
+  Part all_;
+  std::vector<Part> by_class_;
+};
+
+}  // namespace otgen

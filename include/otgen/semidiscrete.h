@@ -1,0 +1,190 @@
+// Semidiscrete optimal transport (SPEC.md §1): a continuous source mu = N(0, I_d) (the noise) and a
+// discrete target sum_j b_j delta_{y_j} (the data). The dual potential g (one number per data point) is
+// fitted once by stochastic gradient ascent on the concave semi-dual
+//     F(g) = E_{x~mu}[f_g(x)] + <b, g>,   dF/dg = b - E_x[s(x)],
+// with f_g the soft (eps > 0) or hard (eps = 0) c-transform and s(x) the assignment row
+//     s(x)_j = softmax_j(log b_j + (g_j - c(x, y_j)) / eps)     (one-hot argmax at eps = 0).
+// After fitting, fresh noise is paired with data by a maximum inner-product search (assign) or by
+// Gumbel-max sampling from s(x) (sample); neither ever materialises a row of the n x N matrix.
+//
+// Conventions (SPEC.md §0):
+//   * Cost `SqEuclideanHalf` (default) is |x - y|^2 / 2; `Dot` is -<x, y>. POT and OTT-JAX call
+//     |x - y|^2 "sqeuclidean": their epsilon and potentials are twice ours.
+//   * All quadratic work goes through the score engine (otgen/scores.h) on S_ij = <x_i, y_j> + h_j with
+//     h_j = g_j - |y_j|^2 / 2 (half squared cost) or h_j = g_j (dot cost).
+//   * Weights b: length N, non-negative, finite, summing to 1 within 1e-6 (never silently renormalised
+//     beyond that); empty = uniform. b_j = 0 masks point j: it is never assigned and its g_j is 0.
+//   * Potentials are returned centred: mean 0 over the support (per class for per-class conditioning).
+//   * Conditional OT: with labels l_j in [0, K), the source is mu x w with class weights
+//     w_k = sum_{l_j = k} b_j, and the cost is c(x, y) + beta [k != l] (`class_penalty` = beta).
+//     beta = infinity (default) is one independent potential per class, fitted in one call: noise of
+//     class k is matched only inside class k.
+//   * Determinism: the same Context seed and thread count give the same bits.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "otgen/context.h"
+#include "otgen/points.h"
+#include "otgen/scores.h"
+
+namespace otgen {
+
+enum class SdotCost { SqEuclideanHalf, Dot };
+enum class SdotOptimizer { Sgd, Adam };
+enum class SdotSchedule { Constant, Linear, Cosine };
+enum class SdotAveraging { None, Ema, Polyak };
+enum class SdotTermination { Converged, MaxSteps, NumericalFailure };
+
+// Names used by the CLI, the run record and error messages: "sqeuclidean_half", "dot"; "sgd", "adam";
+// "constant", "linear", "cosine"; "none", "ema", "polyak"; "converged", "max_steps", "numerical_failure".
+const char* to_string(SdotCost v);
+const char* to_string(SdotOptimizer v);
+const char* to_string(SdotSchedule v);
+const char* to_string(SdotAveraging v);
+const char* to_string(SdotTermination v);
+// Parsers: throw otgen::Error naming `argument`, the value and the valid names.
+SdotCost parse_sdot_cost(std::string_view s, std::string_view argument = "cost");
+SdotOptimizer parse_sdot_optimizer(std::string_view s, std::string_view argument = "optimizer");
+SdotSchedule parse_sdot_schedule(std::string_view s, std::string_view argument = "schedule");
+SdotAveraging parse_sdot_averaging(std::string_view s, std::string_view argument = "averaging");
+
+// A fitted (or given) semidiscrete coupling: non-owning views, valid while the arrays live.
+struct SemidiscreteMap {
+  PointsView y;                      // (N, d) target points
+  std::span<const float> g;          // length N potential
+  std::span<const double> b;         // length N weights, or empty = uniform
+  double epsilon = 0.0;              // absolute; 0 = hard assignment
+  SdotCost cost = SdotCost::SqEuclideanHalf;
+  std::span<const int64_t> labels;   // empty = unconditional; else length N in [0, K)
+  double class_penalty = std::numeric_limits<double>::infinity();  // beta (labels only); > 0
+  void validate() const;             // shapes, finiteness, weights, labels (every class has mass > 0)
+};
+
+// n draws of N(0, I_d), the default source: row i comes from its own counter-based stream of `seed`,
+// so the draws do not depend on the thread count.
+Points sdot_noise(int64_t n, int64_t d, uint64_t seed, const Context& ctx);
+// n noise classes k ~ w_k = sum_{l_j = k} b_j for a conditional map (empty for an unconditional one).
+std::vector<int64_t> sdot_noise_classes(const SemidiscreteMap& map, int64_t n, uint64_t seed);
+
+// The row of each noise point under the map. x: (n, d) with the map's d. x_labels: the class of
+// each noise row (required iff the map has labels; values in [0, K)).
+// assign: argmax_j (g_j - c(x, y_j) - beta [k != l_j]) over the support, lowest j on ties
+// (eps is ignored: this is the eps = 0 map, or the mode of s(x)).
+std::vector<int64_t> sdot_assign(const SemidiscreteMap& map, PointsView x, const Context& ctx,
+                                 std::span<const int64_t> x_labels = {}, const ScoreOptions& engine = {});
+// sample: j ~ s(x) by Gumbel-max (eps > 0; Gumbel noise keyed by (seed, row, column)); at eps = 0 the
+// same as sdot_assign. Same seed, labels and x: same result, whatever the thread count.
+std::vector<int64_t> sdot_sample(const SemidiscreteMap& map, PointsView x, uint64_t seed, const Context& ctx,
+                                 std::span<const int64_t> x_labels = {}, const ScoreOptions& engine = {});
+// top-k: the k best rows of each noise point by score (decreasing), n * k indices; 1 <= k <= the size
+// of the smallest candidate set (N, or the smallest class for per-class maps).
+std::vector<int64_t> sdot_topk(const SemidiscreteMap& map, PointsView x, int64_t k, const Context& ctx,
+                               std::span<const int64_t> x_labels = {}, const ScoreOptions& engine = {});
+
+// Estimates of the second marginal m(g) = E_x[s(x)] against b.
+struct SdotMarginalStats {
+  double chi2 = 0;        // unbiased estimate of sum_j m_j^2 / b_j - 1 (SPEC.md §1); may be slightly < 0
+  double tv = 0;          // 0.5 * sum_j |m_hat_j - b_j|, m_hat from the draws (biased up by sampling noise)
+  std::optional<double> tv_floor;  // eps = 0: TV of an exact multinomial sample of the same size from b
+                                   // (the noise floor of `tv` for a perfect g); empty for eps > 0
+  double min_ratio = 0;   // min_j m_hat_j / b_j over the support
+  double max_ratio = 0;   // max_j m_hat_j / b_j over the support
+  int64_t empty = 0;      // support points with m_hat_j = 0 (never assigned in the sample)
+  int64_t draws = 0;
+};
+
+// Chi2 on `repeats` fresh batches of `batch` noise draws (the average of the one-batch unbiased
+// estimates) and TV/ratios from all draws pooled. Noise and noise classes are drawn from `seed`.
+// eps = 0 uses assignment counts; eps > 0 uses the rows s(x) (computed in row chunks).
+SdotMarginalStats sdot_check(const SemidiscreteMap& map, int64_t batch, int64_t repeats, uint64_t seed,
+                             const Context& ctx, const ScoreOptions& engine = {});
+
+// The unbiased one-batch chi2 estimate from column sums of S (sum_i S_ij) and of its squares
+// (sum_i S_ij^2) over B rows; masked columns (b_j = 0) must have zero sums. B >= 2.
+double sdot_chi2_estimate(std::span<const double> col_sum, std::span<const double> col_sum_sq,
+                          std::span<const double> b, int64_t B);
+
+// eps_abs = eps_rel * std(C), C the cost matrix of `noise_draws` N(0, I) draws (seeded) against up to
+// `max_points` support points (a seeded subset when N is larger), in double.
+double sdot_reference_cost_std(PointsView y, std::span<const double> b, SdotCost cost, uint64_t seed,
+                               const Context& ctx, int64_t noise_draws = 1024, int64_t max_points = 4096);
+
+class SemidiscreteOT {
+ public:
+  struct Options {
+    double epsilon = 0.0;          // >= 0; 0 = hard (unregularised) OT
+    bool relative_epsilon = false; // epsilon (and warmup_delta) are multiples of std(C) of a reference batch
+    SdotCost cost = SdotCost::SqEuclideanHalf;
+    int64_t batch_size = 1024;     // noise draws per step (>= 2)
+    int64_t steps = 10000;         // maximum number of steps (>= 1)
+    SdotOptimizer optimizer = SdotOptimizer::Sgd;
+    SdotSchedule schedule = SdotSchedule::Linear;  // SGD step size schedule (Adam uses it too)
+    double lr = 10.0;              // step size at step 0 (> 0): SGD g += lr * (b - m_hat)
+    double lr_final = 0.05;        // step size at the last step for linear / cosine (>= 0, <= lr)
+    double adam_beta1 = 0.9;       // Adam moments, in [0, 1)
+    double adam_beta2 = 0.999;
+    double adam_eps = 1e-8;        // > 0
+    SdotAveraging averaging = SdotAveraging::Ema;  // the returned iterate (the last one is noisy)
+    double ema_decay = 0.99;       // EMA: gbar = decay * gbar + (1 - decay) * g, in [0, 1)
+    double polyak_start = 0.5;     // Polyak: uniform average of the iterates from step polyak_start * steps
+    double warmup_delta = 0.0;     // eps warm-up: eps_t = eps + delta * (1 - t / warmup_steps) ...
+    int64_t warmup_steps = 0;      // ... for t < warmup_steps (>= 0); delta >= 0
+    int64_t chi2_every = 1000;     // evaluate chi2 of the averaged g every K steps (>= 1) ...
+    int64_t chi2_repeats = 16;     // ... over R fresh batches (>= 1) of batch_size draws
+    double chi2_threshold = 1e-3;  // stop (Converged) when chi2 <= threshold after the warm-up; 0 = never
+    int64_t log_every = 100;       // one history row per log_every steps (>= 1), plus every chi2 check
+    double class_penalty = std::numeric_limits<double>::infinity();  // beta of the augmented cost (> 0)
+    int64_t reference_draws = 1024;   // relative epsilon: noise draws of the reference cost matrix
+    int64_t reference_points = 4096;  // ... and at most this many data points
+    ScoreOptions engine;           // tile sizes of the score engine
+    void validate() const;         // throws otgen::Error naming the field, the value and the rule
+  };
+
+  struct HistoryRow {
+    int64_t step = 0;              // steps done when recorded
+    std::optional<double> chi2;    // at chi2 checks only
+    std::optional<double> tv;      // at chi2 checks: TV of the pooled check batches (noisy, biased up)
+    double loss = 0;               // minibatch semi-dual F(g) of the current iterate, mean since last row
+    double lr = 0;
+    double epsilon = 0;            // absolute eps of that step (warm-up included)
+    double seconds = 0;            // since the start of fit
+  };
+
+  struct Result {
+    std::vector<float> g;          // the averaged potential, centred (per class when per-class)
+    double epsilon = 0;            // absolute epsilon used (after the warm-up)
+    std::optional<double> reference_cost_std;  // std(C) when relative_epsilon
+    int64_t steps = 0;             // steps done
+    std::optional<double> chi2;    // the last chi2 check
+    std::vector<HistoryRow> history;
+    SdotTermination termination = SdotTermination::MaxSteps;
+    std::string message;
+    double seconds = 0;
+  };
+
+  SemidiscreteOT();                          // default options
+  explicit SemidiscreteOT(Options options);  // validates
+  const Options& options() const { return options_; }
+
+  // Fits g for the target (y, b). b: empty = uniform. labels: empty, or per-point classes (conditional;
+  // see the header comment). g0: empty (start at 0) or a length-N warm start. Progress bar on stderr
+  // unless ctx.quiet. Throws otgen::Error on bad input (NaN/Inf, bad weights, bad labels, N = 0, ...).
+  Result fit(PointsView y, std::span<const double> b, const Context& ctx, std::span<const int64_t> labels = {},
+             std::span<const float> g0 = {}) const;
+
+  // The map of a fit result (views into y, b, labels and result.g).
+  SemidiscreteMap map(PointsView y, std::span<const double> b, const Result& result,
+                      std::span<const int64_t> labels = {}) const;
+
+ private:
+  Options options_;
+};
+
+}  // namespace otgen

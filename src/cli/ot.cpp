@@ -1,0 +1,122 @@
+// otgen ot exact | sinkhorn: batch optimal transport between two point files (SPEC.md §2), cost
+// |x - y|^2 / 2. Each prints one JSON line on stdout with the result summary.
+#include <chrono>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/command.h"
+#include "otgen/assignment.h"
+#include "otgen/error.h"
+#include "otgen/npy.h"
+#include "otgen/sinkhorn.h"
+
+namespace otgen::cli {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+struct ExactArgs {
+  std::string source, target, out, solver = "jv";
+  Context ctx;
+};
+
+void run_exact(const ExactArgs& a) {
+  a.ctx.validate();
+  const Points x = read_points_npy(a.source, "--source");
+  const Points y = read_points_npy(a.target, "--target");
+  require(x.n == y.n, "--target", a.target + " with " + std::to_string(y.n) + " points",
+          "as many points as --source (" + std::to_string(x.n) + "): exact assignment pairs the batches one to one");
+  require(x.d == y.d, "--target", a.target + " of dimension " + std::to_string(y.d),
+          "the dimension of --source, " + std::to_string(x.d));
+  AssignmentOptions opt;
+  opt.solver = a.solver == "jv" ? AssignmentSolver::JonkerVolgenant : AssignmentSolver::NetworkSimplex;
+  const auto t0 = std::chrono::steady_clock::now();
+  const AssignmentResult r = exact_assignment(x, y, a.ctx, opt);
+  const double secs = seconds_since(t0);
+  write_npy(a.out, r.permutation, {x.n});
+  std::cout << nlohmann::json{{"out", a.out}, {"n", x.n}, {"d", x.d}, {"solver", a.solver}, {"total_cost", r.cost},
+                              {"mean_cost", r.cost / static_cast<double>(x.n)}, {"seconds", secs}}
+                   .dump()
+            << "\n";
+}
+
+struct SinkhornArgs {
+  std::string source, target, out_f, out_g, mode = "auto";
+  SinkhornOptions opt;
+  bool no_scaling = false;
+  Context ctx;
+};
+
+void run_sinkhorn(SinkhornArgs a) {
+  a.ctx.validate();
+  a.opt.eps_scaling = !a.no_scaling;
+  a.opt.mode = a.mode == "dense" ? SinkhornMode::Dense : a.mode == "online" ? SinkhornMode::Online : SinkhornMode::Auto;
+  a.opt.validate();
+  const Points x = read_points_npy(a.source, "--source");
+  const Points y = read_points_npy(a.target, "--target");
+  require(x.d == y.d, "--target", a.target + " of dimension " + std::to_string(y.d),
+          "the dimension of --source, " + std::to_string(x.d));
+  const auto t0 = std::chrono::steady_clock::now();
+  const SinkhornResult r = sinkhorn(x, y, {}, {}, a.ctx, a.opt);
+  const double secs = seconds_since(t0);
+  if (!a.out_f.empty()) write_npy(a.out_f, std::span<const double>(r.f), {x.n});
+  if (!a.out_g.empty()) write_npy(a.out_g, std::span<const double>(r.g), {y.n});
+  nlohmann::json j{{"n", x.n},
+                   {"m", y.n},
+                   {"d", x.d},
+                   {"epsilon", r.epsilon},
+                   {"iterations", r.iterations},
+                   {"stages", r.stages},
+                   {"marginal_error", r.marginal_error},
+                   {"cost", r.transport_cost},
+                   {"dual_objective", r.dual_objective},
+                   {"mode", r.dense ? "dense" : "online"},
+                   {"termination", termination_name(r.termination)},
+                   {"message", r.message},
+                   {"seconds", secs}};
+  if (r.cost_std) j["cost_std"] = *r.cost_std;
+  std::cout << j.dump() << "\n";
+}
+
+void register_ot(CLI::App& root) {
+  CLI::App* ot = group(root, "ot", "batch optimal transport: exact assignment and Sinkhorn (cost |x - y|^2 / 2)");
+
+  auto e = std::make_shared<ExactArgs>();
+  CLI::App* ex = ot->add_subcommand("exact", "optimal permutation between two equal-size batches (int64 .npy)");
+  ex->add_option("--source", e->source, "(n, d) float .npy: the source points x")->required();
+  ex->add_option("--target", e->target, "(n, d) float .npy: the target points y")->required();
+  ex->add_option("--out", e->out, "output (n,) int64 .npy: x_i is matched to y[perm[i]]")->required();
+  ex->add_option("--solver", e->solver, "jv (Jonker-Volgenant, default) or network-simplex (LEMON)")
+      ->check(CLI::IsMember({"jv", "network-simplex"}));
+  add_context_options(ex, e->ctx, /*with_seed=*/false);
+  ex->callback([e] { run_exact(*e); });
+
+  auto s = std::make_shared<SinkhornArgs>();
+  CLI::App* sk = ot->add_subcommand("sinkhorn", "entropic OT potentials by log-domain Sinkhorn (float64 .npy)");
+  sk->add_option("--source", s->source, "(n, d) float .npy: the source points x")->required();
+  sk->add_option("--target", s->target, "(m, d) float .npy: the target points y")->required();
+  sk->add_option("--epsilon", s->opt.epsilon, "entropic regularisation (> 0); POT's reg is 2 * epsilon")->required();
+  sk->add_flag("--relative-epsilon", s->opt.relative_epsilon, "epsilon is relative: times std of the cost matrix");
+  sk->add_option("--tol", s->opt.tol, "stop when the L1 marginal error <= tol (default 1e-4)");
+  sk->add_option("--max-iter", s->opt.max_iterations, "iteration cap (default 10000)");
+  sk->add_option("--check-every", s->opt.check_every, "test the stopping rule every k iterations (default 1)");
+  sk->add_flag("--no-scaling", s->no_scaling, "no epsilon scaling (start at the target epsilon)");
+  sk->add_option("--mode", s->mode, "auto (default), dense (store the matrix) or online (never store it)")
+      ->check(CLI::IsMember({"auto", "dense", "online"}));
+  sk->add_option("--out-f", s->out_f, "output (n,) float64 .npy: potential f");
+  sk->add_option("--out-g", s->out_g, "output (m,) float64 .npy: potential g (centred)");
+  add_context_options(sk, s->ctx, /*with_seed=*/false);
+  sk->callback([s] { run_sinkhorn(*s); });
+}
+
+OTGEN_REGISTER_COMMAND("ot", register_ot);
+
+}  // namespace
+}  // namespace otgen::cli

@@ -1,0 +1,205 @@
+// otgen sdot fit | check: fit the semidiscrete potential of a dataset, and measure a potential's
+// second marginal (chi2, TV). (`sdot assign` lives in sdot_assign.cpp.)
+#include <cmath>
+#include <iostream>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/command.h"
+#include "otgen/error.h"
+#include "otgen/npy.h"
+#include "otgen/record.h"
+#include "otgen/semidiscrete.h"
+
+namespace otgen::cli {
+namespace {
+
+// The target of every sdot command: points, optional weights and labels.
+struct Target {
+  std::string data, weights, labels;
+  Points y;
+  std::vector<double> b;
+  std::vector<int64_t> l;
+  void load() {
+    y = read_points_npy(data, "--data");
+    if (!weights.empty()) {
+      b = read_vector_npy(weights, "--weights");
+      require(static_cast<int64_t>(b.size()) == y.n, "--weights", "length " + std::to_string(b.size()),
+              "one weight per data point (" + std::to_string(y.n) + ")");
+    }
+    if (!labels.empty()) {
+      l = read_int64_npy(labels, "--labels");
+      require(static_cast<int64_t>(l.size()) == y.n, "--labels", "length " + std::to_string(l.size()),
+              "one label per data point (" + std::to_string(y.n) + ")");
+    }
+  }
+};
+
+void add_target_options(CLI::App* cmd, Target& t) {
+  cmd->add_option("--data", t.data, "target points: (N, d) float32/float64 .npy")->required();
+  cmd->add_option("--weights", t.weights, "target weights b: (N,) .npy summing to 1 (default uniform; 0 = masked)");
+  cmd->add_option("--labels", t.labels, "per-point classes: (N,) int64 .npy (conditional OT)");
+}
+
+std::vector<float> read_potential(const std::string& path, int64_t N) {
+  const auto g = read_vector_npy(path, "--potential");
+  require(static_cast<int64_t>(g.size()) == N, "--potential", "length " + std::to_string(g.size()),
+          "one value per data point (" + std::to_string(N) + ")");
+  return {g.begin(), g.end()};
+}
+
+nlohmann::json options_json(const SemidiscreteOT::Options& o) {
+  return {{"epsilon", o.epsilon},
+          {"relative_epsilon", o.relative_epsilon},
+          {"cost", to_string(o.cost)},
+          {"batch_size", o.batch_size},
+          {"steps", o.steps},
+          {"optimizer", to_string(o.optimizer)},
+          {"schedule", to_string(o.schedule)},
+          {"lr", o.lr},
+          {"lr_final", o.lr_final},
+          {"averaging", to_string(o.averaging)},
+          {"ema_decay", o.ema_decay},
+          {"polyak_start", o.polyak_start},
+          {"warmup_delta", o.warmup_delta},
+          {"warmup_steps", o.warmup_steps},
+          {"chi2_every", o.chi2_every},
+          {"chi2_repeats", o.chi2_repeats},
+          {"chi2_threshold", o.chi2_threshold},
+          {"class_penalty", std::isinf(o.class_penalty) ? nlohmann::json("inf") : nlohmann::json(o.class_penalty)}};
+}
+
+nlohmann::json opt_json(const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); }
+
+struct FitArgs {
+  Target target;
+  SemidiscreteOT::Options opt;
+  Context ctx;
+  std::string optimizer = "sgd", schedule = "linear", averaging = "ema", cost = "sqeuclidean_half";
+  std::string out, record, init;
+};
+
+void register_fit(CLI::App& root) {
+  CLI::App* sdot = group(root, "sdot", "semidiscrete optimal transport: fit a potential, check it, assign noise");
+  auto a = std::make_shared<FitArgs>();
+  CLI::App* cmd = sdot->add_subcommand("fit", "fit the dual potential g of N(0, I) -> data by stochastic ascent");
+  add_target_options(cmd, a->target);
+  auto& o = a->opt;
+  cmd->add_option("--epsilon", o.epsilon, "entropic regularisation (0 = hard OT; cost |x-y|^2/2)")->capture_default_str();
+  cmd->add_flag("--relative-epsilon", o.relative_epsilon, "--epsilon (and --warmup-delta) are multiples of std(C)");
+  cmd->add_option("--cost", a->cost, "sqeuclidean_half | dot")->capture_default_str();
+  cmd->add_option("--steps", o.steps, "maximum number of steps")->capture_default_str();
+  cmd->add_option("--batch", o.batch_size, "noise draws per step")->capture_default_str();
+  cmd->add_option("--optimizer", a->optimizer, "sgd | adam")->capture_default_str();
+  cmd->add_option("--schedule", a->schedule, "step size schedule: constant | linear | cosine")->capture_default_str();
+  cmd->add_option("--lr", o.lr, "initial step size")->capture_default_str();
+  cmd->add_option("--lr-final", o.lr_final, "final step size (linear, cosine)")->capture_default_str();
+  cmd->add_option("--averaging", a->averaging, "returned iterate: ema | polyak | none")->capture_default_str();
+  cmd->add_option("--ema-decay", o.ema_decay, "EMA decay")->capture_default_str();
+  cmd->add_option("--polyak-start", o.polyak_start, "Polyak: average from this fraction of --steps")->capture_default_str();
+  cmd->add_option("--warmup-delta", o.warmup_delta, "eps warm-up: start at eps + delta ...")->capture_default_str();
+  cmd->add_option("--warmup-steps", o.warmup_steps, "... decaying linearly to eps over these steps")->capture_default_str();
+  cmd->add_option("--chi2-every", o.chi2_every, "evaluate chi2 every K steps")->capture_default_str();
+  cmd->add_option("--chi2-repeats", o.chi2_repeats, "over R batches of fresh noise")->capture_default_str();
+  cmd->add_option("--chi2-threshold", o.chi2_threshold, "stop when chi2 <= this (0 = never)")->capture_default_str();
+  cmd->add_option("--class-penalty", o.class_penalty, "labels: beta of c + beta [k != l] (default inf = per class)");
+  cmd->add_option("--init", a->init, "warm start: a (N,) potential .npy");
+  cmd->add_option("--out", a->out, "output potential g: (N,) float32 .npy, centred")->required();
+  cmd->add_option("--record", a->record, "output run record (options, history, result) as JSON");
+  add_context_options(cmd, a->ctx);
+  cmd->callback([a] {
+    a->opt.optimizer = parse_sdot_optimizer(a->optimizer, "--optimizer");
+    a->opt.schedule = parse_sdot_schedule(a->schedule, "--schedule");
+    a->opt.averaging = parse_sdot_averaging(a->averaging, "--averaging");
+    a->opt.cost = parse_sdot_cost(a->cost, "--cost");
+    a->opt.log_every = std::max<int64_t>(1, std::min<int64_t>(100, a->opt.chi2_every));
+    const SemidiscreteOT ot(a->opt);
+    a->ctx.validate();
+    a->target.load();
+    std::vector<float> g0;
+    if (!a->init.empty()) g0 = read_potential(a->init, a->target.y.n);
+    const auto res = ot.fit(a->target.y, a->target.b, a->ctx, a->target.l, g0);
+    write_npy(a->out, res.g, {static_cast<int64_t>(res.g.size())});
+    nlohmann::json summary = {{"termination", to_string(res.termination)},
+                              {"message", res.message},
+                              {"steps", res.steps},
+                              {"chi2", opt_json(res.chi2)},
+                              {"epsilon", res.epsilon},
+                              {"reference_cost_std", opt_json(res.reference_cost_std)},
+                              {"seconds", res.seconds},
+                              {"steps_per_second", res.seconds > 0 ? res.steps / res.seconds : 0.0}};
+    if (!a->record.empty()) {
+      nlohmann::json rec = run_record("sdot fit", a->ctx);
+      rec["data"] = a->target.data;
+      rec["n"] = a->target.y.n;
+      rec["d"] = a->target.y.d;
+      rec["options"] = options_json(a->opt);
+      rec["result"] = summary;
+      nlohmann::json hist = nlohmann::json::array();
+      for (const auto& h : res.history)
+        hist.push_back({{"step", h.step}, {"chi2", opt_json(h.chi2)}, {"tv", opt_json(h.tv)}, {"loss", h.loss},
+                        {"lr", h.lr}, {"epsilon", h.epsilon}, {"seconds", h.seconds}});
+      rec["history"] = hist;
+      write_json(a->record, rec);
+    }
+    std::cout << summary.dump() << "\n";
+    if (res.termination == SdotTermination::NumericalFailure) throw Error("sdot fit: " + res.message);
+  });
+}
+
+struct CheckArgs {
+  Target target;
+  Context ctx;
+  std::string potential, cost = "sqeuclidean_half";
+  double epsilon = 0, class_penalty = std::numeric_limits<double>::infinity();
+  int64_t draws = 65536, batch = 4096;
+};
+
+void register_check(CLI::App& root) {
+  CLI::App* sdot = group(root, "sdot", "semidiscrete optimal transport: fit a potential, check it, assign noise");
+  auto a = std::make_shared<CheckArgs>();
+  CLI::App* cmd = sdot->add_subcommand(
+      "check", "chi2 and TV of a potential's second marginal against b, from fresh noise; prints JSON");
+  add_target_options(cmd, a->target);
+  cmd->add_option("--potential", a->potential, "the potential g: (N,) .npy")->required();
+  cmd->add_option("--epsilon", a->epsilon, "absolute epsilon of the map (0 = hard)")->capture_default_str();
+  cmd->add_option("--cost", a->cost, "sqeuclidean_half | dot")->capture_default_str();
+  cmd->add_option("--class-penalty", a->class_penalty, "labels: beta (default inf = per class)");
+  cmd->add_option("--draws", a->draws, "noise draws (rounded up to a multiple of --batch)")->capture_default_str();
+  cmd->add_option("--batch", a->batch, "draws per engine call")->capture_default_str();
+  add_context_options(cmd, a->ctx);
+  cmd->callback([a] {
+    require(a->draws >= 2, "--draws", a->draws, "at least 2");
+    require(a->batch >= 2, "--batch", a->batch, "at least 2");
+    a->ctx.validate();
+    a->target.load();
+    const auto g = read_potential(a->potential, a->target.y.n);
+    SemidiscreteMap m;
+    m.y = a->target.y;
+    m.g = g;
+    m.b = a->target.b;
+    m.epsilon = a->epsilon;
+    m.cost = parse_sdot_cost(a->cost, "--cost");
+    m.labels = a->target.l;
+    m.class_penalty = a->class_penalty;
+    const int64_t batch = std::min(a->batch, a->draws);
+    const int64_t repeats = (a->draws + batch - 1) / batch;
+    const auto st = sdot_check(m, batch, repeats, a->ctx.seed, a->ctx);
+    std::cout << nlohmann::json{{"chi2", st.chi2},        {"tv", st.tv},
+                                {"tv_floor", opt_json(st.tv_floor)},
+                                {"min_ratio", st.min_ratio}, {"max_ratio", st.max_ratio},
+                                {"empty", st.empty},      {"draws", st.draws}}
+                     .dump()
+              << "\n";
+  });
+}
+
+OTGEN_REGISTER_COMMAND("sdot fit", register_fit);
+OTGEN_REGISTER_COMMAND("sdot check", register_check);
+
+}  // namespace
+}  // namespace otgen::cli

@@ -1,0 +1,79 @@
+// Internal machinery shared by the semidiscrete fit and the map operations: the target split into
+// "groups" of candidate columns (one group for unconditional OT and for the finite-beta augmented
+// cost per noise class; one subset of the data per class for per-class potentials), noise drawing,
+// and the batched reductions through the score engine.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "otgen/context.h"
+#include "otgen/points.h"
+#include "otgen/scores.h"
+#include "otgen/semidiscrete.h"
+
+namespace otgen::sdot_detail {
+
+// The candidate columns for noise of one class (or all noise when unconditional).
+struct Group {
+  Points y_own;                 // per-class: a contiguous copy of the class's points
+  PointsView y;                 // the columns (y_own, or the full data)
+  std::vector<int64_t> cols;    // global index of each local column; empty = identity
+  std::vector<float> log_b;     // local log b_j (-inf when b_j = 0)
+  std::vector<float> y_shift;   // local |y_j|^2 / 2 (half cost) or 0 (dot)
+  std::vector<float> penalty;   // local -beta [l_j != k] (finite beta), or empty
+  int64_t global(int64_t local) const { return cols.empty() ? local : cols[local]; }
+  int64_t size() const { return y.n; }
+};
+
+struct Prepared {
+  int64_t N = 0, d = 0;
+  SdotCost cost = SdotCost::SqEuclideanHalf;
+  std::vector<double> b;          // full weights (uniform filled in)
+  std::vector<int64_t> labels;    // copy, or empty
+  int64_t num_classes = 0;        // 0 = unconditional
+  bool per_class = false;         // beta = infinity with labels
+  std::vector<double> class_w;    // noise class weights w_k (length K), empty when unconditional
+  std::vector<Group> groups;      // 1 when unconditional, else K
+
+  // Local biases h of group k for the global potential g (masked columns: -inf).
+  void group_h(size_t k, std::span<const double> g, std::vector<float>& h) const;
+};
+
+// Validates (y, b, labels, beta) and builds the groups. Throws otgen::Error on bad input.
+Prepared prepare(PointsView y, std::span<const double> b, SdotCost cost, std::span<const int64_t> labels,
+                 double class_penalty);
+
+// x ~ N(0, I_d): row i drawn from stream (mix_seed(seed, tag, step), i); independent of threads.
+Points draw_noise(uint64_t seed, uint64_t tag, uint64_t step, int64_t n, int64_t d, const Context& ctx);
+// Noise classes k ~ w (empty when unconditional).
+std::vector<int64_t> draw_classes(const Prepared& P, uint64_t seed, uint64_t tag, uint64_t step, int64_t n);
+
+// The rows of x split by class: rows[k] are the indices of class-k rows (one group of all rows when
+// unconditional), and xs[k] the gathered rows (empty Points when no gather is needed: use x).
+struct Split {
+  std::vector<std::vector<int64_t>> rows;
+  std::vector<Points> xs;
+  bool identity = true;  // one group, rows in order
+  PointsView view(size_t k, PointsView x) const { return identity ? x : xs[k].view(); }
+  int64_t row(size_t k, int64_t i) const { return identity ? i : rows[k][i]; }
+};
+Split split_rows(const Prepared& P, PointsView x, std::span<const int64_t> x_labels);
+
+// One batch: column sums of s(x_i) (global, length N, added into col_sum) and, when col_sum_sq is not
+// empty, of s(x_i)^2; returns sum_i f_g(x_i) (the c-transform, for the loss). eps = 0 uses the argmax.
+// exact_rows = true computes soft rows by materialising score chunks (needed for col_sum_sq).
+double accumulate_batch(const Prepared& P, PointsView x, std::span<const int64_t> x_labels,
+                        std::span<const double> g, double eps, std::span<double> col_sum,
+                        std::span<double> col_sum_sq, const Context& ctx, const ScoreOptions& engine);
+
+// Pooled marginal statistics over `repeats` batches of `batch` fresh draws (seeded).
+SdotMarginalStats marginal_stats(const Prepared& P, std::span<const double> g, double eps, int64_t batch,
+                                 int64_t repeats, uint64_t seed, const Context& ctx, const ScoreOptions& engine);
+
+// Expected-size multinomial noise floor of TV at sample size M (exact draw, seeded).
+double tv_floor(std::span<const double> b, int64_t M, uint64_t seed);
+
+}  // namespace otgen::sdot_detail

@@ -1,0 +1,495 @@
+// Semidiscrete maps: target preparation (groups), noise, batched reductions through the score engine,
+// assignment / sampling / top-k and the marginal checks (chi2, TV).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <string>
+
+#include "ot/semidiscrete_internal.h"
+#include "otgen/error.h"
+#include "otgen/rng.h"
+#include "otgen/semidiscrete.h"
+
+namespace otgen {
+
+namespace sdot_detail {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr float kNegInfF = -std::numeric_limits<float>::infinity();
+
+// Stream tags of the counter-based RNG (one per use, so draws never collide).
+constexpr uint64_t kTagClasses = 0x436c61737365ULL;
+constexpr uint64_t kTagFloor = 0x466c6f6f72ULL;
+
+}  // namespace
+
+void Prepared::group_h(size_t k, std::span<const double> g, std::vector<float>& h) const {
+  const Group& G = groups[k];
+  h.resize(static_cast<size_t>(G.size()));
+  for (int64_t c = 0; c < G.size(); ++c) {
+    const int64_t j = G.global(c);
+    if (b[j] <= 0) {
+      h[c] = kNegInfF;
+      continue;
+    }
+    double v = g[j] - G.y_shift[c];
+    if (!G.penalty.empty()) v += G.penalty[c];
+    h[c] = static_cast<float>(v);
+  }
+}
+
+Prepared prepare(PointsView y, std::span<const double> b, SdotCost cost, std::span<const int64_t> labels,
+                 double class_penalty) {
+  require(y.n >= 1, "data", "n = " + std::to_string(y.n), "at least one target point");
+  require(y.d >= 1, "data", "d = " + std::to_string(y.d), "d >= 1");
+  require_finite(y, "data");
+  Prepared P;
+  P.N = y.n;
+  P.d = y.d;
+  P.cost = cost;
+  if (b.empty()) {
+    P.b.assign(static_cast<size_t>(y.n), 1.0 / static_cast<double>(y.n));
+  } else {
+    require(static_cast<int64_t>(b.size()) == y.n, "weights", "length " + std::to_string(b.size()),
+            "length N = " + std::to_string(y.n) + " (one weight per data point)");
+    require_finite(b, "weights");
+    double s = 0;
+    for (size_t j = 0; j < b.size(); ++j) {
+      if (b[j] < 0) fail_argument("weights", to_text(b[j]) + " at index " + std::to_string(j), "non-negative weights");
+      s += b[j];
+    }
+    require(std::abs(s - 1.0) <= 1e-6, "weights", "sum " + to_text(s),
+            "weights summing to 1 within 1e-6 (otgen does not renormalise them)");
+    P.b.assign(b.begin(), b.end());
+  }
+  require(class_penalty > 0 && !std::isnan(class_penalty), "class_penalty", class_penalty,
+          "a positive number (infinity = one potential per class)");
+  const auto half_norms = squared_norms(y);
+  auto shift_of = [&](int64_t j) { return cost == SdotCost::SqEuclideanHalf ? 0.5f * half_norms[j] : 0.0f; };
+  auto log_of = [&](int64_t j) { return P.b[j] > 0 ? static_cast<float>(std::log(P.b[j])) : kNegInfF; };
+
+  if (labels.empty()) {
+    Group G;
+    G.y = y;
+    G.log_b.resize(static_cast<size_t>(y.n));
+    G.y_shift.resize(static_cast<size_t>(y.n));
+    for (int64_t j = 0; j < y.n; ++j) G.log_b[j] = log_of(j), G.y_shift[j] = shift_of(j);
+    P.groups.push_back(std::move(G));
+    return P;
+  }
+  require(static_cast<int64_t>(labels.size()) == y.n, "labels", "length " + std::to_string(labels.size()),
+          "length N = " + std::to_string(y.n) + " (one label per data point)");
+  int64_t K = 0;
+  for (size_t j = 0; j < labels.size(); ++j) {
+    if (labels[j] < 0) fail_argument("labels", to_text(labels[j]) + " at index " + std::to_string(j), "labels >= 0");
+    K = std::max(K, labels[j] + 1);
+  }
+  P.labels.assign(labels.begin(), labels.end());
+  P.num_classes = K;
+  P.class_w.assign(static_cast<size_t>(K), 0.0);
+  for (int64_t j = 0; j < y.n; ++j) P.class_w[labels[j]] += P.b[j];
+  for (int64_t k = 0; k < K; ++k)
+    require(P.class_w[k] > 0, "labels", "class " + std::to_string(k) + " with total weight 0",
+            "every class in [0, max label] to have positive weight (no empty or zero-weight class)");
+  P.per_class = std::isinf(class_penalty);
+  for (int64_t k = 0; k < K; ++k) {
+    Group G;
+    if (P.per_class) {
+      for (int64_t j = 0; j < y.n; ++j)
+        if (labels[j] == k) G.cols.push_back(j);
+      const int64_t n = static_cast<int64_t>(G.cols.size());
+      G.y_own = Points(n, y.d);
+      for (int64_t c = 0; c < n; ++c) std::copy_n(y.row(G.cols[c]), y.d, G.y_own.row(c));
+      G.y = G.y_own.view();
+    } else {
+      G.y = y;
+      G.penalty.resize(static_cast<size_t>(y.n));
+      for (int64_t j = 0; j < y.n; ++j) G.penalty[j] = labels[j] == k ? 0.0f : static_cast<float>(-class_penalty);
+    }
+    G.log_b.resize(static_cast<size_t>(G.size()));
+    G.y_shift.resize(static_cast<size_t>(G.size()));
+    for (int64_t c = 0; c < G.size(); ++c) G.log_b[c] = log_of(G.global(c)), G.y_shift[c] = shift_of(G.global(c));
+    P.groups.push_back(std::move(G));
+  }
+  return P;
+}
+
+Points draw_noise(uint64_t seed, uint64_t tag, uint64_t step, int64_t n, int64_t d, const Context& ctx) {
+  Points x(n, d);
+  const uint64_t key = mix_seed(seed, tag, step);
+#pragma omp parallel for num_threads(ctx.resolved_threads()) schedule(static) if (n * d >= 32768)
+  for (int64_t i = 0; i < n; ++i) {
+    Rng r(key, static_cast<uint64_t>(i));
+    r.fill_normal(std::span<float>(x.row(i), static_cast<size_t>(d)));
+  }
+  return x;
+}
+
+std::vector<int64_t> draw_classes(const Prepared& P, uint64_t seed, uint64_t tag, uint64_t step, int64_t n) {
+  if (P.num_classes == 0) return {};
+  std::vector<double> cum(P.class_w.size());
+  std::partial_sum(P.class_w.begin(), P.class_w.end(), cum.begin());
+  Rng r(mix_seed(seed, tag ^ kTagClasses, step));
+  std::vector<int64_t> out(static_cast<size_t>(n));
+  for (auto& k : out) {
+    const double u = r.uniform() * cum.back();
+    k = std::min<int64_t>(std::upper_bound(cum.begin(), cum.end(), u) - cum.begin(), P.num_classes - 1);
+    while (P.class_w[k] <= 0) --k;  // unreachable after validation; guards rounding at the end
+  }
+  return out;
+}
+
+Split split_rows(const Prepared& P, PointsView x, std::span<const int64_t> x_labels) {
+  Split s;
+  if (P.num_classes == 0) {
+    s.rows.resize(1);
+    return s;
+  }
+  s.identity = false;
+  const size_t K = static_cast<size_t>(P.num_classes);
+  s.rows.resize(K);
+  for (int64_t i = 0; i < x.n; ++i) s.rows[x_labels[i]].push_back(i);
+  s.xs.resize(K);
+  for (size_t k = 0; k < K; ++k) {
+    s.xs[k] = Points(static_cast<int64_t>(s.rows[k].size()), x.d);
+    for (size_t r = 0; r < s.rows[k].size(); ++r) std::copy_n(x.row(s.rows[k][r]), x.d, s.xs[k].row(r));
+  }
+  return s;
+}
+
+namespace {
+
+// |x_i|^2 / 2 for the half cost, 0 for dot: the j-independent part of -c(x, y_j).
+double row_shift(SdotCost cost, const float* x, int64_t d) {
+  if (cost != SdotCost::SqEuclideanHalf) return 0.0;
+  double s = 0;
+  for (int64_t k = 0; k < d; ++k) s += static_cast<double>(x[k]) * x[k];
+  return 0.5 * s;
+}
+
+// Soft rows of a group materialised in row chunks: adds sum_i s_ij and sum_i s_ij^2 (local columns,
+// scattered to global) and returns sum_i lse_i. Deterministic for any thread count.
+double soft_rows_exact(const Group& G, PointsView xk, std::span<const float> h, double eps, std::span<double> col_sum,
+                       std::span<double> col_sum_sq, std::vector<double>* lse_out, const Context& ctx,
+                       const ScoreOptions& engine) {
+  const int64_t m = G.size();
+  const int64_t chunk = std::clamp<int64_t>((int64_t{1} << 22) / std::max<int64_t>(m, 1), 1, 256);
+  std::vector<float> S(static_cast<size_t>(chunk * m));
+  std::vector<double> rmax(static_cast<size_t>(chunk)), rsum(static_cast<size_t>(chunk));
+  const double inv = 1.0 / eps;
+  const int threads = ctx.resolved_threads();
+  double total_lse = 0;
+  for (int64_t i0 = 0; i0 < xk.n; i0 += chunk) {
+    const int64_t r = std::min(chunk, xk.n - i0);
+    const PointsView xr{xk.row(i0), r, xk.d};
+    score_matrix(ScoreProblem{xr, G.y, h}, std::span<float>(S.data(), static_cast<size_t>(r * m)), ctx, engine);
+#pragma omp parallel for num_threads(threads) schedule(static) if (r * m >= 32768)
+    for (int64_t i = 0; i < r; ++i) {
+      float* s = S.data() + i * m;
+      auto logit = [&](int64_t c) { return std::isinf(h[c]) ? -kInf : s[c] * inv + G.log_b[c]; };
+      double mx = -kInf;
+      for (int64_t c = 0; c < m; ++c) mx = std::max(mx, logit(c));
+      double sum = 0;
+      for (int64_t c = 0; c < m; ++c) sum += std::exp(logit(c) - mx);
+      for (int64_t c = 0; c < m; ++c) s[c] = static_cast<float>(std::exp(logit(c) - mx) / sum);  // s(x_i)_c
+      rmax[i] = mx;
+      rsum[i] = sum;
+    }
+    for (int64_t i = 0; i < r; ++i) {
+      const double l = rmax[i] + std::log(rsum[i]);
+      total_lse += l;
+      if (lse_out) lse_out->push_back(l);
+    }
+#pragma omp parallel for num_threads(threads) schedule(static) if (r * m >= 32768)
+    for (int64_t c = 0; c < m; ++c) {
+      double a = 0, q = 0;
+      for (int64_t i = 0; i < r; ++i) {
+        const double p = S[i * m + c];
+        a += p;
+        q += p * p;
+      }
+      const int64_t j = G.global(c);
+      col_sum[j] += a;
+      if (!col_sum_sq.empty()) col_sum_sq[j] += q;
+    }
+  }
+  return total_lse;
+}
+
+}  // namespace
+
+double accumulate_batch(const Prepared& P, PointsView x, std::span<const int64_t> x_labels, std::span<const double> g,
+                        double eps, std::span<double> col_sum, std::span<double> col_sum_sq, const Context& ctx,
+                        const ScoreOptions& engine) {
+  const Split sp = split_rows(P, x, x_labels);
+  double f_sum = 0;
+  std::vector<float> h;
+  for (size_t k = 0; k < P.groups.size(); ++k) {
+    const PointsView xk = sp.view(k, x);
+    if (xk.n == 0) continue;
+    const Group& G = P.groups[k];
+    P.group_h(k, g, h);
+    double shift = 0;
+    for (int64_t i = 0; i < xk.n; ++i) shift += row_shift(P.cost, xk.row(i), xk.d);
+    const ScoreProblem prob{xk, G.y, h};
+    if (eps <= 0) {
+      std::vector<int64_t> idx(static_cast<size_t>(xk.n));
+      std::vector<float> val(static_cast<size_t>(xk.n));
+      row_argmax(prob, idx, val, ctx, engine);
+      double vsum = 0;
+      for (int64_t i = 0; i < xk.n; ++i) {
+        const int64_t j = G.global(idx[i]);
+        col_sum[j] += 1.0;
+        if (!col_sum_sq.empty()) col_sum_sq[j] += 1.0;
+        vsum += val[i];
+      }
+      f_sum += shift - vsum;
+    } else if (!col_sum_sq.empty()) {
+      const double lse = soft_rows_exact(G, xk, h, eps, col_sum, col_sum_sq, nullptr, ctx, engine);
+      f_sum += shift - eps * lse;
+    } else {
+      std::vector<double> cs(static_cast<size_t>(G.size()));
+      std::vector<float> lse(static_cast<size_t>(xk.n));
+      softmax_column_sums(prob, static_cast<float>(1.0 / eps), G.log_b, cs, lse, ctx, engine);
+      for (int64_t c = 0; c < G.size(); ++c) col_sum[G.global(c)] += cs[c];
+      double lsum = 0;
+      for (float l : lse) lsum += l;
+      f_sum += shift - eps * lsum;
+    }
+  }
+  return f_sum;
+}
+
+double tv_floor(std::span<const double> b, int64_t M, uint64_t seed) {
+  std::vector<double> cum(b.size());
+  std::partial_sum(b.begin(), b.end(), cum.begin());
+  std::vector<int64_t> counts(b.size(), 0);
+  Rng r(mix_seed(seed, kTagFloor));
+  for (int64_t t = 0; t < M; ++t) {
+    const double u = r.uniform() * cum.back();
+    int64_t j = std::min<int64_t>(std::upper_bound(cum.begin(), cum.end(), u) - cum.begin(),
+                                  static_cast<int64_t>(b.size()) - 1);
+    while (b[j] <= 0 && j > 0) --j;
+    ++counts[j];
+  }
+  double tv = 0;
+  for (size_t j = 0; j < b.size(); ++j) tv += std::abs(static_cast<double>(counts[j]) / M - b[j]);
+  return 0.5 * tv;
+}
+
+SdotMarginalStats marginal_stats(const Prepared& P, std::span<const double> g, double eps, int64_t batch,
+                                 int64_t repeats, uint64_t seed, const Context& ctx, const ScoreOptions& engine) {
+  constexpr uint64_t kTagCheck = 0x436865636bULL;
+  std::vector<double> s1(static_cast<size_t>(P.N), 0.0), s2(static_cast<size_t>(P.N), 0.0);
+  for (int64_t r = 0; r < repeats; ++r) {
+    const Points x = draw_noise(seed, kTagCheck, static_cast<uint64_t>(r), batch, P.d, ctx);
+    const auto xl = draw_classes(P, seed, kTagCheck, static_cast<uint64_t>(r), batch);
+    accumulate_batch(P, x, xl, g, eps, s1, s2, ctx, engine);
+  }
+  SdotMarginalStats st;
+  const int64_t M = batch * repeats;
+  st.draws = M;
+  st.chi2 = sdot_chi2_estimate(s1, s2, P.b, M);
+  double tv = 0, lo = kInf, hi = -kInf;
+  for (int64_t j = 0; j < P.N; ++j) {
+    const double m = s1[j] / static_cast<double>(M);
+    tv += std::abs(m - P.b[j]);
+    if (P.b[j] > 0) {
+      lo = std::min(lo, m / P.b[j]);
+      hi = std::max(hi, m / P.b[j]);
+      if (s1[j] == 0) ++st.empty;
+    }
+  }
+  st.tv = 0.5 * tv;
+  st.min_ratio = lo;
+  st.max_ratio = hi;
+  if (eps <= 0) st.tv_floor = tv_floor(P.b, M, seed);
+  return st;
+}
+
+}  // namespace sdot_detail
+
+using namespace sdot_detail;
+
+double sdot_chi2_estimate(std::span<const double> col_sum, std::span<const double> col_sum_sq,
+                          std::span<const double> b, int64_t B) {
+  require(B >= 2, "B", B, "at least 2 rows for the unbiased chi2 estimate");
+  require(col_sum.size() == b.size() && col_sum_sq.size() == b.size(), "col_sum",
+          "length " + std::to_string(col_sum.size()), "the length of b, " + std::to_string(b.size()));
+  double s = 0;
+  for (size_t j = 0; j < b.size(); ++j) {
+    if (b[j] <= 0) continue;
+    s += (col_sum[j] * col_sum[j] - col_sum_sq[j]) / b[j];
+  }
+  return s / (static_cast<double>(B) * static_cast<double>(B - 1)) - 1.0;
+}
+
+void SemidiscreteMap::validate() const {
+  (void)prepare(y, b, cost, labels, class_penalty);
+  require(static_cast<int64_t>(g.size()) == y.n, "potential", "length " + std::to_string(g.size()),
+          "length N = " + std::to_string(y.n) + " (one value per data point)");
+  require_finite(g, "potential");
+  require(epsilon >= 0 && std::isfinite(epsilon), "epsilon", epsilon, "a finite number >= 0");
+}
+
+namespace {
+
+struct MapCall {
+  Prepared P;
+  std::vector<double> g;
+  Split split;
+};
+
+MapCall start_call(const SemidiscreteMap& map, PointsView x, std::span<const int64_t> x_labels) {
+  MapCall c{prepare(map.y, map.b, map.cost, map.labels, map.class_penalty), {}, {}};
+  require(static_cast<int64_t>(map.g.size()) == map.y.n, "potential", "length " + std::to_string(map.g.size()),
+          "length N = " + std::to_string(map.y.n) + " (one value per data point)");
+  require_finite(map.g, "potential");
+  require(map.epsilon >= 0 && std::isfinite(map.epsilon), "epsilon", map.epsilon, "a finite number >= 0");
+  require(x.n >= 0, "noise", "n = " + std::to_string(x.n), "n >= 0");
+  require(x.d == map.y.d, "noise", "dimension " + std::to_string(x.d),
+          "the data's dimension d = " + std::to_string(map.y.d));
+  require_finite(x, "noise");
+  if (c.P.num_classes > 0) {
+    require(static_cast<int64_t>(x_labels.size()) == x.n, "noise labels", "length " + std::to_string(x_labels.size()),
+            "one class per noise row (" + std::to_string(x.n) + ") for a conditional map");
+    for (size_t i = 0; i < x_labels.size(); ++i)
+      if (x_labels[i] < 0 || x_labels[i] >= c.P.num_classes)
+        fail_argument("noise labels", to_text(x_labels[i]) + " at index " + std::to_string(i),
+                      "classes in [0, " + std::to_string(c.P.num_classes) + ")");
+  } else {
+    require(x_labels.empty(), "noise labels", "length " + std::to_string(x_labels.size()),
+            "none: the map is unconditional");
+  }
+  c.g.assign(map.g.begin(), map.g.end());
+  c.split = split_rows(c.P, x, x_labels);
+  return c;
+}
+
+}  // namespace
+
+Points sdot_noise(int64_t n, int64_t d, uint64_t seed, const Context& ctx) {
+  require(n >= 0, "n", n, "n >= 0");
+  require(d >= 1, "d", d, "d >= 1");
+  return draw_noise(seed, 0x4e6f697365ULL, 0, n, d, ctx);
+}
+
+std::vector<int64_t> sdot_noise_classes(const SemidiscreteMap& map, int64_t n, uint64_t seed) {
+  require(n >= 0, "n", n, "n >= 0");
+  const Prepared P = prepare(map.y, map.b, map.cost, map.labels, map.class_penalty);
+  return draw_classes(P, seed, 0x4e6f697365ULL, 0, n);
+}
+
+std::vector<int64_t> sdot_assign(const SemidiscreteMap& map, PointsView x, const Context& ctx,
+                                 std::span<const int64_t> x_labels, const ScoreOptions& engine) {
+  MapCall c = start_call(map, x, x_labels);
+  std::vector<int64_t> out(static_cast<size_t>(x.n));
+  std::vector<float> h;
+  for (size_t k = 0; k < c.P.groups.size(); ++k) {
+    const PointsView xk = c.split.view(k, x);
+    if (xk.n == 0) continue;
+    c.P.group_h(k, c.g, h);
+    std::vector<int64_t> idx(static_cast<size_t>(xk.n));
+    std::vector<float> val(static_cast<size_t>(xk.n));
+    row_argmax(ScoreProblem{xk, c.P.groups[k].y, h}, idx, val, ctx, engine);
+    for (int64_t i = 0; i < xk.n; ++i) out[c.split.row(k, i)] = c.P.groups[k].global(idx[i]);
+  }
+  return out;
+}
+
+std::vector<int64_t> sdot_sample(const SemidiscreteMap& map, PointsView x, uint64_t seed, const Context& ctx,
+                                 std::span<const int64_t> x_labels, const ScoreOptions& engine) {
+  if (map.epsilon <= 0) return sdot_assign(map, x, ctx, x_labels, engine);
+  MapCall c = start_call(map, x, x_labels);
+  std::vector<int64_t> out(static_cast<size_t>(x.n));
+  std::vector<float> h;
+  for (size_t k = 0; k < c.P.groups.size(); ++k) {
+    const PointsView xk = c.split.view(k, x);
+    if (xk.n == 0) continue;
+    c.P.group_h(k, c.g, h);
+    std::vector<int64_t> idx(static_cast<size_t>(xk.n));
+    const uint64_t key = c.P.num_classes == 0 ? seed : mix_seed(seed, 0x47756d62656cULL, k);
+    row_gumbel_argmax(ScoreProblem{xk, c.P.groups[k].y, h}, static_cast<float>(1.0 / map.epsilon),
+                      c.P.groups[k].log_b, key, idx, ctx, engine);
+    for (int64_t i = 0; i < xk.n; ++i) out[c.split.row(k, i)] = c.P.groups[k].global(idx[i]);
+  }
+  return out;
+}
+
+std::vector<int64_t> sdot_topk(const SemidiscreteMap& map, PointsView x, int64_t k, const Context& ctx,
+                               std::span<const int64_t> x_labels, const ScoreOptions& engine) {
+  MapCall c = start_call(map, x, x_labels);
+  int64_t smallest = std::numeric_limits<int64_t>::max();
+  for (const auto& G : c.P.groups) {
+    int64_t support = 0;
+    for (int64_t col = 0; col < G.size(); ++col) support += c.P.b[G.global(col)] > 0;
+    smallest = std::min(smallest, support);
+  }
+  require(k >= 1 && k <= smallest, "k", k,
+          "1 <= k <= " + std::to_string(smallest) + " (the smallest set of candidate points with b > 0)");
+  std::vector<int64_t> out(static_cast<size_t>(x.n * k));
+  std::vector<float> h;
+  for (size_t gk = 0; gk < c.P.groups.size(); ++gk) {
+    const PointsView xk = c.split.view(gk, x);
+    if (xk.n == 0) continue;
+    c.P.group_h(gk, c.g, h);
+    std::vector<int64_t> idx(static_cast<size_t>(xk.n * k));
+    std::vector<float> val(static_cast<size_t>(xk.n * k));
+    row_topk(ScoreProblem{xk, c.P.groups[gk].y, h}, k, idx, val, ctx, engine);
+    for (int64_t i = 0; i < xk.n; ++i)
+      for (int64_t t = 0; t < k; ++t) out[c.split.row(gk, i) * k + t] = c.P.groups[gk].global(idx[i * k + t]);
+  }
+  return out;
+}
+
+SdotMarginalStats sdot_check(const SemidiscreteMap& map, int64_t batch, int64_t repeats, uint64_t seed,
+                             const Context& ctx, const ScoreOptions& engine) {
+  require(batch >= 2, "batch", batch, "at least 2 draws per batch");
+  require(repeats >= 1, "repeats", repeats, "at least 1");
+  map.validate();
+  const Prepared P = prepare(map.y, map.b, map.cost, map.labels, map.class_penalty);
+  const std::vector<double> g(map.g.begin(), map.g.end());
+  return marginal_stats(P, g, map.epsilon, batch, repeats, seed, ctx, engine);
+}
+
+double sdot_reference_cost_std(PointsView y, std::span<const double> b, SdotCost cost, uint64_t seed,
+                               const Context& ctx, int64_t noise_draws, int64_t max_points) {
+  require(noise_draws >= 1, "reference_draws", noise_draws, "a positive integer");
+  require(max_points >= 1, "reference_points", max_points, "a positive integer");
+  const Prepared P = prepare(y, b, cost, {}, std::numeric_limits<double>::infinity());
+  std::vector<int64_t> support;
+  for (int64_t j = 0; j < P.N; ++j)
+    if (P.b[j] > 0) support.push_back(j);
+  if (static_cast<int64_t>(support.size()) > max_points) {
+    Rng r(mix_seed(seed, 0x526566ULL, 1));
+    for (int64_t t = 0; t < max_points; ++t) {
+      const int64_t u = t + r.below(static_cast<int64_t>(support.size()) - t);
+      std::swap(support[t], support[u]);
+    }
+    support.resize(static_cast<size_t>(max_points));
+    std::sort(support.begin(), support.end());
+  }
+  const int64_t m = static_cast<int64_t>(support.size());
+  Points ys(m, y.d);
+  for (int64_t c = 0; c < m; ++c) std::copy_n(y.row(support[c]), y.d, ys.row(c));
+  const Points x = draw_noise(seed, 0x526566ULL, 0, noise_draws, y.d, ctx);
+  std::vector<float> S(static_cast<size_t>(noise_draws * m));
+  score_matrix(ScoreProblem{x, ys, {}}, S, ctx);
+  const auto nx = squared_norms(x), ny = squared_norms(ys);
+  auto C = [&](int64_t i, int64_t c) {
+    const double dot = S[i * m + c];
+    return cost == SdotCost::SqEuclideanHalf ? 0.5 * (nx[i] + ny[c]) - dot : -dot;
+  };
+  double mean = 0;
+  for (int64_t i = 0; i < noise_draws; ++i)
+    for (int64_t c = 0; c < m; ++c) mean += C(i, c);
+  mean /= static_cast<double>(noise_draws * m);
+  double var = 0;
+  for (int64_t i = 0; i < noise_draws; ++i)
+    for (int64_t c = 0; c < m; ++c) var += (C(i, c) - mean) * (C(i, c) - mean);
+  return std::sqrt(var / static_cast<double>(noise_draws * m));
+}
+
+}  // namespace otgen
