@@ -6,15 +6,23 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
+#include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "otgen/assignment.h"
+#include "otgen/coupling.h"
 #include "otgen/data.h"
 #include "otgen/error.h"
 #include "otgen/metrics.h"
 #include "otgen/scores.h"
+#include "otgen/semidiscrete.h"
+#include "otgen/sinkhorn.h"
 #include "otgen/version.h"
+#include "otgen/wfr.h"
 
 namespace py = pybind11;
 using namespace otgen;
@@ -81,6 +89,32 @@ Context context(int threads, uint64_t seed = 0) {
   ctx.validate();
   return ctx;
 }
+
+// Optional 1-D float64 vector (weights); None -> empty.
+F64 optional_f64(const py::object& obj, const char* name) {
+  if (obj.is_none()) return F64(0);
+  py::array a = py::array::ensure(obj);
+  if (!a || (a.dtype().kind() != 'f' && a.dtype().kind() != 'i' && a.dtype().kind() != 'u') || a.ndim() != 1)
+    value_error(std::string(name) + ": expected a 1-D real array");
+  return F64::ensure(a);
+}
+
+// Optional 1-D int64 vector (labels); None -> empty. Floats are rejected (labels are integers).
+I64 optional_i64(const py::object& obj, const char* name) {
+  if (obj.is_none()) return I64(0);
+  py::array a = py::array::ensure(obj);
+  if (!a || (a.dtype().kind() != 'i' && a.dtype().kind() != 'u') || a.ndim() != 1)
+    value_error(std::string(name) + ": expected a 1-D integer array");
+  return I64::ensure(a);
+}
+
+template <class A>
+auto span_of_t(const A& a) {
+  using T = typename std::remove_const_t<std::remove_pointer_t<decltype(a.data())>>;
+  return std::span<const T>(a.data(), static_cast<size_t>(a.size()));
+}
+
+py::object optional_value(const std::optional<double>& v) { return v ? py::object(py::float_(*v)) : py::none(); }
 
 ScoreProblem problem(const PointsArg& x, const PointsArg& y, const F32& h) { return {x.view, y.view, span_of(h)}; }
 
@@ -190,4 +224,361 @@ PYBIND11_MODULE(_otgen, m) {
         return frechet_distance(X.view, Y.view);
       },
       py::arg("x"), py::arg("y"));
+
+  // ---- semidiscrete OT ------------------------------------------------------------------------
+  // Options arrive as a dict of SemidiscreteOT::Options field names; unknown keys are an error.
+  m.def(
+      "sdot_fit",
+      [](py::handle y, py::object weights, py::object labels, py::object g0, py::dict options, uint64_t seed,
+         int threads, bool progress) {
+        SemidiscreteOT::Options o;
+        for (auto item : options) {
+          const std::string key = py::str(item.first);
+          py::handle v = item.second;
+          if (key == "epsilon") o.epsilon = v.cast<double>();
+          else if (key == "relative_epsilon") o.relative_epsilon = v.cast<bool>();
+          else if (key == "cost") o.cost = parse_sdot_cost(v.cast<std::string>());
+          else if (key == "batch_size") o.batch_size = v.cast<int64_t>();
+          else if (key == "steps") o.steps = v.cast<int64_t>();
+          else if (key == "optimizer") o.optimizer = parse_sdot_optimizer(v.cast<std::string>());
+          else if (key == "schedule") o.schedule = parse_sdot_schedule(v.cast<std::string>());
+          else if (key == "lr") o.lr = v.cast<double>();
+          else if (key == "lr_final") o.lr_final = v.cast<double>();
+          else if (key == "adam_beta1") o.adam_beta1 = v.cast<double>();
+          else if (key == "adam_beta2") o.adam_beta2 = v.cast<double>();
+          else if (key == "adam_eps") o.adam_eps = v.cast<double>();
+          else if (key == "averaging") o.averaging = parse_sdot_averaging(v.cast<std::string>());
+          else if (key == "ema_decay") o.ema_decay = v.cast<double>();
+          else if (key == "polyak_start") o.polyak_start = v.cast<double>();
+          else if (key == "warmup_delta") o.warmup_delta = v.cast<double>();
+          else if (key == "warmup_steps") o.warmup_steps = v.cast<int64_t>();
+          else if (key == "chi2_every") o.chi2_every = v.cast<int64_t>();
+          else if (key == "chi2_repeats") o.chi2_repeats = v.cast<int64_t>();
+          else if (key == "chi2_threshold") o.chi2_threshold = v.cast<double>();
+          else if (key == "log_every") o.log_every = v.cast<int64_t>();
+          else if (key == "class_penalty") o.class_penalty = v.cast<double>();
+          else value_error("unknown SemidiscreteOT option '" + key + "'");
+        }
+        auto Y = points(y, "y");
+        F64 B = optional_f64(weights, "weights");
+        I64 L = optional_i64(labels, "labels");
+        F32 G0 = optional_vector(g0, "g0");
+        Context ctx = context(threads, seed);
+        ctx.quiet = !progress;
+        SemidiscreteOT::Result r;
+        {
+          py::gil_scoped_release release;
+          r = SemidiscreteOT(o).fit(Y.view, span_of_t(B), ctx, span_of_t(L), span_of(G0));
+        }
+        const auto rows = static_cast<py::ssize_t>(r.history.size());
+        std::vector<int64_t> step(rows);
+        std::vector<double> chi2(rows), tv(rows), loss(rows), lr(rows), eps(rows), secs(rows);
+        const double nan = std::numeric_limits<double>::quiet_NaN();
+        for (py::ssize_t k = 0; k < rows; ++k) {
+          const auto& h = r.history[k];
+          step[k] = h.step, chi2[k] = h.chi2.value_or(nan), tv[k] = h.tv.value_or(nan), loss[k] = h.loss;
+          lr[k] = h.lr, eps[k] = h.epsilon, secs[k] = h.seconds;
+        }
+        py::dict history;
+        history["step"] = owned(std::move(step), {rows});
+        history["chi2"] = owned(std::move(chi2), {rows});
+        history["tv"] = owned(std::move(tv), {rows});
+        history["loss"] = owned(std::move(loss), {rows});
+        history["lr"] = owned(std::move(lr), {rows});
+        history["epsilon"] = owned(std::move(eps), {rows});
+        history["seconds"] = owned(std::move(secs), {rows});
+        py::dict out;
+        const auto n = static_cast<py::ssize_t>(r.g.size());
+        out["g"] = owned(std::move(r.g), {n});
+        out["history"] = history;
+        out["termination"] = to_string(r.termination);
+        out["message"] = r.message;
+        out["epsilon"] = r.epsilon;
+        out["steps"] = r.steps;
+        out["chi2"] = optional_value(r.chi2);
+        out["reference_cost_std"] = optional_value(r.reference_cost_std);
+        out["seconds"] = r.seconds;
+        return out;
+      },
+      py::arg("y"), py::arg("weights"), py::arg("labels"), py::arg("g0"), py::arg("options"), py::arg("seed"),
+      py::arg("threads"), py::arg("progress"));
+
+  // The map (y, g, weights, labels, eps, cost, beta) and what runs on it.
+  struct MapArgs {
+    PointsArg y;
+    F32 g;
+    F64 b;
+    I64 labels;
+    SemidiscreteMap map;
+  };
+  auto make_map = [](py::handle y, py::handle g, py::object weights, py::object labels, double epsilon,
+                     const std::string& cost, double class_penalty) {
+    auto a = std::make_unique<MapArgs>(MapArgs{points(y, "y"), as_f32(g, "g", 1), optional_f64(weights, "weights"),
+                                               optional_i64(labels, "labels"), {}});
+    a->map.y = a->y.view;
+    a->map.g = span_of(a->g);
+    a->map.b = span_of_t(a->b);
+    a->map.labels = span_of_t(a->labels);
+    a->map.epsilon = epsilon;
+    a->map.cost = parse_sdot_cost(cost);
+    a->map.class_penalty = class_penalty;
+    a->map.validate();
+    return a;
+  };
+  const double inf = std::numeric_limits<double>::infinity();
+  m.def(
+      "sdot_assign",
+      [make_map](py::handle y, py::handle g, py::handle x, py::object weights, py::object labels, py::object x_labels,
+                 double epsilon, const std::string& cost, double class_penalty, int64_t k, bool sample, uint64_t seed,
+                 int threads) {
+        auto a = make_map(y, g, weights, labels, epsilon, cost, class_penalty);
+        auto X = points(x, "x");
+        I64 XL = optional_i64(x_labels, "x_labels");
+        std::vector<int64_t> idx;
+        {
+          py::gil_scoped_release release;
+          const Context ctx = context(threads, seed);
+          if (k > 0) idx = sdot_topk(a->map, X.view, k, ctx, span_of_t(XL));
+          else if (sample) idx = sdot_sample(a->map, X.view, seed, ctx, span_of_t(XL));
+          else idx = sdot_assign(a->map, X.view, ctx, span_of_t(XL));
+        }
+        if (k > 0) return owned(std::move(idx), {X.view.n, static_cast<py::ssize_t>(k)});
+        return owned(std::move(idx), {X.view.n});
+      },
+      py::arg("y"), py::arg("g"), py::arg("x"), py::arg("weights") = py::none(), py::arg("labels") = py::none(),
+      py::arg("x_labels") = py::none(), py::arg("epsilon") = 0.0, py::arg("cost") = "sqeuclidean_half",
+      py::arg("class_penalty") = inf, py::arg("k") = 0, py::arg("sample") = false, py::arg("seed") = 0,
+      py::arg("threads") = 0);
+  m.def(
+      "sdot_check",
+      [make_map](py::handle y, py::handle g, py::object weights, py::object labels, double epsilon,
+                 const std::string& cost, double class_penalty, int64_t batch, int64_t repeats, uint64_t seed,
+                 int threads) {
+        auto a = make_map(y, g, weights, labels, epsilon, cost, class_penalty);
+        SdotMarginalStats st;
+        {
+          py::gil_scoped_release release;
+          st = sdot_check(a->map, batch, repeats, seed, context(threads, seed));
+        }
+        py::dict out;
+        out["chi2"] = st.chi2;
+        out["tv"] = st.tv;
+        out["tv_floor"] = optional_value(st.tv_floor);
+        out["min_ratio"] = st.min_ratio;
+        out["max_ratio"] = st.max_ratio;
+        out["empty"] = st.empty;
+        out["draws"] = st.draws;
+        return out;
+      },
+      py::arg("y"), py::arg("g"), py::arg("weights") = py::none(), py::arg("labels") = py::none(),
+      py::arg("epsilon") = 0.0, py::arg("cost") = "sqeuclidean_half", py::arg("class_penalty") = inf,
+      py::arg("batch") = 1024, py::arg("repeats") = 16, py::arg("seed") = 0, py::arg("threads") = 0);
+
+  // ---- batch OT -------------------------------------------------------------------------------
+  m.def(
+      "exact_assignment",
+      [](py::handle x, py::handle y, const std::string& solver, int threads) {
+        auto X = points(x, "x"), Y = points(y, "y");
+        AssignmentOptions o;
+        if (solver == "jv") o.solver = AssignmentSolver::JonkerVolgenant;
+        else if (solver == "network_simplex") o.solver = AssignmentSolver::NetworkSimplex;
+        else value_error("solver: '" + solver + "', expected 'jv' or 'network_simplex'");
+        AssignmentResult r;
+        {
+          py::gil_scoped_release release;
+          r = exact_assignment(X.view, Y.view, context(threads), o);
+        }
+        const auto n = static_cast<py::ssize_t>(r.permutation.size());
+        return py::make_tuple(owned(std::move(r.permutation), {n}), r.cost);
+      },
+      py::arg("x"), py::arg("y"), py::arg("solver") = "jv", py::arg("threads") = 0);
+  m.def(
+      "sinkhorn",
+      [](py::handle x, py::handle y, py::object a, py::object b, double epsilon, bool relative_epsilon, double tol,
+         int64_t max_iterations, int64_t check_every, bool eps_scaling, const std::string& mode, int threads) {
+        auto X = points(x, "x"), Y = points(y, "y");
+        F64 A = optional_f64(a, "a"), B = optional_f64(b, "b");
+        SinkhornOptions o;
+        o.epsilon = epsilon, o.relative_epsilon = relative_epsilon, o.tol = tol, o.max_iterations = max_iterations;
+        o.check_every = check_every, o.eps_scaling = eps_scaling;
+        if (mode == "auto") o.mode = SinkhornMode::Auto;
+        else if (mode == "dense") o.mode = SinkhornMode::Dense;
+        else if (mode == "online") o.mode = SinkhornMode::Online;
+        else value_error("mode: '" + mode + "', expected 'auto', 'dense' or 'online'");
+        SinkhornResult r;
+        {
+          py::gil_scoped_release release;
+          r = sinkhorn(X.view, Y.view, span_of_t(A), span_of_t(B), context(threads), o);
+        }
+        py::dict out;
+        const auto nf = static_cast<py::ssize_t>(r.f.size()), ng = static_cast<py::ssize_t>(r.g.size());
+        out["f"] = owned(std::move(r.f), {nf});
+        out["g"] = owned(std::move(r.g), {ng});
+        out["epsilon"] = r.epsilon;
+        out["cost_std"] = optional_value(r.cost_std);
+        out["iterations"] = r.iterations;
+        out["stages"] = r.stages;
+        out["marginal_error"] = r.marginal_error;
+        out["transport_cost"] = r.transport_cost;
+        out["dual_objective"] = r.dual_objective;
+        out["dense"] = r.dense;
+        out["termination"] = termination_name(r.termination);
+        out["message"] = r.message;
+        return out;
+      },
+      py::arg("x"), py::arg("y"), py::arg("a") = py::none(), py::arg("b") = py::none(), py::arg("epsilon") = 0.05,
+      py::arg("relative_epsilon") = false, py::arg("tol") = 1e-4, py::arg("max_iterations") = 10000,
+      py::arg("check_every") = 1, py::arg("eps_scaling") = true, py::arg("mode") = "auto", py::arg("threads") = 0);
+
+  // ---- couplings ------------------------------------------------------------------------------
+  // A coupling owns (a reference to) its data arrays; sample() returns (target rows, labels or None).
+  struct PyCoupling {
+    PointsArg y;
+    I64 labels;
+    std::unique_ptr<Coupling> coupling;
+  };
+  py::class_<PyCoupling>(m, "Coupling")
+      .def("sample",
+           [](const PyCoupling& c, py::handle noise, py::object noise_labels, uint64_t seed, int threads) {
+             auto X = points(noise, "noise");
+             I64 NL = optional_i64(noise_labels, "noise_labels");
+             Pairs p;
+             {
+               py::gil_scoped_release release;
+               p = c.coupling->sample(X.view, span_of_t(NL), seed, context(threads, seed));
+             }
+             const auto n = static_cast<py::ssize_t>(p.target.size());
+             py::object labels = py::none();
+             if (!p.labels.empty()) labels = owned(std::move(p.labels), {n});
+             return py::make_tuple(owned(std::move(p.target), {n}), labels);
+           },
+           py::arg("noise"), py::arg("noise_labels") = py::none(), py::arg("seed") = 0, py::arg("threads") = 0)
+      .def_property_readonly("name", [](const PyCoupling& c) { return c.coupling->name(); });
+  m.def(
+      "make_coupling",
+      [](const std::string& kind, py::handle y, py::object labels, int64_t num_classes, py::object g, py::object weights,
+         double epsilon, bool relative_epsilon, bool round_to_permutation) {
+        auto c = std::make_unique<PyCoupling>(PyCoupling{points(y, "y"), optional_i64(labels, "labels"), nullptr});
+        CouplingData data{c->y.view, span_of_t(c->labels), num_classes};
+        if (kind == "independent") {
+          c->coupling = std::make_unique<IndependentCoupling>(data);
+        } else if (kind == "exact" || kind == "sinkhorn") {
+          BatchOTOptions o;
+          o.method = kind == "exact" ? BatchOTMethod::Exact : BatchOTMethod::Sinkhorn;
+          if (kind == "sinkhorn") o.sinkhorn.epsilon = epsilon, o.sinkhorn.relative_epsilon = relative_epsilon;
+          o.round_to_permutation = round_to_permutation;
+          c->coupling = std::make_unique<BatchOTCoupling>(data, o);
+        } else if (kind == "semidiscrete") {
+          if (g.is_none()) value_error("g: None, expected the fitted potential for a semidiscrete coupling");
+          F32 G = as_f32(g, "g", 1);
+          F64 B = optional_f64(weights, "weights");
+          c->coupling = std::make_unique<SemidiscreteCoupling>(
+              data, std::vector<float>(G.data(), G.data() + G.size()), epsilon,
+              std::vector<double>(B.data(), B.data() + B.size()));
+        } else {
+          value_error("kind: '" + kind + "', expected 'independent', 'exact', 'sinkhorn' or 'semidiscrete'");
+        }
+        return c;
+      },
+      py::arg("kind"), py::arg("y"), py::arg("labels") = py::none(), py::arg("num_classes") = 0,
+      py::arg("g") = py::none(), py::arg("weights") = py::none(), py::arg("epsilon") = 0.0,
+      py::arg("relative_epsilon") = true, py::arg("round_to_permutation") = false);
+
+  // ---- WFR samplers ---------------------------------------------------------------------------
+  // target: a built-in name, or a Python object with batched log_prob(x) -> (n,) and grad_log_prob(x)
+  // -> (n, d) taking float64 (n, d) arrays (called with the GIL held, once per step).
+  m.def(
+      "wfr_sample",
+      [](py::object target, int64_t dim, double H, const std::string& sampler, int64_t n_particles, double step,
+         int64_t steps, py::object init, double beta, py::object bandwidth, const std::string& bandwidth_rule,
+         double ess_threshold, const std::string& resample, bool adaptive, bool mala_moves, int moves, uint64_t seed,
+         int threads) {
+        std::unique_ptr<wfr::Target> t;
+        if (py::isinstance<py::str>(target)) {
+          t = wfr::make_target(target.cast<std::string>(), H, dim);
+        } else {
+          if (!py::hasattr(target, "log_prob") || !py::hasattr(target, "grad_log_prob"))
+            value_error("target: expected a built-in name or an object with log_prob(x) and grad_log_prob(x)");
+          if (dim < 1) value_error("dim: " + std::to_string(dim) + ", expected the target's dimension (>= 1)");
+          t = std::make_unique<wfr::FunctionTarget>(
+              dim,
+              [target, dim](PointsView x, std::span<double> logp, std::span<double> grad) {
+                py::gil_scoped_acquire acquire;
+                py::array_t<double> xa({x.n, dim});
+                for (int64_t k = 0; k < x.n * dim; ++k) xa.mutable_data()[k] = x.data[k];
+                auto lp = F64::ensure(target.attr("log_prob")(xa));
+                if (!lp || lp.size() != x.n) value_error("target.log_prob(x) must return n = " + std::to_string(x.n) + " values");
+                std::copy_n(lp.data(), x.n, logp.begin());
+                if (!grad.empty()) {
+                  auto gr = F64::ensure(target.attr("grad_log_prob")(xa));
+                  if (!gr || gr.size() != x.n * dim)
+                    value_error("target.grad_log_prob(x) must return an (n, d) = (" + std::to_string(x.n) + ", " +
+                                std::to_string(dim) + ") array");
+                  std::copy_n(gr.data(), x.n * dim, grad.begin());
+                }
+              },
+              "python");
+        }
+        wfr::SamplerSpec spec;
+        spec.step = step, spec.beta = beta, spec.ess_threshold = ess_threshold, spec.adaptive = adaptive;
+        spec.mala_moves = mala_moves, spec.moves = moves;
+        if (!bandwidth.is_none()) spec.bandwidth = bandwidth.cast<double>();
+        if (bandwidth_rule == "silverman") spec.rule = wfr::BandwidthRule::Silverman;
+        else if (bandwidth_rule == "scott") spec.rule = wfr::BandwidthRule::Scott;
+        else value_error("bandwidth_rule: '" + bandwidth_rule + "', expected 'silverman' or 'scott'");
+        spec.resample = wfr::parse_resample_scheme(resample);
+        auto s = wfr::make_sampler(sampler, spec);
+        Context ctx = context(threads, seed);
+        Points x0;
+        if (py::isinstance<py::str>(init)) {
+          x0 = wfr::initial_particles(*t, init.cast<std::string>(), n_particles, seed);
+        } else {
+          auto X0 = points(init, "init");
+          if (X0.view.d != t->dim()) value_error("init: dimension " + std::to_string(X0.view.d) + ", expected the target's " + std::to_string(t->dim()));
+          x0 = Points(std::vector<float>(X0.view.data, X0.view.data + X0.view.n * X0.view.d), X0.view.n, X0.view.d);
+        }
+        wfr::RunOptions run;
+        run.steps = steps;
+        run.progress_bar = false;
+        wfr::RunResult r;
+        {
+          py::gil_scoped_release release;
+          r = s->run(*t, wfr::WeightedParticles(std::move(x0)), run, ctx);
+        }
+        const auto rows = static_cast<py::ssize_t>(r.trace.size());
+        const double nan = std::numeric_limits<double>::quiet_NaN();
+        std::vector<double> time(rows), ess(rows), secs(rows), log_z(rows), lambda(rows);
+        std::vector<int64_t> resampled(rows), grads(rows);
+        for (py::ssize_t k = 0; k < rows; ++k) {
+          const auto& e = r.trace[k];
+          time[k] = e.time, ess[k] = e.ess, secs[k] = e.seconds, resampled[k] = e.resampled, grads[k] = e.grad_evals;
+          log_z[k] = e.log_z.value_or(nan), lambda[k] = e.lambda.value_or(nan);
+        }
+        py::dict trace;
+        trace["time"] = owned(std::move(time), {rows});
+        trace["ess"] = owned(std::move(ess), {rows});
+        trace["resampled"] = owned(std::move(resampled), {rows});
+        trace["grad_evals"] = owned(std::move(grads), {rows});
+        trace["seconds"] = owned(std::move(secs), {rows});
+        trace["log_z"] = owned(std::move(log_z), {rows});
+        trace["lambda"] = owned(std::move(lambda), {rows});
+        py::dict out;
+        const auto n = r.particles.x.n, d = r.particles.x.d;
+        out["x"] = owned(std::move(r.particles.x.data), {n, d});
+        out["logw"] = owned(std::move(r.particles.logw), {n});
+        out["trace"] = trace;
+        out["steps"] = r.steps;
+        out["resamplings"] = r.resamplings;
+        out["grad_evals"] = r.grad_evals;
+        out["seconds"] = r.seconds;
+        out["log_z"] = optional_value(r.log_z);
+        out["termination"] = wfr::termination_name(r.termination);
+        out["message"] = r.message;
+        return out;
+      },
+      py::arg("target"), py::arg("dim") = 1, py::arg("H") = 6.0, py::arg("sampler") = "smc-wfr",
+      py::arg("n_particles") = 300, py::arg("step") = 0.005, py::arg("steps") = 1000, py::arg("init") = "gaussian",
+      py::arg("beta") = 1.0, py::arg("bandwidth") = py::none(), py::arg("bandwidth_rule") = "silverman",
+      py::arg("ess_threshold") = 0.5, py::arg("resample") = "systematic", py::arg("adaptive") = false,
+      py::arg("mala_moves") = true, py::arg("moves") = 1, py::arg("seed") = 0, py::arg("threads") = 0);
 }

@@ -343,4 +343,9 @@ double mala_log_acceptance(std::span<const double> x, double logp_x, std::span<c
 // KDE bandwidth by rule for (weighted) particles.
 double kde_bandwidth(PointsView x, std::span<const double> weights, BandwidthRule rule);
 
+// Initial particles from a spec: "gaussian" (N(0, I)), "point:<x>" (every coordinate = x) or "mode:<K>"
+// (every particle drawn from component K, 1-based, of a Gaussian-mixture target). Drawn from stream
+// (seed, 0); samplers use streams 1, 2, ... Throws otgen::Error naming "init" on a bad spec.
+Points initial_particles(const Target& target, std::string_view spec, int64_t n, uint64_t seed);
+
 }  // namespace otgen::wfr

@@ -11,10 +11,13 @@ are twice otgen's.
 """
 
 from . import _otgen
-from . import metrics
+from . import metrics, wfr
 from ._otgen import __version__, dataset_names
+from .ot import SinkhornResult, exact_assignment, sinkhorn
+from .semidiscrete import SemidiscreteOT, SemidiscreteResult
 
-__all__ = ["__version__", "dataset_names", "load_dataset", "metrics", "scores"]
+__all__ = ["__version__", "dataset_names", "load_dataset", "metrics", "scores", "wfr", "SemidiscreteOT",
+           "SemidiscreteResult", "exact_assignment", "sinkhorn", "SinkhornResult"]
 
 
 def load_dataset(name, n=0, seed=0, shuffle=False, test_split=False, path="", labels_path=""):
