@@ -28,6 +28,20 @@ double row_min(const T* row, int64_t n) {
   return mn;
 }
 
+// The first j with p[j] == value (which occurs), testing blocks of 16 with a vectorised any-equal.
+int64_t first_equal(const double* p, int64_t n, double value) {
+  int64_t j0 = 0;
+  for (; j0 + 16 <= n; j0 += 16) {
+    int hit = 0;
+#pragma omp simd reduction(| : hit)
+    for (int64_t j = j0; j < j0 + 16; ++j) hit |= p[j] == value;
+    if (hit) break;
+  }
+  for (int64_t j = j0; j < n; ++j)
+    if (p[j] == value) return j;
+  return n - 1;  // unreachable for a value taken from p
+}
+
 // Dijkstra on reduced costs from free row fi, one column per step, until a free column is reached;
 // then the prices of the settled columns are updated and the path is flipped. Each step is two
 // contiguous, vectorised sweeps over the row (relax, then find the minimum): dm[j] holds the tentative
@@ -52,19 +66,10 @@ void augment(const T* cost, int64_t n, int64_t fi, std::vector<int64_t>& x, std:
   int64_t final_j = -1;
   double level = 0;
   for (;;) {
-    double mn = kInf;
-#pragma omp simd reduction(min : mn)
-    for (int64_t j = 0; j < n; ++j) mn = std::min(mn, dmp[j]);
-    // The first column at the minimum, preferring a free one.
-    int64_t jmin = -1;
-    for (int64_t j = 0; j < n; ++j)
-      if (dmp[j] == mn) {
-        if (y[j] < 0) {
-          jmin = j;
-          break;
-        }
-        if (jmin < 0) jmin = j;
-      }
+    const double mn = row_min(dmp, n);
+    // The first column at the minimum (a free one among ties is found by the next steps anyway: it
+    // keeps the same distance).
+    const int64_t jmin = first_equal(dmp, n, mn);
     level = mn;
     if (y[jmin] < 0) {
       final_j = jmin;
