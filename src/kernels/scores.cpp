@@ -17,7 +17,9 @@ namespace otgen {
 
 using kernels::BlockComputer;
 using kernels::BlockKind;
-using kernels::fast_exp;
+using kernels::exp_accumulate;
+using kernels::exp_sum;
+using kernels::row_max;
 using kernels::kNegInfD;
 using kernels::kNegInfF;
 using kernels::Tiling;
@@ -101,30 +103,6 @@ inline void affine(float* s, int64_t cols, float a, const float* off) {
   }
 }
 
-inline float row_max(const float* s, int64_t cols) {
-  float mx = kNegInfF;
-#pragma omp simd reduction(max : mx)
-  for (int64_t c = 0; c < cols; ++c) mx = std::max(mx, s[c]);
-  return mx;
-}
-
-// sum_c exp(s[c] - mx) in double; if keep, s[c] is overwritten by exp(s[c] - mx).
-inline double exp_sum(float* s, int64_t cols, float mx, bool keep) {
-  double sum = 0;
-  if (keep) {
-#pragma omp simd reduction(+ : sum)
-    for (int64_t c = 0; c < cols; ++c) {
-      const float e = fast_exp(s[c] - mx);
-      s[c] = e;
-      sum += e;
-    }
-  } else {
-#pragma omp simd reduction(+ : sum)
-    for (int64_t c = 0; c < cols; ++c) sum += fast_exp(s[c] - mx);
-  }
-  return sum;
-}
-
 // Merges (max_t, sum_t) partials of one row: log sum_t sum_t exp(max_t).
 inline double merge_lse(const float* pm, const double* ps, int64_t nct) {
   float mx = kNegInfF;
@@ -154,7 +132,7 @@ void lse_reduce(const BlockComputer& bc, const Tiling& t, float a, const std::ve
         const float mx = row_max(s, cols);
         const size_t slot = static_cast<size_t>((i % G) * t.nct + ct);
         pm[slot] = mx;
-        ps[slot] = mx == kNegInfF ? 0.0 : exp_sum(s, cols, mx, false);
+        ps[slot] = mx == kNegInfF ? 0.0 : exp_sum(s, cols, 1.0f, -mx, false);
       },
       [&](int64_t g0, int64_t g1) {
         for (int64_t i = g0; i < g1; ++i) {
@@ -332,9 +310,7 @@ void softmax_column_sums(const ScoreProblem& p, float scale, std::span<const flo
             if (l[r0 + r] == kNegInfD) continue;
             float* s = block.data() + r * cols;
             affine(s, cols, scale, offp ? offp + c0 : nullptr);
-            const float li = static_cast<float>(l[r0 + r]);
-#pragma omp simd
-            for (int64_t c = 0; c < cols; ++c) cs[c] += fast_exp(s[c] - li);
+            exp_accumulate(s, cols, 1.0f, -static_cast<float>(l[r0 + r]), 1.0, cs);
           }
         }
       }
@@ -370,7 +346,7 @@ void softmax_column_sums(const ScoreProblem& p, float scale, std::span<const flo
           const float mx = row_max(s, cols);
           const size_t slot = static_cast<size_t>((r0 + r) * t.nct + ct);
           pm[slot] = mx;
-          ps[slot] = mx == kNegInfF ? 0.0 : exp_sum(s, cols, mx, true);
+          ps[slot] = mx == kNegInfF ? 0.0 : exp_sum(s, cols, 1.0f, -mx, true);
         }
       }
       // Row LSE; the partial slots become the weights exp(max_t - lse_i).
@@ -494,11 +470,7 @@ void kernel_row_sums(PointsView x, PointsView y, std::span<const double> alphas,
       [&](int64_t i, float* s, int64_t, int64_t cols, int64_t ct) {
         double* dst = part.data() + ((i % G) * t.nct + ct) * A;
         for (int64_t a = 0; a < A; ++a) {
-          const float na = neg_alpha[a];
-          double sum = 0;
-#pragma omp simd reduction(+ : sum)
-          for (int64_t c = 0; c < cols; ++c) sum += fast_exp(na * s[c]);
-          dst[a] = sum;
+          dst[a] = exp_sum(s, cols, neg_alpha[a], 0.0f, false);
         }
       },
       [&](int64_t g0, int64_t g1) {

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cblas.h>
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -32,8 +33,7 @@ namespace otgen::kernels {
 inline constexpr float kNegInfF = -std::numeric_limits<float>::infinity();
 inline constexpr double kNegInfD = -std::numeric_limits<double>::infinity();
 
-// e^x for x <= ~88 in float, ~1 ulp (Cephes expf polynomial), 0 for x < -87 (and -inf).
-// Written so that GCC vectorises loops calling it (no branches, bit_cast for 2^n).
+// e^x for x <= 88 in float (Cephes expf polynomial, ~2 ulp); 0 for x < -87 and for -inf.
 inline float fast_exp(float x) {
   const float xc = std::min(std::max(x, -87.0f), 88.0f);
   const float fx = std::floor(xc * 1.44269504088896341f + 0.5f);
@@ -50,6 +50,115 @@ inline float fast_exp(float x) {
   const float v = p * std::bit_cast<float>(e);
   return x < -87.0f ? 0.0f : v;
 }
+
+// Row kernels over a float row of `n` values. The AVX2 versions process every element (the ragged
+// tail through a -inf padded copy), so a value never depends on where a tile boundary falls.
+#if defined(__AVX2__) && defined(__FMA__)
+inline __m256 exp8(__m256 x) {
+  const __m256 xc = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+  const __m256 fx = _mm256_floor_ps(_mm256_fmadd_ps(xc, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+  __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), xc);
+  r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(fx), _mm256_set1_epi32(127)), 23);
+  const __m256 v = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+  return _mm256_and_ps(v, _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_GE_OQ));
+}
+
+inline __m256d sum_halves(__m256d acc, __m256 v) {
+  return _mm256_add_pd(_mm256_add_pd(acc, _mm256_cvtps_pd(_mm256_castps256_ps128(v))),
+                       _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+}
+
+inline double hsum(__m256d v) {
+  alignas(32) double t[4];
+  _mm256_store_pd(t, v);
+  return (t[0] + t[1]) + (t[2] + t[3]);
+}
+
+// Loads elements [c, c + 8) of s, padding past n with `pad`.
+inline __m256 load_padded(const float* s, int64_t c, int64_t n, float pad) {
+  if (c + 8 <= n) return _mm256_loadu_ps(s + c);
+  alignas(32) float t[8];
+  for (int q = 0; q < 8; ++q) t[q] = c + q < n ? s[c + q] : pad;
+  return _mm256_load_ps(t);
+}
+
+inline float row_max(const float* s, int64_t n) {
+  __m256 m = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  for (int64_t c = 0; c < n; c += 8)
+    m = _mm256_max_ps(m, load_padded(s, c, n, -std::numeric_limits<float>::infinity()));
+  alignas(32) float t[8];
+  _mm256_store_ps(t, m);
+  float r = t[0];
+  for (int q = 1; q < 8; ++q) r = std::max(r, t[q]);
+  return r;
+}
+
+// sum_c exp(a * s[c] + b) in double; with keep, s[c] becomes exp(a * s[c] + b).
+inline double exp_sum(float* s, int64_t n, float a, float b, bool keep) {
+  const __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b);
+  __m256d acc = _mm256_setzero_pd();
+  for (int64_t c = 0; c < n; c += 8) {
+    const __m256 e = exp8(_mm256_fmadd_ps(va, load_padded(s, c, n, 0.0f), vb));
+    const __m256 ez = c + 8 <= n ? e : _mm256_and_ps(e, _mm256_cmp_ps(_mm256_set_ps(7, 6, 5, 4, 3, 2, 1, 0),
+                                                                     _mm256_set1_ps(static_cast<float>(n - c)), _CMP_LT_OQ));
+    acc = sum_halves(acc, ez);
+    if (keep) {
+      if (c + 8 <= n) {
+        _mm256_storeu_ps(s + c, ez);
+      } else {
+        alignas(32) float t[8];
+        _mm256_store_ps(t, ez);
+        for (int64_t q = 0; c + q < n; ++q) s[c + q] = t[q];
+      }
+    }
+  }
+  return hsum(acc);
+}
+
+// acc[c] += w * exp(a * s[c] + b) (double accumulators).
+inline void exp_accumulate(const float* s, int64_t n, float a, float b, double w, double* acc) {
+  const __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b);
+  const __m256d vw = _mm256_set1_pd(w);
+  int64_t c = 0;
+  for (; c + 8 <= n; c += 8) {
+    const __m256 e = exp8(_mm256_fmadd_ps(va, _mm256_loadu_ps(s + c), vb));
+    _mm256_storeu_pd(acc + c, _mm256_fmadd_pd(vw, _mm256_cvtps_pd(_mm256_castps256_ps128(e)), _mm256_loadu_pd(acc + c)));
+    _mm256_storeu_pd(acc + c + 4,
+                     _mm256_fmadd_pd(vw, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)), _mm256_loadu_pd(acc + c + 4)));
+  }
+  if (c < n) {
+    alignas(32) float t[8];
+    _mm256_store_ps(t, exp8(_mm256_fmadd_ps(va, load_padded(s, c, n, 0.0f), vb)));
+    for (int64_t q = 0; c + q < n; ++q) acc[c + q] += w * static_cast<double>(t[q]);
+  }
+}
+#else
+inline float row_max(const float* s, int64_t n) {
+  float m = -std::numeric_limits<float>::infinity();
+  for (int64_t c = 0; c < n; ++c) m = s[c] > m ? s[c] : m;
+  return m;
+}
+inline double exp_sum(float* s, int64_t n, float a, float b, bool keep) {
+  double sum = 0;
+  for (int64_t c = 0; c < n; ++c) {
+    const float e = fast_exp(a * s[c] + b);
+    if (keep) s[c] = e;
+    sum += e;
+  }
+  return sum;
+}
+inline void exp_accumulate(const float* s, int64_t n, float a, float b, double w, double* acc) {
+  for (int64_t c = 0; c < n; ++c) acc[c] += w * static_cast<double>(fast_exp(a * s[c] + b));
+}
+#endif
 
 // Pins OpenBLAS to one thread while alive (our OpenMP region supplies the parallelism).
 class BlasSingleThread {
