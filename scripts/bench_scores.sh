@@ -23,8 +23,9 @@ import numpy as np
 
 path, fm, threads, reps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 med = {}
-for b in json.load(open(path))["benchmarks"]:
-    if b.get("aggregate_name") == "median":
+bench = json.load(open(path))["benchmarks"]
+for b in bench:  # medians of the repetitions (plain runs when there was one repetition)
+    if b.get("aggregate_name") == "median" or (reps == 1 and b.get("run_type") == "iteration"):
         med[b["run_name"]] = b["real_time"] * {"ms": 1e-3, "us": 1e-6, "ns": 1e-9, "s": 1.0}[b["time_unit"]]
 
 def t(name):
