@@ -86,11 +86,12 @@ int bench_threads() {
 }
 Context ctx2() { return Context{bench_threads(), 0, true}; }
 
-// Engine options of every benchmark: defaults, or OTGEN_BENCH_TILE_ROWS / OTGEN_BENCH_TILE_COLS for tuning.
+// Engine options of every benchmark: defaults, or OTGEN_BENCH_TILE_ROWS / _TILE_COLS / _BUFFER_MIB for tuning.
 ScoreOptions bench_opt() {
   ScoreOptions opt;
   if (const char* r = std::getenv("OTGEN_BENCH_TILE_ROWS")) opt.tile_rows = std::atol(r);
   if (const char* c = std::getenv("OTGEN_BENCH_TILE_COLS")) opt.tile_cols = std::atol(c);
+  if (const char* b = std::getenv("OTGEN_BENCH_BUFFER_MIB")) opt.buffer_bytes = std::atol(b) << 20;
   return opt;
 }
 
@@ -111,7 +112,7 @@ void BM_SgemmFull(benchmark::State& st) {
 void BM_SgemmTiled(benchmark::State& st) {
   auto& w = workload();
   const ScoreOptions opt = bench_opt();
-  const kernels::Tiling t(kN, w.y.n, opt);
+  const kernels::Tiling t(kN, w.y.n, opt, false);
   const kernels::BlockComputer bc(w.x, w.y, kernels::BlockKind::Dot, opt);
   for (auto _ : st)
     kernels::run_row_reduction(
@@ -239,9 +240,13 @@ int main(int argc, char** argv) {
   auto& w = workload();
   std::vector<float> lse(kN);
   std::vector<double> cs(static_cast<size_t>(w.y.n));
+  if (std::getenv("OTGEN_BENCH_SKIP_MEMORY")) {  // for profiling one benchmark alone
+    benchmark::RunSpecifiedBenchmarks();
+    return 0;
+  }
   const bool reset = reset_peak_rss();
   const long before = status_kib("VmRSS");
-  softmax_column_sums({w.x, w.y, w.h}, 0.1f, {}, cs, lse, ctx2());
+  softmax_column_sums({w.x, w.y, w.h}, 0.1f, {}, cs, lse, ctx2(), bench_opt());
   const long after = status_kib("VmHWM");
   if (!reset) std::printf("(could not reset the peak RSS counter: the figure below is an upper bound)\n");
   std::printf("workload: x %lld x %lld N(0, I); y %lld x %lld (%s)\n", static_cast<long long>(kN),

@@ -105,7 +105,8 @@ std::vector<Case> sweep_cases() {
       if (d <= 64 || n * m <= 100) cases.push_back({n, m, d, direct});
     }
     // Default tiles, edges of the default tile sizes.
-    for (auto [n, m] : std::vector<std::pair<int64_t, int64_t>>{{3, 2047}, {2, 2049}, {257, 5}, {255, 40}})
+    // Default tiles: 1024 x 1024 on the SGEMM path, 128 x 1024 on the direct path (d <= 8).
+    for (auto [n, m] : std::vector<std::pair<int64_t, int64_t>>{{3, 1023}, {2, 1025}, {1025, 3}, {129, 5}, {127, 40}})
       if (d <= 64) cases.push_back({n, m, d, ScoreOptions{}});
   }
   return cases;

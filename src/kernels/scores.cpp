@@ -152,7 +152,7 @@ void row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<float
   check_len("value", value.size(), p.x.n);
   require_some_column(p, {});
   if (p.x.n == 0) return;
-  const Tiling t(p.x.n, p.y.n, opt);
+  const Tiling t(p.x.n, p.y.n, opt, p.x.d <= opt.direct_max_dim);
   const BlockComputer bc(p.x, p.y, BlockKind::Dot, opt);
   const int64_t G = group_rows(t, sizeof(float) + sizeof(int64_t));
   std::vector<float> pv(static_cast<size_t>(G * t.nct));
@@ -203,7 +203,7 @@ void row_topk(const ScoreProblem& p, int64_t k, std::span<int64_t> index, std::s
   check_len("index", index.size(), p.x.n * k);
   check_len("value", value.size(), p.x.n * k);
   if (p.x.n == 0) return;
-  const Tiling t(p.x.n, p.y.n, opt);
+  const Tiling t(p.x.n, p.y.n, opt, p.x.d <= opt.direct_max_dim);
   const BlockComputer bc(p.x, p.y, BlockKind::Dot, opt);
   const int64_t G = group_rows(t, k * static_cast<int64_t>(sizeof(float) + sizeof(int64_t)));
   std::vector<float> pv(static_cast<size_t>(G * t.nct * k));
@@ -260,7 +260,7 @@ void row_logsumexp(const ScoreProblem& p, float scale, std::span<const float> lo
   check_log_weights("log_b", log_b, p.y.n);
   check_len("lse", lse.size(), p.x.n);
   if (p.x.n == 0) return;
-  const Tiling t(p.x.n, p.y.n, opt);
+  const Tiling t(p.x.n, p.y.n, opt, p.x.d <= opt.direct_max_dim);
   const BlockComputer bc(p.x, p.y, BlockKind::Dot, opt);
   std::vector<double> out(static_cast<size_t>(p.x.n));
   lse_reduce(bc, t, scale, column_offsets(p.h, scale, log_b, p.y.n), out, ctx);
@@ -282,7 +282,7 @@ void softmax_column_sums(const ScoreProblem& p, float scale, std::span<const flo
     std::fill(lse.begin(), lse.end(), kNegInfF);
     return;
   }
-  const Tiling t(n, m, opt);
+  const Tiling t(n, m, opt, p.x.d <= opt.direct_max_dim);
   const BlockComputer bc(p.x, p.y, BlockKind::Dot, opt);
   const std::vector<float> off = column_offsets(p.h, scale, log_b, m);
   const float* offp = off.empty() ? nullptr : off.data();
@@ -384,7 +384,7 @@ void row_gumbel_argmax(const ScoreProblem& p, float scale, std::span<const float
   check_len("index", index.size(), p.x.n);
   require_some_column(p, log_b);
   if (p.x.n == 0) return;
-  const Tiling t(p.x.n, p.y.n, opt);
+  const Tiling t(p.x.n, p.y.n, opt, p.x.d <= opt.direct_max_dim);
   const BlockComputer bc(p.x, p.y, BlockKind::Dot, opt);
   const std::vector<float> off = column_offsets(p.h, scale, log_b, p.y.n);
   const float* offp = off.empty() ? nullptr : off.data();
@@ -441,7 +441,7 @@ void kernel_row_logsumexp(PointsView x, PointsView y, double alpha, std::span<co
   check_log_weights("log_w", log_w, y.n);
   check_len("out", out.size(), x.n);
   if (x.n == 0) return;
-  const Tiling t(x.n, y.n, opt);
+  const Tiling t(x.n, y.n, opt, x.d <= opt.direct_max_dim);
   const BlockComputer bc(x, y, BlockKind::SqDist, opt);
   std::vector<float> off;
   if (!log_w.empty()) off.assign(log_w.begin(), log_w.end());
@@ -459,7 +459,7 @@ void kernel_row_sums(PointsView x, PointsView y, std::span<const double> alphas,
   check_len("out", out.size(), x.n * A);
   std::fill(out.begin(), out.end(), 0.0);
   if (x.n == 0 || y.n == 0 || A == 0) return;
-  const Tiling t(x.n, y.n, opt);
+  const Tiling t(x.n, y.n, opt, x.d <= opt.direct_max_dim);
   const BlockComputer bc(x, y, BlockKind::SqDist, opt);
   const int64_t G = group_rows(t, A * static_cast<int64_t>(sizeof(double)));
   std::vector<double> part(static_cast<size_t>(G * t.nct * A));
@@ -486,7 +486,7 @@ void distance_row_sums(PointsView x, PointsView y, std::span<double> out, const 
   check_len("out", out.size(), x.n);
   std::fill(out.begin(), out.end(), 0.0);
   if (x.n == 0 || y.n == 0) return;
-  const Tiling t(x.n, y.n, opt);
+  const Tiling t(x.n, y.n, opt, x.d <= opt.direct_max_dim);
   const BlockComputer bc(x, y, BlockKind::SqDist, opt);
   const int64_t G = group_rows(t, sizeof(double));
   std::vector<double> part(static_cast<size_t>(G * t.nct));
@@ -510,7 +510,7 @@ void score_matrix(const ScoreProblem& p, std::span<float> out, const Context& ct
   check_len("out", out.size(), p.x.n * p.y.n);
   const int64_t n = p.x.n, m = p.y.n;
   if (n == 0 || m == 0) return;
-  const Tiling t(n, m, opt);
+  const Tiling t(n, m, opt, p.x.d <= opt.direct_max_dim);
   const BlockComputer bc(p.x, p.y, BlockKind::Dot, opt);
   const int64_t nrb = (n + t.tr - 1) / t.tr, items = nrb * t.nct;
   const float* h = p.h.empty() ? nullptr : p.h.data();

@@ -272,8 +272,9 @@ inline int team_size(const Context& ctx, int64_t items, double work) {
 // The tiling of one call.
 struct Tiling {
   int64_t n = 0, m = 0, tr = 1, tc = 1, nct = 0;
-  Tiling(int64_t n_, int64_t m_, const ScoreOptions& opt)
+  Tiling(int64_t n_, int64_t m_, const ScoreOptions& opt, bool direct)
       : n(n_), m(m_), tr(std::max<int64_t>(1, opt.tile_rows)), tc(std::max<int64_t>(1, opt.tile_cols)) {
+    if (direct) tr = std::min<int64_t>(tr, 128), tc = std::min<int64_t>(tc, 1024);
     nct = (m + tc - 1) / tc;
   }
   int64_t cols(int64_t ct) const { return std::min(tc, m - ct * tc); }
