@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/tile_engine.h"
 #include "otgen/rng.h"
 #include "otgen/scores.h"
 #include "test_util.h"
@@ -276,6 +277,37 @@ TEST(Scores, EveryReducerMatchesNaiveDoubleLoopsOnAwkwardSizes) {
     }
   }
 }
+
+#if defined(__AVX2__) && defined(__FMA__)
+TEST(ScoreKernels, VectorPhiloxMatchesScalarPhilox) {
+  // Counters straddling 2^32 exercise the carry into the second counter word.
+  for (uint64_t key : {uint64_t{0}, uint64_t{1234}, ~uint64_t{0} - 5})
+    for (uint64_t hi : {uint64_t{0}, uint64_t{7}, (uint64_t{1} << 32) + 3})
+      for (uint64_t lo : {uint64_t{0}, uint64_t{1000}, (uint64_t{1} << 32) - 3, ~uint64_t{0} - 20}) {
+        alignas(32) uint32_t w[8];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(w), kernels::philox8_word0(key, hi, lo));
+        for (int q = 0; q < 8; ++q) EXPECT_EQ(w[q], philox4x32(key, hi, lo + q)[0]) << key << " " << hi << " " << lo << "+" << q;
+      }
+}
+
+TEST(ScoreKernels, VectorExpIsAccurateAndZeroBelowTheFloatRange) {
+  alignas(32) float in[8], out[8];
+  for (float base = -100.0f; base < 87.5f; base += 0.37f) {  // up to 87.8: the documented range
+    for (int q = 0; q < 8; ++q) in[q] = base + 0.041f * q;
+    _mm256_store_ps(out, kernels::exp8(_mm256_load_ps(in)));
+    for (int q = 0; q < 8; ++q) {
+      if (in[q] < -87.0f) {
+        EXPECT_EQ(out[q], 0.0f);
+      } else {
+        EXPECT_NEAR(out[q], std::exp(double(in[q])), 3e-7 * std::exp(double(in[q]))) << in[q];
+      }
+    }
+  }
+  for (int q = 0; q < 8; ++q) in[q] = -kInfF;
+  _mm256_store_ps(out, kernels::exp8(_mm256_load_ps(in)));
+  for (float v : out) EXPECT_EQ(v, 0.0f);
+}
+#endif
 
 TEST(Scores, ArgmaxAndTopkTiesGoToTheLowestIndex) {
   // Integer data: every score is exact in float, so ties are real ties. Columns 3, 7, 11 duplicate

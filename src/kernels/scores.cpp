@@ -3,6 +3,7 @@
 #include "otgen/scores.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -140,6 +141,43 @@ void lse_reduce(const BlockComputer& bc, const Tiling& t, float a, const std::ve
           lse[i] = merge_lse(pm.data() + slot, ps.data() + slot, t.nct);
         }
       });
+}
+
+
+// Updates (best, c_best) with the columns c of one tile row whose logit s[c] + gumbel_at(seed, gi, c0 + c)
+// beats best (ties: lower c). Exact: every column that can win is evaluated with gumbel_at itself.
+// Columns are skipped when their logit is more than kGumbelBound below best (G is bounded), or, on
+// AVX2, by a conservative test on the Philox word: G > best - l  <=>  u > exp(-exp(l - best)), checked
+// with a margin far above the float rounding, so only columns that may win reach gumbel_at.
+void gumbel_scan(const float* s, int64_t cols, uint64_t seed, uint64_t gi, uint64_t c0, double& best,
+                 int64_t& c_best) {
+  auto consider = [&](int64_t c) {
+    if (c == c_best || s[c] == kNegInfF || static_cast<double>(s[c]) < best - kGumbelBound) return;
+    const double v = static_cast<double>(s[c]) + gumbel_at(seed, gi, c0 + static_cast<uint64_t>(c));
+    if (v > best || (v == best && c < c_best)) best = v, c_best = c;
+  };
+#if defined(__AVX2__) && defined(__FMA__)
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int64_t c = 0; c < cols; c += 8) {
+    const __m256 l = kernels::load_padded(s, c, cols, kNegInfF);
+    const __m256 reach = _mm256_cmp_ps(l, _mm256_set1_ps(static_cast<float>(best - kGumbelBound)), _CMP_GE_OQ);
+    if (_mm256_movemask_ps(reach) == 0) continue;
+    // u_hi >= u: the top Philox word r0 gives u within 2^-21 (plus float rounding of r0).
+    const __m256i r0 = kernels::philox8_word0(seed, gi, c0 + static_cast<uint64_t>(c));
+    const __m256 u_hi = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(r0, 1)), _mm256_set1_ps(0x1.0p-31f),
+                                        _mm256_set1_ps(2e-6f));
+    // th_lo <= exp(-exp(l - best)): exponent enlarged by the float rounding of l - best, exps by 1e-5.
+    const float slack = static_cast<float>(1e-5 + 4e-7 * (std::abs(best) + 40.0));
+    const __m256 arg = _mm256_add_ps(_mm256_sub_ps(l, _mm256_set1_ps(static_cast<float>(best))), _mm256_set1_ps(slack));
+    const __m256 a_hi = _mm256_mul_ps(kernels::exp8(_mm256_min_ps(arg, _mm256_set1_ps(80.0f))), _mm256_set1_ps(1.0f + 1e-5f));
+    const __m256 th_lo = _mm256_mul_ps(kernels::exp8(_mm256_sub_ps(_mm256_setzero_ps(), a_hi)), _mm256_set1_ps(1.0f - 1e-5f));
+    const __m256 valid = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<int64_t>(8, cols - c))), lane));
+    const __m256 may_win = _mm256_and_ps(_mm256_and_ps(reach, valid), _mm256_cmp_ps(u_hi, th_lo, _CMP_GE_OQ));
+    for (int mask = _mm256_movemask_ps(may_win); mask; mask &= mask - 1) consider(c + std::countr_zero(static_cast<unsigned>(mask)));
+  }
+#else
+  for (int64_t c = 0; c < cols; ++c) consider(c);
+#endif
 }
 
 }  // namespace
@@ -404,16 +442,7 @@ void row_gumbel_argmax(const ScoreProblem& p, float scale, std::span<const float
         int64_t c_best = 0;
         while (s[c_best] != mx) ++c_best;
         double best = static_cast<double>(mx) + gumbel_at(seed, gi, static_cast<uint64_t>(c0 + c_best));
-        double cut = best - kGumbelBound;  // a column with logit < cut cannot beat `best`
-        for (int64_t c = 0; c < cols; ++c) {
-          if (static_cast<double>(s[c]) < cut || c == c_best || s[c] == kNegInfF) continue;
-          const double v = static_cast<double>(s[c]) + gumbel_at(seed, gi, static_cast<uint64_t>(c0 + c));
-          if (v > best || (v == best && c < c_best)) {
-            best = v;
-            c_best = c;
-            cut = best - kGumbelBound;
-          }
-        }
+        gumbel_scan(s, cols, seed, gi, static_cast<uint64_t>(c0), best, c_best);
         pv[slot] = best;
         pi[slot] = c0 + c_best;
       },

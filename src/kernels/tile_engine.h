@@ -71,6 +71,35 @@ inline __m256 exp8(__m256 x) {
   return _mm256_and_ps(v, _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_GE_OQ));
 }
 
+// Word 0 of philox4x32 (otgen/rng.h) at key `key`, counter (hi, lo + q) for the 8 lanes q = 0..7, as
+// 8 x uint32. Must equal philox4x32(key, hi, lo + q)[0] bit for bit (tested through row_gumbel_argmax).
+inline __m256i philox8_word0(uint64_t key, uint64_t hi, uint64_t lo) {
+  const __m256i lo32 = _mm256_set1_epi64x(0xFFFFFFFFLL);
+  const __m256i m0 = _mm256_set1_epi64x(0xD2511F53LL), m1 = _mm256_set1_epi64x(0xCD9E8D57LL);
+  __m256i out[2];
+  for (int half = 0; half < 2; ++half) {
+    const __m256i ctr = _mm256_add_epi64(_mm256_set1_epi64x(static_cast<long long>(lo + 4 * half)),
+                                         _mm256_setr_epi64x(0, 1, 2, 3));
+    __m256i c0 = _mm256_and_si256(ctr, lo32), c1 = _mm256_srli_epi64(ctr, 32);
+    __m256i c2 = _mm256_set1_epi64x(static_cast<uint32_t>(hi)), c3 = _mm256_set1_epi64x(static_cast<uint32_t>(hi >> 32));
+    uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
+    for (int round = 0; round < 10; ++round) {
+      const __m256i p0 = _mm256_mul_epu32(m0, c0), p1 = _mm256_mul_epu32(m1, c2);
+      c0 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p1, 32), c1), _mm256_set1_epi64x(k0));
+      c1 = _mm256_and_si256(p1, lo32);
+      c2 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p0, 32), c3), _mm256_set1_epi64x(k1));
+      c3 = _mm256_and_si256(p0, lo32);
+      k0 += 0x9E3779B9u;
+      k1 += 0xBB67AE85u;
+    }
+    out[half] = c0;  // word 0 in the low half of each 64-bit lane
+  }
+  // Gather the low 32 bits of the 2 x 4 lanes into 8 x 32.
+  const __m256i idx = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+  const __m256i a = _mm256_permutevar8x32_epi32(out[0], idx), b = _mm256_permutevar8x32_epi32(out[1], idx);
+  return _mm256_permute2x128_si256(a, b, 0x20);
+}
+
 inline __m256d sum_halves(__m256d acc, __m256 v) {
   return _mm256_add_pd(_mm256_add_pd(acc, _mm256_cvtps_pd(_mm256_castps256_ps128(v))),
                        _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
