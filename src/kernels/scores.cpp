@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <omp.h>
+
 #include "kernels/tile_engine.h"
 #include "otgen/error.h"
 #include "otgen/rng.h"
@@ -387,23 +389,19 @@ void softmax_column_sums(const ScoreProblem& p, float scale, std::span<const flo
           ps[slot] = mx == kNegInfF ? 0.0 : exp_sum(s, cols, 1.0f, -mx, true);
         }
       }
-      // Row LSE; the partial slots become the weights exp(max_t - lse_i).
-#pragma omp for schedule(static)
-      for (int64_t r = 0; r < rows_g; ++r) {
-        double* w = ps.data() + r * t.nct;
-        const float* mt = pm.data() + r * t.nct;
-        const double l = merge_lse(mt, w, t.nct);
-        lse[g0 + r] = static_cast<float>(l);
-        for (int64_t ct = 0; ct < t.nct; ++ct)
-          w[ct] = (l == kNegInfD || mt[ct] == kNegInfF) ? 0.0 : std::exp(static_cast<double>(mt[ct]) - l);
-      }
+      // Row LSE: every thread merges the (cheap) partials itself, which saves a barrier.
+      std::vector<double> lrow(static_cast<size_t>(rows_g));
+      for (int64_t r = 0; r < rows_g; ++r) lrow[r] = merge_lse(pm.data() + r * t.nct, ps.data() + r * t.nct, t.nct);
+      if (omp_get_thread_num() == 0)
+        for (int64_t r = 0; r < rows_g; ++r) lse[g0 + r] = static_cast<float>(lrow[r]);
 #pragma omp for schedule(static)
       for (int64_t ct = 0; ct < t.nct; ++ct) {  // one thread owns a column tile: deterministic sums
         const int64_t c0 = ct * t.tc, cols = t.cols(ct);
         double* cs = col_sums.data() + c0;
         for (int64_t r = 0; r < rows_g; ++r) {
-          const double w = ps[static_cast<size_t>(r * t.nct + ct)];
-          if (w == 0.0) continue;
+          const float mt = pm[static_cast<size_t>(r * t.nct + ct)];
+          if (lrow[r] == kNegInfD || mt == kNegInfF) continue;
+          const double w = std::exp(static_cast<double>(mt) - lrow[r]);  // exp(tile max - lse_i)
           const float* s = buf.data() + r * m + c0;
 #pragma omp simd
           for (int64_t c = 0; c < cols; ++c) cs[c] += w * s[c];
