@@ -370,8 +370,9 @@ TEST(Scores, ExtremeScalesGiveFiniteAccurateResults) {
 }
 
 TEST(Scores, ResultsAreBitIdenticalAcrossRunsAndThreadCounts) {
-  const int64_t n = 203, m = 1500, d = 33;
-  const Points x = random_points(n, d, 4, 0.2), y = random_points(m, d, 5, 1.0);
+  // Large enough (n m (d + 16) > 4e7) for the engine to use both threads.
+  const int64_t n = 203, m = 3000, d = 100;
+  const Points x = random_points(n, d, 4, 0.1), y = random_points(m, d, 5, 1.0);
   const std::vector<float> h = random_vec(m, 6, 1.0);
   ScoreOptions opt;
   opt.tile_rows = 32;

@@ -291,11 +291,13 @@ class BlockComputer {
   std::vector<float> xn_, yn_;
 };
 
-// Threads for a region of `items` independent work items and about `work` flops: small problems
-// run on one thread (a parallel region costs microseconds, far more on a loaded machine).
+// Threads for a region of `items` independent work items and about `work` flop-equivalents
+// (n m (d + 16)): problems under ~1-2 ms of one core's work run on one thread. A parallel region
+// costs microseconds on a quiet machine, but on a loaded one libgomp's spinning waiters (the default
+// OMP_WAIT_POLICY) turned a 0.8 ms KDE call (1000 x 1000, d = 2) into 12-17 ms with 2 threads.
 inline int team_size(const Context& ctx, int64_t items, double work) {
   const int64_t t = std::min<int64_t>(ctx.resolved_threads(), std::max<int64_t>(1, items));
-  return work < 2.0e6 ? 1 : static_cast<int>(t);
+  return work < 4.0e7 ? 1 : static_cast<int>(t);
 }
 
 // The tiling of one call.
