@@ -359,9 +359,11 @@ void softmax_column_sums(const ScoreProblem& p, float scale, std::span<const flo
   }
 
   // One pass: a group of G rows keeps its scores for all m columns (as exp(logit - tile max)).
-  const int64_t G = std::min(n, fit_rows);
+  // Balanced groups: as few as the buffer allows, of equal size (1024 rows at 60 MiB: 4 x 256).
+  const int64_t groups = (n + std::min(n, fit_rows) - 1) / std::min(n, fit_rows);
+  const int64_t G = (n + groups - 1) / groups;
   const int64_t tr = std::min(t.tr, G);
-  std::vector<float> buf(static_cast<size_t>(G * m));
+  const kernels::HugeBuffer buf(static_cast<size_t>(G * m));
   std::vector<float> pm(static_cast<size_t>(G * t.nct));
   std::vector<double> ps(static_cast<size_t>(G * t.nct));
   kernels::BlasSingleThread blas_guard;

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cblas.h>
+#include <sys/mman.h>
 #include <immintrin.h>
 #include <omp.h>
 
@@ -21,6 +22,8 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <new>
 #include <limits>
 #include <vector>
 
@@ -203,6 +206,27 @@ class BlasSingleThread {
 
  private:
   int saved_;
+};
+
+// An uninitialised float buffer on 2 MiB-aligned memory with transparent huge pages requested
+// (madvise): the one-pass softmax buffer is written with a row stride of m floats, which touches a
+// new 4 KiB page per row; huge pages cut the page faults and TLB misses.
+class HugeBuffer {
+ public:
+  explicit HugeBuffer(size_t count) {
+    constexpr size_t kAlign = size_t{2} << 20;
+    const size_t bytes = std::max<size_t>(kAlign, (count * sizeof(float) + kAlign - 1) / kAlign * kAlign);
+    data_ = static_cast<float*>(std::aligned_alloc(kAlign, bytes));
+    if (!data_) throw std::bad_alloc();
+    madvise(data_, bytes, MADV_HUGEPAGE);  // advisory: ignored where unsupported
+  }
+  ~HugeBuffer() { std::free(data_); }
+  HugeBuffer(const HugeBuffer&) = delete;
+  HugeBuffer& operator=(const HugeBuffer&) = delete;
+  float* data() const { return data_; }
+
+ private:
+  float* data_ = nullptr;
 };
 
 enum class BlockKind {
