@@ -131,6 +131,7 @@ struct SimplexFlow {
 // means unbounded arcs.
 SimplexFlow run_simplex(std::span<const double> cost, int64_t n, int64_t m, const std::vector<int64_t>& supply_rows,
                         const std::vector<int64_t>& demand_cols, int64_t capacity) {
+  require(n * m < (int64_t{1} << 31), "n * m", n * m, "fewer than 2^31 arcs for the network simplex (LEMON's int ids)");
   Graph g;
   g.reserveNode(static_cast<int>(n + m));
   g.reserveArc(static_cast<int>(n * m));

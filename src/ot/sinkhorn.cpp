@@ -479,15 +479,17 @@ std::vector<int64_t> sinkhorn_pairs(PointsView x, PointsView y, std::span<const 
     if (owner[j] < 0) free_cols.push_back(j);
   const int64_t k = static_cast<int64_t>(free_rows.size());
   if (k == 0) return idx;
-  // Cost -(S_ij + G_j) on the leftover rows and columns (row constants dropped).
+  // Cost -(S_ij + G_j) on the leftover rows and columns (row constants dropped); S by the engine.
+  Points xr(k, x.d), yc(k, y.d);
+  for (int64_t r = 0; r < k; ++r) {
+    std::copy(x.row(free_rows[r]), x.row(free_rows[r]) + x.d, xr.row(r));
+    std::copy(y.row(free_cols[r]), y.row(free_cols[r]) + y.d, yc.row(r));
+  }
+  std::vector<float> s(static_cast<size_t>(k * k));
+  score_matrix(ScoreProblem{xr, yc, {}}, s, ctx);
   std::vector<double> cost(static_cast<size_t>(k * k));
   for (int64_t r = 0; r < k; ++r)
-    for (int64_t q = 0; q < k; ++q) {
-      const int64_t i = free_rows[r], j = free_cols[q];
-      double s = 0;
-      for (int64_t t = 0; t < x.d; ++t) s += static_cast<double>(x.row(i)[t]) * y.row(j)[t];
-      cost[r * k + q] = -(s + Gd[j]);
-    }
+    for (int64_t q = 0; q < k; ++q) cost[r * k + q] = -(static_cast<double>(s[r * k + q]) + Gd[free_cols[q]]);
   const std::vector<int64_t> sub = detail::jonker_volgenant(cost.data(), k);
   for (int64_t r = 0; r < k; ++r) idx[free_rows[r]] = free_cols[sub[r]];
   return idx;
