@@ -1,5 +1,6 @@
-// Jonker-Volgenant linear assignment (see jv.h). Phases, as in the 1987 paper:
-//   1. column reduction: v_j = min_i C_ij, each column offered to its cheapest row;
+// Jonker-Volgenant linear assignment (see jv.h). Phases, after the 1987 paper:
+//   1. row then column reduction: v_j = min_i (C_ij - min_k C_ik), each column offered to its
+//      cheapest row;
 //   2. reduction transfer for rows that won exactly one column;
 //   3. shortest augmenting paths (Dijkstra on reduced costs, stopping at the first free column) for
 //      the rows still free, then a price update of the settled columns.
