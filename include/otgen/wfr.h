@@ -151,7 +151,7 @@ struct WeightedParticles {
   explicit WeightedParticles(Points points);  // uniform weights
   int64_t size() const { return x.n; }
   int64_t dim() const { return x.d; }
-  void normalise();                                // shifts logw so LSE = 0; returns nothing
+  void normalise();                                // shifts logw so that log sum exp(logw) = 0
   std::vector<double> weights() const;             // normalised weights
   double ess() const;                              // (sum w)^2 / sum w^2, in [1, n]
   void resample(ResampleScheme scheme, Rng& rng);  // copies ancestors, resets logw to -log n
@@ -225,8 +225,10 @@ struct MalaOptions {
 
 enum class BandwidthRule { Silverman, Scott };
 struct KdeOptions {
-  std::optional<double> bandwidth;          // fixed h > 0; empty = by rule, recomputed each step
-  BandwidthRule rule = BandwidthRule::Silverman;  // h = (4/(d+2))^{1/(d+4)} n^{-1/(d+4)} sigma (Scott: 1 instead of (4/(d+2))^...)
+  std::optional<double> bandwidth;  // fixed h > 0; empty = by rule, recomputed every step
+  // Silverman: h = (4/(d+2))^{1/(d+4)} n_eff^{-1/(d+4)} sigma; Scott: h = n_eff^{-1/(d+4)} sigma, with
+  // sigma the mean per-coordinate (weighted) standard deviation and n_eff the ESS.
+  BandwidthRule rule = BandwidthRule::Silverman;
   void validate() const;
 };
 
