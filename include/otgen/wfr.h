@@ -345,4 +345,8 @@ double mala_log_acceptance(std::span<const double> x, double logp_x, std::span<c
 // KDE bandwidth by rule for (weighted) particles.
 double kde_bandwidth(PointsView x, std::span<const double> weights, BandwidthRule rule);
 
+// Gaussian KDE of the particles at themselves, on the engine:
+// out[i] = log sum_j W_j N(x_i; x_j, h^2 I) with W = exp(log_w) normalised (empty = uniform 1/n).
+std::vector<double> kde_log_density(PointsView x, std::span<const double> log_w, double h, const Context& ctx);
+
 }  // namespace otgen::wfr
