@@ -1,0 +1,85 @@
+// otgen sdot assign end to end: files in, int64 indices out, against a naive double loop; user errors
+// give one line on stderr and exit code 2.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "otgen/npy.h"
+#include "otgen/rng.h"
+#include "test_util.h"
+
+namespace otgen {
+namespace {
+
+using test::run_cli;
+using test::TempDir;
+
+Points normal_points(int64_t n, int64_t d, uint64_t seed) {
+  Points p(n, d);
+  Rng(seed).fill_normal(std::span<float>(p.data));
+  return p;
+}
+
+TEST(CliSdotAssign, WritesTheArgmaxOfInnerProductPlusPotentialMinusHalfNorm) {
+  TempDir dir;
+  const int64_t n = 300, m = 257, d = 12;
+  const Points x = normal_points(n, d, 1), y = normal_points(m, d, 2);
+  std::vector<double> g(m);
+  Rng(3).fill_normal(std::span<double>(g));
+  write_npy(dir.file("y.npy"), y);
+  write_npy(dir.file("x.npy"), x);
+  write_npy(dir.file("g.npy"), g, {m});
+  const auto r = run_cli("sdot assign --data " + dir.file("y.npy") + " --potential " + dir.file("g.npy") +
+                         " --noise " + dir.file("x.npy") + " --out " + dir.file("idx.npy") + " --threads 2");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const std::vector<int64_t> idx = read_int64_npy(dir.file("idx.npy"), "idx");
+  ASSERT_EQ(static_cast<int64_t>(idx.size()), n);
+  int64_t exact = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    // The cost form: argmin_j |x_i - y_j|^2 / 2 - g_j, in double.
+    double best = INFINITY, second = INFINITY;
+    int64_t arg = -1;
+    for (int64_t j = 0; j < m; ++j) {
+      double c = 0;
+      for (int64_t k = 0; k < d; ++k) c += std::pow(double(x.row(i)[k]) - y.row(j)[k], 2);
+      c = 0.5 * c - g[j];
+      if (c < best) second = best, best = c, arg = j;
+      else if (c < second) second = c;
+    }
+    if (second - best > 1e-4) {
+      EXPECT_EQ(idx[i], arg) << "row " << i;
+      ++exact;
+    }
+  }
+  EXPECT_GT(exact, n * 9 / 10);
+}
+
+TEST(CliSdotAssign, UserErrorsExitTwoWithOneLine) {
+  TempDir dir;
+  write_npy(dir.file("y.npy"), normal_points(10, 3, 1));
+  write_npy(dir.file("x4.npy"), normal_points(5, 4, 2));
+  write_npy(dir.file("x3.npy"), normal_points(5, 3, 2));
+  std::vector<double> g9(9, 0.0), g10(10, 0.0);
+  write_npy(dir.file("g9.npy"), g9, {9});
+  write_npy(dir.file("g10.npy"), g10, {10});
+  auto cmd = [&](const std::string& noise, const std::string& g) {
+    return "sdot assign --data " + dir.file("y.npy") + " --potential " + dir.file(g) + " --noise " + dir.file(noise) +
+           " --out " + dir.file("idx.npy");
+  };
+  auto expect_user_error = [](const test::CliResult& r, const std::string& fragment) {
+    EXPECT_EQ(r.exit_code, 2) << r.out;
+    EXPECT_NE(r.out.find(fragment), std::string::npos) << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  };
+  expect_user_error(run_cli(cmd("x4.npy", "g10.npy")), "invalid --noise");
+  expect_user_error(run_cli(cmd("x3.npy", "g9.npy")), "invalid --potential");
+  expect_user_error(run_cli(cmd("missing.npy", "g10.npy")), "missing.npy");
+  expect_user_error(run_cli("sdot assign --data " + dir.file("y.npy")), "--potential");
+  EXPECT_EQ(run_cli(cmd("x3.npy", "g10.npy")).exit_code, 0);
+}
+
+}  // namespace
+}  // namespace otgen
