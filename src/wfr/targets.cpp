@@ -155,7 +155,7 @@ GaussianMixture::GaussianMixture(std::vector<double> weights, std::vector<double
 void GaussianMixture::log_density(PointsView x, std::span<double> logp, std::span<double> grad) const {
   const int64_t d = d_;
   const double c0 = -0.5 * d * std::log(2.0 * std::numbers::pi);
-  std::vector<double> diff(d), pd(K_ * d), lk(K_);
+  std::vector<double> diff(d), pd(K_ * d), lk(K_), e(K_);
   for (int64_t i = 0; i < x.n; ++i) {
     const float* xi = x.row(i);
     double mx = -1e300;
@@ -173,14 +173,16 @@ void GaussianMixture::log_density(PointsView x, std::span<double> logp, std::spa
       lk[k] = logw_[k] + c0 - 0.5 * logdet_[k] - 0.5 * q;
       mx = std::max(mx, lk[k]);
     }
+    // responsibilities from one exp per component; terms below e^-80 relative are dropped (they cannot
+    // change a double sum, and skipping them avoids libm's slow underflow path)
     double s = 0;
-    for (int64_t k = 0; k < K_; ++k) s += std::exp(lk[k] - mx);
-    const double lse = mx + std::log(s);
-    logp[i] = lse + log_scale_;
+    for (int64_t k = 0; k < K_; ++k) s += (e[k] = lk[k] - mx > -80.0 ? std::exp(lk[k] - mx) : 0.0);
+    logp[i] = mx + std::log(s) + log_scale_;
     if (!grad.empty()) {
       for (int64_t a = 0; a < d; ++a) grad[i * d + a] = 0;
       for (int64_t k = 0; k < K_; ++k) {
-        const double r = std::exp(lk[k] - lse);
+        if (e[k] == 0.0) continue;
+        const double r = e[k] / s;
         for (int64_t a = 0; a < d; ++a) grad[i * d + a] -= r * pd[k * d + a];
       }
     }
