@@ -27,6 +27,7 @@
 #include "otgen/context.h"
 #include "otgen/points.h"
 #include "otgen/rng.h"
+#include "otgen/termination.h"
 
 namespace otgen::wfr {
 
@@ -160,8 +161,7 @@ struct WeightedParticles {
 // ---------------------------------------------------------------------------------------------------
 // Samplers
 
-enum class Termination { Converged, MaxSteps, NumericalFailure };
-const char* termination_name(Termination t);
+// Termination and termination_name: otgen/termination.h, shared by every iterative solver.
 
 struct StepRecord {
   int64_t step = 0;            // 1-based

@@ -14,15 +14,6 @@
 
 namespace otgen::wfr {
 
-const char* termination_name(Termination t) {
-  switch (t) {
-    case Termination::Converged: return "converged";
-    case Termination::MaxSteps: return "max_steps";
-    case Termination::NumericalFailure: return "numerical_failure";
-  }
-  return "?";
-}
-
 void RunOptions::validate() const { require(steps > 0, "steps", steps, "a positive number of steps"); }
 
 namespace {
