@@ -22,7 +22,6 @@ using kernels::BlockComputer;
 using kernels::BlockKind;
 using kernels::exp_accumulate;
 using kernels::exp_sum;
-using kernels::row_max;
 using kernels::kNegInfD;
 using kernels::kNegInfF;
 using kernels::Tiling;
@@ -190,22 +189,10 @@ void row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<float
   kernels::run_row_reduction(
       bc, t, G, ctx,
       [&](int64_t i, float* s, int64_t c0, int64_t cols, int64_t ct) {
-        if (h) {
-          const float* hc = h + c0;
-#pragma omp simd
-          for (int64_t c = 0; c < cols; ++c) s[c] += hc[c];
-        }
-        const float mx = row_max(s, cols);
-        int64_t arg = -1;
-        if (mx != kNegInfF)
-          for (int64_t c = 0; c < cols; ++c)
-            if (s[c] == mx) {
-              arg = c0 + c;
-              break;
-            }
+        const float mx = kernels::affine_max(s, cols, 1.0f, h ? h + c0 : nullptr);  // s + h, exactly rounded
         const size_t slot = static_cast<size_t>((i % G) * t.nct + ct);
         pv[slot] = mx;
-        pi[slot] = arg;
+        pi[slot] = mx == kNegInfF ? -1 : c0 + kernels::first_equal(s, cols, mx);
       },
       [&](int64_t g0, int64_t g1) {
         for (int64_t i = g0; i < g1; ++i) {

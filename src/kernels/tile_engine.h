@@ -133,6 +133,19 @@ inline float row_max(const float* s, int64_t n) {
   return r;
 }
 
+// The first c with s[c] == v (n if none).
+inline int64_t first_equal(const float* s, int64_t n, float v) {
+  const __m256 vv = _mm256_set1_ps(v);
+  int64_t c = 0;
+  for (; c + 8 <= n; c += 8) {
+    const int mask = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(s + c), vv, _CMP_EQ_OQ));
+    if (mask) return c + std::countr_zero(static_cast<unsigned>(mask));
+  }
+  for (; c < n; ++c)
+    if (s[c] == v) return c;
+  return n;
+}
+
 // s[c] = a * s[c] + off[c] (off null: + 0), in place, one pass; returns max_c s[c].
 inline float affine_max(float* s, int64_t n, float a, const float* off) {
   const __m256 va = _mm256_set1_ps(a), ninf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
@@ -202,6 +215,11 @@ inline float row_max(const float* s, int64_t n) {
   float m = -std::numeric_limits<float>::infinity();
   for (int64_t c = 0; c < n; ++c) m = s[c] > m ? s[c] : m;
   return m;
+}
+inline int64_t first_equal(const float* s, int64_t n, float v) {
+  for (int64_t c = 0; c < n; ++c)
+    if (s[c] == v) return c;
+  return n;
 }
 inline float affine_max(float* s, int64_t n, float a, const float* off) {
   float m = -std::numeric_limits<float>::infinity();
