@@ -102,8 +102,9 @@ class DenseKernel final : public Kernel {
     const double inv = 1.0 / eps;
     std::vector<double> colterm(m_);
     for (int64_t j = 0; j < m_; ++j) colterm[j] = logb_[j] == kNegInf ? kNegInf : G[j] * inv + logb_[j];
-    double err = 0;
-#pragma omp parallel for num_threads(threads_) reduction(+ : err) schedule(static)
+    // Per-row terms summed serially afterwards: the result does not depend on the OpenMP reduction order.
+    std::vector<double> row_err(n_, 0.0);
+#pragma omp parallel for num_threads(threads_) schedule(static)
     for (int64_t i = 0; i < n_; ++i) {
       const float* srow = s_.data() + i * m_;
       const double base = F[i] * inv;
@@ -120,9 +121,11 @@ class DenseKernel final : public Kernel {
         for (int64_t j = 0; j < m_; ++j) s2 += std::exp(base + srow[j] * inv + colterm[j] - mx);
         lse = mx + std::log(s2);
       }
-      if (loga_[i] != kNegInf) err += std::exp(loga_[i]) * std::abs(std::expm1(lse));
+      if (loga_[i] != kNegInf) row_err[i] = std::exp(loga_[i]) * std::abs(std::expm1(lse));
       F[i] -= eps * lse;
     }
+    double err = 0;
+    for (double e : row_err) err += e;
     return err;
   }
 
@@ -169,8 +172,8 @@ class DenseKernel final : public Kernel {
     const double inv = 1.0 / eps;
     std::vector<double> colterm(m_);
     for (int64_t j = 0; j < m_; ++j) colterm[j] = logb_[j] == kNegInf ? kNegInf : G[j] * inv + logb_[j];
-    double total = 0;
-#pragma omp parallel for num_threads(threads_) reduction(+ : total)
+    std::vector<double> row_total(n_, 0.0);
+#pragma omp parallel for num_threads(threads_)
     for (int64_t i = 0; i < n_; ++i) {
       if (loga_[i] == kNegInf) continue;
       const float* srow = s_.data() + i * m_;
@@ -178,8 +181,10 @@ class DenseKernel final : public Kernel {
       double s = 0;
 #pragma omp simd reduction(+ : s)
       for (int64_t j = 0; j < m_; ++j) s += detail::fast_exp(base + srow[j] * inv + colterm[j]) * srow[j];
-      total += s;
+      row_total[i] = s;
     }
+    double total = 0;
+    for (double t : row_total) total += t;
     return total;
   }
 
@@ -309,13 +314,15 @@ SinkhornResult sinkhorn(PointsView x, PointsView y, std::span<const double> a_in
     auto dk = std::make_unique<DenseKernel>(x, y, loga, logb, ctx, opt.scores);
     if (opt.relative_epsilon || opt.eps_scaling) {
       const std::vector<float>& s = dk->scores();
-      double sum = 0, sum2 = 0;
-#pragma omp parallel for num_threads(ctx.resolved_threads()) reduction(+ : sum, sum2)
+      std::vector<double> rs(n, 0.0), rs2(n, 0.0);  // per row, summed serially (deterministic)
+#pragma omp parallel for num_threads(ctx.resolved_threads())
       for (int64_t i = 0; i < n; ++i)
         for (int64_t j = 0; j < m; ++j) {
           const double c = std::max(0.0, 0.5 * nx[i] + 0.5 * ny[j] - static_cast<double>(s[i * m + j]));
-          sum += c, sum2 += c * c;
+          rs[i] += c, rs2[i] += c * c;
         }
+      double sum = 0, sum2 = 0;
+      for (int64_t i = 0; i < n; ++i) sum += rs[i], sum2 += rs2[i];
       const double cnt = static_cast<double>(n) * m, mean = sum / cnt;
       res.cost_std = std::sqrt(std::max(0.0, sum2 / cnt - mean * mean));
     }
