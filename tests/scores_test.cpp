@@ -309,6 +309,71 @@ TEST(ScoreKernels, VectorExpIsAccurateAndZeroBelowTheFloatRange) {
 }
 #endif
 
+TEST(Scores, RowGroupsBoundedByThePartialBudgetGiveCorrectResults) {
+  // Per-(row, column tile) partials are capped at 16 MiB, so many column tiles (tile_cols = 1) or a
+  // large k split the rows into several groups processed one after another.
+  const Context ctx{2};
+  {
+    const int64_t n = 500, m = 3000, d = 2;  // 500 x 3000 slots x 12 bytes > 16 MiB: 2 groups
+    const Points x = random_points(n, d, 21, 1.0), y = random_points(m, d, 22, 1.0);
+    const std::vector<float> h = random_vec(m, 23, 1.0);
+    const Reference r = reference(x, y, h);
+    ScoreOptions opt;
+    opt.tile_rows = 8;
+    opt.tile_cols = 1;
+    std::vector<int64_t> idx(n);
+    std::vector<float> val(n), lse(n);
+    row_argmax({x, y, h}, idx, val, ctx, opt);
+    row_logsumexp({x, y, h}, 2.0f, {}, lse, ctx, opt);
+    for (int64_t i = 0; i < n; ++i) {
+      double best = -kInf;
+      for (int64_t j = 0; j < m; ++j) best = std::max(best, r.at(i, j));
+      EXPECT_GE(r.at(i, idx[i]), best - 2 * score_tol(r, i)) << "row " << i;
+      const double l = ref_lse(r, 2.0, {}, i);
+      EXPECT_NEAR(lse[i], l, 2e-6 * (1 + std::abs(l)) + 2 * score_tol(r, i)) << "row " << i;
+    }
+  }
+  {
+    // One-pass softmax_column_sums in 3 balanced groups of 34 rows (buffer for 40 rows of 50 floats).
+    const int64_t n = 100, m = 50, d = 7;
+    const Points x = random_points(n, d, 26, 0.5), y = random_points(m, d, 27, 1.0);
+    const std::vector<float> h = random_vec(m, 28, 1.0);
+    const Reference r = reference(x, y, h);
+    ScoreOptions opt;
+    opt.tile_rows = 16;
+    opt.tile_cols = 16;
+    opt.buffer_bytes = 40 * m * 4;
+    std::vector<float> lse(n);
+    std::vector<double> cs(m), ref_cs(m, 0.0);
+    softmax_column_sums({x, y, h}, 1.5f, {}, cs, lse, ctx, opt);
+    for (int64_t i = 0; i < n; ++i) {
+      const double l = ref_lse(r, 1.5, {}, i);
+      EXPECT_NEAR(lse[i], l, 2e-6 * (1 + std::abs(l)) + 2 * score_tol(r, i));
+      for (int64_t j = 0; j < m; ++j) ref_cs[j] += std::exp(ref_logit(r, 1.5, {}, i, j) - l);
+    }
+    for (int64_t j = 0; j < m; ++j) EXPECT_NEAR(cs[j], ref_cs[j], 1e-5 * (1 + ref_cs[j])) << "column " << j;
+  }
+  {
+    const int64_t n = 40, m = 1000, d = 3, k = 1000;  // 63 tiles x 12 KB per row: 3 groups of 16
+    const Points x = random_points(n, d, 24, 1.0), y = random_points(m, d, 25, 1.0);
+    const Reference r = reference(x, y, {});
+    ScoreOptions opt;
+    opt.tile_rows = 8;
+    opt.tile_cols = 16;
+    std::vector<int64_t> ti(n * k);
+    std::vector<float> tv(n * k);
+    row_topk({x, y, {}}, k, ti, tv, ctx, opt);
+    for (int64_t i = 0; i < n; ++i) {
+      std::vector<double> sorted(r.s.begin() + i * m, r.s.begin() + (i + 1) * m);
+      std::sort(sorted.begin(), sorted.end(), std::greater<>());
+      for (int64_t q = 0; q < k; q += 97) EXPECT_NEAR(tv[i * k + q], sorted[q], 2 * score_tol(r, i)) << i << " " << q;
+      std::vector<int64_t> all(ti.begin() + i * k, ti.begin() + (i + 1) * k);
+      std::sort(all.begin(), all.end());
+      for (int64_t j = 0; j < m; ++j) ASSERT_EQ(all[j], j) << "row " << i << " is not a permutation";
+    }
+  }
+}
+
 TEST(Scores, ArgmaxAndTopkTiesGoToTheLowestIndex) {
   // Integer data: every score is exact in float, so ties are real ties. Columns 3, 7, 11 duplicate
   // column 1; with tiny tiles the duplicates land in different tiles.
@@ -385,7 +450,18 @@ TEST(Scores, ResultsAreBitIdenticalAcrossRunsAndThreadCounts) {
     row_logsumexp({x, y, h}, 3.0f, {}, lse, Context{threads}, opt);
     softmax_column_sums({x, y, h}, 3.0f, {}, cs, lse2, Context{threads}, opt);
     row_gumbel_argmax({x, y, h}, 3.0f, {}, 99, g, Context{threads}, opt);
-    return std::make_tuple(idx, val, lse, lse2, cs, g);
+    ScoreOptions two = opt;
+    two.buffer_bytes = 0;
+    std::vector<float> lse3(n), kl(n), tv(n * 5);
+    std::vector<double> cs2(m), ks(n * 2), ds(n);
+    std::vector<int64_t> ti(n * 5);
+    softmax_column_sums({x, y, h}, 3.0f, {}, cs2, lse3, Context{threads}, two);
+    row_topk({x, y, h}, 5, ti, tv, Context{threads}, opt);
+    const std::vector<double> alphas = {0.01, 0.1};
+    kernel_row_logsumexp(x, y, 0.05, {}, kl, Context{threads}, opt);
+    kernel_row_sums(x, y, alphas, ks, Context{threads}, opt);
+    distance_row_sums(x, y, ds, Context{threads}, opt);
+    return std::make_tuple(idx, val, lse, lse2, cs, g, cs2, lse3, ti, tv, kl, ks, ds);
   };
   const auto a = run(2), b = run(2), c = run(1);
   EXPECT_TRUE(a == b) << "same threads, different bits";

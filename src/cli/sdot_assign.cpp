@@ -34,12 +34,9 @@ void run_assign(const AssignArgs& a) {
   require(y.n > 0 || x.n == 0, "--data", a.data + " with 0 points", "at least one point");
   // h_j = g_j - |y_j|^2 / 2, in double before rounding to the engine's float.
   std::vector<float> h(static_cast<size_t>(y.n));
-#pragma omp parallel for num_threads(a.ctx.resolved_threads()) schedule(static)
   for (int64_t j = 0; j < y.n; ++j) {
-    const float* r = y.row(j);
     double yn = 0;
-#pragma omp simd reduction(+ : yn)
-    for (int64_t k = 0; k < y.d; ++k) yn += static_cast<double>(r[k]) * r[k];
+    for (int64_t k = 0; k < y.d; ++k) yn += static_cast<double>(y.row(j)[k]) * y.row(j)[k];
     h[j] = static_cast<float>(g[j] - 0.5 * yn);
   }
   std::vector<int64_t> idx(static_cast<size_t>(x.n));
