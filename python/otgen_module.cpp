@@ -572,7 +572,7 @@ PYBIND11_MODULE(_otgen, m) {
         out["grad_evals"] = r.grad_evals;
         out["seconds"] = r.seconds;
         out["log_z"] = optional_value(r.log_z);
-        out["termination"] = wfr::termination_name(r.termination);
+        out["termination"] = termination_name(r.termination);
         out["message"] = r.message;
         return out;
       },

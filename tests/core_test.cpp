@@ -83,6 +83,16 @@ TEST(Rng, GumbelMeanIsEulerGammaAndBelowIsUniform) {
   for (int c : counts) EXPECT_NEAR(c, 10000, 400);  // sd ~93
 }
 
+TEST(Rng, UniformsStayInsideTheOpenIntervalAtTheExtremes) {
+  EXPECT_LT(u01_open53(0xFFFFFFFFu, 0xFFFFFFFFu), 1.0);
+  EXPECT_GT(u01_open53(0u, 0u), 0.0);
+  EXPECT_LT(u01_open(0xFFFFFFFFu), 1.0);
+  EXPECT_GT(u01_open(0u), 0.0);
+  const double top = -std::log(-std::log(u01_open53(0xFFFFFFFFu, 0xFFFFFFFFu)));
+  EXPECT_TRUE(std::isfinite(top));
+  EXPECT_LE(top, 53 * std::log(2.0) + 1e-9);
+}
+
 TEST(Rng, GumbelAtIsAPureFunction) {
   EXPECT_EQ(gumbel_at(3, 10, 20), gumbel_at(3, 10, 20));
   EXPECT_NE(gumbel_at(3, 10, 20), gumbel_at(3, 10, 21));

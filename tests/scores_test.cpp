@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/tile_engine.h"
 #include "otgen/rng.h"
 #include "otgen/scores.h"
 #include "test_util.h"
@@ -105,7 +106,8 @@ std::vector<Case> sweep_cases() {
       if (d <= 64 || n * m <= 100) cases.push_back({n, m, d, direct});
     }
     // Default tiles, edges of the default tile sizes.
-    for (auto [n, m] : std::vector<std::pair<int64_t, int64_t>>{{3, 2047}, {2, 2049}, {257, 5}, {255, 40}})
+    // Default tiles: 1024 x 1024 on the SGEMM path, 128 x 1024 on the direct path (d <= 8).
+    for (auto [n, m] : std::vector<std::pair<int64_t, int64_t>>{{3, 1023}, {2, 1025}, {1025, 3}, {129, 5}, {127, 40}})
       if (d <= 64) cases.push_back({n, m, d, ScoreOptions{}});
   }
   return cases;
@@ -276,6 +278,102 @@ TEST(Scores, EveryReducerMatchesNaiveDoubleLoopsOnAwkwardSizes) {
   }
 }
 
+#if defined(__AVX2__) && defined(__FMA__)
+TEST(ScoreKernels, VectorPhiloxMatchesScalarPhilox) {
+  // Counters straddling 2^32 exercise the carry into the second counter word.
+  for (uint64_t key : {uint64_t{0}, uint64_t{1234}, ~uint64_t{0} - 5})
+    for (uint64_t hi : {uint64_t{0}, uint64_t{7}, (uint64_t{1} << 32) + 3})
+      for (uint64_t lo : {uint64_t{0}, uint64_t{1000}, (uint64_t{1} << 32) - 3, ~uint64_t{0} - 20}) {
+        alignas(32) uint32_t w[8];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(w), kernels::philox8_word0(key, hi, lo));
+        for (int q = 0; q < 8; ++q) EXPECT_EQ(w[q], philox4x32(key, hi, lo + q)[0]) << key << " " << hi << " " << lo << "+" << q;
+      }
+}
+
+TEST(ScoreKernels, VectorExpIsAccurateAndZeroBelowTheFloatRange) {
+  alignas(32) float in[8], out[8];
+  for (float base = -100.0f; base < 87.5f; base += 0.37f) {  // up to 87.8: the documented range
+    for (int q = 0; q < 8; ++q) in[q] = base + 0.041f * q;
+    _mm256_store_ps(out, kernels::exp8(_mm256_load_ps(in)));
+    for (int q = 0; q < 8; ++q) {
+      if (in[q] < -87.0f) {
+        EXPECT_EQ(out[q], 0.0f);
+      } else {
+        EXPECT_NEAR(out[q], std::exp(double(in[q])), 3e-7 * std::exp(double(in[q]))) << in[q];
+      }
+    }
+  }
+  for (int q = 0; q < 8; ++q) in[q] = -kInfF;
+  _mm256_store_ps(out, kernels::exp8(_mm256_load_ps(in)));
+  for (float v : out) EXPECT_EQ(v, 0.0f);
+}
+#endif
+
+TEST(Scores, RowGroupsBoundedByThePartialBudgetGiveCorrectResults) {
+  // Per-(row, column tile) partials are capped at 16 MiB, so many column tiles (tile_cols = 1) or a
+  // large k split the rows into several groups processed one after another.
+  const Context ctx{2};
+  {
+    const int64_t n = 500, m = 3000, d = 2;  // 500 x 3000 slots x 12 bytes > 16 MiB: 2 groups
+    const Points x = random_points(n, d, 21, 1.0), y = random_points(m, d, 22, 1.0);
+    const std::vector<float> h = random_vec(m, 23, 1.0);
+    const Reference r = reference(x, y, h);
+    ScoreOptions opt;
+    opt.tile_rows = 8;
+    opt.tile_cols = 1;
+    std::vector<int64_t> idx(n);
+    std::vector<float> val(n), lse(n);
+    row_argmax({x, y, h}, idx, val, ctx, opt);
+    row_logsumexp({x, y, h}, 2.0f, {}, lse, ctx, opt);
+    for (int64_t i = 0; i < n; ++i) {
+      double best = -kInf;
+      for (int64_t j = 0; j < m; ++j) best = std::max(best, r.at(i, j));
+      EXPECT_GE(r.at(i, idx[i]), best - 2 * score_tol(r, i)) << "row " << i;
+      const double l = ref_lse(r, 2.0, {}, i);
+      EXPECT_NEAR(lse[i], l, 2e-6 * (1 + std::abs(l)) + 2 * score_tol(r, i)) << "row " << i;
+    }
+  }
+  {
+    // One-pass softmax_column_sums in 3 balanced groups of 34 rows (buffer for 40 rows of 50 floats).
+    const int64_t n = 100, m = 50, d = 7;
+    const Points x = random_points(n, d, 26, 0.5), y = random_points(m, d, 27, 1.0);
+    const std::vector<float> h = random_vec(m, 28, 1.0);
+    const Reference r = reference(x, y, h);
+    ScoreOptions opt;
+    opt.tile_rows = 16;
+    opt.tile_cols = 16;
+    opt.buffer_bytes = 40 * m * 4;
+    std::vector<float> lse(n);
+    std::vector<double> cs(m), ref_cs(m, 0.0);
+    softmax_column_sums({x, y, h}, 1.5f, {}, cs, lse, ctx, opt);
+    for (int64_t i = 0; i < n; ++i) {
+      const double l = ref_lse(r, 1.5, {}, i);
+      EXPECT_NEAR(lse[i], l, 2e-6 * (1 + std::abs(l)) + 2 * score_tol(r, i));
+      for (int64_t j = 0; j < m; ++j) ref_cs[j] += std::exp(ref_logit(r, 1.5, {}, i, j) - l);
+    }
+    for (int64_t j = 0; j < m; ++j) EXPECT_NEAR(cs[j], ref_cs[j], 1e-5 * (1 + ref_cs[j])) << "column " << j;
+  }
+  {
+    const int64_t n = 40, m = 1000, d = 3, k = 1000;  // 63 tiles x 12 KB per row: 3 groups of 16
+    const Points x = random_points(n, d, 24, 1.0), y = random_points(m, d, 25, 1.0);
+    const Reference r = reference(x, y, {});
+    ScoreOptions opt;
+    opt.tile_rows = 8;
+    opt.tile_cols = 16;
+    std::vector<int64_t> ti(n * k);
+    std::vector<float> tv(n * k);
+    row_topk({x, y, {}}, k, ti, tv, ctx, opt);
+    for (int64_t i = 0; i < n; ++i) {
+      std::vector<double> sorted(r.s.begin() + i * m, r.s.begin() + (i + 1) * m);
+      std::sort(sorted.begin(), sorted.end(), std::greater<>());
+      for (int64_t q = 0; q < k; q += 97) EXPECT_NEAR(tv[i * k + q], sorted[q], 2 * score_tol(r, i)) << i << " " << q;
+      std::vector<int64_t> all(ti.begin() + i * k, ti.begin() + (i + 1) * k);
+      std::sort(all.begin(), all.end());
+      for (int64_t j = 0; j < m; ++j) ASSERT_EQ(all[j], j) << "row " << i << " is not a permutation";
+    }
+  }
+}
+
 TEST(Scores, ArgmaxAndTopkTiesGoToTheLowestIndex) {
   // Integer data: every score is exact in float, so ties are real ties. Columns 3, 7, 11 duplicate
   // column 1; with tiny tiles the duplicates land in different tiles.
@@ -337,8 +435,9 @@ TEST(Scores, ExtremeScalesGiveFiniteAccurateResults) {
 }
 
 TEST(Scores, ResultsAreBitIdenticalAcrossRunsAndThreadCounts) {
-  const int64_t n = 203, m = 1500, d = 33;
-  const Points x = random_points(n, d, 4, 0.2), y = random_points(m, d, 5, 1.0);
+  // Large enough (n m (d + 16) > 4e7) for the engine to use both threads.
+  const int64_t n = 203, m = 3000, d = 100;
+  const Points x = random_points(n, d, 4, 0.1), y = random_points(m, d, 5, 1.0);
   const std::vector<float> h = random_vec(m, 6, 1.0);
   ScoreOptions opt;
   opt.tile_rows = 32;
@@ -351,7 +450,18 @@ TEST(Scores, ResultsAreBitIdenticalAcrossRunsAndThreadCounts) {
     row_logsumexp({x, y, h}, 3.0f, {}, lse, Context{threads}, opt);
     softmax_column_sums({x, y, h}, 3.0f, {}, cs, lse2, Context{threads}, opt);
     row_gumbel_argmax({x, y, h}, 3.0f, {}, 99, g, Context{threads}, opt);
-    return std::make_tuple(idx, val, lse, lse2, cs, g);
+    ScoreOptions two = opt;
+    two.buffer_bytes = 0;
+    std::vector<float> lse3(n), kl(n), tv(n * 5);
+    std::vector<double> cs2(m), ks(n * 2), ds(n);
+    std::vector<int64_t> ti(n * 5);
+    softmax_column_sums({x, y, h}, 3.0f, {}, cs2, lse3, Context{threads}, two);
+    row_topk({x, y, h}, 5, ti, tv, Context{threads}, opt);
+    const std::vector<double> alphas = {0.01, 0.1};
+    kernel_row_logsumexp(x, y, 0.05, {}, kl, Context{threads}, opt);
+    kernel_row_sums(x, y, alphas, ks, Context{threads}, opt);
+    distance_row_sums(x, y, ds, Context{threads}, opt);
+    return std::make_tuple(idx, val, lse, lse2, cs, g, cs2, lse3, ti, tv, kl, ks, ds);
   };
   const auto a = run(2), b = run(2), c = run(1);
   EXPECT_TRUE(a == b) << "same threads, different bits";

@@ -300,6 +300,21 @@ TEST(SinkhornPairs, RoundingGivesAPermutationNearTheExactOneAtSmallEpsilon) {
   EXPECT_THROW(sinkhorn_pairs(x, Points(gaussian_points(n - 1, 6, 3)), {}, r, 5, true, Context{}), Error);
 }
 
+TEST(Sinkhorn, SameThreadsGiveSameBitsOnAThreadedProblem) {
+  // 1100 x 1000 > 2^20 entries: the dense sweeps run on 2 threads.
+  const Points x = gaussian_points(1100, 3, 31), y = gaussian_points(1000, 3, 32, 1.0f, 0.5f);
+  SinkhornOptions opt;
+  opt.epsilon = 0.1;
+  opt.relative_epsilon = true;
+  opt.tol = 1e-3;
+  const SinkhornResult a = sinkhorn(x, y, {}, {}, Context{2}, opt), b = sinkhorn(x, y, {}, {}, Context{2}, opt);
+  ASSERT_EQ(a.termination, Termination::Converged);
+  EXPECT_EQ(a.iterations, b.iterations);
+  EXPECT_EQ(a.f, b.f);
+  EXPECT_EQ(a.g, b.g);
+  EXPECT_EQ(a.transport_cost, b.transport_cost);
+}
+
 TEST(Sinkhorn, BadInputIsRejected) {
   const Points x = gaussian_points(5, 2, 1), y = gaussian_points(4, 2, 2), z(0, 2);
   test::expect_error_contains([&] { sinkhorn(z, y, {}, {}, Context{}); }, "at least one point");

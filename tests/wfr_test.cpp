@@ -225,6 +225,31 @@ TEST(SmcWfr, LogWeightsMatchNaiveDoubleLoop) {
   }
 }
 
+TEST(Kde, LogDensityMatchesNaiveDoubleLoop) {
+  const int64_t n = 53, d = 3;
+  Rng rng(13);
+  Points x(n, d);
+  rng.fill_normal(std::span<float>(x.data));
+  std::vector<double> lw(n);
+  for (auto& v : lw) v = 0.5 * rng.normal() + 3.0;  // unnormalised on purpose
+  const double h = 0.7;
+  for (bool weighted : {false, true}) {
+    const auto got = kde_log_density(x, weighted ? std::span<const double>(lw) : std::span<const double>(), h, quiet_ctx());
+    double z = 0;
+    for (double v : lw) z += std::exp(v);
+    for (int64_t i = 0; i < n; ++i) {
+      double s = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        double d2 = 0;
+        for (int a = 0; a < d; ++a) d2 += (double(x.row(i)[a]) - x.row(j)[a]) * (double(x.row(i)[a]) - x.row(j)[a]);
+        const double wj = weighted ? std::exp(lw[j]) / z : 1.0 / n;
+        s += wj * std::exp(-d2 / (2 * h * h)) / std::pow(2 * std::numbers::pi * h * h, d / 2.0);
+      }
+      EXPECT_NEAR(got[i], std::log(s), 1e-4) << i;
+    }
+  }
+}
+
 class KeepsStandardNormal : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(KeepsStandardNormal, WithinMonteCarloError) {

@@ -3,11 +3,12 @@
 // Cost: c(x, y) = |x - y|^2 / 2 (half squared Euclidean; POT's "sqeuclidean" is twice this).
 //
 // * Uniform n x n batches: the optimal plan is a permutation sigma minimising sum_i c(x_i, y_sigma(i)).
-//   `exact_assignment` returns it (never a duplicate). Default solver: Jonker-Volgenant (column
-//   reduction, reduction transfer, two rounds of augmenting row reduction, then shortest augmenting
-//   paths), on the dense matrix -<x_i, y_j> built by the score engine's GEMM path (the row and column
-//   constants |x_i|^2/2 and |y_j|^2/2 do not change a permutation's ranking, and dropping them keeps
-//   float32 entries small and precise). Duals and path lengths are kept in double. The network simplex
+//   `exact_assignment` returns it (never a duplicate). Default solver: Jonker-Volgenant (row and
+//   column reduction, reduction transfer, then one shortest augmenting path per free row, with
+//   vectorised Dijkstra sweeps), on the dense matrix -<x_i - mean(x), y_j - mean(y)> built by the
+//   score engine's GEMM path: it differs from |x_i - y_j|^2 / 2 by a row and a column constant, which
+//   do not change a permutation's ranking, and its float32 entries stay small and precise. Duals and
+//   path lengths are kept in double. The network simplex
 //   (LEMON) solves the same problem as a cross-check.
 // * Rectangular batches (n != m, each point of the smaller side matched to a distinct point of the
 //   larger side) and non-uniform weights (a sparse transport plan) go through LEMON's network simplex.

@@ -18,10 +18,13 @@ uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b = 0);
 
 // Uniform in the open interval (0, 1) from a 32-bit word: never 0, never 1 (safe for log).
 inline double u01_open(uint32_t w) { return (static_cast<double>(w) + 0.5) * 0x1.0p-32; }
-// Uniform in (0, 1) with 53 random bits from two words.
+// Uniform in (0, 1) with 53 random bits from two words. (m + 0.5) 2^-53 rounds to 1.0 for the top
+// m = 2^53 - 1, so the result is clamped to the largest double below 1: the open interval holds, and
+// -log(-log(u)) <= 53 ln 2 (the bound the engine's Gumbel-max skipping relies on).
 inline double u01_open53(uint32_t hi, uint32_t lo) {
   const uint64_t m = ((static_cast<uint64_t>(hi) << 21) ^ lo) & ((uint64_t{1} << 53) - 1);
-  return (static_cast<double>(m) + 0.5) * 0x1.0p-53;
+  const double u = (static_cast<double>(m) + 0.5) * 0x1.0p-53;
+  return u < 1.0 ? u : 1.0 - 0x1.0p-53;
 }
 
 // Standard Gumbel variate at position (i, j) of stream `seed`: a pure function of its arguments.

@@ -25,14 +25,17 @@
 namespace otgen {
 
 struct ScoreOptions {
-  int64_t tile_rows = 256;   // rows of x per tile (> 0); tests force tiny tiles to hit ragged edges
-  int64_t tile_cols = 2048;  // rows of y per tile (> 0)
+  // Rows of x / rows of y per tile (> 0); tests force tiny tiles to hit ragged edges. Large row tiles
+  // matter: every row tile streams (and OpenBLAS packs) all of y once. The direct path (below) caps
+  // them at 128 x 1024 so that small particle systems still split into several blocks.
+  int64_t tile_rows = 1024;
+  int64_t tile_cols = 1024;
   // d <= direct_max_dim: blocks are computed by a direct loop (exact differences for distances)
   // instead of SGEMM; faster for tiny d (particles in 1-D/2-D). 0 forces SGEMM; >= 0.
   int64_t direct_max_dim = 8;
   // softmax_column_sums keeps the scores of a group of rows for all m columns (one pass) when at
   // least min(n, 32) rows fit in this many bytes; otherwise it makes two passes. >= 0.
-  int64_t buffer_bytes = int64_t{32} << 20;
+  int64_t buffer_bytes = int64_t{60} << 20;
   void validate() const;     // throws otgen::Error naming the field
 };
 
@@ -62,10 +65,12 @@ void row_logsumexp(const ScoreProblem& p, float scale, std::span<const float> lo
 // The semidiscrete gradient reduction: with P_ij = exp(scale * S_ij + log_b_j - lse_i) (each row a
 // softmax over j), col_sums[j] = sum_i P_ij (length m, double, overwritten) and lse[i] as in
 // row_logsumexp (length n).
-// Passes: ONE pass over the data when min(n, 32) rows x m floats fit in opt.buffer_bytes (32 MiB by
-// default: m <= 262144): the scores of a group of rows are kept (as exp(logit - tile max)) while their
+// Passes: ONE pass over the data when min(n, 32) rows x m floats fit in opt.buffer_bytes (60 MiB by
+// default: m <= 491520): the scores of a group of rows are kept (as exp(logit - tile max)) while their
 // LSE is completed, then summed down the columns. Otherwise TWO passes (LSE, then recomputed tiles).
-// Peak memory beyond inputs and outputs: about opt.buffer_bytes + 4 m + 8 n m / tile_cols bytes.
+// Every row group re-streams y, so groups are as large as the buffer allows (1024 x 60000: 4 groups
+// of 256 rows, 58.6 MiB). Peak memory beyond inputs and outputs: at most about opt.buffer_bytes +
+// 4 m + 12 n m / tile_cols bytes + 2 MiB.
 void softmax_column_sums(const ScoreProblem& p, float scale, std::span<const float> log_b,
                          std::span<double> col_sums, std::span<float> lse, const Context& ctx,
                          const ScoreOptions& opt = {});
@@ -73,9 +78,10 @@ void softmax_column_sums(const ScoreProblem& p, float scale, std::span<const flo
 // Categorical sampling by Gumbel-max: index[i] = argmax_j (scale * S_ij + log_b_j + G_ij), where
 // G_ij = gumbel_at(seed, row_offset + i, j) (otgen/rng.h). Length n. Same errors as row_argmax.
 // row_offset lets a caller draw one large batch in pieces with the same result.
-// Cost: gumbel_at is a bounded variate (G <= 53 ln 2 ~ 36.8 for every u < 1), so G_ij is evaluated only
-// for columns whose logit is within that bound of the best value found so far in its tile: cheap for
-// peaked rows (small epsilon), up to one Philox draw and two logs per entry for flat rows.
+// Exact, but cheap: gumbel_at is bounded (G <= 53 ln 2 ~ 36.74 for every u < 1), so columns whose logit
+// is more than that below the best value so far are skipped; the rest get a vectorised Philox word and
+// a conservative test u > exp(-exp(logit - best)), and only columns that may win are evaluated with
+// gumbel_at itself. Peaked rows cost ~the SGEMM; flat rows one Philox block per entry (~1.4x).
 // The logit is computed in float (scale * S_ij + (scale * h_j + log_b_j)), the comparison in double.
 void row_gumbel_argmax(const ScoreProblem& p, float scale, std::span<const float> log_b,
                        uint64_t seed, std::span<int64_t> index, const Context& ctx,

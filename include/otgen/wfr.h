@@ -27,6 +27,7 @@
 #include "otgen/context.h"
 #include "otgen/points.h"
 #include "otgen/rng.h"
+#include "otgen/termination.h"
 
 namespace otgen::wfr {
 
@@ -151,7 +152,7 @@ struct WeightedParticles {
   explicit WeightedParticles(Points points);  // uniform weights
   int64_t size() const { return x.n; }
   int64_t dim() const { return x.d; }
-  void normalise();                                // shifts logw so LSE = 0; returns nothing
+  void normalise();                                // shifts logw so that log sum exp(logw) = 0
   std::vector<double> weights() const;             // normalised weights
   double ess() const;                              // (sum w)^2 / sum w^2, in [1, n]
   void resample(ResampleScheme scheme, Rng& rng);  // copies ancestors, resets logw to -log n
@@ -160,8 +161,7 @@ struct WeightedParticles {
 // ---------------------------------------------------------------------------------------------------
 // Samplers
 
-enum class Termination { Converged, MaxSteps, NumericalFailure };
-const char* termination_name(Termination t);
+// Termination and termination_name: otgen/termination.h, shared by every iterative solver.
 
 struct StepRecord {
   int64_t step = 0;            // 1-based
@@ -225,8 +225,10 @@ struct MalaOptions {
 
 enum class BandwidthRule { Silverman, Scott };
 struct KdeOptions {
-  std::optional<double> bandwidth;          // fixed h > 0; empty = by rule, recomputed each step
-  BandwidthRule rule = BandwidthRule::Silverman;  // h = (4/(d+2))^{1/(d+4)} n^{-1/(d+4)} sigma (Scott: 1 instead of (4/(d+2))^...)
+  std::optional<double> bandwidth;  // fixed h > 0; empty = by rule, recomputed every step
+  // Silverman: h = (4/(d+2))^{1/(d+4)} n_eff^{-1/(d+4)} sigma; Scott: h = n_eff^{-1/(d+4)} sigma, with
+  // sigma the mean per-coordinate (weighted) standard deviation and n_eff the ESS.
+  BandwidthRule rule = BandwidthRule::Silverman;
   void validate() const;
 };
 
@@ -347,5 +349,9 @@ double kde_bandwidth(PointsView x, std::span<const double> weights, BandwidthRul
 // (every particle drawn from component K, 1-based, of a Gaussian-mixture target). Drawn from stream
 // (seed, 0); samplers use streams 1, 2, ... Throws otgen::Error naming "init" on a bad spec.
 Points initial_particles(const Target& target, std::string_view spec, int64_t n, uint64_t seed);
+
+// Gaussian KDE of the particles at themselves, on the engine:
+// out[i] = log sum_j W_j N(x_i; x_j, h^2 I) with W = exp(log_w) normalised (empty = uniform 1/n).
+std::vector<double> kde_log_density(PointsView x, std::span<const double> log_w, double h, const Context& ctx);
 
 }  // namespace otgen::wfr

@@ -55,45 +55,6 @@ struct WfrArgs {
   bool png = false;
 };
 
-Points initial_points(const WfrArgs& a, const Target& t, const Context& ctx) {
-  const int64_t n = a.particles, d = t.dim();
-  Rng rng(ctx.seed, 0);  // stream 0: the start (steps use streams 1, 2, ...)
-  if (a.init == "gaussian") {
-    Points x(n, d);
-    rng.fill_normal(std::span<float>(x.data));
-    return x;
-  }
-  if (a.init.rfind("point:", 0) == 0) {
-    const std::string v = a.init.substr(6);
-    double p = 0;
-    try {
-      size_t used = 0;
-      p = std::stod(v, &used);
-      if (used != v.size()) throw std::invalid_argument("trailing");
-    } catch (const std::exception&) {
-      fail_argument("init", a.init, "point:<number>, gaussian or mode:<K>");
-    }
-    require(std::isfinite(p), "init", a.init, "a finite point");
-    Points x(n, d);
-    std::fill(x.data.begin(), x.data.end(), static_cast<float>(p));
-    return x;
-  }
-  if (a.init.rfind("mode:", 0) == 0) {
-    const auto* gm = dynamic_cast<const GaussianMixture*>(&t);
-    require(gm != nullptr, "init", a.init, "mode:K only with a mixture target");
-    int64_t k = 0;
-    try {
-      k = std::stoll(a.init.substr(5));
-    } catch (const std::exception&) {
-      fail_argument("init", a.init, "mode:<K> with K a component number");
-    }
-    require(k >= 1 && k <= gm->components(), "init", a.init,
-            "mode:K with 1 <= K <= " + std::to_string(gm->components()));
-    return gm->sample_component(k - 1, n, rng);
-  }
-  fail_argument("init", a.init, "point:<number>, gaussian or mode:<K>");
-}
-
 // ------------------------------------------------------------------------------------------ plots
 
 struct Image {
@@ -231,7 +192,7 @@ void run_wfr(const WfrArgs& a, const Context& ctx) {
   spec.mala_moves = !a.ula_moves;
   spec.moves = a.moves;
   auto sampler = make_sampler(a.sampler, spec);
-  WeightedParticles start(initial_points(a, *target, ctx));
+  WeightedParticles start(initial_particles(*target, a.init, a.particles, ctx.seed));
   RunOptions ro;
   ro.steps = K;
   const RunResult r = sampler->run(*target, start, ro, ctx);

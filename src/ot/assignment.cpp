@@ -131,6 +131,7 @@ struct SimplexFlow {
 // means unbounded arcs.
 SimplexFlow run_simplex(std::span<const double> cost, int64_t n, int64_t m, const std::vector<int64_t>& supply_rows,
                         const std::vector<int64_t>& demand_cols, int64_t capacity) {
+  require(n * m < (int64_t{1} << 31), "n * m", n * m, "fewer than 2^31 arcs for the network simplex (LEMON's int ids)");
   Graph g;
   g.reserveNode(static_cast<int>(n + m));
   g.reserveArc(static_cast<int>(n * m));
@@ -198,8 +199,11 @@ AssignmentResult exact_assignment(PointsView x, PointsView y, const Context& ctx
   check_points(x, y, true);
   AssignmentResult r;
   if (opt.solver == AssignmentSolver::JonkerVolgenant) {
-    // -<x_i, y_j>: the half squared cost minus the row and column constants (same optimal permutation).
-    std::vector<float> c = detail::neg_inner_products(x, y, ctx, opt.scores);
+    // -<x_i - xm, y_j - ym>: the half squared cost minus row and column constants (the same optimal
+    // permutation). Centring both batches removes the large shared components (the mean image), which
+    // keeps the float entries precise and stops a few rows from being the cheapest for every column.
+    const Points xc = detail::centred(x), yc = detail::centred(y);
+    std::vector<float> c = detail::neg_inner_products(xc, yc, ctx, opt.scores);
     r.permutation = detail::jonker_volgenant(c.data(), x.n);
     r.message = "Jonker-Volgenant, n = " + std::to_string(x.n);
   } else {

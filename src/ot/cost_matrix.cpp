@@ -12,6 +12,17 @@ std::vector<float> neg_inner_products(PointsView x, PointsView y, const Context&
   return c;
 }
 
+Points centred(PointsView x) {
+  std::vector<double> mean(static_cast<size_t>(x.d), 0.0);
+  for (int64_t i = 0; i < x.n; ++i)
+    for (int64_t k = 0; k < x.d; ++k) mean[k] += x.row(i)[k];
+  for (double& m : mean) m /= static_cast<double>(std::max<int64_t>(1, x.n));
+  Points out(x.n, x.d);
+  for (int64_t i = 0; i < x.n; ++i)
+    for (int64_t k = 0; k < x.d; ++k) out.row(i)[k] = static_cast<float>(x.row(i)[k] - mean[k]);
+  return out;
+}
+
 std::vector<double> half_sqeuclidean_matrix(PointsView x, PointsView y, const Context& ctx, const ScoreOptions& opt) {
   std::vector<float> s(static_cast<size_t>(x.n * y.n));
   score_matrix(ScoreProblem{x, y, {}}, s, ctx, opt);

@@ -13,6 +13,9 @@ namespace otgen::detail {
 // column constant |y_j|^2 / 2 (neither changes an optimal permutation or a Sinkhorn plan).
 std::vector<float> neg_inner_products(PointsView x, PointsView y, const Context& ctx, const ScoreOptions& opt);
 
+// x minus its mean (mean accumulated in double).
+Points centred(PointsView x);
+
 // |x_i - y_j|^2 / 2 = |x_i|^2/2 + |y_j|^2/2 - <x_i, y_j> in double (inner products from the engine),
 // clamped at 0.
 std::vector<double> half_sqeuclidean_matrix(PointsView x, PointsView y, const Context& ctx, const ScoreOptions& opt);

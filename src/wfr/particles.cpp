@@ -125,11 +125,14 @@ void WeightedParticles::normalise() {
 }
 
 std::vector<double> WeightedParticles::weights() const {
-  WeightedParticles copy;
-  copy.logw = logw;
-  copy.normalise();
+  // one exp per particle: w_i = exp(logw_i - max) / sum
+  double mx = -std::numeric_limits<double>::infinity();
+  for (double v : logw) mx = std::max(mx, v);
+  if (!std::isfinite(mx)) fail_argument("log-weights", mx, "at least one finite log-weight");
   std::vector<double> w(logw.size());
-  for (size_t i = 0; i < w.size(); ++i) w[i] = std::exp(copy.logw[i]);
+  double s = 0;
+  for (size_t i = 0; i < w.size(); ++i) s += (w[i] = std::exp(logw[i] - mx));
+  for (double& v : w) v /= s;
   return w;
 }
 

@@ -14,15 +14,6 @@
 
 namespace otgen::wfr {
 
-const char* termination_name(Termination t) {
-  switch (t) {
-    case Termination::Converged: return "converged";
-    case Termination::MaxSteps: return "max_steps";
-    case Termination::NumericalFailure: return "numerical_failure";
-  }
-  return "?";
-}
-
 void RunOptions::validate() const { require(steps > 0, "steps", steps, "a positive number of steps"); }
 
 namespace {
@@ -119,6 +110,27 @@ double kde_bandwidth(PointsView x, std::span<const double> weights, BandwidthRul
   return h > 0 ? h : 1e-3;  // all particles equal: a tiny bandwidth rather than 0
 }
 
+std::vector<double> kde_log_density(PointsView x, std::span<const double> log_w, double h, const Context& ctx) {
+  require(h > 0 && std::isfinite(h), "bandwidth", h, "a positive finite number");
+  require(log_w.empty() || static_cast<int64_t>(log_w.size()) == x.n, "log_w", log_w.size(),
+          "empty or one log-weight per particle");
+  const int64_t n = x.n;
+  std::vector<float> lw;
+  double shift = -std::log(static_cast<double>(n));  // uniform weights 1/n
+  if (!log_w.empty()) {
+    shift = -lse(log_w);
+    lw.resize(n);
+    for (int64_t i = 0; i < n; ++i) lw[i] = static_cast<float>(log_w[i] + shift);
+    shift = 0;
+  }
+  std::vector<float> out(n);
+  kernel_row_logsumexp(x, x, 1.0 / (2 * h * h), lw, out, ctx);
+  const double c = -0.5 * x.d * std::log(2 * std::numbers::pi * h * h) + shift;
+  std::vector<double> r(n);
+  for (int64_t i = 0; i < n; ++i) r[i] = out[i] + c;
+  return r;
+}
+
 // ------------------------------------------------------------------------------------------ state
 
 struct Sampler::State {
@@ -181,18 +193,10 @@ struct Sampler::State {
       }
   }
 
-  // log rho_hat(x_i) for the (weighted) particles themselves: Gaussian KDE with bandwidth h, on the engine.
+  // log rho_hat(x_i) for the (weighted) particles themselves (log-weights kept normalised).
   std::vector<double> kde_log_density(double h, bool weighted) {
-    std::vector<float> lw, out(n);
-    if (weighted) {
-      lw.resize(n);
-      for (int64_t i = 0; i < n; ++i) lw[i] = static_cast<float>(p.logw[i]);
-    }
-    kernel_row_logsumexp(p.x.view(), p.x.view(), 1.0 / (2 * h * h), lw, out, *ctx);
-    const double c = -0.5 * d * std::log(2 * std::numbers::pi * h * h) - (weighted ? 0.0 : std::log(double(n)));
-    std::vector<double> r(n);
-    for (int64_t i = 0; i < n; ++i) r[i] = out[i] + c;
-    return r;
+    return wfr::kde_log_density(p.x.view(), weighted ? std::span<const double>(p.logw) : std::span<const double>(),
+                                h, *ctx);
   }
 };
 

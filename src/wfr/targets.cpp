@@ -155,32 +155,43 @@ GaussianMixture::GaussianMixture(std::vector<double> weights, std::vector<double
 void GaussianMixture::log_density(PointsView x, std::span<double> logp, std::span<double> grad) const {
   const int64_t d = d_;
   const double c0 = -0.5 * d * std::log(2.0 * std::numbers::pi);
-  std::vector<double> diff(d), pd(K_ * d), lk(K_);
+  std::vector<double> diff(d), pd(K_ * d), lk(K_), e(K_), cst(K_);
+  for (int64_t k = 0; k < K_; ++k) cst[k] = logw_[k] + c0 - 0.5 * logdet_[k];
   for (int64_t i = 0; i < x.n; ++i) {
     const float* xi = x.row(i);
     double mx = -1e300;
     for (int64_t k = 0; k < K_; ++k) {
       const double* m = means_.data() + k * d;
       const double* P = prec_.data() + k * d * d;
-      for (int64_t a = 0; a < d; ++a) diff[a] = xi[a] - m[a];
       double q = 0;
-      for (int64_t a = 0; a < d; ++a) {
-        double s = 0;
-        for (int64_t b = 0; b < d; ++b) s += P[a * d + b] * diff[b];
-        pd[k * d + a] = s;
-        q += diff[a] * s;
+      if (d == 2) {  // the common 2-D case, unrolled
+        const double u = xi[0] - m[0], v = xi[1] - m[1];
+        const double p0 = P[0] * u + P[1] * v, p1 = P[2] * u + P[3] * v;
+        pd[k * 2] = p0;
+        pd[k * 2 + 1] = p1;
+        q = u * p0 + v * p1;
+      } else {
+        for (int64_t a = 0; a < d; ++a) diff[a] = xi[a] - m[a];
+        for (int64_t a = 0; a < d; ++a) {
+          double s = 0;
+          for (int64_t b = 0; b < d; ++b) s += P[a * d + b] * diff[b];
+          pd[k * d + a] = s;
+          q += diff[a] * s;
+        }
       }
-      lk[k] = logw_[k] + c0 - 0.5 * logdet_[k] - 0.5 * q;
+      lk[k] = cst[k] - 0.5 * q;
       mx = std::max(mx, lk[k]);
     }
+    // responsibilities from one exp per component; terms below e^-80 relative are dropped (they cannot
+    // change a double sum, and skipping them avoids libm's slow underflow path)
     double s = 0;
-    for (int64_t k = 0; k < K_; ++k) s += std::exp(lk[k] - mx);
-    const double lse = mx + std::log(s);
-    logp[i] = lse + log_scale_;
+    for (int64_t k = 0; k < K_; ++k) s += (e[k] = lk[k] - mx > -80.0 ? std::exp(lk[k] - mx) : 0.0);
+    logp[i] = mx + std::log(s) + log_scale_;
     if (!grad.empty()) {
       for (int64_t a = 0; a < d; ++a) grad[i * d + a] = 0;
       for (int64_t k = 0; k < K_; ++k) {
-        const double r = std::exp(lk[k] - lse);
+        if (e[k] == 0.0) continue;
+        const double r = e[k] / s;
         for (int64_t a = 0; a < d; ++a) grad[i * d + a] -= r * pd[k * d + a];
       }
     }

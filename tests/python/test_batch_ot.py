@@ -105,3 +105,30 @@ def test_bad_input_exits_2_with_one_line(cli, tmp_path, args, fragment):
     r = cli(*full, check=False)
     assert r.returncode == 2
     assert fragment in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_couple_exact_pairs_are_a_batch_permutation_and_beat_independent(cli, tmp_path):
+    rng = np.random.default_rng(3)
+    data = (rng.standard_normal((400, 6)) + 2.0).astype(np.float32)
+    labels = (np.arange(400) % 4).astype(np.int64)
+    noise = rng.standard_normal((96, 6)).astype(np.float32)
+    d, l, z = write(tmp_path, "d.npy", data), write(tmp_path, "l.npy", labels), write(tmp_path, "z.npy", noise)
+    out = os.path.join(tmp_path, "idx.npy")
+    costs = {}
+    for c in ["independent", "exact", "sinkhorn", "semidiscrete"]:
+        info = json.loads(cli("ot", "couple", "--coupling", c, "--data", d, "--labels", l, "--noise", z,
+                              "--out", out, "--seed", 5, "--epsilon", 0 if c == "semidiscrete" else 0.05).stdout)
+        idx = np.load(out)
+        assert idx.shape == (96,) and idx.min() >= 0 and idx.max() < 400
+        costs[c] = info["mean_pair_cost"]
+        assert info["mean_pair_cost"] == pytest.approx(half_sq(noise, data)[np.arange(96), idx].mean(), rel=1e-6)
+        if c == "exact":
+            assert len(set(idx.tolist())) == 96
+            # optimal for the drawn batch: scipy on the same 96 data points agrees
+            C = half_sq(noise, data[np.sort(idx)])
+            r, k = linear_sum_assignment(C)
+            assert info["mean_pair_cost"] == pytest.approx(C[r, k].mean(), rel=1e-6)
+        if c == "semidiscrete":  # g = 0: the nearest data point in the score <x, y> - |y|^2/2
+            S = noise.astype(np.float64) @ data.T.astype(np.float64) - 0.5 * (data.astype(np.float64) ** 2).sum(1)
+            np.testing.assert_array_equal(idx, S.argmax(1))
+    assert costs["exact"] < costs["independent"]
