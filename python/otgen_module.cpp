@@ -183,6 +183,64 @@ PYBIND11_MODULE(_otgen, m) {
       py::arg("x"), py::arg("y"), py::arg("h") = py::none(), py::arg("scale") = 1.0f, py::arg("log_b") = py::none(),
       py::arg("threads") = 0);
 
+  m.def(
+      "row_topk",
+      [](py::handle x, py::handle y, int64_t k, py::object h, int threads) {
+        auto X = points(x, "x"), Y = points(y, "y");
+        F32 H = optional_vector(h, "h");
+        const int64_t n = X.view.n;
+        std::vector<int64_t> idx(k > 0 ? n * k : 0);
+        std::vector<float> val(idx.size());
+        {
+          py::gil_scoped_release release;
+          row_topk(problem(X, Y, H), k, idx, val, context(threads));
+        }
+        return py::make_tuple(owned(std::move(idx), {n, k}), owned(std::move(val), {n, k}));
+      },
+      py::arg("x"), py::arg("y"), py::arg("k"), py::arg("h") = py::none(), py::arg("threads") = 0);
+  m.def(
+      "softmax_column_sums",
+      [](py::handle x, py::handle y, py::object h, float scale, py::object log_b, int threads) {
+        auto X = points(x, "x"), Y = points(y, "y");
+        F32 H = optional_vector(h, "h"), LB = optional_vector(log_b, "log_b");
+        std::vector<double> cols(Y.view.n);
+        std::vector<float> lse(X.view.n);
+        {
+          py::gil_scoped_release release;
+          softmax_column_sums(problem(X, Y, H), scale, span_of(LB), cols, lse, context(threads));
+        }
+        return py::make_tuple(owned(std::move(cols), {Y.view.n}), owned(std::move(lse), {X.view.n}));
+      },
+      py::arg("x"), py::arg("y"), py::arg("h") = py::none(), py::arg("scale") = 1.0f, py::arg("log_b") = py::none(),
+      py::arg("threads") = 0);
+  m.def(
+      "row_gumbel_argmax",
+      [](py::handle x, py::handle y, py::object h, float scale, py::object log_b, uint64_t seed, int threads) {
+        auto X = points(x, "x"), Y = points(y, "y");
+        F32 H = optional_vector(h, "h"), LB = optional_vector(log_b, "log_b");
+        std::vector<int64_t> idx(X.view.n);
+        {
+          py::gil_scoped_release release;
+          row_gumbel_argmax(problem(X, Y, H), scale, span_of(LB), seed, idx, context(threads));
+        }
+        return owned(std::move(idx), {X.view.n});
+      },
+      py::arg("x"), py::arg("y"), py::arg("h") = py::none(), py::arg("scale") = 1.0f, py::arg("log_b") = py::none(),
+      py::arg("seed") = 0, py::arg("threads") = 0);
+  m.def(
+      "kernel_row_logsumexp",
+      [](py::handle x, py::handle y, double alpha, py::object log_w, int threads) {
+        auto X = points(x, "x"), Y = points(y, "y");
+        F32 LW = optional_vector(log_w, "log_w");
+        std::vector<float> out(X.view.n);
+        {
+          py::gil_scoped_release release;
+          kernel_row_logsumexp(X.view, Y.view, alpha, span_of(LW), out, context(threads));
+        }
+        return owned(std::move(out), {X.view.n});
+      },
+      py::arg("x"), py::arg("y"), py::arg("alpha"), py::arg("log_w") = py::none(), py::arg("threads") = 0);
+
   // ---- metrics --------------------------------------------------------------------------------
   m.def(
       "energy_distance",

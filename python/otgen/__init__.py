@@ -51,11 +51,21 @@ class _Scores:
 
     ``row_argmax(x, y, h=None)`` -> (index int64, value float32): the maximum inner product search.
     ``row_logsumexp(x, y, h=None, scale=1, log_b=None)`` -> ``log sum_j exp(scale S_ij + log_b_j)``.
+    ``row_topk(x, y, k, h=None)`` -> (index, value), each (n, k), best first.
+    ``softmax_column_sums(x, y, h=None, scale=1, log_b=None)`` -> (column sums of the row softmax of
+    ``scale S_ij + log_b_j`` (m,) float64, row log-sum-exp (n,)): the semidiscrete gradient.
+    ``row_gumbel_argmax(x, y, h=None, scale=1, log_b=None, seed=0)`` -> one draw per row from that
+    softmax (Gumbel-max keyed by (seed, i, j): independent of threads).
+    ``kernel_row_logsumexp(x, y, alpha, log_w=None)`` -> ``log sum_j exp(log_w_j - alpha |x_i - y_j|^2)``.
     ``h_j = -inf`` or ``log_b_j = -inf`` masks column j.
     """
 
     row_argmax = staticmethod(_otgen.row_argmax)
+    row_topk = staticmethod(_otgen.row_topk)
     row_logsumexp = staticmethod(_otgen.row_logsumexp)
+    softmax_column_sums = staticmethod(_otgen.softmax_column_sums)
+    row_gumbel_argmax = staticmethod(_otgen.row_gumbel_argmax)
+    kernel_row_logsumexp = staticmethod(_otgen.kernel_row_logsumexp)
 
 
 scores = _Scores()

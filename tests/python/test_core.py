@@ -86,3 +86,30 @@ def test_bad_inputs_raise_value_error(bad, fragment):
 def test_unknown_dataset_is_value_error():
     with pytest.raises(ValueError, match="fashion-mnist"):
         otgen.load_dataset("nope")
+
+
+def test_engine_reducers_match_numpy():
+    x, y = gaussian(30, 5, 11), gaussian(200, 5, 12)
+    h = np.random.default_rng(13).standard_normal(200).astype(np.float32)
+    s = x.astype(np.float64) @ y.T.astype(np.float64) + h
+    idx, val = otgen.scores.row_topk(x, y, 3, h)
+    np.testing.assert_array_equal(idx, np.argsort(-s, axis=1)[:, :3])
+    np.testing.assert_allclose(val, -np.sort(-s, axis=1)[:, :3], rtol=1e-5, atol=1e-5)
+    cols, lse = otgen.scores.softmax_column_sums(x, y, h, scale=0.5)
+    p = scipy.special.softmax(0.5 * s, axis=1)
+    np.testing.assert_allclose(cols, p.sum(0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(lse, scipy.special.logsumexp(0.5 * s, axis=1), rtol=1e-5)
+    d2 = ((x[:, None, :].astype(np.float64) - y[None, :, :]) ** 2).sum(-1)
+    np.testing.assert_allclose(otgen.scores.kernel_row_logsumexp(x, y, 0.3),
+                               scipy.special.logsumexp(-0.3 * d2, axis=1), rtol=1e-4, atol=1e-4)
+
+
+def test_gumbel_argmax_frequencies_follow_the_softmax():
+    y = gaussian(4, 2, 14)
+    x = np.zeros((20000, 2), dtype=np.float32)
+    log_b = np.log(np.array([0.1, 0.2, 0.3, 0.4], dtype=np.float32))
+    idx = otgen.scores.row_gumbel_argmax(x, y, log_b=log_b, seed=5)
+    counts = np.bincount(idx, minlength=4)
+    chi2 = ((counts - 20000 * np.exp(log_b)) ** 2 / (20000 * np.exp(log_b))).sum()
+    assert chi2 < 16.3  # 3 dof: p = 0.001
+    np.testing.assert_array_equal(idx, otgen.scores.row_gumbel_argmax(x, y, log_b=log_b, seed=5, threads=1))
