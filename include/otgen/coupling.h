@@ -26,6 +26,7 @@
 
 #include "otgen/context.h"
 #include "otgen/points.h"
+#include "otgen/semidiscrete.h"
 #include "otgen/sinkhorn.h"
 
 namespace otgen {
@@ -98,26 +99,22 @@ class SemidiscreteCoupling final : public Coupling {
  public:
   using Coupling::sample;
   // g: length N potential (SPEC.md §1 convention, cost |x - y|^2 / 2); eps >= 0; b: empty (uniform)
-  // or length N target weights (b_j = 0 never assigned). With per-class potentials, g holds each
-  // class's potential on that class's points.
+  // or length N target weights summing to 1 (b_j = 0 never assigned). With per-class potentials, g
+  // holds each class's potential on that class's points. Pairs are drawn by sdot_sample
+  // (otgen/semidiscrete.h): argmax at eps = 0, Gumbel-max from s(x) at eps > 0; with noise labels,
+  // noise of class k is matched only inside class k.
   SemidiscreteCoupling(CouplingData data, std::vector<float> g, double eps, std::vector<double> b = {});
   Pairs sample(PointsView noise, std::span<const int64_t> noise_labels, uint64_t seed,
                const Context& ctx) const override;
   std::string name() const override { return eps_ > 0 ? "semidiscrete-soft" : "semidiscrete"; }
 
  private:
-  struct Part {  // the points one call searches (all, or one class)
-    Points store;                // the class's points (empty for the whole dataset)
-    PointsView y;
-    std::vector<int64_t> index;  // row of y -> dataset row (empty: identity)
-    std::vector<float> h, log_b;
-  };
-  void assign(const Part& part, PointsView x, uint64_t seed, uint64_t row_offset, const Context& ctx,
-              std::span<int64_t> out) const;
   CouplingData data_;
+  std::vector<float> g_;
+  std::vector<double> b_;
   double eps_;
-  Part all_;
-  std::vector<Part> by_class_;
+  std::vector<std::vector<int64_t>> by_class_;
+  SemidiscreteMap map(bool per_class) const;  // views into data_, g_, b_
 };
 
 }  // namespace otgen

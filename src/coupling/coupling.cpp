@@ -190,79 +190,30 @@ Pairs BatchOTCoupling::sample(PointsView noise, std::span<const int64_t> noise_l
 // ---- Semidiscrete ----
 
 SemidiscreteCoupling::SemidiscreteCoupling(CouplingData data, std::vector<float> g, double eps, std::vector<double> b)
-    : data_(data), eps_(eps) {
+    : data_(data), g_(std::move(g)), b_(std::move(b)), eps_(eps), by_class_(group_by_class(data_)) {
   data_.validate();
   const int64_t N = data_.x.n;
-  require(static_cast<int64_t>(g.size()) == N, "g", "length " + std::to_string(g.size()),
+  require(static_cast<int64_t>(g_.size()) == N, "g", "length " + std::to_string(g_.size()),
           "the number of data points, " + std::to_string(N));
-  require_finite(std::span<const float>(g), "g");
   require(std::isfinite(eps) && eps >= 0, "eps", eps, "a finite number >= 0");
-  require(b.empty() || static_cast<int64_t>(b.size()) == N, "b", "length " + std::to_string(b.size()),
-          "empty or " + std::to_string(N));
-  for (size_t j = 0; j < b.size(); ++j)
-    if (!(std::isfinite(b[j]) && b[j] >= 0)) fail_argument("b", to_text(b[j]) + " at index " + std::to_string(j), "non-negative weights");
-  const std::vector<float> ny = squared_norms(data_.x);
-  std::vector<float> h(N), log_b;
-  for (int64_t j = 0; j < N; ++j) h[j] = g[j] - 0.5f * ny[j];
-  if (!b.empty()) {
-    log_b.resize(N);
-    for (int64_t j = 0; j < N; ++j) log_b[j] = b[j] > 0 ? static_cast<float>(std::log(b[j])) : -std::numeric_limits<float>::infinity();
-    // At eps = 0 the mask goes into h (row_argmax has no log_b).
-    for (int64_t j = 0; j < N; ++j)
-      if (b[j] == 0) h[j] = -std::numeric_limits<float>::infinity();
-  }
-  all_.y = data_.x;
-  all_.h = h;
-  all_.log_b = log_b;
-  for (const auto& rows : group_by_class(data_)) {
-    Part p;
-    p.store = gather(data_.x, rows);
-    p.index = rows;
-    for (int64_t j : rows) {
-      p.h.push_back(h[j]);
-      if (!log_b.empty()) p.log_b.push_back(log_b[j]);
-    }
-    by_class_.push_back(std::move(p));
-  }
-  for (Part& p : by_class_) p.y = p.store.view();
+  map(!data_.labels.empty()).validate();  // g finite, weights non-negative summing to 1, classes with mass
 }
 
-void SemidiscreteCoupling::assign(const Part& part, PointsView x, uint64_t seed, uint64_t row_offset,
-                                  const Context& ctx, std::span<int64_t> out) const {
-  const ScoreProblem prob{x, part.y, part.h};
-  if (eps_ == 0) {
-    std::vector<float> value(static_cast<size_t>(x.n));
-    row_argmax(prob, out, value, ctx);
-  } else {
-    row_gumbel_argmax(prob, static_cast<float>(1.0 / eps_), part.log_b, seed, out, ctx, {}, row_offset);
-  }
-  if (!part.index.empty())
-    for (int64_t& j : out) j = part.index[j];
+SemidiscreteMap SemidiscreteCoupling::map(bool per_class) const {
+  SemidiscreteMap m;
+  m.y = data_.x;
+  m.g = g_;
+  m.b = b_;
+  m.epsilon = eps_;
+  if (per_class) m.labels = data_.labels;  // class-wise matching (beta = infinity)
+  return m;
 }
 
 Pairs SemidiscreteCoupling::sample(PointsView noise, std::span<const int64_t> noise_labels, uint64_t seed,
                                    const Context& ctx) const {
   ctx.validate();
-  std::vector<std::vector<int64_t>> pools;
-  if (!data_.labels.empty()) {
-    pools.resize(data_.num_classes);
-    for (size_t k = 0; k < by_class_.size(); ++k) pools[k] = by_class_[k].index;
-  }
-  check_noise(noise, noise_labels, data_, pools);
-  std::vector<int64_t> target(noise.n);
-  if (noise_labels.empty()) {
-    assign(all_, noise, seed, 0, ctx, target);
-  } else {
-    const auto groups = noise_groups(noise.n, noise_labels, data_.num_classes);
-    for (size_t k = 0; k < groups.size(); ++k) {
-      if (groups[k].empty()) continue;
-      const Points x = gather(noise, groups[k]);
-      std::vector<int64_t> out(groups[k].size());
-      assign(by_class_[k], x, mix_seed(seed, 0x5d, k), 0, ctx, out);
-      for (size_t r = 0; r < out.size(); ++r) target[groups[k][r]] = out[r];
-    }
-  }
-  return with_labels(std::move(target), data_);
+  check_noise(noise, noise_labels, data_, by_class_);
+  return with_labels(sdot_sample(map(!noise_labels.empty()), noise, seed, ctx, noise_labels), data_);
 }
 
 }  // namespace otgen
