@@ -31,7 +31,7 @@ for _ in range(rounds):
         t0 = time.perf_counter()
         otgen._otgen.sdot_assign(y, g, x, threads=2)
         py_times.append(time.perf_counter() - t0)
-    out = subprocess.run([os.path.join(build, "python_overhead_bench"), "--benchmark_format=json"],
+    out = subprocess.run([os.path.join(build, "bench", "python_overhead_bench"), "--benchmark_format=json"],
                          capture_output=True, text=True, check=True).stdout
     cpp_times += [b["real_time"] / 1e3 for b in json.loads(out)["benchmarks"] if b["run_type"] == "iteration"]
 py, cpp = statistics.median(py_times), statistics.median(cpp_times)

@@ -39,7 +39,8 @@ std::string Progress::line(int64_t done, std::string_view status) const {
     const int width = 24;
     const double frac = std::min(1.0, static_cast<double>(done) / total_);
     const int filled = static_cast<int>(frac * width);
-    out += "[" + std::string(filled, '#') + std::string(width - filled, '.') + "] ";
+    out.push_back('[');
+    out.append(filled, '#').append(width - filled, '.').append("] ");
     std::snprintf(buf, sizeof buf, "%lld/%lld %5.1f%% %.1f/s eta %s", static_cast<long long>(done),
                   static_cast<long long>(total_), 100.0 * frac, rate,
                   format_seconds(rate > 0 ? (total_ - done) / rate : -1).c_str());
