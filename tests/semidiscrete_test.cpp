@@ -635,7 +635,7 @@ TEST(SemidiscreteErrors, OptionsValidateNamesTheField) {
   bad([](auto& o) { o.polyak_start = 1; }, "polyak_start");
   bad([](auto& o) { o.warmup_delta = -1; }, "warmup_delta");
   bad([](auto& o) { o.warmup_steps = -1; }, "warmup_steps");
-  bad([](auto& o) { o.chi2_every = 0; }, "chi2_every");
+  bad([](auto& o) { o.chi2_every = -1; }, "chi2_every");
   bad([](auto& o) { o.chi2_repeats = 0; }, "chi2_repeats");
   bad([](auto& o) { o.chi2_threshold = -1; }, "chi2_threshold");
   bad([](auto& o) { o.log_every = 0; }, "log_every");

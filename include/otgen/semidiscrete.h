@@ -136,7 +136,8 @@ class SemidiscreteOT {
     double polyak_start = 0.5;     // Polyak: uniform average of the iterates from step polyak_start * steps
     double warmup_delta = 0.0;     // eps warm-up: eps_t = eps + delta * (1 - t / warmup_steps) ...
     int64_t warmup_steps = 0;      // ... for t < warmup_steps (>= 0); delta >= 0
-    int64_t chi2_every = 1000;     // evaluate chi2 of the averaged g every K steps (>= 1) ...
+    int64_t chi2_every = 1000;     // evaluate chi2 of the averaged g every K steps and at the end
+                                   // (0 = never: no stopping rule, no chi2 in the result) ...
     int64_t chi2_repeats = 16;     // ... over R fresh batches (>= 1) of batch_size draws
     double chi2_threshold = 1e-3;  // stop (Converged) when chi2 <= threshold after the warm-up; 0 = never
     int64_t log_every = 100;       // one history row per log_every steps (>= 1), plus every chi2 check

@@ -103,7 +103,7 @@ void register_fit(CLI::App& root) {
   cmd->add_option("--polyak-start", o.polyak_start, "Polyak: average from this fraction of --steps")->capture_default_str();
   cmd->add_option("--warmup-delta", o.warmup_delta, "eps warm-up: start at eps + delta ...")->capture_default_str();
   cmd->add_option("--warmup-steps", o.warmup_steps, "... decaying linearly to eps over these steps")->capture_default_str();
-  cmd->add_option("--chi2-every", o.chi2_every, "evaluate chi2 every K steps")->capture_default_str();
+  cmd->add_option("--chi2-every", o.chi2_every, "evaluate chi2 every K steps and at the end (0 = never)")->capture_default_str();
   cmd->add_option("--chi2-repeats", o.chi2_repeats, "over R batches of fresh noise")->capture_default_str();
   cmd->add_option("--chi2-threshold", o.chi2_threshold, "stop when chi2 <= this (0 = never)")->capture_default_str();
   cmd->add_option("--class-penalty", o.class_penalty, "labels: beta of c + beta [k != l] (default inf = per class)");
@@ -116,7 +116,7 @@ void register_fit(CLI::App& root) {
     a->opt.schedule = parse_sdot_schedule(a->schedule, "--schedule");
     a->opt.averaging = parse_sdot_averaging(a->averaging, "--averaging");
     a->opt.cost = parse_sdot_cost(a->cost, "--cost");
-    a->opt.log_every = std::max<int64_t>(1, std::min<int64_t>(100, a->opt.chi2_every));
+    a->opt.log_every = a->opt.chi2_every > 0 ? std::min<int64_t>(100, a->opt.chi2_every) : 100;
     const SemidiscreteOT ot(a->opt);
     a->ctx.validate();
     a->target.load();

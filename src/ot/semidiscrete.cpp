@@ -81,7 +81,7 @@ void SemidiscreteOT::Options::validate() const {
   require(polyak_start >= 0 && polyak_start < 1, "polyak_start", polyak_start, "a fraction in [0, 1)");
   require(std::isfinite(warmup_delta) && warmup_delta >= 0, "warmup_delta", warmup_delta, "a finite number >= 0");
   require(warmup_steps >= 0, "warmup_steps", warmup_steps, "an integer >= 0");
-  require(chi2_every >= 1, "chi2_every", chi2_every, "a positive integer");
+  require(chi2_every >= 0, "chi2_every", chi2_every, "an integer >= 0 (0 = never)");
   require(chi2_repeats >= 1, "chi2_repeats", chi2_repeats, "a positive integer");
   require(std::isfinite(chi2_threshold) && chi2_threshold >= 0, "chi2_threshold", chi2_threshold,
           "a finite number >= 0 (0 = never stop early)");
@@ -242,7 +242,7 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
     ++loss_n;
 
     const int64_t done = t + 1;
-    const bool check = done % o.chi2_every == 0 || done == o.steps;
+    const bool check = o.chi2_every > 0 && (done % o.chi2_every == 0 || done == o.steps);
     if (done % o.log_every == 0 || check) {
       HistoryRow row;
       row.step = done;
