@@ -466,7 +466,15 @@ TEST(SemidiscreteFit, StopsWhenChi2ReachesThresholdAndRecordsHistory) {
   o.chi2_repeats = 8;
   o.chi2_threshold = 0.02;
   o.log_every = 50;
+  std::vector<int64_t> seen;
+  o.on_check = [&](const SemidiscreteOT::Result& r) {
+    seen.push_back(r.steps);
+    EXPECT_EQ(r.g.size(), 10u);
+    EXPECT_TRUE(r.chi2.has_value());
+  };
   const auto res = SemidiscreteOT(o).fit(PointsView{y.data(), 10, 1}, {}, quiet_ctx());
+  ASSERT_EQ(static_cast<int64_t>(seen.size()), res.steps / 100);
+  EXPECT_EQ(seen.back(), res.steps);
   EXPECT_EQ(res.termination, SdotTermination::Converged) << res.message;
   EXPECT_LT(res.steps, 5000);
   EXPECT_EQ(res.steps % 100, 0);

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <span>
@@ -118,6 +119,7 @@ double sdot_reference_cost_std(PointsView y, std::span<const double> b, SdotCost
 
 class SemidiscreteOT {
  public:
+  struct Result;
   struct Options {
     double epsilon = 0.0;          // >= 0; 0 = hard (unregularised) OT
     bool relative_epsilon = false; // epsilon (and warmup_delta) are multiples of std(C) of a reference batch
@@ -145,6 +147,9 @@ class SemidiscreteOT {
     int64_t reference_draws = 1024;   // relative epsilon: noise draws of the reference cost matrix
     int64_t reference_points = 4096;  // ... and at most this many data points
     ScoreOptions engine;           // tile sizes of the score engine
+    // Called after every chi2 check with the result so far (g centred, history, steps, chi2); lets a
+    // long run be monitored or checkpointed. Empty = none.
+    std::function<void(const Result&)> on_check;
     void validate() const;         // throws otgen::Error naming the field, the value and the rule
   };
 

@@ -117,35 +117,45 @@ void register_fit(CLI::App& root) {
     a->opt.averaging = parse_sdot_averaging(a->averaging, "--averaging");
     a->opt.cost = parse_sdot_cost(a->cost, "--cost");
     a->opt.log_every = a->opt.chi2_every > 0 ? std::min<int64_t>(100, a->opt.chi2_every) : 100;
-    const SemidiscreteOT ot(a->opt);
+    a->opt.validate();
     a->ctx.validate();
     a->target.load();
     std::vector<float> g0;
     if (!a->init.empty()) g0 = read_potential(a->init, a->target.y.n);
-    const auto res = ot.fit(a->target.y, a->target.b, a->ctx, a->target.l, g0);
-    write_npy(a->out, res.g, {static_cast<int64_t>(res.g.size())});
-    nlohmann::json summary = {{"termination", to_string(res.termination)},
-                              {"message", res.message},
-                              {"steps", res.steps},
-                              {"chi2", opt_json(res.chi2)},
-                              {"epsilon", res.epsilon},
-                              {"reference_cost_std", opt_json(res.reference_cost_std)},
-                              {"seconds", res.seconds},
-                              {"steps_per_second", res.seconds > 0 ? res.steps / res.seconds : 0.0}};
-    if (!a->record.empty()) {
+    // The outputs, written (atomically) after every chi2 check and at the end: a long run that is
+    // interrupted leaves its latest potential and record.
+    auto summary_of = [](const SemidiscreteOT::Result& r) {
+      return nlohmann::json{{"termination", to_string(r.termination)},
+                            {"message", r.message},
+                            {"steps", r.steps},
+                            {"chi2", opt_json(r.chi2)},
+                            {"epsilon", r.epsilon},
+                            {"reference_cost_std", opt_json(r.reference_cost_std)},
+                            {"seconds", r.seconds},
+                            {"steps_per_second", r.seconds > 0 ? r.steps / r.seconds : 0.0}};
+    };
+    auto write_outputs = [a, summary_of](const SemidiscreteOT::Result& r, bool final) {
+      write_npy(a->out, r.g, {static_cast<int64_t>(r.g.size())});
+      if (a->record.empty()) return;
       nlohmann::json rec = run_record("sdot fit", a->ctx);
       rec["data"] = a->target.data;
       rec["n"] = a->target.y.n;
       rec["d"] = a->target.y.d;
       rec["options"] = options_json(a->opt);
-      rec["result"] = summary;
+      rec["result"] = summary_of(r);
+      if (!final) rec["result"]["termination"] = "running";
       nlohmann::json hist = nlohmann::json::array();
-      for (const auto& h : res.history)
+      for (const auto& h : r.history)
         hist.push_back({{"step", h.step}, {"chi2", opt_json(h.chi2)}, {"tv", opt_json(h.tv)}, {"loss", h.loss},
                         {"lr", h.lr}, {"epsilon", h.epsilon}, {"seconds", h.seconds}});
       rec["history"] = hist;
       write_json(a->record, rec);
-    }
+    };
+    auto opt = a->opt;
+    opt.on_check = [&](const SemidiscreteOT::Result& r) { write_outputs(r, false); };
+    const auto res = SemidiscreteOT(opt).fit(a->target.y, a->target.b, a->ctx, a->target.l, g0);
+    write_outputs(res, true);
+    const nlohmann::json summary = summary_of(res);
     std::cout << summary.dump() << "\n";
     if (res.termination == SdotTermination::NumericalFailure) throw Error("sdot fit: " + res.message);
   });

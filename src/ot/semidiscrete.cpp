@@ -260,6 +260,13 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
       }
       row.seconds = seconds();
       res.history.push_back(row);
+      if (check && o.on_check) {
+        res.steps = done;
+        res.chi2 = last_chi2;
+        res.g = centred(P, gbar);
+        res.seconds = row.seconds;
+        o.on_check(res);
+      }
       if (check && done >= o.warmup_steps && o.chi2_threshold > 0 && *row.chi2 <= o.chi2_threshold) {
         res.termination = SdotTermination::Converged;
         res.message = "chi2 = " + to_text(*row.chi2) + " <= " + to_text(o.chi2_threshold) + " after " +
