@@ -59,10 +59,10 @@ $PY bench/sdot_plot.py "$OUT/digits.png" "$OUT/digits_eps0.json" "$OUT/digits_ep
 
 if [ "${SDOT_BENCH_FMNIST:-0}" = 1 ]; then
   echo "== 4. Fashion-MNIST eps = 0 convergence (stop at chi2 <= 0.05)"
-  "$OTGEN" sdot fit --data "$OUT/fmnist.npy" --steps 4000 --batch 1024 --optimizer adam --lr 0.1 --lr-final 0.001 \
-    --chi2-every 250 --chi2-repeats 16 --chi2-threshold 0.05 --seed 1 --threads "$THREADS" --quiet \
+  "$OTGEN" sdot fit --data "$OUT/fmnist.npy" --init half-norm --steps 1500 --batch 1024 --optimizer adam --lr 0.5 \
+    --lr-final 0.02 --chi2-every 150 --chi2-repeats 8 --chi2-threshold 0.05 --seed 1 --threads "$THREADS" --quiet \
     --out "$OUT/fmnist_g0.npy" --record "$OUT/fmnist_eps0.json"
-  "$OTGEN" sdot check --data "$OUT/fmnist.npy" --potential "$OUT/fmnist_g0.npy" --draws 262144 --seed 2 \
+  "$OTGEN" sdot check --data "$OUT/fmnist.npy" --potential "$OUT/fmnist_g0.npy" --draws 65536 --seed 2 \
     --threads "$THREADS"
   $PY bench/sdot_plot.py "$OUT/fmnist.png" "$OUT/fmnist_eps0.json" --title "Fashion-MNIST 60000 x 784, eps = 0" || true
 fi

@@ -693,6 +693,18 @@ TEST(SemidiscreteCli, FitCheckAndAssignEndToEnd) {
   EXPECT_EQ(rec["history"][3]["step"], 400);
   EXPECT_TRUE(rec["history"][3]["chi2"].is_number());
 
+  // --init half-norm starts from g0 = |y|^2 / 2: with a negligible step the result is that, centred.
+  const std::vector<float> tri = {0, 0, 1, 0, 0, 2};
+  write_npy(dir.file("t.npy"), tri, {3, 2});
+  r = test::run_cli("sdot fit --data " + dir.file("t.npy") + " --init half-norm --steps 2 --lr 1e-9 --lr-final 0 "
+                    "--averaging none --chi2-every 0 --quiet --out " + dir.file("gt.npy"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto gt = read_vector_npy(dir.file("gt.npy"), "gt");
+  ASSERT_EQ(gt.size(), 3u);
+  EXPECT_NEAR(gt[0], 0.0 - 2.5 / 3, 1e-5);
+  EXPECT_NEAR(gt[1], 0.5 - 2.5 / 3, 1e-5);
+  EXPECT_NEAR(gt[2], 2.0 - 2.5 / 3, 1e-5);
+
   r = test::run_cli("sdot check --data " + dir.file("y.npy") + " --potential " + dir.file("g.npy") +
                     " --draws 20000 --seed 1 --threads 1");
   ASSERT_EQ(r.exit_code, 0) << r.out;

@@ -107,7 +107,7 @@ void register_fit(CLI::App& root) {
   cmd->add_option("--chi2-repeats", o.chi2_repeats, "over R batches of fresh noise")->capture_default_str();
   cmd->add_option("--chi2-threshold", o.chi2_threshold, "stop when chi2 <= this (0 = never)")->capture_default_str();
   cmd->add_option("--class-penalty", o.class_penalty, "labels: beta of c + beta [k != l] (default inf = per class)");
-  cmd->add_option("--init", a->init, "warm start: a (N,) potential .npy");
+  cmd->add_option("--init", a->init, "warm start: a (N,) potential .npy, or 'half-norm' (g0 = |y|^2 / 2, h = 0)");
   cmd->add_option("--out", a->out, "output potential g: (N,) float32 .npy, centred")->required();
   cmd->add_option("--record", a->record, "output run record (options, history, result) as JSON");
   add_context_options(cmd, a->ctx);
@@ -121,7 +121,15 @@ void register_fit(CLI::App& root) {
     a->ctx.validate();
     a->target.load();
     std::vector<float> g0;
-    if (!a->init.empty()) g0 = read_potential(a->init, a->target.y.n);
+    if (a->init == "half-norm") {
+      // g0_j = |y_j|^2 / 2, i.e. h = 0: the fit starts from the maximum inner-product map. For data far
+      // from the noise (images), this removes most of the initial imbalance that g = 0 has.
+      const auto nrm = squared_norms(a->target.y);
+      g0.resize(nrm.size());
+      for (size_t j = 0; j < nrm.size(); ++j) g0[j] = 0.5f * nrm[j];
+    } else if (!a->init.empty()) {
+      g0 = read_potential(a->init, a->target.y.n);
+    }
     // The outputs, written (atomically) after every chi2 check and at the end: a long run that is
     // interrupted leaves its latest potential and record.
     auto summary_of = [](const SemidiscreteOT::Result& r) {
