@@ -86,6 +86,15 @@ int bench_threads() {
 }
 Context ctx2() { return Context{bench_threads(), 0, true}; }
 
+// Engine options of every benchmark: defaults, or OTGEN_BENCH_TILE_ROWS / _TILE_COLS / _BUFFER_MIB for tuning.
+ScoreOptions bench_opt() {
+  ScoreOptions opt;
+  if (const char* r = std::getenv("OTGEN_BENCH_TILE_ROWS")) opt.tile_rows = std::atol(r);
+  if (const char* c = std::getenv("OTGEN_BENCH_TILE_COLS")) opt.tile_cols = std::atol(c);
+  if (const char* b = std::getenv("OTGEN_BENCH_BUFFER_MIB")) opt.buffer_bytes = std::atol(b) << 20;
+  return opt;
+}
+
 // The roofline: one multi-threaded OpenBLAS SGEMM (2 threads) of the full 1024 x 60000 output.
 void BM_SgemmFull(benchmark::State& st) {
   auto& w = workload();
@@ -102,8 +111,8 @@ void BM_SgemmFull(benchmark::State& st) {
 // The engine's tiling and threading with an empty reduction: what the reducers can reach at best.
 void BM_SgemmTiled(benchmark::State& st) {
   auto& w = workload();
-  ScoreOptions opt;
-  const kernels::Tiling t(kN, w.y.n, opt);
+  const ScoreOptions opt = bench_opt();
+  const kernels::Tiling t(kN, w.y.n, opt, false);
   const kernels::BlockComputer bc(w.x, w.y, kernels::BlockKind::Dot, opt);
   for (auto _ : st)
     kernels::run_row_reduction(
@@ -116,14 +125,14 @@ void BM_RowArgmax(benchmark::State& st) {
   auto& w = workload();
   std::vector<int64_t> idx(kN);
   std::vector<float> val(kN);
-  for (auto _ : st) row_argmax({w.x, w.y, w.h}, idx, val, ctx2());
+  for (auto _ : st) row_argmax({w.x, w.y, w.h}, idx, val, ctx2(), bench_opt());
   set_rate(st);
 }
 
 void BM_RowLogsumexp(benchmark::State& st) {
   auto& w = workload();
   std::vector<float> lse(kN);
-  for (auto _ : st) row_logsumexp({w.x, w.y, w.h}, 0.1f, {}, lse, ctx2());
+  for (auto _ : st) row_logsumexp({w.x, w.y, w.h}, 0.1f, {}, lse, ctx2(), bench_opt());
   set_rate(st);
 }
 
@@ -131,7 +140,7 @@ void BM_SoftmaxColumnSums(benchmark::State& st) {
   auto& w = workload();
   std::vector<float> lse(kN);
   std::vector<double> cs(static_cast<size_t>(w.y.n));
-  ScoreOptions opt;
+  ScoreOptions opt = bench_opt();
   if (st.range(0) == 2) opt.buffer_bytes = 0;  // forced two-pass variant
   for (auto _ : st) softmax_column_sums({w.x, w.y, w.h}, 0.1f, {}, cs, lse, ctx2(), opt);
   set_rate(st);
@@ -141,7 +150,7 @@ void BM_RowGumbelArgmax(benchmark::State& st) {
   auto& w = workload();
   std::vector<int64_t> idx(kN);
   const float scale = static_cast<float>(st.range(0)) / 1000.0f;
-  for (auto _ : st) row_gumbel_argmax({w.x, w.y, w.h}, scale, {}, 7, idx, ctx2());
+  for (auto _ : st) row_gumbel_argmax({w.x, w.y, w.h}, scale, {}, 7, idx, ctx2(), bench_opt());
   set_rate(st);
 }
 
@@ -231,9 +240,13 @@ int main(int argc, char** argv) {
   auto& w = workload();
   std::vector<float> lse(kN);
   std::vector<double> cs(static_cast<size_t>(w.y.n));
+  if (std::getenv("OTGEN_BENCH_SKIP_MEMORY")) {  // for profiling one benchmark alone
+    benchmark::RunSpecifiedBenchmarks();
+    return 0;
+  }
   const bool reset = reset_peak_rss();
   const long before = status_kib("VmRSS");
-  softmax_column_sums({w.x, w.y, w.h}, 0.1f, {}, cs, lse, ctx2());
+  softmax_column_sums({w.x, w.y, w.h}, 0.1f, {}, cs, lse, ctx2(), bench_opt());
   const long after = status_kib("VmHWM");
   if (!reset) std::printf("(could not reset the peak RSS counter: the figure below is an upper bound)\n");
   std::printf("workload: x %lld x %lld N(0, I); y %lld x %lld (%s)\n", static_cast<long long>(kN),

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/tile_engine.h"
 #include "otgen/rng.h"
 #include "otgen/scores.h"
 #include "test_util.h"
@@ -105,7 +106,8 @@ std::vector<Case> sweep_cases() {
       if (d <= 64 || n * m <= 100) cases.push_back({n, m, d, direct});
     }
     // Default tiles, edges of the default tile sizes.
-    for (auto [n, m] : std::vector<std::pair<int64_t, int64_t>>{{3, 2047}, {2, 2049}, {257, 5}, {255, 40}})
+    // Default tiles: 1024 x 1024 on the SGEMM path, 128 x 1024 on the direct path (d <= 8).
+    for (auto [n, m] : std::vector<std::pair<int64_t, int64_t>>{{3, 1023}, {2, 1025}, {1025, 3}, {129, 5}, {127, 40}})
       if (d <= 64) cases.push_back({n, m, d, ScoreOptions{}});
   }
   return cases;
@@ -276,6 +278,37 @@ TEST(Scores, EveryReducerMatchesNaiveDoubleLoopsOnAwkwardSizes) {
   }
 }
 
+#if defined(__AVX2__) && defined(__FMA__)
+TEST(ScoreKernels, VectorPhiloxMatchesScalarPhilox) {
+  // Counters straddling 2^32 exercise the carry into the second counter word.
+  for (uint64_t key : {uint64_t{0}, uint64_t{1234}, ~uint64_t{0} - 5})
+    for (uint64_t hi : {uint64_t{0}, uint64_t{7}, (uint64_t{1} << 32) + 3})
+      for (uint64_t lo : {uint64_t{0}, uint64_t{1000}, (uint64_t{1} << 32) - 3, ~uint64_t{0} - 20}) {
+        alignas(32) uint32_t w[8];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(w), kernels::philox8_word0(key, hi, lo));
+        for (int q = 0; q < 8; ++q) EXPECT_EQ(w[q], philox4x32(key, hi, lo + q)[0]) << key << " " << hi << " " << lo << "+" << q;
+      }
+}
+
+TEST(ScoreKernels, VectorExpIsAccurateAndZeroBelowTheFloatRange) {
+  alignas(32) float in[8], out[8];
+  for (float base = -100.0f; base < 87.5f; base += 0.37f) {  // up to 87.8: the documented range
+    for (int q = 0; q < 8; ++q) in[q] = base + 0.041f * q;
+    _mm256_store_ps(out, kernels::exp8(_mm256_load_ps(in)));
+    for (int q = 0; q < 8; ++q) {
+      if (in[q] < -87.0f) {
+        EXPECT_EQ(out[q], 0.0f);
+      } else {
+        EXPECT_NEAR(out[q], std::exp(double(in[q])), 3e-7 * std::exp(double(in[q]))) << in[q];
+      }
+    }
+  }
+  for (int q = 0; q < 8; ++q) in[q] = -kInfF;
+  _mm256_store_ps(out, kernels::exp8(_mm256_load_ps(in)));
+  for (float v : out) EXPECT_EQ(v, 0.0f);
+}
+#endif
+
 TEST(Scores, ArgmaxAndTopkTiesGoToTheLowestIndex) {
   // Integer data: every score is exact in float, so ties are real ties. Columns 3, 7, 11 duplicate
   // column 1; with tiny tiles the duplicates land in different tiles.
@@ -337,8 +370,9 @@ TEST(Scores, ExtremeScalesGiveFiniteAccurateResults) {
 }
 
 TEST(Scores, ResultsAreBitIdenticalAcrossRunsAndThreadCounts) {
-  const int64_t n = 203, m = 1500, d = 33;
-  const Points x = random_points(n, d, 4, 0.2), y = random_points(m, d, 5, 1.0);
+  // Large enough (n m (d + 16) > 4e7) for the engine to use both threads.
+  const int64_t n = 203, m = 3000, d = 100;
+  const Points x = random_points(n, d, 4, 0.1), y = random_points(m, d, 5, 1.0);
   const std::vector<float> h = random_vec(m, 6, 1.0);
   ScoreOptions opt;
   opt.tile_rows = 32;

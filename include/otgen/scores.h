@@ -25,14 +25,17 @@
 namespace otgen {
 
 struct ScoreOptions {
-  int64_t tile_rows = 256;   // rows of x per tile (> 0); tests force tiny tiles to hit ragged edges
-  int64_t tile_cols = 2048;  // rows of y per tile (> 0)
+  // Rows of x / rows of y per tile (> 0); tests force tiny tiles to hit ragged edges. Large row tiles
+  // matter: every row tile streams (and OpenBLAS packs) all of y once. The direct path (below) caps
+  // them at 128 x 1024 so that small particle systems still split into several blocks.
+  int64_t tile_rows = 1024;
+  int64_t tile_cols = 1024;
   // d <= direct_max_dim: blocks are computed by a direct loop (exact differences for distances)
   // instead of SGEMM; faster for tiny d (particles in 1-D/2-D). 0 forces SGEMM; >= 0.
   int64_t direct_max_dim = 8;
   // softmax_column_sums keeps the scores of a group of rows for all m columns (one pass) when at
   // least min(n, 32) rows fit in this many bytes; otherwise it makes two passes. >= 0.
-  int64_t buffer_bytes = int64_t{32} << 20;
+  int64_t buffer_bytes = int64_t{48} << 20;
   void validate() const;     // throws otgen::Error naming the field
 };
 
@@ -62,8 +65,8 @@ void row_logsumexp(const ScoreProblem& p, float scale, std::span<const float> lo
 // The semidiscrete gradient reduction: with P_ij = exp(scale * S_ij + log_b_j - lse_i) (each row a
 // softmax over j), col_sums[j] = sum_i P_ij (length m, double, overwritten) and lse[i] as in
 // row_logsumexp (length n).
-// Passes: ONE pass over the data when min(n, 32) rows x m floats fit in opt.buffer_bytes (32 MiB by
-// default: m <= 262144): the scores of a group of rows are kept (as exp(logit - tile max)) while their
+// Passes: ONE pass over the data when min(n, 32) rows x m floats fit in opt.buffer_bytes (48 MiB by
+// default: m <= 393216): the scores of a group of rows are kept (as exp(logit - tile max)) while their
 // LSE is completed, then summed down the columns. Otherwise TWO passes (LSE, then recomputed tiles).
 // Peak memory beyond inputs and outputs: about opt.buffer_bytes + 4 m + 8 n m / tile_cols bytes.
 void softmax_column_sums(const ScoreProblem& p, float scale, std::span<const float> log_b,

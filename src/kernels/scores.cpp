@@ -3,11 +3,14 @@
 #include "otgen/scores.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <numeric>
 #include <string>
 #include <vector>
+
+#include <omp.h>
 
 #include "kernels/tile_engine.h"
 #include "otgen/error.h"
@@ -17,7 +20,9 @@ namespace otgen {
 
 using kernels::BlockComputer;
 using kernels::BlockKind;
-using kernels::fast_exp;
+using kernels::exp_accumulate;
+using kernels::exp_sum;
+using kernels::row_max;
 using kernels::kNegInfD;
 using kernels::kNegInfF;
 using kernels::Tiling;
@@ -101,30 +106,6 @@ inline void affine(float* s, int64_t cols, float a, const float* off) {
   }
 }
 
-inline float row_max(const float* s, int64_t cols) {
-  float mx = kNegInfF;
-#pragma omp simd reduction(max : mx)
-  for (int64_t c = 0; c < cols; ++c) mx = std::max(mx, s[c]);
-  return mx;
-}
-
-// sum_c exp(s[c] - mx) in double; if keep, s[c] is overwritten by exp(s[c] - mx).
-inline double exp_sum(float* s, int64_t cols, float mx, bool keep) {
-  double sum = 0;
-  if (keep) {
-#pragma omp simd reduction(+ : sum)
-    for (int64_t c = 0; c < cols; ++c) {
-      const float e = fast_exp(s[c] - mx);
-      s[c] = e;
-      sum += e;
-    }
-  } else {
-#pragma omp simd reduction(+ : sum)
-    for (int64_t c = 0; c < cols; ++c) sum += fast_exp(s[c] - mx);
-  }
-  return sum;
-}
-
 // Merges (max_t, sum_t) partials of one row: log sum_t sum_t exp(max_t).
 inline double merge_lse(const float* pm, const double* ps, int64_t nct) {
   float mx = kNegInfF;
@@ -154,7 +135,7 @@ void lse_reduce(const BlockComputer& bc, const Tiling& t, float a, const std::ve
         const float mx = row_max(s, cols);
         const size_t slot = static_cast<size_t>((i % G) * t.nct + ct);
         pm[slot] = mx;
-        ps[slot] = mx == kNegInfF ? 0.0 : exp_sum(s, cols, mx, false);
+        ps[slot] = mx == kNegInfF ? 0.0 : exp_sum(s, cols, 1.0f, -mx, false);
       },
       [&](int64_t g0, int64_t g1) {
         for (int64_t i = g0; i < g1; ++i) {
@@ -162,6 +143,43 @@ void lse_reduce(const BlockComputer& bc, const Tiling& t, float a, const std::ve
           lse[i] = merge_lse(pm.data() + slot, ps.data() + slot, t.nct);
         }
       });
+}
+
+
+// Updates (best, c_best) with the columns c of one tile row whose logit s[c] + gumbel_at(seed, gi, c0 + c)
+// beats best (ties: lower c). Exact: every column that can win is evaluated with gumbel_at itself.
+// Columns are skipped when their logit is more than kGumbelBound below best (G is bounded), or, on
+// AVX2, by a conservative test on the Philox word: G > best - l  <=>  u > exp(-exp(l - best)), checked
+// with a margin far above the float rounding, so only columns that may win reach gumbel_at.
+void gumbel_scan(const float* s, int64_t cols, uint64_t seed, uint64_t gi, uint64_t c0, double& best,
+                 int64_t& c_best) {
+  auto consider = [&](int64_t c) {
+    if (c == c_best || s[c] == kNegInfF || static_cast<double>(s[c]) < best - kGumbelBound) return;
+    const double v = static_cast<double>(s[c]) + gumbel_at(seed, gi, c0 + static_cast<uint64_t>(c));
+    if (v > best || (v == best && c < c_best)) best = v, c_best = c;
+  };
+#if defined(__AVX2__) && defined(__FMA__)
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int64_t c = 0; c < cols; c += 8) {
+    const __m256 l = kernels::load_padded(s, c, cols, kNegInfF);
+    const __m256 reach = _mm256_cmp_ps(l, _mm256_set1_ps(static_cast<float>(best - kGumbelBound)), _CMP_GE_OQ);
+    if (_mm256_movemask_ps(reach) == 0) continue;
+    // u_hi >= u: the top Philox word r0 gives u within 2^-21 (plus float rounding of r0).
+    const __m256i r0 = kernels::philox8_word0(seed, gi, c0 + static_cast<uint64_t>(c));
+    const __m256 u_hi = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(r0, 1)), _mm256_set1_ps(0x1.0p-31f),
+                                        _mm256_set1_ps(2e-6f));
+    // th_lo <= exp(-exp(l - best)): exponent enlarged by the float rounding of l - best, exps by 1e-5.
+    const float slack = static_cast<float>(1e-5 + 4e-7 * (std::abs(best) + 40.0));
+    const __m256 arg = _mm256_add_ps(_mm256_sub_ps(l, _mm256_set1_ps(static_cast<float>(best))), _mm256_set1_ps(slack));
+    const __m256 a_hi = _mm256_mul_ps(kernels::exp8(_mm256_min_ps(arg, _mm256_set1_ps(80.0f))), _mm256_set1_ps(1.0f + 1e-5f));
+    const __m256 th_lo = _mm256_mul_ps(kernels::exp8(_mm256_sub_ps(_mm256_setzero_ps(), a_hi)), _mm256_set1_ps(1.0f - 1e-5f));
+    const __m256 valid = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<int64_t>(8, cols - c))), lane));
+    const __m256 may_win = _mm256_and_ps(_mm256_and_ps(reach, valid), _mm256_cmp_ps(u_hi, th_lo, _CMP_GE_OQ));
+    for (int mask = _mm256_movemask_ps(may_win); mask; mask &= mask - 1) consider(c + std::countr_zero(static_cast<unsigned>(mask)));
+  }
+#else
+  for (int64_t c = 0; c < cols; ++c) consider(c);
+#endif
 }
 
 }  // namespace
@@ -174,7 +192,7 @@ void row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<float
   check_len("value", value.size(), p.x.n);
   require_some_column(p, {});
   if (p.x.n == 0) return;
-  const Tiling t(p.x.n, p.y.n, opt);
+  const Tiling t(p.x.n, p.y.n, opt, p.x.d <= opt.direct_max_dim);
   const BlockComputer bc(p.x, p.y, BlockKind::Dot, opt);
   const int64_t G = group_rows(t, sizeof(float) + sizeof(int64_t));
   std::vector<float> pv(static_cast<size_t>(G * t.nct));
@@ -225,7 +243,7 @@ void row_topk(const ScoreProblem& p, int64_t k, std::span<int64_t> index, std::s
   check_len("index", index.size(), p.x.n * k);
   check_len("value", value.size(), p.x.n * k);
   if (p.x.n == 0) return;
-  const Tiling t(p.x.n, p.y.n, opt);
+  const Tiling t(p.x.n, p.y.n, opt, p.x.d <= opt.direct_max_dim);
   const BlockComputer bc(p.x, p.y, BlockKind::Dot, opt);
   const int64_t G = group_rows(t, k * static_cast<int64_t>(sizeof(float) + sizeof(int64_t)));
   std::vector<float> pv(static_cast<size_t>(G * t.nct * k));
@@ -282,7 +300,7 @@ void row_logsumexp(const ScoreProblem& p, float scale, std::span<const float> lo
   check_log_weights("log_b", log_b, p.y.n);
   check_len("lse", lse.size(), p.x.n);
   if (p.x.n == 0) return;
-  const Tiling t(p.x.n, p.y.n, opt);
+  const Tiling t(p.x.n, p.y.n, opt, p.x.d <= opt.direct_max_dim);
   const BlockComputer bc(p.x, p.y, BlockKind::Dot, opt);
   std::vector<double> out(static_cast<size_t>(p.x.n));
   lse_reduce(bc, t, scale, column_offsets(p.h, scale, log_b, p.y.n), out, ctx);
@@ -304,7 +322,7 @@ void softmax_column_sums(const ScoreProblem& p, float scale, std::span<const flo
     std::fill(lse.begin(), lse.end(), kNegInfF);
     return;
   }
-  const Tiling t(n, m, opt);
+  const Tiling t(n, m, opt, p.x.d <= opt.direct_max_dim);
   const BlockComputer bc(p.x, p.y, BlockKind::Dot, opt);
   const std::vector<float> off = column_offsets(p.h, scale, log_b, m);
   const float* offp = off.empty() ? nullptr : off.data();
@@ -332,9 +350,7 @@ void softmax_column_sums(const ScoreProblem& p, float scale, std::span<const flo
             if (l[r0 + r] == kNegInfD) continue;
             float* s = block.data() + r * cols;
             affine(s, cols, scale, offp ? offp + c0 : nullptr);
-            const float li = static_cast<float>(l[r0 + r]);
-#pragma omp simd
-            for (int64_t c = 0; c < cols; ++c) cs[c] += fast_exp(s[c] - li);
+            exp_accumulate(s, cols, 1.0f, -static_cast<float>(l[r0 + r]), 1.0, cs);
           }
         }
       }
@@ -370,26 +386,22 @@ void softmax_column_sums(const ScoreProblem& p, float scale, std::span<const flo
           const float mx = row_max(s, cols);
           const size_t slot = static_cast<size_t>((r0 + r) * t.nct + ct);
           pm[slot] = mx;
-          ps[slot] = mx == kNegInfF ? 0.0 : exp_sum(s, cols, mx, true);
+          ps[slot] = mx == kNegInfF ? 0.0 : exp_sum(s, cols, 1.0f, -mx, true);
         }
       }
-      // Row LSE; the partial slots become the weights exp(max_t - lse_i).
-#pragma omp for schedule(static)
-      for (int64_t r = 0; r < rows_g; ++r) {
-        double* w = ps.data() + r * t.nct;
-        const float* mt = pm.data() + r * t.nct;
-        const double l = merge_lse(mt, w, t.nct);
-        lse[g0 + r] = static_cast<float>(l);
-        for (int64_t ct = 0; ct < t.nct; ++ct)
-          w[ct] = (l == kNegInfD || mt[ct] == kNegInfF) ? 0.0 : std::exp(static_cast<double>(mt[ct]) - l);
-      }
+      // Row LSE: every thread merges the (cheap) partials itself, which saves a barrier.
+      std::vector<double> lrow(static_cast<size_t>(rows_g));
+      for (int64_t r = 0; r < rows_g; ++r) lrow[r] = merge_lse(pm.data() + r * t.nct, ps.data() + r * t.nct, t.nct);
+      if (omp_get_thread_num() == 0)
+        for (int64_t r = 0; r < rows_g; ++r) lse[g0 + r] = static_cast<float>(lrow[r]);
 #pragma omp for schedule(static)
       for (int64_t ct = 0; ct < t.nct; ++ct) {  // one thread owns a column tile: deterministic sums
         const int64_t c0 = ct * t.tc, cols = t.cols(ct);
         double* cs = col_sums.data() + c0;
         for (int64_t r = 0; r < rows_g; ++r) {
-          const double w = ps[static_cast<size_t>(r * t.nct + ct)];
-          if (w == 0.0) continue;
+          const float mt = pm[static_cast<size_t>(r * t.nct + ct)];
+          if (lrow[r] == kNegInfD || mt == kNegInfF) continue;
+          const double w = std::exp(static_cast<double>(mt) - lrow[r]);  // exp(tile max - lse_i)
           const float* s = buf.data() + r * m + c0;
 #pragma omp simd
           for (int64_t c = 0; c < cols; ++c) cs[c] += w * s[c];
@@ -408,7 +420,7 @@ void row_gumbel_argmax(const ScoreProblem& p, float scale, std::span<const float
   check_len("index", index.size(), p.x.n);
   require_some_column(p, log_b);
   if (p.x.n == 0) return;
-  const Tiling t(p.x.n, p.y.n, opt);
+  const Tiling t(p.x.n, p.y.n, opt, p.x.d <= opt.direct_max_dim);
   const BlockComputer bc(p.x, p.y, BlockKind::Dot, opt);
   const std::vector<float> off = column_offsets(p.h, scale, log_b, p.y.n);
   const float* offp = off.empty() ? nullptr : off.data();
@@ -428,16 +440,7 @@ void row_gumbel_argmax(const ScoreProblem& p, float scale, std::span<const float
         int64_t c_best = 0;
         while (s[c_best] != mx) ++c_best;
         double best = static_cast<double>(mx) + gumbel_at(seed, gi, static_cast<uint64_t>(c0 + c_best));
-        double cut = best - kGumbelBound;  // a column with logit < cut cannot beat `best`
-        for (int64_t c = 0; c < cols; ++c) {
-          if (static_cast<double>(s[c]) < cut || c == c_best || s[c] == kNegInfF) continue;
-          const double v = static_cast<double>(s[c]) + gumbel_at(seed, gi, static_cast<uint64_t>(c0 + c));
-          if (v > best || (v == best && c < c_best)) {
-            best = v;
-            c_best = c;
-            cut = best - kGumbelBound;
-          }
-        }
+        gumbel_scan(s, cols, seed, gi, static_cast<uint64_t>(c0), best, c_best);
         pv[slot] = best;
         pi[slot] = c0 + c_best;
       },
@@ -465,7 +468,7 @@ void kernel_row_logsumexp(PointsView x, PointsView y, double alpha, std::span<co
   check_log_weights("log_w", log_w, y.n);
   check_len("out", out.size(), x.n);
   if (x.n == 0) return;
-  const Tiling t(x.n, y.n, opt);
+  const Tiling t(x.n, y.n, opt, x.d <= opt.direct_max_dim);
   const BlockComputer bc(x, y, BlockKind::SqDist, opt);
   std::vector<float> off;
   if (!log_w.empty()) off.assign(log_w.begin(), log_w.end());
@@ -483,7 +486,7 @@ void kernel_row_sums(PointsView x, PointsView y, std::span<const double> alphas,
   check_len("out", out.size(), x.n * A);
   std::fill(out.begin(), out.end(), 0.0);
   if (x.n == 0 || y.n == 0 || A == 0) return;
-  const Tiling t(x.n, y.n, opt);
+  const Tiling t(x.n, y.n, opt, x.d <= opt.direct_max_dim);
   const BlockComputer bc(x, y, BlockKind::SqDist, opt);
   const int64_t G = group_rows(t, A * static_cast<int64_t>(sizeof(double)));
   std::vector<double> part(static_cast<size_t>(G * t.nct * A));
@@ -494,11 +497,7 @@ void kernel_row_sums(PointsView x, PointsView y, std::span<const double> alphas,
       [&](int64_t i, float* s, int64_t, int64_t cols, int64_t ct) {
         double* dst = part.data() + ((i % G) * t.nct + ct) * A;
         for (int64_t a = 0; a < A; ++a) {
-          const float na = neg_alpha[a];
-          double sum = 0;
-#pragma omp simd reduction(+ : sum)
-          for (int64_t c = 0; c < cols; ++c) sum += fast_exp(na * s[c]);
-          dst[a] = sum;
+          dst[a] = exp_sum(s, cols, neg_alpha[a], 0.0f, false);
         }
       },
       [&](int64_t g0, int64_t g1) {
@@ -514,7 +513,7 @@ void distance_row_sums(PointsView x, PointsView y, std::span<double> out, const 
   check_len("out", out.size(), x.n);
   std::fill(out.begin(), out.end(), 0.0);
   if (x.n == 0 || y.n == 0) return;
-  const Tiling t(x.n, y.n, opt);
+  const Tiling t(x.n, y.n, opt, x.d <= opt.direct_max_dim);
   const BlockComputer bc(x, y, BlockKind::SqDist, opt);
   const int64_t G = group_rows(t, sizeof(double));
   std::vector<double> part(static_cast<size_t>(G * t.nct));
@@ -538,7 +537,7 @@ void score_matrix(const ScoreProblem& p, std::span<float> out, const Context& ct
   check_len("out", out.size(), p.x.n * p.y.n);
   const int64_t n = p.x.n, m = p.y.n;
   if (n == 0 || m == 0) return;
-  const Tiling t(n, m, opt);
+  const Tiling t(n, m, opt, p.x.d <= opt.direct_max_dim);
   const BlockComputer bc(p.x, p.y, BlockKind::Dot, opt);
   const int64_t nrb = (n + t.tr - 1) / t.tr, items = nrb * t.nct;
   const float* h = p.h.empty() ? nullptr : p.h.data();

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cblas.h>
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -32,8 +33,7 @@ namespace otgen::kernels {
 inline constexpr float kNegInfF = -std::numeric_limits<float>::infinity();
 inline constexpr double kNegInfD = -std::numeric_limits<double>::infinity();
 
-// e^x for x <= ~88 in float, ~1 ulp (Cephes expf polynomial), 0 for x < -87 (and -inf).
-// Written so that GCC vectorises loops calling it (no branches, bit_cast for 2^n).
+// e^x for x <= 88 in float (Cephes expf polynomial, ~2 ulp); 0 for x < -87 and for -inf.
 inline float fast_exp(float x) {
   const float xc = std::min(std::max(x, -87.0f), 88.0f);
   const float fx = std::floor(xc * 1.44269504088896341f + 0.5f);
@@ -50,6 +50,144 @@ inline float fast_exp(float x) {
   const float v = p * std::bit_cast<float>(e);
   return x < -87.0f ? 0.0f : v;
 }
+
+// Row kernels over a float row of `n` values. The AVX2 versions process every element (the ragged
+// tail through a -inf padded copy), so a value never depends on where a tile boundary falls.
+#if defined(__AVX2__) && defined(__FMA__)
+inline __m256 exp8(__m256 x) {
+  const __m256 xc = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+  const __m256 fx = _mm256_floor_ps(_mm256_fmadd_ps(xc, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+  __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), xc);
+  r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(fx), _mm256_set1_epi32(127)), 23);
+  const __m256 v = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+  return _mm256_and_ps(v, _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_GE_OQ));
+}
+
+// Word 0 of philox4x32 (otgen/rng.h) at key `key`, counter (hi, lo + q) for the 8 lanes q = 0..7, as
+// 8 x uint32. Must equal philox4x32(key, hi, lo + q)[0] bit for bit (tested through row_gumbel_argmax).
+inline __m256i philox8_word0(uint64_t key, uint64_t hi, uint64_t lo) {
+  const __m256i lo32 = _mm256_set1_epi64x(0xFFFFFFFFLL);
+  const __m256i m0 = _mm256_set1_epi64x(0xD2511F53LL), m1 = _mm256_set1_epi64x(0xCD9E8D57LL);
+  __m256i out[2];
+  for (int half = 0; half < 2; ++half) {
+    const __m256i ctr = _mm256_add_epi64(_mm256_set1_epi64x(static_cast<long long>(lo + 4 * half)),
+                                         _mm256_setr_epi64x(0, 1, 2, 3));
+    __m256i c0 = _mm256_and_si256(ctr, lo32), c1 = _mm256_srli_epi64(ctr, 32);
+    __m256i c2 = _mm256_set1_epi64x(static_cast<uint32_t>(hi)), c3 = _mm256_set1_epi64x(static_cast<uint32_t>(hi >> 32));
+    uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
+    for (int round = 0; round < 10; ++round) {
+      const __m256i p0 = _mm256_mul_epu32(m0, c0), p1 = _mm256_mul_epu32(m1, c2);
+      c0 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p1, 32), c1), _mm256_set1_epi64x(k0));
+      c1 = _mm256_and_si256(p1, lo32);
+      c2 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p0, 32), c3), _mm256_set1_epi64x(k1));
+      c3 = _mm256_and_si256(p0, lo32);
+      k0 += 0x9E3779B9u;
+      k1 += 0xBB67AE85u;
+    }
+    out[half] = c0;  // word 0 in the low half of each 64-bit lane
+  }
+  // Gather the low 32 bits of the 2 x 4 lanes into 8 x 32.
+  const __m256i idx = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+  const __m256i a = _mm256_permutevar8x32_epi32(out[0], idx), b = _mm256_permutevar8x32_epi32(out[1], idx);
+  return _mm256_permute2x128_si256(a, b, 0x20);
+}
+
+inline __m256d sum_halves(__m256d acc, __m256 v) {
+  return _mm256_add_pd(_mm256_add_pd(acc, _mm256_cvtps_pd(_mm256_castps256_ps128(v))),
+                       _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+}
+
+inline double hsum(__m256d v) {
+  alignas(32) double t[4];
+  _mm256_store_pd(t, v);
+  return (t[0] + t[1]) + (t[2] + t[3]);
+}
+
+// Loads elements [c, c + 8) of s, padding past n with `pad`.
+inline __m256 load_padded(const float* s, int64_t c, int64_t n, float pad) {
+  if (c + 8 <= n) return _mm256_loadu_ps(s + c);
+  alignas(32) float t[8];
+  for (int q = 0; q < 8; ++q) t[q] = c + q < n ? s[c + q] : pad;
+  return _mm256_load_ps(t);
+}
+
+inline float row_max(const float* s, int64_t n) {
+  __m256 m = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  for (int64_t c = 0; c < n; c += 8)
+    m = _mm256_max_ps(m, load_padded(s, c, n, -std::numeric_limits<float>::infinity()));
+  alignas(32) float t[8];
+  _mm256_store_ps(t, m);
+  float r = t[0];
+  for (int q = 1; q < 8; ++q) r = std::max(r, t[q]);
+  return r;
+}
+
+// sum_c exp(a * s[c] + b) in double; with keep, s[c] becomes exp(a * s[c] + b).
+inline double exp_sum(float* s, int64_t n, float a, float b, bool keep) {
+  const __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b);
+  __m256d acc = _mm256_setzero_pd();
+  for (int64_t c = 0; c < n; c += 8) {
+    const __m256 e = exp8(_mm256_fmadd_ps(va, load_padded(s, c, n, 0.0f), vb));
+    const __m256 ez = c + 8 <= n ? e : _mm256_and_ps(e, _mm256_cmp_ps(_mm256_set_ps(7, 6, 5, 4, 3, 2, 1, 0),
+                                                                     _mm256_set1_ps(static_cast<float>(n - c)), _CMP_LT_OQ));
+    acc = sum_halves(acc, ez);
+    if (keep) {
+      if (c + 8 <= n) {
+        _mm256_storeu_ps(s + c, ez);
+      } else {
+        alignas(32) float t[8];
+        _mm256_store_ps(t, ez);
+        for (int64_t q = 0; c + q < n; ++q) s[c + q] = t[q];
+      }
+    }
+  }
+  return hsum(acc);
+}
+
+// acc[c] += w * exp(a * s[c] + b) (double accumulators).
+inline void exp_accumulate(const float* s, int64_t n, float a, float b, double w, double* acc) {
+  const __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b);
+  const __m256d vw = _mm256_set1_pd(w);
+  int64_t c = 0;
+  for (; c + 8 <= n; c += 8) {
+    const __m256 e = exp8(_mm256_fmadd_ps(va, _mm256_loadu_ps(s + c), vb));
+    _mm256_storeu_pd(acc + c, _mm256_fmadd_pd(vw, _mm256_cvtps_pd(_mm256_castps256_ps128(e)), _mm256_loadu_pd(acc + c)));
+    _mm256_storeu_pd(acc + c + 4,
+                     _mm256_fmadd_pd(vw, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)), _mm256_loadu_pd(acc + c + 4)));
+  }
+  if (c < n) {
+    alignas(32) float t[8];
+    _mm256_store_ps(t, exp8(_mm256_fmadd_ps(va, load_padded(s, c, n, 0.0f), vb)));
+    for (int64_t q = 0; c + q < n; ++q) acc[c + q] += w * static_cast<double>(t[q]);
+  }
+}
+#else
+inline float row_max(const float* s, int64_t n) {
+  float m = -std::numeric_limits<float>::infinity();
+  for (int64_t c = 0; c < n; ++c) m = s[c] > m ? s[c] : m;
+  return m;
+}
+inline double exp_sum(float* s, int64_t n, float a, float b, bool keep) {
+  double sum = 0;
+  for (int64_t c = 0; c < n; ++c) {
+    const float e = fast_exp(a * s[c] + b);
+    if (keep) s[c] = e;
+    sum += e;
+  }
+  return sum;
+}
+inline void exp_accumulate(const float* s, int64_t n, float a, float b, double w, double* acc) {
+  for (int64_t c = 0; c < n; ++c) acc[c] += w * static_cast<double>(fast_exp(a * s[c] + b));
+}
+#endif
 
 // Pins OpenBLAS to one thread while alive (our OpenMP region supplies the parallelism).
 class BlasSingleThread {
@@ -153,18 +291,21 @@ class BlockComputer {
   std::vector<float> xn_, yn_;
 };
 
-// Threads for a region of `items` independent work items and about `work` flops: small problems
-// run on one thread (a parallel region costs microseconds, far more on a loaded machine).
+// Threads for a region of `items` independent work items and about `work` flop-equivalents
+// (n m (d + 16)): problems under ~1-2 ms of one core's work run on one thread. A parallel region
+// costs microseconds on a quiet machine, but on a loaded one libgomp's spinning waiters (the default
+// OMP_WAIT_POLICY) turned a 0.8 ms KDE call (1000 x 1000, d = 2) into 12-17 ms with 2 threads.
 inline int team_size(const Context& ctx, int64_t items, double work) {
   const int64_t t = std::min<int64_t>(ctx.resolved_threads(), std::max<int64_t>(1, items));
-  return work < 2.0e6 ? 1 : static_cast<int>(t);
+  return work < 4.0e7 ? 1 : static_cast<int>(t);
 }
 
 // The tiling of one call.
 struct Tiling {
   int64_t n = 0, m = 0, tr = 1, tc = 1, nct = 0;
-  Tiling(int64_t n_, int64_t m_, const ScoreOptions& opt)
+  Tiling(int64_t n_, int64_t m_, const ScoreOptions& opt, bool direct)
       : n(n_), m(m_), tr(std::max<int64_t>(1, opt.tile_rows)), tc(std::max<int64_t>(1, opt.tile_cols)) {
+    if (direct) tr = std::min<int64_t>(tr, 128), tc = std::min<int64_t>(tc, 1024);
     nct = (m + tc - 1) / tc;
   }
   int64_t cols(int64_t ct) const { return std::min(tc, m - ct * tc); }
