@@ -35,7 +35,7 @@ struct ScoreOptions {
   int64_t direct_max_dim = 8;
   // softmax_column_sums keeps the scores of a group of rows for all m columns (one pass) when at
   // least min(n, 32) rows fit in this many bytes; otherwise it makes two passes. >= 0.
-  int64_t buffer_bytes = int64_t{48} << 20;
+  int64_t buffer_bytes = int64_t{60} << 20;
   void validate() const;     // throws otgen::Error naming the field
 };
 
@@ -65,10 +65,12 @@ void row_logsumexp(const ScoreProblem& p, float scale, std::span<const float> lo
 // The semidiscrete gradient reduction: with P_ij = exp(scale * S_ij + log_b_j - lse_i) (each row a
 // softmax over j), col_sums[j] = sum_i P_ij (length m, double, overwritten) and lse[i] as in
 // row_logsumexp (length n).
-// Passes: ONE pass over the data when min(n, 32) rows x m floats fit in opt.buffer_bytes (48 MiB by
-// default: m <= 393216): the scores of a group of rows are kept (as exp(logit - tile max)) while their
+// Passes: ONE pass over the data when min(n, 32) rows x m floats fit in opt.buffer_bytes (60 MiB by
+// default: m <= 491520): the scores of a group of rows are kept (as exp(logit - tile max)) while their
 // LSE is completed, then summed down the columns. Otherwise TWO passes (LSE, then recomputed tiles).
-// Peak memory beyond inputs and outputs: about opt.buffer_bytes + 4 m + 8 n m / tile_cols bytes.
+// Every row group re-streams y, so groups are as large as the buffer allows (1024 x 60000: 4 groups
+// of 256 rows, 58.6 MiB). Peak memory beyond inputs and outputs: at most about opt.buffer_bytes +
+// 4 m + 12 n m / tile_cols bytes + 2 MiB.
 void softmax_column_sums(const ScoreProblem& p, float scale, std::span<const float> log_b,
                          std::span<double> col_sums, std::span<float> lse, const Context& ctx,
                          const ScoreOptions& opt = {});

@@ -22,7 +22,6 @@ using kernels::BlockComputer;
 using kernels::BlockKind;
 using kernels::exp_accumulate;
 using kernels::exp_sum;
-using kernels::row_max;
 using kernels::kNegInfD;
 using kernels::kNegInfF;
 using kernels::Tiling;
@@ -95,16 +94,6 @@ std::vector<float> column_offsets(std::span<const float> h, float a, std::span<c
   return c;
 }
 
-// s[c] = a * s[c] + off[c] (off may be null).
-inline void affine(float* s, int64_t cols, float a, const float* off) {
-  if (off) {
-#pragma omp simd
-    for (int64_t c = 0; c < cols; ++c) s[c] = a * s[c] + off[c];
-  } else {
-#pragma omp simd
-    for (int64_t c = 0; c < cols; ++c) s[c] *= a;
-  }
-}
 
 // Merges (max_t, sum_t) partials of one row: log sum_t sum_t exp(max_t).
 inline double merge_lse(const float* pm, const double* ps, int64_t nct) {
@@ -131,8 +120,7 @@ void lse_reduce(const BlockComputer& bc, const Tiling& t, float a, const std::ve
   kernels::run_row_reduction(
       bc, t, G, ctx,
       [&](int64_t i, float* s, int64_t c0, int64_t cols, int64_t ct) {
-        affine(s, cols, a, offp ? offp + c0 : nullptr);
-        const float mx = row_max(s, cols);
+        const float mx = kernels::affine_max(s, cols, a, offp ? offp + c0 : nullptr);
         const size_t slot = static_cast<size_t>((i % G) * t.nct + ct);
         pm[slot] = mx;
         ps[slot] = mx == kNegInfF ? 0.0 : exp_sum(s, cols, 1.0f, -mx, false);
@@ -201,22 +189,10 @@ void row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<float
   kernels::run_row_reduction(
       bc, t, G, ctx,
       [&](int64_t i, float* s, int64_t c0, int64_t cols, int64_t ct) {
-        if (h) {
-          const float* hc = h + c0;
-#pragma omp simd
-          for (int64_t c = 0; c < cols; ++c) s[c] += hc[c];
-        }
-        const float mx = row_max(s, cols);
-        int64_t arg = -1;
-        if (mx != kNegInfF)
-          for (int64_t c = 0; c < cols; ++c)
-            if (s[c] == mx) {
-              arg = c0 + c;
-              break;
-            }
+        const float mx = kernels::affine_max(s, cols, 1.0f, h ? h + c0 : nullptr);  // s + h, exactly rounded
         const size_t slot = static_cast<size_t>((i % G) * t.nct + ct);
         pv[slot] = mx;
-        pi[slot] = arg;
+        pi[slot] = mx == kNegInfF ? -1 : c0 + kernels::first_equal(s, cols, mx);
       },
       [&](int64_t g0, int64_t g1) {
         for (int64_t i = g0; i < g1; ++i) {
@@ -349,7 +325,7 @@ void softmax_column_sums(const ScoreProblem& p, float scale, std::span<const flo
           for (int64_t r = 0; r < rows; ++r) {
             if (l[r0 + r] == kNegInfD) continue;
             float* s = block.data() + r * cols;
-            affine(s, cols, scale, offp ? offp + c0 : nullptr);
+            kernels::affine_max(s, cols, scale, offp ? offp + c0 : nullptr);  // the logits of pass 1
             exp_accumulate(s, cols, 1.0f, -static_cast<float>(l[r0 + r]), 1.0, cs);
           }
         }
@@ -359,9 +335,11 @@ void softmax_column_sums(const ScoreProblem& p, float scale, std::span<const flo
   }
 
   // One pass: a group of G rows keeps its scores for all m columns (as exp(logit - tile max)).
-  const int64_t G = std::min(n, fit_rows);
+  // Balanced groups: as few as the buffer allows, of equal size (1024 rows at 60 MiB: 4 x 256).
+  const int64_t groups = (n + std::min(n, fit_rows) - 1) / std::min(n, fit_rows);
+  const int64_t G = (n + groups - 1) / groups;
   const int64_t tr = std::min(t.tr, G);
-  std::vector<float> buf(static_cast<size_t>(G * m));
+  const kernels::HugeBuffer buf(static_cast<size_t>(G * m));
   std::vector<float> pm(static_cast<size_t>(G * t.nct));
   std::vector<double> ps(static_cast<size_t>(G * t.nct));
   kernels::BlasSingleThread blas_guard;
@@ -382,8 +360,7 @@ void softmax_column_sums(const ScoreProblem& p, float scale, std::span<const flo
         bc.compute(g0 + r0, rows, c0, cols, out, m, scratch);
         for (int64_t r = 0; r < rows; ++r) {
           float* s = out + r * m;
-          affine(s, cols, scale, offp ? offp + c0 : nullptr);
-          const float mx = row_max(s, cols);
+          const float mx = kernels::affine_max(s, cols, scale, offp ? offp + c0 : nullptr);
           const size_t slot = static_cast<size_t>((r0 + r) * t.nct + ct);
           pm[slot] = mx;
           ps[slot] = mx == kNegInfF ? 0.0 : exp_sum(s, cols, 1.0f, -mx, true);
@@ -394,17 +371,21 @@ void softmax_column_sums(const ScoreProblem& p, float scale, std::span<const flo
       for (int64_t r = 0; r < rows_g; ++r) lrow[r] = merge_lse(pm.data() + r * t.nct, ps.data() + r * t.nct, t.nct);
       if (omp_get_thread_num() == 0)
         for (int64_t r = 0; r < rows_g; ++r) lse[g0 + r] = static_cast<float>(lrow[r]);
-#pragma omp for schedule(static)
-      for (int64_t ct = 0; ct < t.nct; ++ct) {  // one thread owns a column tile: deterministic sums
-        const int64_t c0 = ct * t.tc, cols = t.cols(ct);
-        double* cs = col_sums.data() + c0;
-        for (int64_t r = 0; r < rows_g; ++r) {
+      // Column sums: each thread owns a contiguous range of column tiles (deterministic: every column
+      // is summed over r in order) and sweeps the group row by row, so it reads long contiguous runs.
+      const int64_t nth = omp_get_num_threads(), tid = omp_get_thread_num();
+      const int64_t ct_lo = t.nct * tid / nth, ct_hi = t.nct * (tid + 1) / nth;
+      for (int64_t r = 0; r < rows_g; ++r) {
+        if (lrow[r] == kNegInfD) continue;
+        for (int64_t ct = ct_lo; ct < ct_hi; ++ct) {
           const float mt = pm[static_cast<size_t>(r * t.nct + ct)];
-          if (lrow[r] == kNegInfD || mt == kNegInfF) continue;
+          if (mt == kNegInfF) continue;
           const double w = std::exp(static_cast<double>(mt) - lrow[r]);  // exp(tile max - lse_i)
-          const float* s = buf.data() + r * m + c0;
+          const int64_t c0 = ct * t.tc, cols = t.cols(ct);
+          double* cs = col_sums.data() + c0;
+          const float* sr = buf.data() + r * m + c0;
 #pragma omp simd
-          for (int64_t c = 0; c < cols; ++c) cs[c] += w * s[c];
+          for (int64_t c = 0; c < cols; ++c) cs[c] += w * sr[c];
         }
       }
     }
@@ -430,8 +411,7 @@ void row_gumbel_argmax(const ScoreProblem& p, float scale, std::span<const float
   kernels::run_row_reduction(
       bc, t, G, ctx,
       [&](int64_t i, float* s, int64_t c0, int64_t cols, int64_t ct) {
-        affine(s, cols, scale, offp ? offp + c0 : nullptr);
-        const float mx = row_max(s, cols);
+        const float mx = kernels::affine_max(s, cols, scale, offp ? offp + c0 : nullptr);
         const size_t slot = static_cast<size_t>((i % G) * t.nct + ct);
         pv[slot] = kNegInfD;
         pi[slot] = -1;

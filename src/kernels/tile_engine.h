@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cblas.h>
+#include <sys/mman.h>
 #include <immintrin.h>
 #include <omp.h>
 
@@ -21,6 +22,8 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <new>
 #include <limits>
 #include <vector>
 
@@ -130,6 +133,44 @@ inline float row_max(const float* s, int64_t n) {
   return r;
 }
 
+// The first c with s[c] == v (n if none).
+inline int64_t first_equal(const float* s, int64_t n, float v) {
+  const __m256 vv = _mm256_set1_ps(v);
+  int64_t c = 0;
+  for (; c + 8 <= n; c += 8) {
+    const int mask = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(s + c), vv, _CMP_EQ_OQ));
+    if (mask) return c + std::countr_zero(static_cast<unsigned>(mask));
+  }
+  for (; c < n; ++c)
+    if (s[c] == v) return c;
+  return n;
+}
+
+// s[c] = a * s[c] + off[c] (off null: + 0), in place, one pass; returns max_c s[c].
+inline float affine_max(float* s, int64_t n, float a, const float* off) {
+  const __m256 va = _mm256_set1_ps(a), ninf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  __m256 m = ninf;
+  int64_t c = 0;
+  for (; c + 8 <= n; c += 8) {
+    const __m256 o = off ? _mm256_loadu_ps(off + c) : _mm256_setzero_ps();
+    const __m256 r = _mm256_fmadd_ps(va, _mm256_loadu_ps(s + c), o);
+    _mm256_storeu_ps(s + c, r);
+    m = _mm256_max_ps(m, r);
+  }
+  if (c < n) {
+    alignas(32) float t[8];
+    const __m256 o = off ? load_padded(off, c, n, 0.0f) : _mm256_setzero_ps();
+    _mm256_store_ps(t, _mm256_fmadd_ps(va, load_padded(s, c, n, 0.0f), o));
+    for (int64_t q = 0; c + q < n; ++q) s[c + q] = t[q];
+    m = _mm256_max_ps(m, load_padded(t, 0, n - c, -std::numeric_limits<float>::infinity()));
+  }
+  alignas(32) float t[8];
+  _mm256_store_ps(t, m);
+  float r = t[0];
+  for (int q = 1; q < 8; ++q) r = std::max(r, t[q]);
+  return r;
+}
+
 // sum_c exp(a * s[c] + b) in double; with keep, s[c] becomes exp(a * s[c] + b).
 inline double exp_sum(float* s, int64_t n, float a, float b, bool keep) {
   const __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b);
@@ -175,6 +216,19 @@ inline float row_max(const float* s, int64_t n) {
   for (int64_t c = 0; c < n; ++c) m = s[c] > m ? s[c] : m;
   return m;
 }
+inline int64_t first_equal(const float* s, int64_t n, float v) {
+  for (int64_t c = 0; c < n; ++c)
+    if (s[c] == v) return c;
+  return n;
+}
+inline float affine_max(float* s, int64_t n, float a, const float* off) {
+  float m = -std::numeric_limits<float>::infinity();
+  for (int64_t c = 0; c < n; ++c) {
+    s[c] = a * s[c] + (off ? off[c] : 0.0f);
+    m = s[c] > m ? s[c] : m;
+  }
+  return m;
+}
 inline double exp_sum(float* s, int64_t n, float a, float b, bool keep) {
   double sum = 0;
   for (int64_t c = 0; c < n; ++c) {
@@ -203,6 +257,27 @@ class BlasSingleThread {
 
  private:
   int saved_;
+};
+
+// An uninitialised float buffer on 2 MiB-aligned memory with transparent huge pages requested
+// (madvise): the one-pass softmax buffer is written with a row stride of m floats, which touches a
+// new 4 KiB page per row; huge pages cut the page faults and TLB misses.
+class HugeBuffer {
+ public:
+  explicit HugeBuffer(size_t count) {
+    constexpr size_t kAlign = size_t{2} << 20;
+    const size_t bytes = std::max<size_t>(kAlign, (count * sizeof(float) + kAlign - 1) / kAlign * kAlign);
+    data_ = static_cast<float*>(std::aligned_alloc(kAlign, bytes));
+    if (!data_) throw std::bad_alloc();
+    madvise(data_, bytes, MADV_HUGEPAGE);  // advisory: ignored where unsupported
+  }
+  ~HugeBuffer() { std::free(data_); }
+  HugeBuffer(const HugeBuffer&) = delete;
+  HugeBuffer& operator=(const HugeBuffer&) = delete;
+  float* data() const { return data_; }
+
+ private:
+  float* data_ = nullptr;
 };
 
 enum class BlockKind {
