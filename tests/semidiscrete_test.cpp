@@ -106,7 +106,7 @@ TEST(Semidiscrete1D, UniformWeightsMatchClosedFormAndTvBelowOnePercent) {
   const std::vector<double> b(50, 1.0 / 50);
   const SemidiscreteOT ot(accurate_options(4000));
   const auto res = ot.fit(PointsView{y.data(), 50, 1}, {}, quiet_ctx());
-  EXPECT_EQ(res.termination, SdotTermination::MaxSteps);
+  EXPECT_EQ(res.termination, Termination::MaxSteps);
   EXPECT_LT(max_abs_diff(res.g, exact_1d(y, b)), 1e-2);
   const auto st = sdot_check(ot.map(PointsView{y.data(), 50, 1}, {}, res), 4096, 100, 11, quiet_ctx());
   EXPECT_LT(st.tv, 0.01);
@@ -475,7 +475,7 @@ TEST(SemidiscreteFit, StopsWhenChi2ReachesThresholdAndRecordsHistory) {
   const auto res = SemidiscreteOT(o).fit(PointsView{y.data(), 10, 1}, {}, quiet_ctx());
   ASSERT_EQ(static_cast<int64_t>(seen.size()), res.steps / 100);
   EXPECT_EQ(seen.back(), res.steps);
-  EXPECT_EQ(res.termination, SdotTermination::Converged) << res.message;
+  EXPECT_EQ(res.termination, Termination::Converged) << res.message;
   EXPECT_LT(res.steps, 5000);
   EXPECT_EQ(res.steps % 100, 0);
   ASSERT_TRUE(res.chi2.has_value());
@@ -511,7 +511,7 @@ TEST(SemidiscreteFit, SchedulesWarmupAndHugeStepSizeFailsNumerically) {
   o.lr = 1e308;
   o.lr_final = 1e308;
   res = SemidiscreteOT(o).fit(PointsView{y.data(), 6, 1}, {}, quiet_ctx());
-  EXPECT_EQ(res.termination, SdotTermination::NumericalFailure);
+  EXPECT_EQ(res.termination, Termination::NumericalFailure);
   for (float v : res.g) EXPECT_TRUE(std::isfinite(v));
 }
 

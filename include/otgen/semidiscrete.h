@@ -34,6 +34,7 @@
 #include "otgen/context.h"
 #include "otgen/points.h"
 #include "otgen/scores.h"
+#include "otgen/termination.h"
 
 namespace otgen {
 
@@ -41,15 +42,13 @@ enum class SdotCost { SqEuclideanHalf, Dot };
 enum class SdotOptimizer { Sgd, Adam };
 enum class SdotSchedule { Constant, Linear, Cosine };
 enum class SdotAveraging { None, Ema, Polyak };
-enum class SdotTermination { Converged, MaxSteps, NumericalFailure };
 
 // Names used by the CLI, the run record and error messages: "sqeuclidean_half", "dot"; "sgd", "adam";
-// "constant", "linear", "cosine"; "none", "ema", "polyak"; "converged", "max_steps", "numerical_failure".
+// "constant", "linear", "cosine"; "none", "ema", "polyak" (termination names: termination_name in otgen/termination.h).
 const char* to_string(SdotCost v);
 const char* to_string(SdotOptimizer v);
 const char* to_string(SdotSchedule v);
 const char* to_string(SdotAveraging v);
-const char* to_string(SdotTermination v);
 // Parsers: throw otgen::Error naming `argument`, the value and the valid names.
 SdotCost parse_sdot_cost(std::string_view s, std::string_view argument = "cost");
 SdotOptimizer parse_sdot_optimizer(std::string_view s, std::string_view argument = "optimizer");
@@ -170,7 +169,7 @@ class SemidiscreteOT {
     int64_t steps = 0;             // steps done
     std::optional<double> chi2;    // the last chi2 check
     std::vector<HistoryRow> history;
-    SdotTermination termination = SdotTermination::MaxSteps;
+    Termination termination = Termination::MaxSteps;
     std::string message;
     double seconds = 0;
   };

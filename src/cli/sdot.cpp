@@ -133,7 +133,7 @@ void register_fit(CLI::App& root) {
     // The outputs, written (atomically) after every chi2 check and at the end: a long run that is
     // interrupted leaves its latest potential and record.
     auto summary_of = [](const SemidiscreteOT::Result& r) {
-      return nlohmann::json{{"termination", to_string(r.termination)},
+      return nlohmann::json{{"termination", termination_name(r.termination)},
                             {"message", r.message},
                             {"steps", r.steps},
                             {"chi2", opt_json(r.chi2)},
@@ -165,7 +165,7 @@ void register_fit(CLI::App& root) {
     write_outputs(res, true);
     const nlohmann::json summary = summary_of(res);
     std::cout << summary.dump() << "\n";
-    if (res.termination == SdotTermination::NumericalFailure) throw Error("sdot fit: " + res.message);
+    if (res.termination == Termination::NumericalFailure) throw Error("sdot fit: " + res.message);
   });
 }
 
