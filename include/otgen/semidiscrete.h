@@ -100,8 +100,9 @@ struct SdotMarginalStats {
   int64_t draws = 0;
 };
 
-// Chi2 on `repeats` fresh batches of `batch` noise draws (the average of the one-batch unbiased
-// estimates) and TV/ratios from all draws pooled. Noise and noise classes are drawn from `seed`.
+// Chi2, TV and ratios from `repeats` fresh batches of `batch` noise draws, pooled: the chi2 is the
+// unbiased estimate of SPEC.md §1 with B = batch * repeats rows (all draws are independent, so pooling
+// keeps it unbiased and lowers its variance). Noise and noise classes are drawn from `seed`.
 // eps = 0 uses assignment counts; eps > 0 uses the rows s(x) (computed in row chunks).
 SdotMarginalStats sdot_check(const SemidiscreteMap& map, int64_t batch, int64_t repeats, uint64_t seed,
                              const Context& ctx, const ScoreOptions& engine = {});
@@ -139,7 +140,7 @@ class SemidiscreteOT {
     int64_t warmup_steps = 0;      // ... for t < warmup_steps (>= 0); delta >= 0
     int64_t chi2_every = 1000;     // evaluate chi2 of the averaged g every K steps and at the end
                                    // (0 = never: no stopping rule, no chi2 in the result) ...
-    int64_t chi2_repeats = 16;     // ... over R fresh batches (>= 1) of batch_size draws
+    int64_t chi2_repeats = 16;     // ... over R fresh batches (>= 1) of batch_size draws, pooled
     double chi2_threshold = 1e-3;  // stop (Converged) when chi2 <= threshold after the warm-up; 0 = never
     int64_t log_every = 100;       // one history row per log_every steps (>= 1), plus every chi2 check
     double class_penalty = std::numeric_limits<double>::infinity();  // beta of the augmented cost (> 0)
