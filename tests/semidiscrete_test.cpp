@@ -106,7 +106,7 @@ TEST(Semidiscrete1D, UniformWeightsMatchClosedFormAndTvBelowOnePercent) {
   const std::vector<double> b(50, 1.0 / 50);
   const SemidiscreteOT ot(accurate_options(4000));
   const auto res = ot.fit(PointsView{y.data(), 50, 1}, {}, quiet_ctx());
-  EXPECT_EQ(res.termination, SdotTermination::MaxSteps);
+  EXPECT_EQ(res.termination, Termination::MaxSteps);
   EXPECT_LT(max_abs_diff(res.g, exact_1d(y, b)), 1e-2);
   const auto st = sdot_check(ot.map(PointsView{y.data(), 50, 1}, {}, res), 4096, 100, 11, quiet_ctx());
   EXPECT_LT(st.tv, 0.01);
@@ -466,8 +466,16 @@ TEST(SemidiscreteFit, StopsWhenChi2ReachesThresholdAndRecordsHistory) {
   o.chi2_repeats = 8;
   o.chi2_threshold = 0.02;
   o.log_every = 50;
+  std::vector<int64_t> seen;
+  o.on_check = [&](const SemidiscreteOT::Result& r) {
+    seen.push_back(r.steps);
+    EXPECT_EQ(r.g.size(), 10u);
+    EXPECT_TRUE(r.chi2.has_value());
+  };
   const auto res = SemidiscreteOT(o).fit(PointsView{y.data(), 10, 1}, {}, quiet_ctx());
-  EXPECT_EQ(res.termination, SdotTermination::Converged) << res.message;
+  ASSERT_EQ(static_cast<int64_t>(seen.size()), res.steps / 100);
+  EXPECT_EQ(seen.back(), res.steps);
+  EXPECT_EQ(res.termination, Termination::Converged) << res.message;
   EXPECT_LT(res.steps, 5000);
   EXPECT_EQ(res.steps % 100, 0);
   ASSERT_TRUE(res.chi2.has_value());
@@ -503,7 +511,7 @@ TEST(SemidiscreteFit, SchedulesWarmupAndHugeStepSizeFailsNumerically) {
   o.lr = 1e308;
   o.lr_final = 1e308;
   res = SemidiscreteOT(o).fit(PointsView{y.data(), 6, 1}, {}, quiet_ctx());
-  EXPECT_EQ(res.termination, SdotTermination::NumericalFailure);
+  EXPECT_EQ(res.termination, Termination::NumericalFailure);
   for (float v : res.g) EXPECT_TRUE(std::isfinite(v));
 }
 
@@ -635,7 +643,7 @@ TEST(SemidiscreteErrors, OptionsValidateNamesTheField) {
   bad([](auto& o) { o.polyak_start = 1; }, "polyak_start");
   bad([](auto& o) { o.warmup_delta = -1; }, "warmup_delta");
   bad([](auto& o) { o.warmup_steps = -1; }, "warmup_steps");
-  bad([](auto& o) { o.chi2_every = 0; }, "chi2_every");
+  bad([](auto& o) { o.chi2_every = -1; }, "chi2_every");
   bad([](auto& o) { o.chi2_repeats = 0; }, "chi2_repeats");
   bad([](auto& o) { o.chi2_threshold = -1; }, "chi2_threshold");
   bad([](auto& o) { o.log_every = 0; }, "log_every");
@@ -684,6 +692,18 @@ TEST(SemidiscreteCli, FitCheckAndAssignEndToEnd) {
   ASSERT_EQ(rec["history"].size(), 4u);
   EXPECT_EQ(rec["history"][3]["step"], 400);
   EXPECT_TRUE(rec["history"][3]["chi2"].is_number());
+
+  // --init half-norm starts from g0 = |y|^2 / 2: with a negligible step the result is that, centred.
+  const std::vector<float> tri = {0, 0, 1, 0, 0, 2};
+  write_npy(dir.file("t.npy"), tri, {3, 2});
+  r = test::run_cli("sdot fit --data " + dir.file("t.npy") + " --init half-norm --steps 2 --lr 1e-9 --lr-final 0 "
+                    "--averaging none --chi2-every 0 --quiet --out " + dir.file("gt.npy"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto gt = read_vector_npy(dir.file("gt.npy"), "gt");
+  ASSERT_EQ(gt.size(), 3u);
+  EXPECT_NEAR(gt[0], 0.0 - 2.5 / 3, 1e-5);
+  EXPECT_NEAR(gt[1], 0.5 - 2.5 / 3, 1e-5);
+  EXPECT_NEAR(gt[2], 2.0 - 2.5 / 3, 1e-5);
 
   r = test::run_cli("sdot check --data " + dir.file("y.npy") + " --potential " + dir.file("g.npy") +
                     " --draws 20000 --seed 1 --threads 1");

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <span>
@@ -33,6 +34,7 @@
 #include "otgen/context.h"
 #include "otgen/points.h"
 #include "otgen/scores.h"
+#include "otgen/termination.h"
 
 namespace otgen {
 
@@ -40,15 +42,13 @@ enum class SdotCost { SqEuclideanHalf, Dot };
 enum class SdotOptimizer { Sgd, Adam };
 enum class SdotSchedule { Constant, Linear, Cosine };
 enum class SdotAveraging { None, Ema, Polyak };
-enum class SdotTermination { Converged, MaxSteps, NumericalFailure };
 
 // Names used by the CLI, the run record and error messages: "sqeuclidean_half", "dot"; "sgd", "adam";
-// "constant", "linear", "cosine"; "none", "ema", "polyak"; "converged", "max_steps", "numerical_failure".
+// "constant", "linear", "cosine"; "none", "ema", "polyak" (termination names: termination_name in otgen/termination.h).
 const char* to_string(SdotCost v);
 const char* to_string(SdotOptimizer v);
 const char* to_string(SdotSchedule v);
 const char* to_string(SdotAveraging v);
-const char* to_string(SdotTermination v);
 // Parsers: throw otgen::Error naming `argument`, the value and the valid names.
 SdotCost parse_sdot_cost(std::string_view s, std::string_view argument = "cost");
 SdotOptimizer parse_sdot_optimizer(std::string_view s, std::string_view argument = "optimizer");
@@ -100,8 +100,9 @@ struct SdotMarginalStats {
   int64_t draws = 0;
 };
 
-// Chi2 on `repeats` fresh batches of `batch` noise draws (the average of the one-batch unbiased
-// estimates) and TV/ratios from all draws pooled. Noise and noise classes are drawn from `seed`.
+// Chi2, TV and ratios from `repeats` fresh batches of `batch` noise draws, pooled: the chi2 is the
+// unbiased estimate of SPEC.md §1 with B = batch * repeats rows (all draws are independent, so pooling
+// keeps it unbiased and lowers its variance). Noise and noise classes are drawn from `seed`.
 // eps = 0 uses assignment counts; eps > 0 uses the rows s(x) (computed in row chunks).
 SdotMarginalStats sdot_check(const SemidiscreteMap& map, int64_t batch, int64_t repeats, uint64_t seed,
                              const Context& ctx, const ScoreOptions& engine = {});
@@ -118,6 +119,7 @@ double sdot_reference_cost_std(PointsView y, std::span<const double> b, SdotCost
 
 class SemidiscreteOT {
  public:
+  struct Result;
   struct Options {
     double epsilon = 0.0;          // >= 0; 0 = hard (unregularised) OT
     bool relative_epsilon = false; // epsilon (and warmup_delta) are multiples of std(C) of a reference batch
@@ -136,14 +138,18 @@ class SemidiscreteOT {
     double polyak_start = 0.5;     // Polyak: uniform average of the iterates from step polyak_start * steps
     double warmup_delta = 0.0;     // eps warm-up: eps_t = eps + delta * (1 - t / warmup_steps) ...
     int64_t warmup_steps = 0;      // ... for t < warmup_steps (>= 0); delta >= 0
-    int64_t chi2_every = 1000;     // evaluate chi2 of the averaged g every K steps (>= 1) ...
-    int64_t chi2_repeats = 16;     // ... over R fresh batches (>= 1) of batch_size draws
+    int64_t chi2_every = 1000;     // evaluate chi2 of the averaged g every K steps and at the end
+                                   // (0 = never: no stopping rule, no chi2 in the result) ...
+    int64_t chi2_repeats = 16;     // ... over R fresh batches (>= 1) of batch_size draws, pooled
     double chi2_threshold = 1e-3;  // stop (Converged) when chi2 <= threshold after the warm-up; 0 = never
     int64_t log_every = 100;       // one history row per log_every steps (>= 1), plus every chi2 check
     double class_penalty = std::numeric_limits<double>::infinity();  // beta of the augmented cost (> 0)
     int64_t reference_draws = 1024;   // relative epsilon: noise draws of the reference cost matrix
     int64_t reference_points = 4096;  // ... and at most this many data points
     ScoreOptions engine;           // tile sizes of the score engine
+    // Called after every chi2 check with the result so far (g centred, history, steps, chi2); lets a
+    // long run be monitored or checkpointed. Empty = none.
+    std::function<void(const Result&)> on_check;
     void validate() const;         // throws otgen::Error naming the field, the value and the rule
   };
 
@@ -164,7 +170,7 @@ class SemidiscreteOT {
     int64_t steps = 0;             // steps done
     std::optional<double> chi2;    // the last chi2 check
     std::vector<HistoryRow> history;
-    SdotTermination termination = SdotTermination::MaxSteps;
+    Termination termination = Termination::MaxSteps;
     std::string message;
     double seconds = 0;
   };

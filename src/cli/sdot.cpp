@@ -103,11 +103,11 @@ void register_fit(CLI::App& root) {
   cmd->add_option("--polyak-start", o.polyak_start, "Polyak: average from this fraction of --steps")->capture_default_str();
   cmd->add_option("--warmup-delta", o.warmup_delta, "eps warm-up: start at eps + delta ...")->capture_default_str();
   cmd->add_option("--warmup-steps", o.warmup_steps, "... decaying linearly to eps over these steps")->capture_default_str();
-  cmd->add_option("--chi2-every", o.chi2_every, "evaluate chi2 every K steps")->capture_default_str();
+  cmd->add_option("--chi2-every", o.chi2_every, "evaluate chi2 every K steps and at the end (0 = never)")->capture_default_str();
   cmd->add_option("--chi2-repeats", o.chi2_repeats, "over R batches of fresh noise")->capture_default_str();
   cmd->add_option("--chi2-threshold", o.chi2_threshold, "stop when chi2 <= this (0 = never)")->capture_default_str();
   cmd->add_option("--class-penalty", o.class_penalty, "labels: beta of c + beta [k != l] (default inf = per class)");
-  cmd->add_option("--init", a->init, "warm start: a (N,) potential .npy");
+  cmd->add_option("--init", a->init, "warm start: a (N,) potential .npy, or 'half-norm' (g0 = |y|^2 / 2, h = 0)");
   cmd->add_option("--out", a->out, "output potential g: (N,) float32 .npy, centred")->required();
   cmd->add_option("--record", a->record, "output run record (options, history, result) as JSON");
   add_context_options(cmd, a->ctx);
@@ -116,38 +116,56 @@ void register_fit(CLI::App& root) {
     a->opt.schedule = parse_sdot_schedule(a->schedule, "--schedule");
     a->opt.averaging = parse_sdot_averaging(a->averaging, "--averaging");
     a->opt.cost = parse_sdot_cost(a->cost, "--cost");
-    a->opt.log_every = std::max<int64_t>(1, std::min<int64_t>(100, a->opt.chi2_every));
-    const SemidiscreteOT ot(a->opt);
+    a->opt.log_every = a->opt.chi2_every > 0 ? std::min<int64_t>(100, a->opt.chi2_every) : 100;
+    a->opt.validate();
     a->ctx.validate();
     a->target.load();
     std::vector<float> g0;
-    if (!a->init.empty()) g0 = read_potential(a->init, a->target.y.n);
-    const auto res = ot.fit(a->target.y, a->target.b, a->ctx, a->target.l, g0);
-    write_npy(a->out, res.g, {static_cast<int64_t>(res.g.size())});
-    nlohmann::json summary = {{"termination", to_string(res.termination)},
-                              {"message", res.message},
-                              {"steps", res.steps},
-                              {"chi2", opt_json(res.chi2)},
-                              {"epsilon", res.epsilon},
-                              {"reference_cost_std", opt_json(res.reference_cost_std)},
-                              {"seconds", res.seconds},
-                              {"steps_per_second", res.seconds > 0 ? res.steps / res.seconds : 0.0}};
-    if (!a->record.empty()) {
+    if (a->init == "half-norm") {
+      // g0_j = |y_j|^2 / 2, i.e. h = 0: the fit starts from the maximum inner-product map. For data far
+      // from the noise (images), this removes most of the initial imbalance that g = 0 has.
+      const auto nrm = squared_norms(a->target.y);
+      g0.resize(nrm.size());
+      for (size_t j = 0; j < nrm.size(); ++j) g0[j] = 0.5f * nrm[j];
+    } else if (!a->init.empty()) {
+      g0 = read_potential(a->init, a->target.y.n);
+    }
+    // The outputs, written (atomically) after every chi2 check and at the end: a long run that is
+    // interrupted leaves its latest potential and record.
+    auto summary_of = [](const SemidiscreteOT::Result& r) {
+      return nlohmann::json{{"termination", termination_name(r.termination)},
+                            {"message", r.message},
+                            {"steps", r.steps},
+                            {"chi2", opt_json(r.chi2)},
+                            {"epsilon", r.epsilon},
+                            {"reference_cost_std", opt_json(r.reference_cost_std)},
+                            {"seconds", r.seconds},
+                            {"steps_per_second", r.seconds > 0 ? r.steps / r.seconds : 0.0}};
+    };
+    auto write_outputs = [a, summary_of](const SemidiscreteOT::Result& r, bool final) {
+      write_npy(a->out, r.g, {static_cast<int64_t>(r.g.size())});
+      if (a->record.empty()) return;
       nlohmann::json rec = run_record("sdot fit", a->ctx);
       rec["data"] = a->target.data;
       rec["n"] = a->target.y.n;
       rec["d"] = a->target.y.d;
       rec["options"] = options_json(a->opt);
-      rec["result"] = summary;
+      rec["result"] = summary_of(r);
+      if (!final) rec["result"]["termination"] = "running";
       nlohmann::json hist = nlohmann::json::array();
-      for (const auto& h : res.history)
+      for (const auto& h : r.history)
         hist.push_back({{"step", h.step}, {"chi2", opt_json(h.chi2)}, {"tv", opt_json(h.tv)}, {"loss", h.loss},
                         {"lr", h.lr}, {"epsilon", h.epsilon}, {"seconds", h.seconds}});
       rec["history"] = hist;
       write_json(a->record, rec);
-    }
+    };
+    auto opt = a->opt;
+    opt.on_check = [&](const SemidiscreteOT::Result& r) { write_outputs(r, false); };
+    const auto res = SemidiscreteOT(opt).fit(a->target.y, a->target.b, a->ctx, a->target.l, g0);
+    write_outputs(res, true);
+    const nlohmann::json summary = summary_of(res);
     std::cout << summary.dump() << "\n";
-    if (res.termination == SdotTermination::NumericalFailure) throw Error("sdot fit: " + res.message);
+    if (res.termination == Termination::NumericalFailure) throw Error("sdot fit: " + res.message);
   });
 }
 

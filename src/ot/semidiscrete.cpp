@@ -35,14 +35,6 @@ const char* to_string(SdotAveraging v) {
   }
   return "?";
 }
-const char* to_string(SdotTermination v) {
-  switch (v) {
-    case SdotTermination::Converged: return "converged";
-    case SdotTermination::MaxSteps: return "max_steps";
-    case SdotTermination::NumericalFailure: return "numerical_failure";
-  }
-  return "?";
-}
 
 SdotCost parse_sdot_cost(std::string_view s, std::string_view argument) {
   if (s == "sqeuclidean_half") return SdotCost::SqEuclideanHalf;
@@ -81,7 +73,7 @@ void SemidiscreteOT::Options::validate() const {
   require(polyak_start >= 0 && polyak_start < 1, "polyak_start", polyak_start, "a fraction in [0, 1)");
   require(std::isfinite(warmup_delta) && warmup_delta >= 0, "warmup_delta", warmup_delta, "a finite number >= 0");
   require(warmup_steps >= 0, "warmup_steps", warmup_steps, "an integer >= 0");
-  require(chi2_every >= 1, "chi2_every", chi2_every, "a positive integer");
+  require(chi2_every >= 0, "chi2_every", chi2_every, "an integer >= 0 (0 = never)");
   require(chi2_repeats >= 1, "chi2_repeats", chi2_repeats, "a positive integer");
   require(std::isfinite(chi2_threshold) && chi2_threshold >= 0, "chi2_threshold", chi2_threshold,
           "a finite number >= 0 (0 = never stop early)");
@@ -182,7 +174,7 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
   int64_t loss_n = 0;
   double g_dot_b = 0;
   std::optional<double> last_chi2;
-  res.termination = SdotTermination::MaxSteps;
+  res.termination = Termination::MaxSteps;
 
   Progress progress("sdot fit", o.steps, ctx);
   int64_t t = 0;
@@ -217,7 +209,7 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
       }
     }
     if (!std::isfinite(loss) || !all_finite(g_new)) {
-      res.termination = SdotTermination::NumericalFailure;
+      res.termination = Termination::NumericalFailure;
       res.message = "non-finite (or > 1e30) potential or loss at step " + std::to_string(t) +
                     " (step size too large?); returning the averaged iterate before it";
       break;
@@ -242,7 +234,7 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
     ++loss_n;
 
     const int64_t done = t + 1;
-    const bool check = done % o.chi2_every == 0 || done == o.steps;
+    const bool check = o.chi2_every > 0 && (done % o.chi2_every == 0 || done == o.steps);
     if (done % o.log_every == 0 || check) {
       HistoryRow row;
       row.step = done;
@@ -260,8 +252,15 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
       }
       row.seconds = seconds();
       res.history.push_back(row);
+      if (check && o.on_check) {
+        res.steps = done;
+        res.chi2 = last_chi2;
+        res.g = centred(P, gbar);
+        res.seconds = row.seconds;
+        o.on_check(res);
+      }
       if (check && done >= o.warmup_steps && o.chi2_threshold > 0 && *row.chi2 <= o.chi2_threshold) {
-        res.termination = SdotTermination::Converged;
+        res.termination = Termination::Converged;
         res.message = "chi2 = " + to_text(*row.chi2) + " <= " + to_text(o.chi2_threshold) + " after " +
                       std::to_string(done) + " steps";
         t = done;
@@ -278,7 +277,7 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
     }
   }
   res.steps = std::min<int64_t>(t, o.steps);
-  if (res.termination == SdotTermination::MaxSteps)
+  if (res.termination == Termination::MaxSteps)
     res.message = "reached the step limit (" + std::to_string(o.steps) + ")" +
                   (last_chi2 ? ", chi2 = " + to_text(*last_chi2) : std::string());
   progress.finish(res.message);

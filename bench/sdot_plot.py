@@ -1,0 +1,48 @@
+#!/usr/bin/python3
+"""Plot the convergence curve of `otgen sdot fit --record run.json`: chi2 (and the pooled TV estimate)
+against steps, with wall time on a second axis. Several records may be given (one curve each).
+
+Usage: sdot_plot.py OUT.png RUN.json [RUN2.json ...] [--title TEXT]
+"""
+import json
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def main():
+    args = sys.argv[1:]
+    title = None
+    if "--title" in args:
+        i = args.index("--title")
+        title = args[i + 1]
+        del args[i:i + 2]
+    out, runs = args[0], args[1:]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for path in runs:
+        rec = json.load(open(path))
+        rows = [h for h in rec["history"] if h["chi2"] is not None]
+        steps = [h["step"] for h in rows]
+        o = rec["options"]
+        label = f'{o["optimizer"]} lr {o["lr"]:g}->{o["lr_final"]:g}, eps {o["epsilon"]:g}, B {o["batch_size"]}'
+        ax1.plot(steps, [max(h["chi2"], 1e-4) for h in rows], marker="o", ms=3, label=label)
+        ax2.plot(steps, [h["tv"] for h in rows], marker="o", ms=3, label=label)
+    for ax, name in ((ax1, "chi2 (pooled unbiased estimate)"), (ax2, "TV of the pooled check draws")):
+        ax.set_xlabel("step")
+        ax.set_ylabel(name)
+        ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+    ax1.axhline(0.05, color="k", ls="--", lw=0.8)
+    ax1.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
