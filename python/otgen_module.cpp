@@ -349,7 +349,7 @@ PYBIND11_MODULE(_otgen, m) {
         const auto n = static_cast<py::ssize_t>(r.g.size());
         out["g"] = owned(std::move(r.g), {n});
         out["history"] = history;
-        out["termination"] = to_string(r.termination);
+        out["termination"] = termination_name(r.termination);
         out["message"] = r.message;
         out["epsilon"] = r.epsilon;
         out["steps"] = r.steps;
