@@ -10,6 +10,7 @@
 
 #include "ot/cost_matrix.h"
 #include "ot/jv.h"
+#include "ot/weights.h"
 #include "otgen/error.h"
 
 #ifdef OTGEN_HAVE_LEMON
@@ -43,21 +44,6 @@ void check_cost(std::span<const T> cost, int64_t n, int64_t m, const char* what 
                     "finite values");
 }
 
-// Weights: empty = uniform; else non-negative, finite, summing to 1 (relative 1e-6); returned normalised.
-std::vector<double> normalised_weights(std::span<const double> w, int64_t n, const char* name) {
-  if (w.empty()) return std::vector<double>(n, 1.0 / static_cast<double>(n));
-  require(static_cast<int64_t>(w.size()) == n, name, "length " + std::to_string(w.size()), "length " + std::to_string(n));
-  double s = 0;
-  for (size_t k = 0; k < w.size(); ++k) {
-    if (!(std::isfinite(w[k]) && w[k] >= 0))
-      fail_argument(name, to_text(w[k]) + " at index " + std::to_string(k), "non-negative finite weights");
-    s += w[k];
-  }
-  require(std::abs(s - 1.0) <= 1e-6, name, "sum " + to_text(s), "weights summing to 1 (within 1e-6)");
-  std::vector<double> out(w.begin(), w.end());
-  for (double& v : out) v /= s;
-  return out;
-}
 
 template <class T>
 AssignmentResult assignment_impl(std::span<const T> cost, int64_t n, const AssignmentOptions& opt) {
@@ -263,7 +249,7 @@ RectangularAssignment exact_rectangular_assignment(PointsView x, PointsView y, c
 TransportPlan exact_transport(std::span<const double> cost, int64_t n, int64_t m, std::span<const double> a,
                               std::span<const double> b) {
   check_cost(cost, n, m);
-  const std::vector<double> wa = normalised_weights(a, n, "a"), wb = normalised_weights(b, m, "b");
+  const std::vector<double> wa = checked_weights(a, n, "a"), wb = checked_weights(b, m, "b");
 #ifdef OTGEN_HAVE_LEMON
   const int64_t q = int64_t{1} << 40;
   const SimplexFlow f = run_simplex(cost, n, m, integer_supplies(wa, q), integer_supplies(wb, q), 0);

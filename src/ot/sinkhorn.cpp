@@ -16,6 +16,7 @@
 #include "ot/cost_matrix.h"
 #include "ot/fast_exp.h"
 #include "ot/jv.h"
+#include "ot/weights.h"
 #include "otgen/error.h"
 #include "otgen/progress.h"
 #include "otgen/rng.h"
@@ -39,20 +40,6 @@ namespace {
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
-std::vector<double> checked_weights(std::span<const double> w, int64_t n, const char* name) {
-  if (w.empty()) return std::vector<double>(n, 1.0 / static_cast<double>(n));
-  require(static_cast<int64_t>(w.size()) == n, name, "length " + std::to_string(w.size()), "length " + std::to_string(n));
-  double s = 0;
-  for (size_t k = 0; k < w.size(); ++k) {
-    if (!(std::isfinite(w[k]) && w[k] >= 0))
-      fail_argument(name, to_text(w[k]) + " at index " + std::to_string(k), "non-negative finite weights");
-    s += w[k];
-  }
-  require(std::abs(s - 1.0) <= 1e-6, name, "sum " + to_text(s), "weights summing to 1 (within 1e-6)");
-  std::vector<double> out(w.begin(), w.end());
-  for (double& v : out) v /= s;
-  return out;
-}
 
 std::vector<double> logs(const std::vector<double>& w) {
   std::vector<double> l(w.size());
