@@ -119,7 +119,7 @@ TEST(JonkerVolgenant, OneDimensionalSortedMatchingIsOptimal) {
 }
 
 TEST(NetworkSimplex, AgreesWithJonkerVolgenantOnRandomN200) {
-  if (!have_network_simplex()) GTEST_SKIP() << "built without LEMON";
+  ASSERT_TRUE(have_network_simplex()) << "otgen was built without LEMON (liblemon-dev is required)";
   for (uint64_t seed : {1, 2, 3}) {
     const Points x = gaussian_points(200, 16, seed), y = gaussian_points(200, 16, seed + 50, 1.5f);
     const AssignmentResult jv = exact_assignment(x, y, Context{});
@@ -133,7 +133,7 @@ TEST(NetworkSimplex, AgreesWithJonkerVolgenantOnRandomN200) {
 }
 
 TEST(NetworkSimplex, RectangularAssignmentMatchesBruteForce) {
-  if (!have_network_simplex()) GTEST_SKIP() << "built without LEMON";
+  ASSERT_TRUE(have_network_simplex()) << "otgen was built without LEMON (liblemon-dev is required)";
   Rng r(5);
   for (auto [n, m] : std::vector<std::pair<int64_t, int64_t>>{{3, 5}, {5, 3}, {4, 4}, {1, 6}, {6, 2}}) {
     std::vector<double> c(n * m);
@@ -155,7 +155,7 @@ TEST(NetworkSimplex, RectangularAssignmentMatchesBruteForce) {
 }
 
 TEST(NetworkSimplex, WeightedOneDimensionalPlanMatchesNorthWestCorner) {
-  if (!have_network_simplex()) GTEST_SKIP() << "built without LEMON";
+  ASSERT_TRUE(have_network_simplex()) << "otgen was built without LEMON (liblemon-dev is required)";
   // Sorted 1-D points: the north-west corner rule on sorted supports is optimal for a convex cost.
   const int64_t n = 7, m = 5;
   std::vector<double> xs(n), ys(m), a(n), b(m);
@@ -189,7 +189,7 @@ TEST(NetworkSimplex, WeightedOneDimensionalPlanMatchesNorthWestCorner) {
 }
 
 TEST(NetworkSimplex, UniformSquarePlanIsThePermutationOverN) {
-  if (!have_network_simplex()) GTEST_SKIP() << "built without LEMON";
+  ASSERT_TRUE(have_network_simplex()) << "otgen was built without LEMON (liblemon-dev is required)";
   const Points x = gaussian_points(40, 3, 21), y = gaussian_points(40, 3, 22);
   const TransportPlan p = exact_transport(x, y, {}, {}, Context{});
   const AssignmentResult a = exact_assignment(x, y, Context{});
