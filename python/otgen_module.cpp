@@ -56,10 +56,11 @@ struct PointsArg {
   PointsView view;
 };
 
-PointsArg points(py::handle obj, const char* name) {
+// check_finite = false only for arrays the caller validated before (e.g. a fitted solver's data).
+PointsArg points(py::handle obj, const char* name, bool check_finite = true) {
   PointsArg p{as_f32(obj, name, 2), {}};
   p.view = {p.array.data(), p.array.shape(0), p.array.shape(1)};
-  require_finite(p.view, name);
+  if (check_finite) require_finite(p.view, name);
   return p;
 }
 
@@ -370,8 +371,8 @@ PYBIND11_MODULE(_otgen, m) {
     SemidiscreteMap map;
   };
   auto make_map = [](py::handle y, py::handle g, py::object weights, py::object labels, double epsilon,
-                     const std::string& cost, double class_penalty) {
-    auto a = std::make_unique<MapArgs>(MapArgs{points(y, "y"), as_f32(g, "g", 1), optional_f64(weights, "weights"),
+                     const std::string& cost, double class_penalty, bool check_y = true) {
+    auto a = std::make_unique<MapArgs>(MapArgs{points(y, "y", check_y), as_f32(g, "g", 1), optional_f64(weights, "weights"),
                                                optional_i64(labels, "labels"), {}});
     a->map.y = a->y.view;
     a->map.g = span_of(a->g);
@@ -380,7 +381,7 @@ PYBIND11_MODULE(_otgen, m) {
     a->map.epsilon = epsilon;
     a->map.cost = parse_sdot_cost(cost);
     a->map.class_penalty = class_penalty;
-    a->map.validate();
+    // sdot_assign / sdot_sample / sdot_check validate the map themselves (prepare() scans y once per call).
     return a;
   };
   const double inf = std::numeric_limits<double>::infinity();
@@ -388,8 +389,8 @@ PYBIND11_MODULE(_otgen, m) {
       "sdot_assign",
       [make_map](py::handle y, py::handle g, py::handle x, py::object weights, py::object labels, py::object x_labels,
                  double epsilon, const std::string& cost, double class_penalty, int64_t k, bool sample, uint64_t seed,
-                 int threads) {
-        auto a = make_map(y, g, weights, labels, epsilon, cost, class_penalty);
+                 int threads, bool check_y) {
+        auto a = make_map(y, g, weights, labels, epsilon, cost, class_penalty, check_y);
         auto X = points(x, "x");
         I64 XL = optional_i64(x_labels, "x_labels");
         std::vector<int64_t> idx;
@@ -406,7 +407,7 @@ PYBIND11_MODULE(_otgen, m) {
       py::arg("y"), py::arg("g"), py::arg("x"), py::arg("weights") = py::none(), py::arg("labels") = py::none(),
       py::arg("x_labels") = py::none(), py::arg("epsilon") = 0.0, py::arg("cost") = "sqeuclidean_half",
       py::arg("class_penalty") = inf, py::arg("k") = 0, py::arg("sample") = false, py::arg("seed") = 0,
-      py::arg("threads") = 0);
+      py::arg("threads") = 0, py::arg("check_y") = true);
   m.def(
       "sdot_check",
       [make_map](py::handle y, py::handle g, py::object weights, py::object labels, double epsilon,

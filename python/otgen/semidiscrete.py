@@ -112,6 +112,8 @@ class SemidiscreteOT:
                                                          self.threads, self.progress))
         return self.result
 
+    # assign / sample / topk skip re-scanning the data for NaN: fit() validated it (the same contract as
+    # the C++ API, whose map calls trust data checked when it was loaded or fitted).
     def _map(self):
         if self.result is None:
             raise ValueError("SemidiscreteOT: call fit(y) first")
@@ -121,16 +123,16 @@ class SemidiscreteOT:
     def assign(self, x, labels=None):
         """Index of the data point each noise row ``x`` (n, d) is paired with: ``argmax_j g_j - c(x, y_j)``
         (the eps = 0 map). ``labels``: the class of each noise row for conditional maps."""
-        return _otgen.sdot_assign(x=x, x_labels=labels, threads=self.threads, **self._map())
+        return _otgen.sdot_assign(x=x, x_labels=labels, threads=self.threads, check_y=False, **self._map())
 
     def sample(self, x, seed=0, labels=None):
         """Draw ``j ~ s(x)`` per row by Gumbel-max (eps > 0; equals :meth:`assign` at eps = 0). Depends on
         ``seed`` only, not on the thread count."""
-        return _otgen.sdot_assign(x=x, x_labels=labels, sample=True, seed=seed, threads=self.threads, **self._map())
+        return _otgen.sdot_assign(x=x, x_labels=labels, sample=True, seed=seed, threads=self.threads, check_y=False, **self._map())
 
     def topk(self, x, k, labels=None):
         """The ``k`` best data indices per noise row, best first: (n, k) int64."""
-        return _otgen.sdot_assign(x=x, x_labels=labels, k=k, threads=self.threads, **self._map())
+        return _otgen.sdot_assign(x=x, x_labels=labels, k=k, threads=self.threads, check_y=False, **self._map())
 
     def check(self, batch=1024, repeats=16, seed=1):
         """Marginal check on fresh noise: dict with ``chi2`` (unbiased, SPEC.md §1), ``tv``, ``tv_floor``
