@@ -13,13 +13,7 @@
 namespace otgen {
 namespace {
 
-Points gaussian_points(int64_t n, int64_t d, uint64_t seed, float scale = 1.0f) {
-  Points p(n, d);
-  Rng r(seed);
-  r.fill_normal(p.data);
-  for (float& v : p.data) v *= scale;
-  return p;
-}
+using test::gaussian_points;
 
 bool is_permutation(const std::vector<int64_t>& p, int64_t n) {
   if (static_cast<int64_t>(p.size()) != n) return false;

@@ -14,13 +14,7 @@
 namespace otgen {
 namespace {
 
-Points gaussian_points(int64_t n, int64_t d, uint64_t seed, float scale = 1.0f, float shift = 0.0f) {
-  Points p(n, d);
-  Rng r(seed);
-  r.fill_normal(p.data);
-  for (float& v : p.data) v = v * scale + shift;
-  return p;
-}
+using test::gaussian_points;
 
 struct Labelled {
   Points x;

@@ -10,6 +10,8 @@
 #include <string>
 
 #include "otgen/error.h"
+#include "otgen/points.h"
+#include "otgen/rng.h"
 
 namespace otgen::test {
 
@@ -34,6 +36,15 @@ void expect_error_contains(F fn, const std::string& fragment) {
     EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos)
         << "message '" << e.what() << "' lacks '" << fragment << "'";
   }
+}
+
+// n points in R^d with coordinates scale * N(0, 1) + shift, from Rng(seed).
+inline Points gaussian_points(int64_t n, int64_t d, uint64_t seed, float scale = 1.0f, float shift = 0.0f) {
+  Points p(n, d);
+  Rng r(seed);
+  r.fill_normal(p.data);
+  for (float& v : p.data) v = v * scale + shift;
+  return p;
 }
 
 struct CliResult {
