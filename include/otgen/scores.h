@@ -36,6 +36,10 @@ struct ScoreOptions {
   // softmax_column_sums keeps the scores of a group of rows for all m columns (one pass) when at
   // least min(n, 32) rows fit in this many bytes; otherwise it makes two passes. >= 0.
   int64_t buffer_bytes = int64_t{60} << 20;
+  // Callers that can screen argmax searches in int8 (data on an 8-bit lattice, AVX-512 VNNI; see
+  // otgen/lattice.h) do so when true: the semidiscrete fit at eps = 0, assign and check. false forces
+  // the float32 path everywhere.
+  bool int8_screen = true;
   void validate() const;     // throws otgen::Error naming the field
 };
 

@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -55,6 +56,10 @@ SdotOptimizer parse_sdot_optimizer(std::string_view s, std::string_view argument
 SdotSchedule parse_sdot_schedule(std::string_view s, std::string_view argument = "schedule");
 SdotAveraging parse_sdot_averaging(std::string_view s, std::string_view argument = "averaging");
 
+namespace sdot_detail {
+struct Prepared;
+}
+
 // A fitted (or given) semidiscrete coupling: non-owning views, valid while the arrays live.
 struct SemidiscreteMap {
   PointsView y;                      // (N, d) target points
@@ -65,7 +70,17 @@ struct SemidiscreteMap {
   std::span<const int64_t> labels;   // empty = unconditional; else length N in [0, K)
   double class_penalty = std::numeric_limits<double>::infinity();  // beta (labels only); > 0
   void validate() const;             // shapes, finiteness, weights, labels (every class has mass > 0)
+  // Optional, from sdot_prepare(): the checked data, |y_j|^2 and the int8 screen (otgen/lattice.h),
+  // reused by every call below instead of being rebuilt per call. Used only while y, b, labels, cost
+  // and class_penalty are the arrays and values it was made from (by address: if you change the
+  // arrays' contents in place, call sdot_prepare again).
+  std::shared_ptr<const sdot_detail::Prepared> prepared;
 };
+
+// Fills map.prepared for the map's current arrays (validating them; throws otgen::Error).
+void sdot_prepare(SemidiscreteMap& map, const Context& ctx, const ScoreOptions& engine = {});
+// Whether map.prepared screens its eps = 0 searches in int8 (data on an 8-bit lattice, AVX-512 VNNI).
+bool sdot_int8_screen(const SemidiscreteMap& map);
 
 // n draws of N(0, I_d), the default source: row i comes from its own counter-based stream of `seed`,
 // so the draws do not depend on the thread count.
@@ -173,6 +188,7 @@ class SemidiscreteOT {
     Termination termination = Termination::MaxSteps;
     std::string message;
     double seconds = 0;
+    bool int8_screen = false;      // the eps = 0 searches used the int8 screen (otgen/lattice.h)
   };
 
   SemidiscreteOT();                          // default options

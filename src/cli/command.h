@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "otgen/context.h"
+#include "otgen/scores.h"
 
 namespace otgen::cli {
 
@@ -25,6 +26,8 @@ CLI::App* group(CLI::App& parent, const std::string& name, const std::string& de
 
 // Adds --threads, --seed and --quiet to `cmd`, bound to `ctx`.
 void add_context_options(CLI::App* cmd, Context& ctx, bool with_seed = true);
+// --no-int8-screen: the float32 search even for 8-bit lattice data (otgen/lattice.h).
+void add_engine_options(CLI::App* cmd, ScoreOptions& engine);
 
 }  // namespace otgen::cli
 

@@ -34,6 +34,11 @@ void add_context_options(CLI::App* cmd, Context& ctx, bool with_seed) {
   cmd->add_flag("--quiet,-q", ctx.quiet, "no progress bar");
 }
 
+void add_engine_options(CLI::App* cmd, ScoreOptions& engine) {
+  cmd->add_flag_callback("--no-int8-screen", [&engine] { engine.int8_screen = false; },
+                         "eps = 0 searches in float32 even for 8-bit lattice data (default: int8 screen)");
+}
+
 }  // namespace otgen::cli
 
 int main(int argc, char** argv) {

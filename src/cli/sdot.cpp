@@ -111,6 +111,7 @@ void register_fit(CLI::App& root) {
   cmd->add_option("--out", a->out, "output potential g: (N,) float32 .npy, centred")->required();
   cmd->add_option("--record", a->record, "output run record (options, history, result) as JSON");
   add_context_options(cmd, a->ctx);
+  add_engine_options(cmd, o.engine);
   cmd->callback([a] {
     a->opt.optimizer = parse_sdot_optimizer(a->optimizer, "--optimizer");
     a->opt.schedule = parse_sdot_schedule(a->schedule, "--schedule");
@@ -140,6 +141,7 @@ void register_fit(CLI::App& root) {
                             {"epsilon", r.epsilon},
                             {"reference_cost_std", opt_json(r.reference_cost_std)},
                             {"seconds", r.seconds},
+                            {"int8_screen", r.int8_screen},
                             {"steps_per_second", r.seconds > 0 ? r.steps / r.seconds : 0.0}};
     };
     auto write_outputs = [a, summary_of](const SemidiscreteOT::Result& r, bool final) {
@@ -175,6 +177,7 @@ struct CheckArgs {
   std::string potential, cost = "sqeuclidean_half";
   double epsilon = 0, class_penalty = std::numeric_limits<double>::infinity();
   int64_t draws = 65536, batch = 4096;
+  ScoreOptions engine;
 };
 
 void register_check(CLI::App& root) {
@@ -190,6 +193,7 @@ void register_check(CLI::App& root) {
   cmd->add_option("--draws", a->draws, "noise draws (rounded up to a multiple of --batch)")->capture_default_str();
   cmd->add_option("--batch", a->batch, "draws per engine call")->capture_default_str();
   add_context_options(cmd, a->ctx);
+  add_engine_options(cmd, a->engine);
   cmd->callback([a] {
     require(a->draws >= 2, "--draws", a->draws, "at least 2");
     require(a->batch >= 2, "--batch", a->batch, "at least 2");
@@ -206,11 +210,13 @@ void register_check(CLI::App& root) {
     m.class_penalty = a->class_penalty;
     const int64_t batch = std::min(a->batch, a->draws);
     const int64_t repeats = (a->draws + batch - 1) / batch;
-    const auto st = sdot_check(m, batch, repeats, a->ctx.seed, a->ctx);
+    sdot_prepare(m, a->ctx, a->engine);
+    const auto st = sdot_check(m, batch, repeats, a->ctx.seed, a->ctx, a->engine);
     std::cout << nlohmann::json{{"chi2", st.chi2},        {"tv", st.tv},
                                 {"tv_floor", opt_json(st.tv_floor)},
                                 {"min_ratio", st.min_ratio}, {"max_ratio", st.max_ratio},
-                                {"empty", st.empty},      {"draws", st.draws}}
+                                {"empty", st.empty},      {"draws", st.draws},
+                                {"int8_screen", sdot_int8_screen(m)}}
                      .dump()
               << "\n";
   });

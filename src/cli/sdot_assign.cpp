@@ -26,6 +26,7 @@ struct AssignArgs {
   double epsilon = 0, class_penalty = std::numeric_limits<double>::infinity();
   int64_t n = -1;
   Context ctx;
+  ScoreOptions engine;
 };
 
 void run_assign(const AssignArgs& a) {
@@ -52,6 +53,7 @@ void run_assign(const AssignArgs& a) {
   map.cost = parse_sdot_cost(a.cost, "--cost");
   map.labels = labels;
   map.class_penalty = a.class_penalty;
+  sdot_prepare(map, a.ctx, a.engine);
   Points x;
   if (a.n >= 0) {
     x = sdot_noise(a.n, y.d, a.ctx.seed, a.ctx);
@@ -70,11 +72,12 @@ void run_assign(const AssignArgs& a) {
   if (!a.noise_labels_out.empty()) write_npy(a.noise_labels_out, xl, {static_cast<int64_t>(xl.size())});
   // eps = 0: argmax_j g_j - c(x_i, y_j); eps > 0: a draw from s(x_i) by Gumbel-max (seeded).
   const std::vector<int64_t> idx =
-      a.epsilon > 0 ? sdot_sample(map, x, mix_seed(a.ctx.seed, 0x417373ULL), a.ctx, xl) : sdot_assign(map, x, a.ctx, xl);
+      a.epsilon > 0 ? sdot_sample(map, x, mix_seed(a.ctx.seed, 0x417373ULL), a.ctx, xl, a.engine)
+                    : sdot_assign(map, x, a.ctx, xl, a.engine);
   write_npy(a.out, idx, {x.n});
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::cout << nlohmann::json{{"out", a.out}, {"n", x.n}, {"m", y.n}, {"d", y.d}, {"epsilon", a.epsilon},
-                              {"seconds", seconds}}.dump()
+                              {"seconds", seconds}, {"int8_screen", a.epsilon <= 0 && sdot_int8_screen(map)}}.dump()
             << "\n";
 }
 
@@ -98,6 +101,7 @@ void register_sdot_assign(CLI::App& root) {
   cmd->add_option("--cost", a->cost, "sqeuclidean_half | dot")->capture_default_str();
   cmd->add_option("--out", a->out, "output (n,) int64 .npy of data indices")->required();
   add_context_options(cmd, a->ctx);
+  add_engine_options(cmd, a->engine);
   cmd->callback([a] { run_assign(*a); });
 }
 

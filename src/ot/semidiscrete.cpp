@@ -146,7 +146,7 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
   const Options& o = options_;
   const auto t_start = std::chrono::steady_clock::now();
   auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count(); };
-  const Prepared P = prepare(y, b, o.cost, labels, o.class_penalty);
+  const Prepared P = prepare(y, b, o.cost, labels, o.class_penalty, o.engine.int8_screen ? &ctx : nullptr);
   const size_t N = static_cast<size_t>(P.N);
 
   Result res;
@@ -159,6 +159,7 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
     delta *= sd;
   }
   res.epsilon = eps;
+  res.int8_screen = o.engine.int8_screen && P.screened();
 
   std::vector<double> g(N, 0.0);
   if (!g0.empty()) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "otgen/context.h"
+#include "otgen/lattice.h"
 #include "otgen/points.h"
 #include "otgen/scores.h"
 #include "otgen/semidiscrete.h"
@@ -24,6 +25,7 @@ struct Group {
   std::vector<float> log_b;     // local log b_j (-inf when b_j = 0)
   std::vector<float> y_shift;   // local |y_j|^2 / 2 (half cost) or 0 (dot)
   std::vector<float> penalty;   // local -beta [l_j != k] (finite beta), or empty
+  std::shared_ptr<const LatticeColumns> lattice;  // int8 screen of y (8-bit lattice data), or null
   int64_t global(int64_t local) const { return cols.empty() ? local : cols[local]; }
   int64_t size() const { return y.n; }
 };
@@ -37,14 +39,32 @@ struct Prepared {
   bool per_class = false;         // beta = infinity with labels
   std::vector<double> class_w;    // noise class weights w_k (length K), empty when unconditional
   std::vector<Group> groups;      // 1 when unconditional, else K
+  // What it was prepared from (SemidiscreteMap::prepared is reused only for the same arrays).
+  const float* y_data = nullptr;
+  const double* b_data = nullptr;
+  const int64_t* labels_data = nullptr;
+  double class_penalty = 0;
+
+  // Every group has an int8 screen.
+  bool screened() const {
+    for (const Group& G : groups)
+      if (!G.lattice) return false;
+    return !groups.empty();
+  }
 
   // Local biases h of group k for the global potential g (masked columns: -inf).
   void group_h(size_t k, std::span<const double> g, std::vector<float>& h) const;
 };
 
 // Validates (y, b, labels, beta) and builds the groups. Throws otgen::Error on bad input.
+// screen_ctx: also build each group's int8 screen (when its points are on an 8-bit lattice).
 Prepared prepare(PointsView y, std::span<const double> b, SdotCost cost, std::span<const int64_t> labels,
-                 double class_penalty);
+                 double class_penalty, const Context* screen_ctx = nullptr);
+
+// Every eps = 0 search goes through here: the int8 screen when the group has one and the engine
+// options allow it, else the float32 engine.
+void group_argmax(const Group& G, PointsView x, std::span<const float> h, std::span<int64_t> index,
+                  std::span<float> value, const Context& ctx, const ScoreOptions& engine);
 
 // x ~ N(0, I_d): row i drawn from stream (mix_seed(seed, tag, step), i); independent of threads.
 Points draw_noise(uint64_t seed, uint64_t tag, uint64_t step, int64_t n, int64_t d, const Context& ctx);

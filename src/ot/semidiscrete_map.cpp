@@ -23,6 +23,9 @@ constexpr float kNegInfF = -std::numeric_limits<float>::infinity();
 constexpr uint64_t kTagClasses = 0x436c61737365ULL;
 constexpr uint64_t kTagFloor = 0x466c6f6f72ULL;
 
+Prepared prepare_groups(PointsView y, std::span<const double> b, SdotCost cost, std::span<const int64_t> labels,
+                        double class_penalty);
+
 }  // namespace
 
 void Prepared::group_h(size_t k, std::span<const double> g, std::vector<float>& h) const {
@@ -41,7 +44,39 @@ void Prepared::group_h(size_t k, std::span<const double> g, std::vector<float>& 
 }
 
 Prepared prepare(PointsView y, std::span<const double> b, SdotCost cost, std::span<const int64_t> labels,
-                 double class_penalty) {
+                 double class_penalty, const Context* screen_ctx) {
+  Prepared P = prepare_groups(y, b, cost, labels, class_penalty);
+  P.y_data = y.data;
+  P.b_data = b.data();
+  P.labels_data = labels.data();
+  P.class_penalty = class_penalty;
+  if (screen_ctx) {
+    std::shared_ptr<const LatticeColumns> shared;  // finite beta: every group scans all of y
+    for (Group& G : P.groups) {
+      if (G.y.data == y.data) {
+        if (!shared) shared = LatticeColumns::build(y, *screen_ctx);
+        G.lattice = shared;
+      } else {
+        G.lattice = LatticeColumns::build(G.y, *screen_ctx);
+      }
+    }
+  }
+  return P;
+}
+
+void group_argmax(const Group& G, PointsView x, std::span<const float> h, std::span<int64_t> index,
+                  std::span<float> value, const Context& ctx, const ScoreOptions& engine) {
+  const ScoreProblem prob{x, G.y, h};
+  if (G.lattice && engine.int8_screen)
+    row_argmax(prob, *G.lattice, index, value, ctx);
+  else
+    row_argmax(prob, index, value, ctx, engine);
+}
+
+namespace {
+
+Prepared prepare_groups(PointsView y, std::span<const double> b, SdotCost cost, std::span<const int64_t> labels,
+                        double class_penalty) {
   require(y.n >= 1, "data", "n = " + std::to_string(y.n), "at least one target point");
   require(y.d >= 1, "data", "d = " + std::to_string(y.d), "d >= 1");
   require_finite(y, "data");
@@ -115,6 +150,8 @@ Prepared prepare(PointsView y, std::span<const double> b, SdotCost cost, std::sp
   }
   return P;
 }
+
+}  // namespace
 
 Points draw_noise(uint64_t seed, uint64_t tag, uint64_t step, int64_t n, int64_t d, const Context& ctx) {
   Points x(n, d);
@@ -237,7 +274,7 @@ double accumulate_batch(const Prepared& P, PointsView x, std::span<const int64_t
     if (eps <= 0) {
       std::vector<int64_t> idx(static_cast<size_t>(xk.n));
       std::vector<float> val(static_cast<size_t>(xk.n));
-      row_argmax(prob, idx, val, ctx, engine);
+      group_argmax(G, xk, h, idx, val, ctx, engine);
       double vsum = 0;
       for (int64_t i = 0; i < xk.n; ++i) {
         const int64_t j = G.global(idx[i]);
@@ -336,14 +373,28 @@ void SemidiscreteMap::validate() const {
 
 namespace {
 
+// The map's cached preparation when it was made for these arrays, else a fresh one.
+std::shared_ptr<const Prepared> prepared_for(const SemidiscreteMap& map, const Context& ctx, const ScoreOptions& engine) {
+  const auto& c = map.prepared;
+  if (c && c->y_data == map.y.data && c->N == map.y.n && c->d == map.y.d && c->b_data == map.b.data() &&
+      c->labels_data == map.labels.data() && c->cost == map.cost &&
+      (c->class_penalty == map.class_penalty || map.labels.empty()))
+    return c;
+  return std::make_shared<const Prepared>(prepare(map.y, map.b, map.cost, map.labels, map.class_penalty,
+                                                  engine.int8_screen ? &ctx : nullptr));
+}
+
 struct MapCall {
-  Prepared P;
+  std::shared_ptr<const Prepared> prepared;
+  const Prepared& P;
   std::vector<double> g;
   Split split;
+  explicit MapCall(std::shared_ptr<const Prepared> p) : prepared(std::move(p)), P(*prepared) {}
 };
 
-MapCall start_call(const SemidiscreteMap& map, PointsView x, std::span<const int64_t> x_labels) {
-  MapCall c{prepare(map.y, map.b, map.cost, map.labels, map.class_penalty), {}, {}};
+MapCall start_call(const SemidiscreteMap& map, PointsView x, std::span<const int64_t> x_labels, const Context& ctx,
+                   const ScoreOptions& engine) {
+  MapCall c(prepared_for(map, ctx, engine));
   require(static_cast<int64_t>(map.g.size()) == map.y.n, "potential", "length " + std::to_string(map.g.size()),
           "length N = " + std::to_string(map.y.n) + " (one value per data point)");
   require_finite(map.g, "potential");
@@ -370,6 +421,13 @@ MapCall start_call(const SemidiscreteMap& map, PointsView x, std::span<const int
 
 }  // namespace
 
+void sdot_prepare(SemidiscreteMap& map, const Context& ctx, const ScoreOptions& engine) {
+  map.prepared.reset();
+  map.prepared = prepared_for(map, ctx, engine);
+}
+
+bool sdot_int8_screen(const SemidiscreteMap& map) { return map.prepared && map.prepared->screened(); }
+
 Points sdot_noise(int64_t n, int64_t d, uint64_t seed, const Context& ctx) {
   require(n >= 0, "n", n, "n >= 0");
   require(d >= 1, "d", d, "d >= 1");
@@ -384,7 +442,7 @@ std::vector<int64_t> sdot_noise_classes(const SemidiscreteMap& map, int64_t n, u
 
 std::vector<int64_t> sdot_assign(const SemidiscreteMap& map, PointsView x, const Context& ctx,
                                  std::span<const int64_t> x_labels, const ScoreOptions& engine) {
-  MapCall c = start_call(map, x, x_labels);
+  MapCall c = start_call(map, x, x_labels, ctx, engine);
   std::vector<int64_t> out(static_cast<size_t>(x.n));
   std::vector<float> h;
   for (size_t k = 0; k < c.P.groups.size(); ++k) {
@@ -393,7 +451,7 @@ std::vector<int64_t> sdot_assign(const SemidiscreteMap& map, PointsView x, const
     c.P.group_h(k, c.g, h);
     std::vector<int64_t> idx(static_cast<size_t>(xk.n));
     std::vector<float> val(static_cast<size_t>(xk.n));
-    row_argmax(ScoreProblem{xk, c.P.groups[k].y, h}, idx, val, ctx, engine);
+    group_argmax(c.P.groups[k], xk, h, idx, val, ctx, engine);
     for (int64_t i = 0; i < xk.n; ++i) out[c.split.row(k, i)] = c.P.groups[k].global(idx[i]);
   }
   return out;
@@ -402,7 +460,7 @@ std::vector<int64_t> sdot_assign(const SemidiscreteMap& map, PointsView x, const
 std::vector<int64_t> sdot_sample(const SemidiscreteMap& map, PointsView x, uint64_t seed, const Context& ctx,
                                  std::span<const int64_t> x_labels, const ScoreOptions& engine) {
   if (map.epsilon <= 0) return sdot_assign(map, x, ctx, x_labels, engine);
-  MapCall c = start_call(map, x, x_labels);
+  MapCall c = start_call(map, x, x_labels, ctx, engine);
   std::vector<int64_t> out(static_cast<size_t>(x.n));
   std::vector<float> h;
   for (size_t k = 0; k < c.P.groups.size(); ++k) {
@@ -420,7 +478,7 @@ std::vector<int64_t> sdot_sample(const SemidiscreteMap& map, PointsView x, uint6
 
 std::vector<int64_t> sdot_topk(const SemidiscreteMap& map, PointsView x, int64_t k, const Context& ctx,
                                std::span<const int64_t> x_labels, const ScoreOptions& engine) {
-  MapCall c = start_call(map, x, x_labels);
+  MapCall c = start_call(map, x, x_labels, ctx, engine);
   int64_t smallest = std::numeric_limits<int64_t>::max();
   for (const auto& G : c.P.groups) {
     int64_t support = 0;
@@ -448,10 +506,13 @@ SdotMarginalStats sdot_check(const SemidiscreteMap& map, int64_t batch, int64_t 
                              const Context& ctx, const ScoreOptions& engine) {
   require(batch >= 2, "batch", batch, "at least 2 draws per batch");
   require(repeats >= 1, "repeats", repeats, "at least 1");
-  map.validate();
-  const Prepared P = prepare(map.y, map.b, map.cost, map.labels, map.class_penalty);
+  const auto P = prepared_for(map, ctx, engine);
+  require(static_cast<int64_t>(map.g.size()) == map.y.n, "potential", "length " + std::to_string(map.g.size()),
+          "length N = " + std::to_string(map.y.n) + " (one value per data point)");
+  require_finite(map.g, "potential");
+  require(map.epsilon >= 0 && std::isfinite(map.epsilon), "epsilon", map.epsilon, "a finite number >= 0");
   const std::vector<double> g(map.g.begin(), map.g.end());
-  return marginal_stats(P, g, map.epsilon, batch, repeats, seed, ctx, engine);
+  return marginal_stats(*P, g, map.epsilon, batch, repeats, seed, ctx, engine);
 }
 
 double sdot_reference_cost_std(PointsView y, std::span<const double> b, SdotCost cost, uint64_t seed,

@@ -1,0 +1,298 @@
+// Int8 screening for lattice data (otgen/lattice.h). The library is compiled for x86-64-v3; only the
+// functions marked OTGEN_VNNI use AVX-512, and they run only after cpu_supported() said yes.
+#include "otgen/lattice.h"
+
+// GCC 12 warns inside its own _mm512_reduce_* / _mm512_set1_* (an undefined-start idiom): not ours.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+
+#include "otgen/error.h"
+
+#define OTGEN_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+
+namespace otgen {
+namespace {
+
+constexpr int kMR = 12;            // rows per micro-kernel (12 x 32 int32 accumulators = 24 zmm)
+constexpr int kNR = 32;            // columns per panel
+constexpr int64_t kStripsPerBlock = 32;  // rows per block = 384: the int8 rows stay in L2
+constexpr int64_t kMaxDim = 65536;       // 127 * 255 * 65536 < 2^31
+constexpr float kNegInfF = -std::numeric_limits<float>::infinity();
+
+// Distinct values of y, if there are at most 256 of them (sorted); empty otherwise.
+std::vector<float> distinct_values(std::span<const float> v) {
+  std::vector<float> s;
+  for (float a : v) {
+    auto it = std::lower_bound(s.begin(), s.end(), a);
+    if (it != s.end() && *it == a) continue;
+    if (s.size() == 256) return {};
+    s.insert(it, a);
+  }
+  return s;
+}
+
+// Whether every value is offset + step * integer in [0, 255] (within 1e-3 of an integer).
+bool on_lattice(std::span<const float> v, double offset, double step, int threads) {
+  bool ok = true;
+#pragma omp parallel for num_threads(threads) reduction(&& : ok) schedule(static)
+  for (int64_t k = 0; k < static_cast<int64_t>(v.size()); ++k) {
+    const double t = (v[k] - offset) / step;
+    ok = ok && t > -0.5 && t < 255.5 && std::abs(t - std::nearbyint(t)) <= 1e-3;
+  }
+  return ok;
+}
+
+}  // namespace
+
+bool LatticeColumns::cpu_supported() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vnni");
+}
+
+std::shared_ptr<const LatticeColumns> LatticeColumns::build(PointsView y, const Context& ctx) {
+  if (y.n <= 0 || y.d < 1 || y.d > kMaxDim || !cpu_supported()) return nullptr;
+  const std::span<const float> v = y.values();
+  const int threads = ctx.resolved_threads();
+  float lo = v[0], hi = v[0];
+  bool finite = true;
+#pragma omp parallel for num_threads(threads) reduction(min : lo) reduction(max : hi) reduction(&& : finite)
+  for (int64_t k = 0; k < static_cast<int64_t>(v.size()); ++k) {
+    lo = std::min(lo, v[k]);
+    hi = std::max(hi, v[k]);
+    finite = finite && std::isfinite(v[k]);
+  }
+  if (!finite) return nullptr;
+  double step = hi > lo ? (static_cast<double>(hi) - lo) / 255.0 : 1.0;
+  if (!on_lattice(v, lo, step, threads)) {
+    // Fewer levels (e.g. the digits' 0..16): the smallest gap between distinct values is the step.
+    const auto s = distinct_values(v);
+    if (s.size() < 2) return nullptr;
+    double gap = std::numeric_limits<double>::infinity();
+    for (size_t k = 1; k < s.size(); ++k) gap = std::min(gap, static_cast<double>(s[k]) - s[k - 1]);
+    step = gap;
+    if (!on_lattice(v, lo, step, threads)) return nullptr;
+  }
+
+  auto L = std::make_shared<LatticeColumns>();
+  L->y_ = y;
+  L->offset_ = lo;
+  L->step_ = step;
+  L->quads_ = (y.d + 3) / 4;
+  L->panels_ = (y.n + kNR - 1) / kNR;
+  const int64_t Q = L->quads_;
+  L->packed_.assign(static_cast<size_t>(L->panels_ * Q * 4 * kNR), 0);
+  L->l1_.assign(static_cast<size_t>(L->panels_ * kNR), 0.0f);
+  double dev = 0;
+  int top = 0;
+#pragma omp parallel for num_threads(threads) reduction(max : dev, top) schedule(static)
+  for (int64_t j = 0; j < y.n; ++j) {
+    const int64_t p = j / kNR, c = j % kNR, half = c / 16, lane = c % 16;
+    uint8_t* base = L->packed_.data() + p * Q * 4 * kNR;
+    int64_t sum = 0;
+    for (int64_t k = 0; k < y.d; ++k) {
+      const double t = (y.row(j)[k] - lo) / step;
+      const int u = static_cast<int>(std::nearbyint(t));
+      dev = std::max(dev, std::abs(y.row(j)[k] - (lo + step * u)));
+      top = std::max(top, u);
+      sum += u;
+      base[(k / 4) * 4 * kNR + half * 64 + lane * 4 + k % 4] = static_cast<uint8_t>(u);
+    }
+    L->l1_[j] = static_cast<float>(sum);  // <= 255 * 65536: exact in float
+  }
+  L->dev_ = dev;
+  L->levels_ = top + 1;
+  L->l1_max_ = *std::max_element(L->l1_.begin(), L->l1_.end());
+  return L;
+}
+
+namespace {
+
+struct Candidate {
+  int64_t col;
+  float upper;
+};
+
+// Per (work item, row): the best lower bound seen and the columns that may still win.
+struct RowState {
+  float lower = -std::numeric_limits<float>::max();
+  std::vector<Candidate> cand;
+};
+
+// The rows of x in int8, with per-row constants of the screen.
+struct Quantised {
+  int64_t n = 0, rows = 0, stride = 0;  // rows: n rounded up to kMR; stride: 4 * quads bytes
+  std::vector<int8_t> q;
+  std::vector<float> alpha, beta, slack;  // score ~ alpha A + h, half-width beta * l1_j + slack
+};
+
+Quantised quantise(PointsView x, const LatticeColumns& L, double h_max, int threads) {
+  Quantised Q;
+  Q.n = x.n;
+  Q.rows = (x.n + kMR - 1) / kMR * kMR;
+  Q.stride = 4 * L.quads();
+  Q.q.assign(static_cast<size_t>(Q.rows * Q.stride), 0);
+  Q.alpha.assign(static_cast<size_t>(Q.rows), 0.0f);
+  Q.beta.assign(static_cast<size_t>(Q.rows), 0.0f);
+  Q.slack.assign(static_cast<size_t>(Q.rows), 0.0f);
+  const double step = L.step(), l1max = L.max_column_l1();
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t i = 0; i < x.n; ++i) {
+    const float* xi = x.row(i);
+    double amax = 0, l1 = 0;
+    for (int64_t k = 0; k < x.d; ++k) amax = std::max(amax, std::abs(static_cast<double>(xi[k]))), l1 += std::abs(xi[k]);
+    const double s = amax > 0 ? amax / 127.0 : 1.0;
+    double r = 0;
+    int8_t* qi = Q.q.data() + i * Q.stride;
+    for (int64_t k = 0; k < x.d; ++k) {
+      const double t = std::clamp(std::nearbyint(xi[k] / s), -127.0, 127.0);
+      qi[k] = static_cast<int8_t>(t);
+      r = std::max(r, std::abs(xi[k] - s * t));
+    }
+    // True score minus the row constant offset * sum_k x_ik lies in alpha A_ij + h_j +- (step r l1_j + E):
+    // E covers the lattice deviation and every float rounding of the screen (generously: 2^-18).
+    const double scale = step * s;
+    const double mag = scale * 127.0 * l1max + h_max + step * r * l1max;
+    const double slack = L.deviation() * l1 + std::ldexp(mag, -18) + 1e-30;
+    Q.alpha[i] = static_cast<float>(scale);
+    Q.beta[i] = static_cast<float>(step * r * (1 + 1e-5));
+    Q.slack[i] = static_cast<float>(slack * (1 + 1e-5));
+  }
+  return Q;
+}
+
+// acc (12 x 32 int32, row-major) = the rows A (int8, `stride` bytes apart) times one packed panel.
+// Named accumulators: with an array GCC 12 keeps copying them through the stack.
+OTGEN_VNNI void kernel_12x32(const int8_t* A, int64_t stride, const uint8_t* B, int64_t quads, int32_t* acc) {
+#define OTGEN_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#define OTGEN_DECL(r) __m512i c##r##a = _mm512_setzero_si512(), c##r##b = _mm512_setzero_si512();
+#define OTGEN_STEP(r)                                                       \
+  {                                                                         \
+    int32_t w;                                                              \
+    std::memcpy(&w, A + (r) * stride + 4 * kq, 4);                          \
+    const __m512i a = _mm512_set1_epi32(w);                                 \
+    c##r##a = _mm512_dpbusd_epi32(c##r##a, b0, a);                          \
+    c##r##b = _mm512_dpbusd_epi32(c##r##b, b1, a);                          \
+  }
+#define OTGEN_STORE(r)                                \
+  _mm512_store_si512(acc + (r) * kNR, c##r##a);       \
+  _mm512_store_si512(acc + (r) * kNR + 16, c##r##b);
+  OTGEN_ROWS(OTGEN_DECL)
+  for (int64_t kq = 0; kq < quads; ++kq) {
+    const __m512i b0 = _mm512_loadu_si512(B + kq * 128), b1 = _mm512_loadu_si512(B + kq * 128 + 64);
+    OTGEN_ROWS(OTGEN_STEP)
+  }
+  OTGEN_ROWS(OTGEN_STORE)
+#undef OTGEN_STORE
+#undef OTGEN_STEP
+#undef OTGEN_DECL
+#undef OTGEN_ROWS
+}
+
+// Screens rows [s0, s1) x kMR against panels [p0, p1): updates the row states (indexed by row - s0 * kMR).
+OTGEN_VNNI void screen(const Quantised& Q, const LatticeColumns& L, const float* h, int64_t s0, int64_t s1,
+                       int64_t p0, int64_t p1, RowState* rs) {
+  const int64_t quads = L.quads();
+  for (int64_t p = p0; p < p1; ++p) {
+    const uint8_t* B = L.packed() + p * quads * 4 * kNR;
+    const __m512 h0 = _mm512_loadu_ps(h + p * kNR), h1 = _mm512_loadu_ps(h + p * kNR + 16);
+    const __m512 u0 = _mm512_loadu_ps(L.column_l1() + p * kNR), u1 = _mm512_loadu_ps(L.column_l1() + p * kNR + 16);
+    for (int64_t s = s0; s < s1; ++s) {
+      alignas(64) int32_t acc[kMR * kNR];
+      kernel_12x32(Q.q.data() + s * kMR * Q.stride, Q.stride, B, quads, acc);
+      const int64_t rows = std::min<int64_t>(kMR, Q.n - s * kMR);
+      for (int r = 0; r < rows; ++r) {
+        const int64_t i = s * kMR + r;
+        const __m512 al = _mm512_set1_ps(Q.alpha[i]), be = _mm512_set1_ps(Q.beta[i]), sl = _mm512_set1_ps(Q.slack[i]);
+        const __m512 a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(acc + r * kNR)), al, h0);
+        const __m512 a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(acc + r * kNR + 16)), al, h1);
+        const __m512 w0 = _mm512_fmadd_ps(u0, be, sl), w1 = _mm512_fmadd_ps(u1, be, sl);
+        RowState& st = rs[i - s0 * kMR];
+        const float lower = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_sub_ps(a0, w0), _mm512_sub_ps(a1, w1)));
+        st.lower = std::max(st.lower, lower);
+        const __m512 lb = _mm512_set1_ps(st.lower);
+        const __mmask16 m0 = _mm512_cmp_ps_mask(_mm512_add_ps(a0, w0), lb, _CMP_GE_OQ);
+        const __mmask16 m1 = _mm512_cmp_ps_mask(_mm512_add_ps(a1, w1), lb, _CMP_GE_OQ);
+        if ((m0 | m1) == 0) continue;
+        alignas(64) float up[kNR];
+        _mm512_store_ps(up, _mm512_add_ps(a0, w0));
+        _mm512_store_ps(up + 16, _mm512_add_ps(a1, w1));
+        const uint32_t mask = static_cast<uint32_t>(m0) | (static_cast<uint32_t>(m1) << 16);
+        if (st.cand.size() >= 64) {  // drop the columns the better lower bound has ruled out
+          std::erase_if(st.cand, [&](const Candidate& c) { return c.upper < st.lower; });
+        }
+        for (int c = 0; c < kNR; ++c)
+          if (mask >> c & 1u) st.cand.push_back({p * kNR + c, up[c]});
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void row_argmax(const ScoreProblem& p, const LatticeColumns& L, std::span<int64_t> index, std::span<float> value,
+                const Context& ctx) {
+  p.validate();
+  require(p.y.data == L.y().data && p.y.n == L.y().n && p.y.d == L.y().d, "lattice",
+          "columns of shape (" + std::to_string(L.y().n) + ", " + std::to_string(L.y().d) + ")",
+          "the lattice built from this problem's y");
+  require(static_cast<int64_t>(index.size()) == p.x.n, "index", "length " + std::to_string(index.size()),
+          "length " + std::to_string(p.x.n));
+  require(static_cast<int64_t>(value.size()) == p.x.n, "value", "length " + std::to_string(value.size()),
+          "length " + std::to_string(p.x.n));
+  const int64_t m = p.y.n;
+  std::vector<float> h(static_cast<size_t>(L.panels() * kNR), kNegInfF);
+  double h_max = 0;
+  bool any = false;
+  for (int64_t j = 0; j < m; ++j) {
+    h[j] = p.h.empty() ? 0.0f : p.h[j];
+    if (std::isinf(h[j])) continue;
+    any = true;
+    h_max = std::max(h_max, std::abs(static_cast<double>(h[j])));
+  }
+  if (p.x.n == 0) return;
+  require(any, "y", std::to_string(m) + " points, all masked", "at least one unmasked point");
+
+  const int threads = ctx.resolved_threads();
+  const Quantised Q = quantise(p.x, L, h_max, threads);
+  const int64_t strips = Q.rows / kMR;
+  const int64_t nb = (strips + kStripsPerBlock - 1) / kStripsPerBlock;
+  const int64_t nc = std::clamp<int64_t>((8 * threads + nb - 1) / nb, 1, L.panels());
+  std::vector<std::vector<RowState>> state(static_cast<size_t>(nb * nc));
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+  for (int64_t item = 0; item < nb * nc; ++item) {
+    const int64_t b = item / nc, c = item % nc;
+    const int64_t s0 = b * kStripsPerBlock, s1 = std::min(strips, s0 + kStripsPerBlock);
+    const int64_t p0 = L.panels() * c / nc, p1 = L.panels() * (c + 1) / nc;
+    state[item].resize(static_cast<size_t>((s1 - s0) * kMR));
+    screen(Q, L, h.data(), s0, s1, p0, p1, state[item].data());
+  }
+  // The exact scores of the remaining candidates, in double.
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t i = 0; i < p.x.n; ++i) {
+    const int64_t b = i / (kStripsPerBlock * kMR), r = i - b * kStripsPerBlock * kMR;
+    float lower = -std::numeric_limits<float>::max();
+    for (int64_t c = 0; c < nc; ++c) lower = std::max(lower, state[b * nc + c][r].lower);
+    double best = -std::numeric_limits<double>::infinity();
+    int64_t arg = -1;
+    const float* xi = p.x.row(i);
+    for (int64_t c = 0; c < nc; ++c)
+      for (const Candidate& cd : state[b * nc + c][r].cand) {
+        if (cd.upper < lower) continue;
+        const float* yj = p.y.row(cd.col);
+        double s = h[cd.col];
+        for (int64_t k = 0; k < p.x.d; ++k) s += static_cast<double>(xi[k]) * yj[k];
+        if (s > best || (s == best && cd.col < arg)) best = s, arg = cd.col;
+      }
+    index[i] = arg;
+    value[i] = static_cast<float>(best);
+  }
+}
+
+}  // namespace otgen
