@@ -316,6 +316,7 @@ PYBIND11_MODULE(_otgen, m) {
           else if (key == "chi2_threshold") o.chi2_threshold = v.cast<double>();
           else if (key == "log_every") o.log_every = v.cast<int64_t>();
           else if (key == "class_penalty") o.class_penalty = v.cast<double>();
+          else if (key == "int8_screen") o.engine.int8_screen = v.cast<bool>();
           else value_error("unknown SemidiscreteOT option '" + key + "'");
         }
         auto Y = points(y, "y");
@@ -357,6 +358,7 @@ PYBIND11_MODULE(_otgen, m) {
         out["chi2"] = optional_value(r.chi2);
         out["reference_cost_std"] = optional_value(r.reference_cost_std);
         out["seconds"] = r.seconds;
+        out["int8_screen"] = r.int8_screen;
         return out;
       },
       py::arg("y"), py::arg("weights"), py::arg("labels"), py::arg("g0"), py::arg("options"), py::arg("seed"),
@@ -381,28 +383,48 @@ PYBIND11_MODULE(_otgen, m) {
     a->map.epsilon = epsilon;
     a->map.cost = parse_sdot_cost(cost);
     a->map.class_penalty = class_penalty;
-    // sdot_assign / sdot_sample / sdot_check validate the map themselves (prepare() scans y once per call).
+    // sdot_assign / sdot_sample / sdot_check validate the map (once, for an SdotMap).
     return a;
   };
   const double inf = std::numeric_limits<double>::infinity();
+  auto run_assign = [](MapArgs& a, py::handle x, py::object x_labels, int64_t k, bool sample, uint64_t seed,
+                       int threads) {
+    auto X = points(x, "x");
+    I64 XL = optional_i64(x_labels, "x_labels");
+    std::vector<int64_t> idx;
+    {
+      py::gil_scoped_release release;
+      const Context ctx = context(threads, seed);
+      if (k > 0) idx = sdot_topk(a.map, X.view, k, ctx, span_of_t(XL));
+      else if (sample) idx = sdot_sample(a.map, X.view, seed, ctx, span_of_t(XL));
+      else idx = sdot_assign(a.map, X.view, ctx, span_of_t(XL));
+    }
+    if (k > 0) return owned(std::move(idx), {X.view.n, static_cast<py::ssize_t>(k)});
+    return owned(std::move(idx), {X.view.n});
+  };
+  auto run_check = [](MapArgs& a, int64_t batch, int64_t repeats, uint64_t seed, int threads) {
+    SdotMarginalStats st;
+    {
+      py::gil_scoped_release release;
+      st = sdot_check(a.map, batch, repeats, seed, context(threads, seed));
+    }
+    py::dict out;
+    out["chi2"] = st.chi2;
+    out["tv"] = st.tv;
+    out["tv_floor"] = optional_value(st.tv_floor);
+    out["min_ratio"] = st.min_ratio;
+    out["max_ratio"] = st.max_ratio;
+    out["empty"] = st.empty;
+    out["draws"] = st.draws;
+    return out;
+  };
   m.def(
       "sdot_assign",
-      [make_map](py::handle y, py::handle g, py::handle x, py::object weights, py::object labels, py::object x_labels,
-                 double epsilon, const std::string& cost, double class_penalty, int64_t k, bool sample, uint64_t seed,
-                 int threads, bool check_y) {
+      [make_map, run_assign](py::handle y, py::handle g, py::handle x, py::object weights, py::object labels,
+                             py::object x_labels, double epsilon, const std::string& cost, double class_penalty,
+                             int64_t k, bool sample, uint64_t seed, int threads, bool check_y) {
         auto a = make_map(y, g, weights, labels, epsilon, cost, class_penalty, check_y);
-        auto X = points(x, "x");
-        I64 XL = optional_i64(x_labels, "x_labels");
-        std::vector<int64_t> idx;
-        {
-          py::gil_scoped_release release;
-          const Context ctx = context(threads, seed);
-          if (k > 0) idx = sdot_topk(a->map, X.view, k, ctx, span_of_t(XL));
-          else if (sample) idx = sdot_sample(a->map, X.view, seed, ctx, span_of_t(XL));
-          else idx = sdot_assign(a->map, X.view, ctx, span_of_t(XL));
-        }
-        if (k > 0) return owned(std::move(idx), {X.view.n, static_cast<py::ssize_t>(k)});
-        return owned(std::move(idx), {X.view.n});
+        return run_assign(*a, x, x_labels, k, sample, seed, threads);
       },
       py::arg("y"), py::arg("g"), py::arg("x"), py::arg("weights") = py::none(), py::arg("labels") = py::none(),
       py::arg("x_labels") = py::none(), py::arg("epsilon") = 0.0, py::arg("cost") = "sqeuclidean_half",
@@ -410,28 +432,44 @@ PYBIND11_MODULE(_otgen, m) {
       py::arg("threads") = 0, py::arg("check_y") = true);
   m.def(
       "sdot_check",
-      [make_map](py::handle y, py::handle g, py::object weights, py::object labels, double epsilon,
-                 const std::string& cost, double class_penalty, int64_t batch, int64_t repeats, uint64_t seed,
-                 int threads) {
+      [make_map, run_check](py::handle y, py::handle g, py::object weights, py::object labels, double epsilon,
+                            const std::string& cost, double class_penalty, int64_t batch, int64_t repeats,
+                            uint64_t seed, int threads) {
         auto a = make_map(y, g, weights, labels, epsilon, cost, class_penalty);
-        SdotMarginalStats st;
-        {
-          py::gil_scoped_release release;
-          st = sdot_check(a->map, batch, repeats, seed, context(threads, seed));
-        }
-        py::dict out;
-        out["chi2"] = st.chi2;
-        out["tv"] = st.tv;
-        out["tv_floor"] = optional_value(st.tv_floor);
-        out["min_ratio"] = st.min_ratio;
-        out["max_ratio"] = st.max_ratio;
-        out["empty"] = st.empty;
-        out["draws"] = st.draws;
-        return out;
+        return run_check(*a, batch, repeats, seed, threads);
       },
       py::arg("y"), py::arg("g"), py::arg("weights") = py::none(), py::arg("labels") = py::none(),
       py::arg("epsilon") = 0.0, py::arg("cost") = "sqeuclidean_half", py::arg("class_penalty") = inf,
       py::arg("batch") = 1024, py::arg("repeats") = 16, py::arg("seed") = 0, py::arg("threads") = 0);
+  // A map prepared once (checked data, |y|^2, int8 screen) for many calls: what SemidiscreteOT keeps.
+  struct MapHandle {
+    std::unique_ptr<MapArgs> a;
+  };
+  py::class_<MapHandle>(m, "SdotMap")
+      .def(py::init([make_map](py::handle y, py::handle g, py::object weights, py::object labels, double epsilon,
+                               const std::string& cost, double class_penalty, bool check_y, int threads,
+                               bool int8_screen) {
+             MapHandle h{make_map(y, g, weights, labels, epsilon, cost, class_penalty, check_y)};
+             ScoreOptions engine;
+             engine.int8_screen = int8_screen;
+             py::gil_scoped_release release;
+             sdot_prepare(h.a->map, context(threads, 0), engine);
+             return h;
+           }),
+           py::arg("y"), py::arg("g"), py::arg("weights") = py::none(), py::arg("labels") = py::none(),
+           py::arg("epsilon") = 0.0, py::arg("cost") = "sqeuclidean_half", py::arg("class_penalty") = inf,
+           py::arg("check_y") = true, py::arg("threads") = 0, py::arg("int8_screen") = true)
+      .def("assign",
+           [run_assign](MapHandle& h, py::handle x, py::object x_labels, int64_t k, bool sample, uint64_t seed,
+                        int threads) { return run_assign(*h.a, x, x_labels, k, sample, seed, threads); },
+           py::arg("x"), py::arg("x_labels") = py::none(), py::arg("k") = 0, py::arg("sample") = false,
+           py::arg("seed") = 0, py::arg("threads") = 0)
+      .def("check",
+           [run_check](MapHandle& h, int64_t batch, int64_t repeats, uint64_t seed, int threads) {
+             return run_check(*h.a, batch, repeats, seed, threads);
+           },
+           py::arg("batch") = 1024, py::arg("repeats") = 16, py::arg("seed") = 0, py::arg("threads") = 0)
+      .def_property_readonly("int8_screen", [](const MapHandle& h) { return sdot_int8_screen(h.a->map); });
 
   // ---- batch OT -------------------------------------------------------------------------------
   m.def(

@@ -114,6 +114,8 @@ class SemidiscreteCoupling final : public Coupling {
   std::vector<double> b_;
   double eps_;
   std::vector<std::vector<int64_t>> by_class_;
+  // The two maps' preparations (sdot_prepare), made once: unconditional and, with labels, per class.
+  std::shared_ptr<const sdot_detail::Prepared> prepared_[2];
   SemidiscreteMap map(bool per_class) const;  // views into data_, g_, b_
 };
 

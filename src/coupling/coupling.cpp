@@ -196,7 +196,16 @@ SemidiscreteCoupling::SemidiscreteCoupling(CouplingData data, std::vector<float>
   require(static_cast<int64_t>(g_.size()) == N, "g", "length " + std::to_string(g_.size()),
           "the number of data points, " + std::to_string(N));
   require(std::isfinite(eps) && eps >= 0, "eps", eps, "a finite number >= 0");
-  map(!data_.labels.empty()).validate();  // g finite, weights non-negative summing to 1, classes with mass
+  // Validates (g finite, weights non-negative summing to 1, classes with mass) and prepares each map
+  // once; the int8 screen only serves eps = 0.
+  ScoreOptions engine;
+  engine.int8_screen = eps_ == 0;
+  for (int per_class = 0; per_class <= (data_.labels.empty() ? 0 : 1); ++per_class) {
+    SemidiscreteMap m = map(per_class == 1);
+    m.validate();
+    sdot_prepare(m, Context{}, engine);
+    prepared_[per_class] = m.prepared;
+  }
 }
 
 SemidiscreteMap SemidiscreteCoupling::map(bool per_class) const {
@@ -206,6 +215,7 @@ SemidiscreteMap SemidiscreteCoupling::map(bool per_class) const {
   m.b = b_;
   m.epsilon = eps_;
   if (per_class) m.labels = data_.labels;  // class-wise matching (beta = infinity)
+  m.prepared = prepared_[per_class ? 1 : 0];
   return m;
 }
 

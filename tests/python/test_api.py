@@ -53,6 +53,26 @@ def test_semidiscrete_assign_matches_faiss_and_cli(cli, tmp_path, digits):
     assert sd.topk(x, 4)[:, 0].tolist() == idx.tolist()
 
 
+def test_semidiscrete_int8_screen_is_the_float64_argmax_on_lattice_data(digits):
+    # The digits are on a 17-level lattice: the screen is used, and its assignment is the exact argmax of
+    # the scores evaluated in float64 (numpy), not only up to float32 near-ties.
+    y, _ = digits
+    sd = otgen.SemidiscreteOT(steps=300, batch_size=128, seed=1)
+    r = sd.fit(y)
+    assert r.int8_screen and sd.int8_screen
+    x = gaussian(3000, 64, 6)
+    h = r.g.astype(np.float64) - 0.5 * (y.astype(np.float64) ** 2).sum(1)
+    ref = np.argmax(x.astype(np.float64) @ y.T.astype(np.float64) + h, axis=1)
+    np.testing.assert_array_equal(sd.assign(x), ref)
+    plain = otgen.SemidiscreteOT(steps=300, batch_size=128, seed=1, int8_screen=False)
+    plain.fit(y)
+    assert not plain.int8_screen
+    assert (plain.assign(x) == ref).mean() > 0.99  # float32 scores: near-ties may differ
+    g_sd = otgen.SemidiscreteOT(steps=50, batch_size=64, seed=1)
+    g_sd.fit(gaussian(100, 3, 1))
+    assert not g_sd.int8_screen  # not lattice data
+
+
 def test_semidiscrete_check_and_soft_sampling(digits):
     y, _ = digits
     sd = otgen.SemidiscreteOT(epsilon=0.5, steps=400, batch_size=256, seed=2)
