@@ -412,6 +412,8 @@ PYBIND11_MODULE(_otgen, m) {
     out["chi2"] = st.chi2;
     out["tv"] = st.tv;
     out["tv_floor"] = optional_value(st.tv_floor);
+    out["chi2_sd"] = optional_value(st.chi2_sd);
+    out["tv_bound"] = optional_value(st.tv_bound);
     out["min_ratio"] = st.min_ratio;
     out["max_ratio"] = st.max_ratio;
     out["empty"] = st.empty;

@@ -308,6 +308,41 @@ TEST(SemidiscreteChi2, ZeroWhenEveryRowEqualsBAndUnbiasedForMultinomialCounts) {
   EXPECT_THROW(sdot_chi2_estimate(s1, s2, b, 1), Error);
 }
 
+TEST(SemidiscreteChi2, StandardDeviationAndTvBoundHoldForMultinomialCounts) {
+  // K points with non-uniform b; counts of M draws from m (= b, then perturbed). The empirical sd of
+  // the chi2 estimate over many samples matches sdot_chi2_sd, and 0.5 sqrt(chi2 + 2 sd) bounds the
+  // true TV(m, b) in at least 95% of samples.
+  const int K = 300, M = 3000, reps = 1500;
+  Rng r(31);
+  std::vector<double> b(K);
+  double sb = 0;
+  for (auto& v : b) v = 0.5 + r.uniform(), sb += v;
+  for (auto& v : b) v /= sb;
+  for (double amp : {0.0, 0.25, 0.5}) {
+    std::vector<double> m(K), cum(K);
+    double sm = 0;
+    for (int j = 0; j < K; ++j) m[j] = b[j] * std::max(0.0, 1 + amp * r.normal()), sm += m[j];
+    double truth = -1, tv = 0;
+    for (int j = 0; j < K; ++j) m[j] /= sm, truth += m[j] * m[j] / b[j], tv += 0.5 * std::abs(m[j] - b[j]);
+    std::partial_sum(m.begin(), m.end(), cum.begin());
+    double mean = 0, sq = 0, pred = 0;
+    int covered = 0;
+    for (int rep = 0; rep < reps; ++rep) {
+      std::vector<double> c(K, 0.0);
+      for (int i = 0; i < M; ++i)
+        c[std::min<int64_t>(std::upper_bound(cum.begin(), cum.end(), r.uniform() * cum.back()) - cum.begin(), K - 1)] += 1;
+      const double est = sdot_chi2_estimate(c, c, b, M), sd = sdot_chi2_sd(c, b, M);
+      mean += est / reps, sq += est * est / reps, pred += sd / reps;
+      covered += 0.5 * std::sqrt(std::max(0.0, est + 2 * sd)) >= tv;
+    }
+    const double sd_emp = std::sqrt(sq - mean * mean);
+    EXPECT_NEAR(mean, truth, 3 * sd_emp / std::sqrt(reps)) << "amp " << amp;
+    EXPECT_NEAR(pred / sd_emp, 1.0, 0.1) << "amp " << amp << ": predicted " << pred << " empirical " << sd_emp;
+    EXPECT_GE(covered, 0.95 * reps) << "amp " << amp;
+  }
+  EXPECT_THROW(sdot_chi2_sd(std::vector<double>(3), std::vector<double>(3, 1.0 / 3), 2), Error);
+}
+
 TEST(SemidiscreteChi2, CheckMatchesNaiveFormulaOnTheSameDraws) {
   const int64_t N = 13, d = 3;
   Rng r(2);
@@ -331,6 +366,11 @@ TEST(SemidiscreteChi2, CheckMatchesNaiveFormulaOnTheSameDraws) {
     EXPECT_NEAR(st.tv, 0.5 * tv, 1e-5) << "eps " << eps;
     EXPECT_EQ(st.draws, 200);
     EXPECT_EQ(st.tv_floor.has_value(), eps == 0);
+    EXPECT_EQ(st.tv_bound.has_value(), eps == 0);
+    if (eps == 0) {
+      EXPECT_NEAR(*st.chi2_sd, sdot_chi2_sd(ref.col, b, 200), 1e-12);
+      EXPECT_DOUBLE_EQ(*st.tv_bound, 0.5 * std::sqrt(std::max(0.0, st.chi2 + 2 * *st.chi2_sd)));
+    }
   }
 }
 

@@ -7,8 +7,10 @@
 // the screen computes A_ij = <q_i, u_j> exactly in int32 and gives every column a rigorous interval
 //     step * s_i * A_ij + h_j +- (step * max|r_i| * sum_k u_jk + rounding and lattice slack)
 // that contains S_ij minus a per-row constant. Only the columns whose interval reaches the best lower
-// bound of the row can be the argmax; they (about 5 per row on Fashion-MNIST) are re-scored in double
-// precision. The result is the argmax of the scores computed in double (lowest j on ties): exact,
+// bound of the row can be the argmax. With a good potential the top of a row is crowded (tens to
+// hundreds of such columns on Fashion-MNIST), so the survivors are screened again with a second int8
+// limb of the residual (r_i = s'_i q'_i + r'_i, intervals ~250x narrower, one row of u each), and the
+// last few are re-scored in double precision. The result is the argmax of the scores computed in double (lowest j on ties): exact,
 // and not float32's rounding of them, so it may differ from row_argmax(p, ...) on near-ties of ~1e-5.
 #pragma once
 
@@ -45,13 +47,15 @@ class LatticeColumns {
   const uint8_t* packed() const { return packed_.data(); }
   const float* column_l1() const { return l1_.data(); }  // sum_k u_jk, padded to panels * 32
   float max_column_l1() const { return l1_max_; }
+  int64_t row_bytes() const { return row_bytes_; }        // d rounded up to a multiple of 64
+  const uint8_t* row(int64_t j) const { return rows_.data() + j * row_bytes_; }  // u_j, zero-padded
 
  private:
   PointsView y_;
   double offset_ = 0, step_ = 1, dev_ = 0;
   int levels_ = 0;
-  int64_t quads_ = 0, panels_ = 0;
-  std::vector<uint8_t> packed_;
+  int64_t quads_ = 0, panels_ = 0, row_bytes_ = 0;
+  std::vector<uint8_t> packed_, rows_;
   std::vector<float> l1_;
   float l1_max_ = 0;
 };

@@ -154,6 +154,7 @@ class SemidiscreteOT:
 
     def check(self, batch=1024, repeats=16, seed=1):
         """Marginal check on fresh noise: dict with ``chi2`` (unbiased, SPEC.md §1), ``tv``, ``tv_floor``
-        (eps = 0: the TV of a perfect potential's sample of the same size), ``min_ratio``, ``max_ratio``,
-        ``empty``, ``draws``."""
+        (eps = 0: the TV of a perfect potential's sample of the same size), ``chi2_sd`` and ``tv_bound``
+        (eps = 0: the estimate's standard deviation, and 0.5 sqrt(chi2 + 2 chi2_sd) >= TV of the true
+        marginal), ``min_ratio``, ``max_ratio``, ``empty``, ``draws``."""
         return self._map().check(batch=batch, repeats=repeats, seed=seed, threads=self.threads)

@@ -214,6 +214,7 @@ void register_check(CLI::App& root) {
     const auto st = sdot_check(m, batch, repeats, a->ctx.seed, a->ctx, a->engine);
     std::cout << nlohmann::json{{"chi2", st.chi2},        {"tv", st.tv},
                                 {"tv_floor", opt_json(st.tv_floor)},
+                                {"chi2_sd", opt_json(st.chi2_sd)}, {"tv_bound", opt_json(st.tv_bound)},
                                 {"min_ratio", st.min_ratio}, {"max_ratio", st.max_ratio},
                                 {"empty", st.empty},      {"draws", st.draws},
                                 {"int8_screen", sdot_int8_screen(m)}}

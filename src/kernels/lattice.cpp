@@ -4,6 +4,7 @@
 
 // GCC 12 warns inside its own _mm512_reduce_* / _mm512_set1_* (an undefined-start idiom): not ours.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
 #include <algorithm>
@@ -88,6 +89,8 @@ std::shared_ptr<const LatticeColumns> LatticeColumns::build(PointsView y, const 
   L->panels_ = (y.n + kNR - 1) / kNR;
   const int64_t Q = L->quads_;
   L->packed_.assign(static_cast<size_t>(L->panels_ * Q * 4 * kNR), 0);
+  L->row_bytes_ = (y.d + 63) / 64 * 64;
+  L->rows_.assign(static_cast<size_t>(y.n * L->row_bytes_), 0);
   L->l1_.assign(static_cast<size_t>(L->panels_ * kNR), 0.0f);
   double dev = 0;
   int top = 0;
@@ -103,6 +106,7 @@ std::shared_ptr<const LatticeColumns> LatticeColumns::build(PointsView y, const 
       top = std::max(top, u);
       sum += u;
       base[(k / 4) * 4 * kNR + half * 64 + lane * 4 + k % 4] = static_cast<uint8_t>(u);
+      L->rows_[j * L->row_bytes_ + k] = static_cast<uint8_t>(u);
     }
     L->l1_[j] = static_cast<float>(sum);  // <= 255 * 65536: exact in float
   }
@@ -117,6 +121,7 @@ namespace {
 struct Candidate {
   int64_t col;
   float upper;
+  int32_t a;  // <q_i, u_j>
 };
 
 // Per (work item, row): the best lower bound seen and the columns that may still win.
@@ -125,11 +130,13 @@ struct RowState {
   std::vector<Candidate> cand;
 };
 
-// The rows of x in int8, with per-row constants of the screen.
+// The rows of x in int8, with per-row constants of the screen: x_i = s q + s' q' + r', |r'| <= s' / 2.
 struct Quantised {
   int64_t n = 0, rows = 0, stride = 0;  // rows: n rounded up to kMR; stride: 4 * quads bytes
-  std::vector<int8_t> q;
-  std::vector<float> alpha, beta, slack;  // score ~ alpha A + h, half-width beta * l1_j + slack
+  std::vector<int8_t> q;                // first limb, `stride` bytes per row
+  std::vector<int8_t> q2;               // second limb, row_bytes per row
+  std::vector<float> alpha, beta, slack;  // stage 1: score ~ alpha A + h, half-width beta * l1_j + slack
+  std::vector<double> scale, scale2, beta2, slack2;  // stage 2: scale A + scale2 A' + h, beta2 l1_j + slack2
 };
 
 Quantised quantise(PointsView x, const LatticeColumns& L, double h_max, int threads) {
@@ -141,6 +148,8 @@ Quantised quantise(PointsView x, const LatticeColumns& L, double h_max, int thre
   Q.alpha.assign(static_cast<size_t>(Q.rows), 0.0f);
   Q.beta.assign(static_cast<size_t>(Q.rows), 0.0f);
   Q.slack.assign(static_cast<size_t>(Q.rows), 0.0f);
+  Q.q2.assign(static_cast<size_t>(Q.rows * L.row_bytes()), 0);
+  for (auto* v : {&Q.scale, &Q.scale2, &Q.beta2, &Q.slack2}) v->assign(static_cast<size_t>(Q.rows), 0.0);
   const double step = L.step(), l1max = L.max_column_l1();
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t i = 0; i < x.n; ++i) {
@@ -148,18 +157,28 @@ Quantised quantise(PointsView x, const LatticeColumns& L, double h_max, int thre
     double amax = 0, l1 = 0;
     for (int64_t k = 0; k < x.d; ++k) amax = std::max(amax, std::abs(static_cast<double>(xi[k]))), l1 += std::abs(xi[k]);
     const double s = amax > 0 ? amax / 127.0 : 1.0;
-    double r = 0;
+    const double s2 = s / 254.0;  // the first residual is within s / 2 = 127 s2
+    double r = 0, r2 = 0;
     int8_t* qi = Q.q.data() + i * Q.stride;
+    int8_t* q2i = Q.q2.data() + i * L.row_bytes();
     for (int64_t k = 0; k < x.d; ++k) {
       const double t = std::clamp(std::nearbyint(xi[k] / s), -127.0, 127.0);
+      const double res = xi[k] - s * t;
+      const double t2 = std::clamp(std::nearbyint(res / s2), -127.0, 127.0);
       qi[k] = static_cast<int8_t>(t);
-      r = std::max(r, std::abs(xi[k] - s * t));
+      q2i[k] = static_cast<int8_t>(t2);
+      r = std::max(r, std::abs(res));
+      r2 = std::max(r2, std::abs(res - s2 * t2));
     }
     // True score minus the row constant offset * sum_k x_ik lies in alpha A_ij + h_j +- (step r l1_j + E):
     // E covers the lattice deviation and every float rounding of the screen (generously: 2^-18).
     const double scale = step * s;
     const double mag = scale * 127.0 * l1max + h_max + step * r * l1max;
     const double slack = L.deviation() * l1 + std::ldexp(mag, -18) + 1e-30;
+    Q.scale[i] = scale;
+    Q.scale2[i] = step * s2;
+    Q.beta2[i] = step * r2 * (1 + 1e-9);
+    Q.slack2[i] = L.deviation() * l1 * (1 + 1e-9) + 1e-12 * mag;  // stage 2 is in double
     Q.alpha[i] = static_cast<float>(scale);
     Q.beta[i] = static_cast<float>(step * r * (1 + 1e-5));
     Q.slack[i] = static_cast<float>(slack * (1 + 1e-5));
@@ -228,10 +247,18 @@ OTGEN_VNNI void screen(const Quantised& Q, const LatticeColumns& L, const float*
           std::erase_if(st.cand, [&](const Candidate& c) { return c.upper < st.lower; });
         }
         for (int c = 0; c < kNR; ++c)
-          if (mask >> c & 1u) st.cand.push_back({p * kNR + c, up[c]});
+          if (mask >> c & 1u) st.cand.push_back({p * kNR + c, up[c], acc[r * kNR + c]});
       }
     }
   }
+}
+
+// <u, q> over `bytes` (a multiple of 64) bytes: u unsigned, q signed.
+OTGEN_VNNI int32_t dot_row(const uint8_t* u, const int8_t* q, int64_t bytes) {
+  __m512i acc = _mm512_setzero_si512();
+  for (int64_t k = 0; k < bytes; k += 64)
+    acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(u + k), _mm512_loadu_si512(q + k));
+  return _mm512_reduce_add_epi32(acc);
 }
 
 }  // namespace
@@ -273,23 +300,34 @@ void row_argmax(const ScoreProblem& p, const LatticeColumns& L, std::span<int64_
     state[item].resize(static_cast<size_t>((s1 - s0) * kMR));
     screen(Q, L, h.data(), s0, s1, p0, p1, state[item].data());
   }
-  // The exact scores of the remaining candidates, in double.
-#pragma omp parallel for num_threads(threads) schedule(static)
+  // Stage 2: the survivors against the second limb (row-major u, double); stage 3: the exact score of
+  // the few left, in double.
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 16)
   for (int64_t i = 0; i < p.x.n; ++i) {
     const int64_t b = i / (kStripsPerBlock * kMR), r = i - b * kStripsPerBlock * kMR;
     float lower = -std::numeric_limits<float>::max();
     for (int64_t c = 0; c < nc; ++c) lower = std::max(lower, state[b * nc + c][r].lower);
-    double best = -std::numeric_limits<double>::infinity();
-    int64_t arg = -1;
-    const float* xi = p.x.row(i);
+    std::vector<std::pair<int64_t, double>> left;  // (column, stage-2 upper bound)
+    double lower2 = -std::numeric_limits<double>::infinity();
+    const int8_t* q2 = Q.q2.data() + i * L.row_bytes();
     for (int64_t c = 0; c < nc; ++c)
       for (const Candidate& cd : state[b * nc + c][r].cand) {
         if (cd.upper < lower) continue;
-        const float* yj = p.y.row(cd.col);
-        double s = h[cd.col];
-        for (int64_t k = 0; k < p.x.d; ++k) s += static_cast<double>(xi[k]) * yj[k];
-        if (s > best || (s == best && cd.col < arg)) best = s, arg = cd.col;
+        const double a = Q.scale[i] * cd.a + Q.scale2[i] * dot_row(L.row(cd.col), q2, L.row_bytes()) + h[cd.col];
+        const double w = Q.beta2[i] * L.column_l1()[cd.col] + Q.slack2[i];
+        lower2 = std::max(lower2, a - w);
+        left.emplace_back(cd.col, a + w);
       }
+    double best = -std::numeric_limits<double>::infinity();
+    int64_t arg = -1;
+    const float* xi = p.x.row(i);
+    for (const auto& [col, upper] : left) {
+      if (upper < lower2) continue;
+      const float* yj = p.y.row(col);
+      double sc = h[col];
+      for (int64_t k = 0; k < p.x.d; ++k) sc += static_cast<double>(xi[k]) * yj[k];
+      if (sc > best || (sc == best && col < arg)) best = sc, arg = col;
+    }
     index[i] = arg;
     value[i] = static_cast<float>(best);
   }

@@ -342,7 +342,13 @@ SdotMarginalStats marginal_stats(const Prepared& P, std::span<const double> g, d
   st.tv = 0.5 * tv;
   st.min_ratio = lo;
   st.max_ratio = hi;
-  if (eps <= 0) st.tv_floor = tv_floor(P.b, M, seed);
+  if (eps <= 0) {
+    st.tv_floor = tv_floor(P.b, M, seed);
+    if (M >= 3) {
+      st.chi2_sd = sdot_chi2_sd(s1, P.b, M);
+      st.tv_bound = 0.5 * std::sqrt(std::max(0.0, st.chi2 + 2 * *st.chi2_sd));
+    }
+  }
   return st;
 }
 
@@ -361,6 +367,27 @@ double sdot_chi2_estimate(std::span<const double> col_sum, std::span<const doubl
     s += (col_sum[j] * col_sum[j] - col_sum_sq[j]) / b[j];
   }
   return s / (static_cast<double>(B) * static_cast<double>(B - 1)) - 1.0;
+}
+
+double sdot_chi2_sd(std::span<const double> counts, std::span<const double> b, int64_t M) {
+  require(M >= 3, "M", M, "at least 3 draws");
+  require(counts.size() == b.size(), "counts", "length " + std::to_string(counts.size()),
+          "the length of b, " + std::to_string(b.size()));
+  // Unbiased estimates of sum m^2 / b (S2), sum m^2 / b^2 (S2b) and sum m^3 / b^2 (S3) from the
+  // factorial moments of the counts: E[c (c - 1)] = M (M - 1) m^2, E[c (c - 1) (c - 2)] = M (M - 1) (M - 2) m^3.
+  const double Md = static_cast<double>(M), pairs = Md * (Md - 1), triples = pairs * (Md - 2);
+  double S2 = 0, S2b = 0, S3 = 0;
+  for (size_t j = 0; j < b.size(); ++j) {
+    if (b[j] <= 0) continue;
+    const double c = counts[j], f2 = c * (c - 1), f3 = f2 * (c - 2);
+    S2 += f2 / pairs / b[j];
+    S2b += f2 / pairs / (b[j] * b[j]);
+    S3 += f3 / triples / (b[j] * b[j]);
+  }
+  // zeta1 = Var_x(m_x / b_x) = sum m^3 / b^2 - (sum m^2 / b)^2; zeta2 = Var(h) = sum m^2/b^2 - 2 sum m^2/b + 1 - chi2^2.
+  const double zeta1 = std::max(0.0, S3 - S2 * S2);
+  const double zeta2 = std::max(0.0, S2b - 2 * S2 + 1 - (S2 - 1) * (S2 - 1));
+  return std::sqrt(4 * (Md - 2) / pairs * zeta1 + 2 / pairs * zeta2);
 }
 
 void SemidiscreteMap::validate() const {
