@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""Plot the convergence curve of `otgen sdot fit --record run.json`: chi2 (and the pooled TV estimate)
-against steps, with wall time on a second axis. Several records may be given (one curve each).
+"""Plot the convergence curve of `otgen sdot fit --record run.json`: chi2, and the pooled TV estimate
+with the TV upper bound from chi2 (eps = 0), against steps. Several records may be given (one curve
+each).
 
 Usage: sdot_plot.py OUT.png RUN.json [RUN2.json ...] [--title TEXT]
 """
@@ -29,14 +30,20 @@ def main():
         o = rec["options"]
         label = f'{o["optimizer"]} lr {o["lr"]:g}->{o["lr_final"]:g}, eps {o["epsilon"]:g}, B {o["batch_size"]}'
         ax1.plot(steps, [max(h["chi2"], 1e-4) for h in rows], marker="o", ms=3, label=label)
-        ax2.plot(steps, [h["tv"] for h in rows], marker="o", ms=3, label=label)
-    for ax, name in ((ax1, "chi2 (pooled unbiased estimate)"), (ax2, "TV of the pooled check draws")):
+        line, = ax2.plot(steps, [h["tv"] for h in rows], marker="o", ms=3, label=label + ": TV of the draws")
+        bound = [(h["step"], h["tv_bound"]) for h in rows if h.get("tv_bound") is not None]
+        if bound:
+            ax2.plot(*zip(*bound), marker="s", ms=3, ls="--", color=line.get_color(),
+                     label=label + ": bound 0.5 sqrt(chi2 + 2 sd)")
+    for ax, name in ((ax1, "chi2 (pooled unbiased estimate)"), (ax2, "TV: pooled draws (biased up), and upper bound")):
         ax.set_xlabel("step")
         ax.set_ylabel(name)
         ax.set_yscale("log")
         ax.grid(True, which="both", alpha=0.3)
     ax1.axhline(0.05, color="k", ls="--", lw=0.8)
+    ax2.axhline(0.05, color="k", ls="--", lw=0.8)
     ax1.legend(fontsize=7)
+    ax2.legend(fontsize=6)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

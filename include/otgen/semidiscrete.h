@@ -182,6 +182,7 @@ class SemidiscreteOT {
     int64_t step = 0;              // steps done when recorded
     std::optional<double> chi2;    // at chi2 checks only
     std::optional<double> tv;      // at chi2 checks: TV of the pooled check batches (noisy, biased up)
+    std::optional<double> tv_bound;  // at chi2 checks, eps = 0: 0.5 sqrt(chi2 + 2 sd) (SdotMarginalStats)
     double loss = 0;               // minibatch semi-dual F(g) of the current iterate, mean since last row
     double lr = 0;
     double epsilon = 0;            // absolute eps of that step (warm-up included)

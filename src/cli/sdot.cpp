@@ -156,7 +156,8 @@ void register_fit(CLI::App& root) {
       if (!final) rec["result"]["termination"] = "running";
       nlohmann::json hist = nlohmann::json::array();
       for (const auto& h : r.history)
-        hist.push_back({{"step", h.step}, {"chi2", opt_json(h.chi2)}, {"tv", opt_json(h.tv)}, {"loss", h.loss},
+        hist.push_back({{"step", h.step}, {"chi2", opt_json(h.chi2)}, {"tv", opt_json(h.tv)},
+                        {"tv_bound", opt_json(h.tv_bound)}, {"loss", h.loss},
                         {"lr", h.lr}, {"epsilon", h.epsilon}, {"seconds", h.seconds}});
       rec["history"] = hist;
       write_json(a->record, rec);

@@ -249,6 +249,7 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
                                        mix_seed(ctx.seed, kTagChi2, static_cast<uint64_t>(done)), ctx, o.engine);
         row.chi2 = st.chi2;
         row.tv = st.tv;
+        row.tv_bound = st.tv_bound;
         last_chi2 = st.chi2;
       }
       row.seconds = seconds();
