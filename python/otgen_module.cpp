@@ -309,6 +309,7 @@ PYBIND11_MODULE(_otgen, m) {
           else if (key == "averaging") o.averaging = parse_sdot_averaging(v.cast<std::string>());
           else if (key == "ema_decay") o.ema_decay = v.cast<double>();
           else if (key == "polyak_start") o.polyak_start = v.cast<double>();
+          else if (key == "polyak_prior") o.polyak_prior = v.cast<double>();
           else if (key == "warmup_delta") o.warmup_delta = v.cast<double>();
           else if (key == "warmup_steps") o.warmup_steps = v.cast<int64_t>();
           else if (key == "chi2_every") o.chi2_every = v.cast<int64_t>();

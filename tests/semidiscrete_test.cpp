@@ -479,6 +479,36 @@ TEST(SemidiscreteFit, FiniteClassPenaltyInterpolatesUnconditionalAndPerClass) {
   EXPECT_LT(e_huge, 0.02);
 }
 
+TEST(SemidiscreteFit, PolyakPriorWeighsTheWarmStartIntoTheAverage) {
+  // Averaging does not change the iterates, so with prior weight W the result is the weighted mean of
+  // the centred g0 (weight W) and the plain Polyak average of the same run (weight T).
+  const auto y = sorted_normal(20, 9);
+  std::vector<float> g0(20);
+  Rng r(4);
+  for (auto& v : g0) v = static_cast<float>(0.2 * r.normal() + 1.0);
+  SemidiscreteOT::Options o;
+  o.steps = 60;
+  o.batch_size = 64;
+  o.optimizer = SdotOptimizer::Adam;
+  o.lr = 0.01;
+  o.lr_final = 0.001;
+  o.averaging = SdotAveraging::Polyak;
+  o.polyak_start = 0;
+  o.chi2_every = 0;
+  const PointsView yv{y.data(), 20, 1};
+  const auto plain = SemidiscreteOT(o).fit(yv, {}, quiet_ctx(), {}, g0);
+  o.polyak_prior = 40;
+  const auto resumed = SemidiscreteOT(o).fit(yv, {}, quiet_ctx(), {}, g0);
+  double mean0 = 0;
+  for (float v : g0) mean0 += v / 20.0;
+  for (int j = 0; j < 20; ++j)
+    EXPECT_NEAR(resumed.g[j], (40 * (g0[j] - mean0) + 60 * plain.g[j]) / 100.0, 1e-5) << j;
+  // Without a warm start the prior has nothing to weigh.
+  test::expect_error_contains([&] { SemidiscreteOT(o).fit(yv, {}, quiet_ctx()); }, "polyak_prior");
+  o.polyak_prior = -1;
+  test::expect_error_contains([&] { o.validate(); }, "polyak_prior");
+}
+
 TEST(SemidiscreteFit, WarmStartFromTheOptimumStaysThere) {
   const auto y = sorted_normal(30, 8);
   const std::vector<double> b(30, 1.0 / 30);

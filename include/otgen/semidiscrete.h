@@ -161,6 +161,8 @@ class SemidiscreteOT {
     SdotAveraging averaging = SdotAveraging::Ema;  // the returned iterate (the last one is noisy)
     double ema_decay = 0.99;       // EMA: gbar = decay * gbar + (1 - decay) * g, in [0, 1)
     double polyak_start = 0.5;     // Polyak: uniform average of the iterates from step polyak_start * steps
+    double polyak_prior = 0;       // Polyak, warm start g0 only: g0 counts as this many averaged iterates
+                                   // (resume an averaged fit: the steps the previous run averaged); >= 0
     double warmup_delta = 0.0;     // eps warm-up: eps_t = eps + delta * (1 - t / warmup_steps) ...
     int64_t warmup_steps = 0;      // ... for t < warmup_steps (>= 0); delta >= 0
     int64_t chi2_every = 1000;     // evaluate chi2 of the averaged g every K steps and at the end

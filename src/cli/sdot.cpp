@@ -65,6 +65,7 @@ nlohmann::json options_json(const SemidiscreteOT::Options& o) {
           {"averaging", to_string(o.averaging)},
           {"ema_decay", o.ema_decay},
           {"polyak_start", o.polyak_start},
+          {"polyak_prior", o.polyak_prior},
           {"warmup_delta", o.warmup_delta},
           {"warmup_steps", o.warmup_steps},
           {"chi2_every", o.chi2_every},
@@ -101,6 +102,9 @@ void register_fit(CLI::App& root) {
   cmd->add_option("--averaging", a->averaging, "returned iterate: ema | polyak | none")->capture_default_str();
   cmd->add_option("--ema-decay", o.ema_decay, "EMA decay")->capture_default_str();
   cmd->add_option("--polyak-start", o.polyak_start, "Polyak: average from this fraction of --steps")->capture_default_str();
+  cmd->add_option("--polyak-prior", o.polyak_prior,
+                  "Polyak with --init g0.npy: g0 counts as this many averaged steps (resume an averaged fit)")
+      ->capture_default_str();
   cmd->add_option("--warmup-delta", o.warmup_delta, "eps warm-up: start at eps + delta ...")->capture_default_str();
   cmd->add_option("--warmup-steps", o.warmup_steps, "... decaying linearly to eps over these steps")->capture_default_str();
   cmd->add_option("--chi2-every", o.chi2_every, "evaluate chi2 every K steps and at the end (0 = never)")->capture_default_str();
@@ -218,7 +222,7 @@ void register_check(CLI::App& root) {
                                 {"chi2_sd", opt_json(st.chi2_sd)}, {"tv_bound", opt_json(st.tv_bound)},
                                 {"min_ratio", st.min_ratio}, {"max_ratio", st.max_ratio},
                                 {"empty", st.empty},      {"draws", st.draws},
-                                {"int8_screen", sdot_int8_screen(m)}}
+                                {"int8_screen", a->epsilon <= 0 && sdot_int8_screen(m)}}
                      .dump()
               << "\n";
   });

@@ -71,6 +71,7 @@ void SemidiscreteOT::Options::validate() const {
   require(std::isfinite(adam_eps) && adam_eps > 0, "adam_eps", adam_eps, "a positive finite number");
   require(ema_decay >= 0 && ema_decay < 1, "ema_decay", ema_decay, "a number in [0, 1)");
   require(polyak_start >= 0 && polyak_start < 1, "polyak_start", polyak_start, "a fraction in [0, 1)");
+  require(polyak_prior >= 0 && std::isfinite(polyak_prior), "polyak_prior", polyak_prior, "a finite number >= 0");
   require(std::isfinite(warmup_delta) && warmup_delta >= 0, "warmup_delta", warmup_delta, "a finite number >= 0");
   require(warmup_steps >= 0, "warmup_steps", warmup_steps, "an integer >= 0");
   require(chi2_every >= 0, "chi2_every", chi2_every, "an integer >= 0 (0 = never)");
@@ -146,7 +147,9 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
   const Options& o = options_;
   const auto t_start = std::chrono::steady_clock::now();
   auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count(); };
-  const Prepared P = prepare(y, b, o.cost, labels, o.class_penalty, o.engine.int8_screen ? &ctx : nullptr);
+  // The int8 screen serves hard (eps = 0) steps and checks only.
+  const Prepared P = prepare(y, b, o.cost, labels, o.class_penalty,
+                             o.engine.int8_screen && o.epsilon == 0 ? &ctx : nullptr);
   const size_t N = static_cast<size_t>(P.N);
 
   Result res;
@@ -159,7 +162,7 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
     delta *= sd;
   }
   res.epsilon = eps;
-  res.int8_screen = o.engine.int8_screen && P.screened();
+  res.int8_screen = P.screened();
 
   std::vector<double> g(N, 0.0);
   if (!g0.empty()) {
@@ -170,7 +173,10 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
   }
   std::vector<double> gbar = g, adam_m(N, 0.0), adam_v(N, 0.0), col(N);
   const int64_t polyak_from = static_cast<int64_t>(std::floor(o.polyak_start * static_cast<double>(o.steps)));
-  int64_t polyak_count = 0;
+  // Polyak weight so far; a warm start may count as polyak_prior iterates (gbar starts at g0).
+  double polyak_weight = o.averaging == SdotAveraging::Polyak ? o.polyak_prior : 0.0;
+  require(polyak_weight == 0 || !g0.empty(), "polyak_prior", o.polyak_prior,
+          "0 without a warm start (it weighs the initial potential g0 in the average)");
   double loss_acc = 0;
   int64_t loss_n = 0;
   double g_dot_b = 0;
@@ -223,10 +229,10 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
         break;
       case SdotAveraging::Polyak:
         if (t < polyak_from) {
-          gbar = g;
+          if (o.polyak_prior == 0) gbar = g;
         } else {
-          ++polyak_count;
-          const double w = 1.0 / static_cast<double>(polyak_count);
+          polyak_weight += 1;
+          const double w = 1.0 / polyak_weight;
           for (size_t j = 0; j < N; ++j) gbar[j] += w * (g[j] - gbar[j]);
         }
         break;
