@@ -17,6 +17,7 @@
 #include "otgen/coupling.h"
 #include "otgen/data.h"
 #include "otgen/error.h"
+#include "otgen/lattice.h"
 #include "otgen/metrics.h"
 #include "otgen/scores.h"
 #include "otgen/semidiscrete.h"
@@ -286,6 +287,8 @@ PYBIND11_MODULE(_otgen, m) {
 
   // ---- semidiscrete OT ------------------------------------------------------------------------
   // Options arrive as a dict of SemidiscreteOT::Options field names; unknown keys are an error.
+  m.def("int8_screen_supported", &LatticeColumns::cpu_supported,
+        "Whether this CPU has the instructions of the exact int8 screen (AVX-512 F, BW, VNNI).");
   m.def(
       "sdot_fit",
       [](py::handle y, py::object weights, py::object labels, py::object g0, py::dict options, uint64_t seed,
