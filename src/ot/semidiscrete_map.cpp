@@ -400,15 +400,24 @@ void SemidiscreteMap::validate() const {
 
 namespace {
 
-// The map's cached preparation when it was made for these arrays, else a fresh one.
-std::shared_ptr<const Prepared> prepared_for(const SemidiscreteMap& map, const Context& ctx, const ScoreOptions& engine) {
+// The map's cached preparation when it was made for these arrays, else a fresh one (with the int8
+// screen when the call searches an argmax and the engine options allow it).
+std::shared_ptr<const Prepared> prepared_for(const SemidiscreteMap& map, const Context& ctx, const ScoreOptions& engine,
+                                             bool argmax) {
   const auto& c = map.prepared;
   if (c && c->y_data == map.y.data && c->N == map.y.n && c->d == map.y.d && c->b_data == map.b.data() &&
       c->labels_data == map.labels.data() && c->cost == map.cost &&
       (c->class_penalty == map.class_penalty || map.labels.empty()))
     return c;
   return std::make_shared<const Prepared>(prepare(map.y, map.b, map.cost, map.labels, map.class_penalty,
-                                                  engine.int8_screen ? &ctx : nullptr));
+                                                  argmax && engine.int8_screen ? &ctx : nullptr));
+}
+
+void check_potential(const SemidiscreteMap& map) {
+  require(static_cast<int64_t>(map.g.size()) == map.y.n, "potential", "length " + std::to_string(map.g.size()),
+          "length N = " + std::to_string(map.y.n) + " (one value per data point)");
+  require_finite(map.g, "potential");
+  require(map.epsilon >= 0 && std::isfinite(map.epsilon), "epsilon", map.epsilon, "a finite number >= 0");
 }
 
 struct MapCall {
@@ -420,12 +429,9 @@ struct MapCall {
 };
 
 MapCall start_call(const SemidiscreteMap& map, PointsView x, std::span<const int64_t> x_labels, const Context& ctx,
-                   const ScoreOptions& engine) {
-  MapCall c(prepared_for(map, ctx, engine));
-  require(static_cast<int64_t>(map.g.size()) == map.y.n, "potential", "length " + std::to_string(map.g.size()),
-          "length N = " + std::to_string(map.y.n) + " (one value per data point)");
-  require_finite(map.g, "potential");
-  require(map.epsilon >= 0 && std::isfinite(map.epsilon), "epsilon", map.epsilon, "a finite number >= 0");
+                   const ScoreOptions& engine, bool argmax) {
+  MapCall c(prepared_for(map, ctx, engine, argmax));
+  check_potential(map);
   require(x.n >= 0, "noise", "n = " + std::to_string(x.n), "n >= 0");
   require(x.d == map.y.d, "noise", "dimension " + std::to_string(x.d),
           "the data's dimension d = " + std::to_string(map.y.d));
@@ -450,7 +456,7 @@ MapCall start_call(const SemidiscreteMap& map, PointsView x, std::span<const int
 
 void sdot_prepare(SemidiscreteMap& map, const Context& ctx, const ScoreOptions& engine) {
   map.prepared.reset();
-  map.prepared = prepared_for(map, ctx, engine);
+  map.prepared = prepared_for(map, ctx, engine, true);
 }
 
 bool sdot_int8_screen(const SemidiscreteMap& map) { return map.prepared && map.prepared->screened(); }
@@ -469,7 +475,7 @@ std::vector<int64_t> sdot_noise_classes(const SemidiscreteMap& map, int64_t n, u
 
 std::vector<int64_t> sdot_assign(const SemidiscreteMap& map, PointsView x, const Context& ctx,
                                  std::span<const int64_t> x_labels, const ScoreOptions& engine) {
-  MapCall c = start_call(map, x, x_labels, ctx, engine);
+  MapCall c = start_call(map, x, x_labels, ctx, engine, /*argmax=*/true);
   std::vector<int64_t> out(static_cast<size_t>(x.n));
   std::vector<float> h;
   for (size_t k = 0; k < c.P.groups.size(); ++k) {
@@ -487,7 +493,7 @@ std::vector<int64_t> sdot_assign(const SemidiscreteMap& map, PointsView x, const
 std::vector<int64_t> sdot_sample(const SemidiscreteMap& map, PointsView x, uint64_t seed, const Context& ctx,
                                  std::span<const int64_t> x_labels, const ScoreOptions& engine) {
   if (map.epsilon <= 0) return sdot_assign(map, x, ctx, x_labels, engine);
-  MapCall c = start_call(map, x, x_labels, ctx, engine);
+  MapCall c = start_call(map, x, x_labels, ctx, engine, /*argmax=*/false);
   std::vector<int64_t> out(static_cast<size_t>(x.n));
   std::vector<float> h;
   for (size_t k = 0; k < c.P.groups.size(); ++k) {
@@ -505,7 +511,7 @@ std::vector<int64_t> sdot_sample(const SemidiscreteMap& map, PointsView x, uint6
 
 std::vector<int64_t> sdot_topk(const SemidiscreteMap& map, PointsView x, int64_t k, const Context& ctx,
                                std::span<const int64_t> x_labels, const ScoreOptions& engine) {
-  MapCall c = start_call(map, x, x_labels, ctx, engine);
+  MapCall c = start_call(map, x, x_labels, ctx, engine, /*argmax=*/false);
   int64_t smallest = std::numeric_limits<int64_t>::max();
   for (const auto& G : c.P.groups) {
     int64_t support = 0;
@@ -533,11 +539,8 @@ SdotMarginalStats sdot_check(const SemidiscreteMap& map, int64_t batch, int64_t 
                              const Context& ctx, const ScoreOptions& engine) {
   require(batch >= 2, "batch", batch, "at least 2 draws per batch");
   require(repeats >= 1, "repeats", repeats, "at least 1");
-  const auto P = prepared_for(map, ctx, engine);
-  require(static_cast<int64_t>(map.g.size()) == map.y.n, "potential", "length " + std::to_string(map.g.size()),
-          "length N = " + std::to_string(map.y.n) + " (one value per data point)");
-  require_finite(map.g, "potential");
-  require(map.epsilon >= 0 && std::isfinite(map.epsilon), "epsilon", map.epsilon, "a finite number >= 0");
+  const auto P = prepared_for(map, ctx, engine, /*argmax=*/map.epsilon <= 0);
+  check_potential(map);
   const std::vector<double> g(map.g.begin(), map.g.end());
   return marginal_stats(*P, g, map.epsilon, batch, repeats, seed, ctx, engine);
 }
