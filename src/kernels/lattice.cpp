@@ -128,6 +128,7 @@ struct Candidate {
 struct RowState {
   float lower = -std::numeric_limits<float>::max();
   std::vector<Candidate> cand;
+  size_t prune_at = 64;  // next pruning size: doubles with what survives, so pruning stays O(pushes)
 };
 
 // The rows of x in int8, with per-row constants of the screen: x_i = s q + s' q' + r', |r'| <= s' / 2.
@@ -243,8 +244,9 @@ OTGEN_VNNI void screen(const Quantised& Q, const LatticeColumns& L, const float*
         _mm512_store_ps(up, _mm512_add_ps(a0, w0));
         _mm512_store_ps(up + 16, _mm512_add_ps(a1, w1));
         const uint32_t mask = static_cast<uint32_t>(m0) | (static_cast<uint32_t>(m1) << 16);
-        if (st.cand.size() >= 64) {  // drop the columns the better lower bound has ruled out
+        if (st.cand.size() >= st.prune_at) {  // drop the columns the better lower bound has ruled out
           std::erase_if(st.cand, [&](const Candidate& c) { return c.upper < st.lower; });
+          st.prune_at = std::max<size_t>(64, 2 * st.cand.size());
         }
         for (int c = 0; c < kNR; ++c)
           if (mask >> c & 1u) st.cand.push_back({p * kNR + c, up[c], acc[r * kNR + c]});
