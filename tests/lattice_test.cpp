@@ -210,5 +210,44 @@ TEST_F(LatticeTest, SemidiscreteFitAndAssignUseTheScreen) {
   EXPECT_EQ(sdot_assign(map, x, ctx), got);
 }
 
+TEST_F(LatticeTest, ConditionalMapsScreenEachClassAndTheAugmentedCost) {
+  // Per-class potentials (each class its own lattice copy) and a finite class penalty (one shared
+  // lattice, the penalty in h): assign equals the naive double argmax over the allowed columns.
+  const Points y = lattice_points(120, 20, 256, -1.0, 1 / 127.5, 21);
+  std::vector<int64_t> labels(120);
+  for (int j = 0; j < 120; ++j) labels[j] = j % 3;
+  std::vector<float> g(120);
+  Rng r(22);
+  for (auto& v : g) v = static_cast<float>(r.normal());
+  const Points x = gaussian_points(90, 20, 23);
+  std::vector<int64_t> xl(90);
+  for (int i = 0; i < 90; ++i) xl[i] = (i * 7) % 3;
+  const auto n2 = squared_norms(y);
+  for (double beta : {std::numeric_limits<double>::infinity(), 2.0}) {
+    SemidiscreteMap map;
+    map.y = y;
+    map.g = g;
+    map.labels = labels;
+    map.class_penalty = beta;
+    sdot_prepare(map, Context{});
+    ASSERT_TRUE(sdot_int8_screen(map)) << beta;
+    const auto got = sdot_assign(map, x, Context{}, xl);
+    for (int i = 0; i < 90; ++i) {
+      double best = -std::numeric_limits<double>::infinity();
+      int64_t arg = -1;
+      for (int j = 0; j < 120; ++j) {
+        if (std::isinf(beta) && labels[j] != xl[i]) continue;
+        // The same float h as the map: g - |y|^2 / 2 (- beta off-class), rounded once to float.
+        double hj = static_cast<double>(g[j]) - 0.5 * n2[j];
+        if (!std::isinf(beta) && labels[j] != xl[i]) hj += static_cast<float>(-beta);
+        double sc = static_cast<float>(hj);
+        for (int k = 0; k < 20; ++k) sc += static_cast<double>(x.row(i)[k]) * y.row(j)[k];
+        if (sc > best) best = sc, arg = j;
+      }
+      EXPECT_EQ(got[i], arg) << "beta " << beta << " row " << i;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace otgen
