@@ -426,6 +426,25 @@ struct MapCall {
   std::vector<double> g;
   Split split;
   explicit MapCall(std::shared_ptr<const Prepared> p) : prepared(std::move(p)), P(*prepared) {}
+
+  // The per_row best data indices of each noise row: search(k, G, xk, h, idx) fills idx (xk.n * per_row
+  // local columns of group k) for the rows of class k; they are mapped back to rows and global indices.
+  template <class Search>
+  std::vector<int64_t> rows(PointsView x, int64_t per_row, Search&& search) const {
+    std::vector<int64_t> out(static_cast<size_t>(x.n * per_row));
+    std::vector<float> h;
+    for (size_t k = 0; k < P.groups.size(); ++k) {
+      const PointsView xk = split.view(k, x);
+      if (xk.n == 0) continue;
+      const Group& G = P.groups[k];
+      P.group_h(k, g, h);
+      std::vector<int64_t> idx(static_cast<size_t>(xk.n * per_row));
+      search(k, G, xk, h, idx);
+      for (int64_t i = 0; i < xk.n; ++i)
+        for (int64_t t = 0; t < per_row; ++t) out[split.row(k, i) * per_row + t] = G.global(idx[i * per_row + t]);
+    }
+    return out;
+  }
 };
 
 MapCall start_call(const SemidiscreteMap& map, PointsView x, std::span<const int64_t> x_labels, const Context& ctx,
@@ -475,43 +494,26 @@ std::vector<int64_t> sdot_noise_classes(const SemidiscreteMap& map, int64_t n, u
 
 std::vector<int64_t> sdot_assign(const SemidiscreteMap& map, PointsView x, const Context& ctx,
                                  std::span<const int64_t> x_labels, const ScoreOptions& engine) {
-  MapCall c = start_call(map, x, x_labels, ctx, engine, /*argmax=*/true);
-  std::vector<int64_t> out(static_cast<size_t>(x.n));
-  std::vector<float> h;
-  for (size_t k = 0; k < c.P.groups.size(); ++k) {
-    const PointsView xk = c.split.view(k, x);
-    if (xk.n == 0) continue;
-    c.P.group_h(k, c.g, h);
-    std::vector<int64_t> idx(static_cast<size_t>(xk.n));
+  const MapCall c = start_call(map, x, x_labels, ctx, engine, /*argmax=*/true);
+  return c.rows(x, 1, [&](size_t, const Group& G, PointsView xk, const std::vector<float>& h, std::vector<int64_t>& idx) {
     std::vector<float> val(static_cast<size_t>(xk.n));
-    group_argmax(c.P.groups[k], xk, h, idx, val, ctx, engine);
-    for (int64_t i = 0; i < xk.n; ++i) out[c.split.row(k, i)] = c.P.groups[k].global(idx[i]);
-  }
-  return out;
+    group_argmax(G, xk, h, idx, val, ctx, engine);
+  });
 }
 
 std::vector<int64_t> sdot_sample(const SemidiscreteMap& map, PointsView x, uint64_t seed, const Context& ctx,
                                  std::span<const int64_t> x_labels, const ScoreOptions& engine) {
   if (map.epsilon <= 0) return sdot_assign(map, x, ctx, x_labels, engine);
-  MapCall c = start_call(map, x, x_labels, ctx, engine, /*argmax=*/false);
-  std::vector<int64_t> out(static_cast<size_t>(x.n));
-  std::vector<float> h;
-  for (size_t k = 0; k < c.P.groups.size(); ++k) {
-    const PointsView xk = c.split.view(k, x);
-    if (xk.n == 0) continue;
-    c.P.group_h(k, c.g, h);
-    std::vector<int64_t> idx(static_cast<size_t>(xk.n));
+  const MapCall c = start_call(map, x, x_labels, ctx, engine, /*argmax=*/false);
+  return c.rows(x, 1, [&](size_t k, const Group& G, PointsView xk, const std::vector<float>& h, std::vector<int64_t>& idx) {
     const uint64_t key = c.P.num_classes == 0 ? seed : mix_seed(seed, 0x47756d62656cULL, k);
-    row_gumbel_argmax(ScoreProblem{xk, c.P.groups[k].y, h}, static_cast<float>(1.0 / map.epsilon),
-                      c.P.groups[k].log_b, key, idx, ctx, engine);
-    for (int64_t i = 0; i < xk.n; ++i) out[c.split.row(k, i)] = c.P.groups[k].global(idx[i]);
-  }
-  return out;
+    row_gumbel_argmax(ScoreProblem{xk, G.y, h}, static_cast<float>(1.0 / map.epsilon), G.log_b, key, idx, ctx, engine);
+  });
 }
 
 std::vector<int64_t> sdot_topk(const SemidiscreteMap& map, PointsView x, int64_t k, const Context& ctx,
                                std::span<const int64_t> x_labels, const ScoreOptions& engine) {
-  MapCall c = start_call(map, x, x_labels, ctx, engine, /*argmax=*/false);
+  const MapCall c = start_call(map, x, x_labels, ctx, engine, /*argmax=*/false);
   int64_t smallest = std::numeric_limits<int64_t>::max();
   for (const auto& G : c.P.groups) {
     int64_t support = 0;
@@ -520,19 +522,10 @@ std::vector<int64_t> sdot_topk(const SemidiscreteMap& map, PointsView x, int64_t
   }
   require(k >= 1 && k <= smallest, "k", k,
           "1 <= k <= " + std::to_string(smallest) + " (the smallest set of candidate points with b > 0)");
-  std::vector<int64_t> out(static_cast<size_t>(x.n * k));
-  std::vector<float> h;
-  for (size_t gk = 0; gk < c.P.groups.size(); ++gk) {
-    const PointsView xk = c.split.view(gk, x);
-    if (xk.n == 0) continue;
-    c.P.group_h(gk, c.g, h);
-    std::vector<int64_t> idx(static_cast<size_t>(xk.n * k));
+  return c.rows(x, k, [&](size_t, const Group& G, PointsView xk, const std::vector<float>& h, std::vector<int64_t>& idx) {
     std::vector<float> val(static_cast<size_t>(xk.n * k));
-    row_topk(ScoreProblem{xk, c.P.groups[gk].y, h}, k, idx, val, ctx, engine);
-    for (int64_t i = 0; i < xk.n; ++i)
-      for (int64_t t = 0; t < k; ++t) out[c.split.row(gk, i) * k + t] = c.P.groups[gk].global(idx[i * k + t]);
-  }
-  return out;
+    row_topk(ScoreProblem{xk, G.y, h}, k, idx, val, ctx, engine);
+  });
 }
 
 SdotMarginalStats sdot_check(const SemidiscreteMap& map, int64_t batch, int64_t repeats, uint64_t seed,
