@@ -1,0 +1,431 @@
+// otgen train | sample: flow-matching training with any coupling, and ODE sampling of a model.pt.
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/command.h"
+#include "cli/plot.h"
+#include "otgen/coupling.h"
+#include "otgen/data.h"
+#include "otgen/error.h"
+#include "otgen/flow.h"
+#include "otgen/metrics.h"
+#include "otgen/npy.h"
+#include "otgen/progress.h"
+#include "otgen/record.h"
+#include "otgen/semidiscrete.h"
+
+namespace otgen::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace otgen::flow;
+
+// What `otgen train` was asked to do, beyond TrainOptions: kept in RUN_DIR/run.json so that
+// `--resume RUN_DIR` rebuilds the same data and coupling.
+struct TrainArgs {
+  std::string data = "8gaussians", coupling = "independent", potential, out, resume, record;
+  int64_t n = 0;                  // data points (0 = the dataset's default)
+  uint64_t data_seed = 0;
+  double sd_epsilon = 0.0;        // semidiscrete: absolute epsilon of the potential (0 = argmax pairs)
+  double sinkhorn_epsilon = 0.05; // sinkhorn: relative to std(C) of the batch
+  int64_t fit_steps = 3000;       // semidiscrete without --potential: steps of the potential fit
+  std::string model = "mlp", time = "uniform", optimizer = "adam", schedule = "constant", precision = "fp32";
+  std::string mults = "1,2,2";
+  TrainOptions opt;
+  Context ctx;
+
+  nlohmann::json to_json() const {
+    return {{"data", data},         {"n", n},
+            {"data_seed", data_seed}, {"coupling", coupling},
+            {"potential", potential}, {"sd_epsilon", sd_epsilon},
+            {"sinkhorn_epsilon", sinkhorn_epsilon}, {"fit_steps", fit_steps},
+            {"seed", ctx.seed},     {"options", opt.to_json()}};
+  }
+  void from_json(const nlohmann::json& j) {
+    try {
+      data = j.at("data").get<std::string>();
+      n = j.at("n").get<int64_t>();
+      data_seed = j.at("data_seed").get<uint64_t>();
+      coupling = j.at("coupling").get<std::string>();
+      potential = j.at("potential").get<std::string>();
+      sd_epsilon = j.at("sd_epsilon").get<double>();
+      sinkhorn_epsilon = j.at("sinkhorn_epsilon").get<double>();
+      fit_steps = j.at("fit_steps").get<int64_t>();
+      ctx.seed = j.at("seed").get<uint64_t>();
+      opt = TrainOptions::from_json(j.at("options"));
+    } catch (const nlohmann::json::exception& e) {
+      throw Error("--resume: malformed run.json (" + std::string(e.what()) + ")");
+    }
+  }
+};
+
+bool is_npy_path(const std::string& s) { return s.size() > 4 && s.compare(s.size() - 4, 4, ".npy") == 0; }
+
+Dataset load_data(const std::string& data, int64_t n, uint64_t seed) {
+  if (is_npy_path(data)) {
+    Dataset ds;
+    ds.name = data;
+    ds.x = read_points_npy(data, "--data");
+    require(ds.x.n >= 1, "--data", "'" + data + "' with 0 points", "at least one point");
+    if (n > 0) {
+      require(n <= ds.x.n, "--n", n, "at most the file's " + std::to_string(ds.x.n) + " points");
+      ds.x.data.resize(static_cast<size_t>(n * ds.x.d));
+      ds.x.n = n;
+    }
+    const auto side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(ds.x.d))));
+    if (side * side == ds.x.d && side > 1) ds.image_side = side;
+    return ds;
+  }
+  DatasetOptions o;
+  o.n = n;
+  o.seed = seed;
+  if (data == "8gaussians") {
+    // The flow-matching benchmark's 8 Gaussians: radius 4, std 0.3.
+    for (int k = 0; k < 8; ++k) {
+      o.means.push_back(static_cast<float>(4.0 * std::cos(2 * M_PI * k / 8)));
+      o.means.push_back(static_cast<float>(4.0 * std::sin(2 * M_PI * k / 8)));
+    }
+    o.stddev = 0.3f;
+    if (o.n == 0) o.n = 4096;
+    Dataset ds = load_dataset("gaussian-mixture", o);
+    ds.name = "8gaussians";
+    return ds;
+  }
+  return load_dataset(data, o);
+}
+
+std::vector<int64_t> parse_list(const std::string& s, const std::string& argument) {
+  std::vector<int64_t> v;
+  size_t pos = 0;
+  while (pos <= s.size()) {
+    const size_t end = s.find(',', pos);
+    const std::string item = s.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+    try {
+      size_t used = 0;
+      v.push_back(std::stoll(item, &used));
+      if (used != item.size()) throw std::invalid_argument(item);
+    } catch (const std::exception&) {
+      fail_argument(argument, "'" + s + "'", "comma-separated integers, e.g. 1,2,2");
+    }
+    if (end == std::string::npos) break;
+    pos = end + 1;
+  }
+  return v;
+}
+
+// A writable output folder: created if missing (its parent must exist).
+void prepare_run_dir(const std::string& dir) {
+  require(!dir.empty(), "--out", "''", "a run folder");
+  std::error_code ec;
+  if (fs::exists(dir, ec)) {
+    require(fs::is_directory(dir, ec), "--out", "'" + dir + "'", "a folder (it is a file)");
+  } else {
+    fs::create_directory(dir, ec);
+    if (ec) fail_argument("--out", "'" + dir + "'", "a folder that can be created (" + ec.message() + ")");
+  }
+  require(::access(dir.c_str(), W_OK) == 0, "--out", "'" + dir + "'", "a writable folder");
+}
+
+struct CouplingBundle {
+  std::unique_ptr<Coupling> coupling;
+  std::vector<float> g;
+};
+
+CouplingBundle make_coupling(TrainArgs& a, const Dataset& ds, const std::string& run_dir) {
+  const CouplingData data{ds.x.view(), {}, 0};
+  CouplingBundle c;
+  if (a.coupling == "independent") {
+    c.coupling = std::make_unique<IndependentCoupling>(data);
+  } else if (a.coupling == "exact" || a.coupling == "sinkhorn") {
+    require(a.opt.batch <= ds.x.n, "--batch", a.opt.batch,
+            "at most the number of data points (" + std::to_string(ds.x.n) + ") for batch OT");
+    BatchOTOptions o;
+    o.method = a.coupling == "exact" ? BatchOTMethod::Exact : BatchOTMethod::Sinkhorn;
+    o.sinkhorn.epsilon = a.sinkhorn_epsilon;
+    o.sinkhorn.relative_epsilon = true;
+    o.validate();
+    c.coupling = std::make_unique<BatchOTCoupling>(data, o);
+  } else if (a.coupling == "semidiscrete") {
+    require(a.sd_epsilon >= 0 && std::isfinite(a.sd_epsilon), "--sd-epsilon", a.sd_epsilon, "a number >= 0");
+    if (a.potential.empty()) {
+      // Fit first, with sdot fit's defaults (the same potential `otgen sdot fit` would give), and keep it.
+      SemidiscreteOT::Options so;
+      so.epsilon = a.sd_epsilon;
+      so.steps = a.fit_steps;
+      so.chi2_every = std::min<int64_t>(500, a.fit_steps);
+      Context fctx = a.ctx;
+      fctx.seed = mix_seed(a.ctx.seed, 0x736466ull);
+      const auto r = SemidiscreteOT(so).fit(ds.x, {}, fctx);
+      if (r.termination == Termination::NumericalFailure) throw Error("semidiscrete fit: " + r.message);
+      std::cerr << "potential: " << r.steps << " steps, chi2 " << (r.chi2 ? to_text(*r.chi2) : "n/a") << " ("
+                << r.seconds << " s)\n";
+      a.potential = run_dir + "/potential.npy";
+      write_npy(a.potential, r.g, {static_cast<int64_t>(r.g.size())});
+    }
+    const auto gd = read_vector_npy(a.potential, "--potential");
+    require(static_cast<int64_t>(gd.size()) == ds.x.n, "--potential", "length " + std::to_string(gd.size()),
+            "one value per data point (" + std::to_string(ds.x.n) + ")");
+    c.g.assign(gd.begin(), gd.end());
+    c.coupling = std::make_unique<SemidiscreteCoupling>(data, c.g, a.sd_epsilon);
+  } else {
+    fail_argument("--coupling", "'" + a.coupling + "'", "one of independent | exact | sinkhorn | semidiscrete");
+  }
+  return c;
+}
+
+nlohmann::json result_json(const TrainResult& r) {
+  nlohmann::json h = nlohmann::json::array();
+  for (const auto& e : r.history)
+    h.push_back({{"step", e.step}, {"loss", e.loss}, {"pair_cost", e.pair_cost}, {"lr", e.lr}, {"seconds", e.seconds}});
+  return {{"steps", r.steps},
+          {"resumed_from", r.resumed_from},
+          {"parameters", r.parameters},
+          {"seconds", r.seconds},
+          {"coupling_seconds", r.coupling_seconds},
+          {"coupling_fraction", r.seconds > 0 ? r.coupling_seconds / r.seconds : 0.0},
+          {"steps_per_second", r.steps_per_second},
+          {"precision", to_string(r.precision)},
+          {"precision_note", r.precision_note},
+          {"termination", termination_name(r.termination)},
+          {"message", r.message},
+          {"history", h}};
+}
+
+void run_train(TrainArgs& a) {
+  if (!a.resume) {
+    a.opt.model.kind = parse_model_kind(a.model, "--model");
+    a.opt.time = parse_time_sampling(a.time, "--time");
+    a.opt.optimizer = parse_optimizer(a.optimizer, "--optimizer");
+    a.opt.schedule = parse_schedule(a.schedule, "--schedule");
+    a.opt.precision = parse_precision(a.precision, "--precision");
+    a.opt.model.mults = parse_list(a.mults, "--mults");
+  }
+  a.ctx.validate();
+  std::string dir;
+  if (a.resume.empty()) {
+    require(!a.out.empty(), "--out", "missing", "a run folder (or --resume RUN_DIR)");
+    dir = a.out;
+  } else {
+    dir = a.resume;
+    std::error_code ec;
+    const std::string run = dir + "/run.json";
+    require(fs::is_regular_file(run, ec), "--resume", "'" + dir + "'", "a run folder of otgen train (with run.json)");
+    nlohmann::json j;
+    try {
+      std::ifstream f(run);
+      j = nlohmann::json::parse(f);
+    } catch (const std::exception&) {
+      fail_argument("--resume", "'" + run + "'", "a readable run.json");
+    }
+    const int64_t steps = a.opt.steps;
+    const bool steps_given = a.opt.steps != TrainOptions{}.steps;
+    a.from_json(j);
+    if (steps_given) a.opt.steps = steps;  // --steps may extend a resumed run
+  }
+  // Everything that can fail on input fails here, before any training.
+  const Dataset ds = load_data(a.data, a.n, a.data_seed);
+  a.opt.model.dim = ds.x.d;
+  if (a.opt.model.kind == ModelKind::Unet && a.opt.model.image_side == 0) {
+    require(ds.image_side > 0, "--model", "unet", "image data (square images; give --image-side for .npy data)");
+    a.opt.model.image_side = ds.image_side;
+  }
+  a.opt.validate();
+  if (a.resume.empty()) prepare_run_dir(dir);
+  if (!a.record.empty()) require(fs::is_directory(fs::absolute(a.record).parent_path()), "--record", "'" + a.record + "'",
+                                  "a file in an existing folder");
+  CouplingBundle c = make_coupling(a, ds, dir);
+  if (a.resume.empty()) write_file_atomic(dir + "/run.json", a.to_json().dump(2) + "\n");
+
+  const int64_t params = FlowModel::init(a.opt.model, 0).parameters();
+  std::cerr << "train: " << to_string(a.opt.model.kind) << " (" << params << " parameters) on " << ds.name << " ("
+            << ds.x.n << " x " << ds.x.d << "), coupling " << c.coupling->name() << ", batch " << a.opt.batch << ", "
+            << a.opt.steps << " steps, " << to_string(a.opt.precision) << ", " << a.ctx.resolved_threads()
+            << " threads\n";
+  Progress bar("train", a.opt.steps, a.ctx);
+  const bool lines = !bar.enabled() && !a.ctx.quiet;
+  const int64_t line_every = std::max<int64_t>(1, a.opt.steps / 10);
+  double loss_ema = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  int64_t first = -1;
+  auto observe = [&](int64_t step, double loss) {
+    if (first < 0) first = step - 1;
+    loss_ema = (step - first == 1) ? loss : 0.98 * loss_ema + 0.02 * loss;
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    char status[128];
+    std::snprintf(status, sizeof status, "loss %.4f, %.0f pairs/s", loss_ema,
+                  secs > 0 ? static_cast<double>((step - first) * a.opt.batch) / secs : 0.0);
+    bar.update(step, status);
+    if (lines && (step % line_every == 0 || step == a.opt.steps))
+      std::cerr << "train: step " << step << "/" << a.opt.steps << ", " << status << "\n";
+  };
+  nlohmann::json meta{{"data", ds.name}, {"n", ds.x.n}, {"image_side", ds.image_side}, {"classes", 0}};
+  const TrainResult r = train_flow(a.opt, CouplingData{ds.x.view(), {}, 0}, *c.coupling, RunFiles{dir},
+                                   !a.resume.empty(), meta, a.ctx, observe);
+  bar.finish();
+  if (!r.precision_note.empty()) std::cerr << "train: " << r.precision_note << "\n";
+
+  nlohmann::json rec = run_record("train", a.ctx);
+  rec["run"] = a.to_json();
+  rec["data"] = {{"name", ds.name}, {"n", ds.x.n}, {"d", ds.x.d}};
+  rec["coupling"] = c.coupling->name();
+  rec["result"] = result_json(r);
+  write_json(dir + "/record.json", rec);
+  if (!a.record.empty()) write_json(a.record, rec);
+  std::cout << nlohmann::json{{"steps", r.steps},
+                              {"loss", r.history.empty() ? 0.0 : r.history.back().loss},
+                              {"steps_per_second", r.steps_per_second},
+                              {"coupling_fraction", r.seconds > 0 ? r.coupling_seconds / r.seconds : 0.0},
+                              {"parameters", r.parameters},
+                              {"model", dir + "/model.pt"}}
+                   .dump()
+            << "\n";
+  if (r.termination == Termination::NumericalFailure) throw Error("train: " + r.message);
+}
+
+void register_train(CLI::App& root) {
+  auto a = std::make_shared<TrainArgs>();
+  CLI::App* cmd = root.add_subcommand("train", "train a flow-matching model (velocity field) with any coupling");
+  auto& o = a->opt;
+  cmd->add_option("--data", a->data, "dataset name (8gaussians, moons, digits, fashion-mnist, ...) or an (N, d) .npy")
+      ->capture_default_str();
+  cmd->add_option("--n", a->n, "data points (0 = the dataset's default; the first n of a .npy)");
+  cmd->add_option("--data-seed", a->data_seed, "seed of generated datasets");
+  cmd->add_option("--coupling", a->coupling, "independent | exact | sinkhorn | semidiscrete")->capture_default_str();
+  cmd->add_option("--potential", a->potential, "semidiscrete: the potential g.npy of `otgen sdot fit` (default: fit it first)");
+  cmd->add_option("--sd-epsilon", a->sd_epsilon, "semidiscrete: absolute epsilon of the potential (0 = argmax pairs)")
+      ->capture_default_str();
+  cmd->add_option("--fit-steps", a->fit_steps, "semidiscrete without --potential: steps of the fit")->capture_default_str();
+  cmd->add_option("--sinkhorn-epsilon", a->sinkhorn_epsilon, "sinkhorn: epsilon relative to std(C) of the batch")
+      ->capture_default_str();
+  cmd->add_option("--model", a->model, "mlp | unet")->capture_default_str();
+  cmd->add_option("--width", o.model.width, "mlp: hidden width")->capture_default_str();
+  cmd->add_option("--depth", o.model.depth, "mlp: hidden layers")->capture_default_str();
+  cmd->add_option("--time-dim", o.model.time_dim, "mlp: time embedding size")->capture_default_str();
+  cmd->add_option("--channels", o.model.base_channels, "unet: channels of the first level")->capture_default_str();
+  cmd->add_option("--mults", a->mults, "unet: channel multipliers per level")->capture_default_str();
+  cmd->add_option("--groups", o.model.groups, "unet: GroupNorm groups")->capture_default_str();
+  cmd->add_option("--image-side", o.model.image_side, "unet: image side for .npy data (default sqrt(d))");
+  cmd->add_option("--batch", o.batch, "pairs per step")->capture_default_str();
+  cmd->add_option("--steps", o.steps, "optimiser steps (with --resume: the new total)")->capture_default_str();
+  cmd->add_option("--time", a->time, "time sampling: uniform | logit-normal")->capture_default_str();
+  cmd->add_option("--logit-mean", o.logit_mean, "logit-normal: mean")->capture_default_str();
+  cmd->add_option("--logit-std", o.logit_std, "logit-normal: standard deviation")->capture_default_str();
+  cmd->add_option("--optimizer", a->optimizer, "adam | adamw")->capture_default_str();
+  cmd->add_option("--lr", o.lr, "peak learning rate")->capture_default_str();
+  cmd->add_option("--weight-decay", o.weight_decay, "adamw: decoupled weight decay")->capture_default_str();
+  cmd->add_option("--warmup", o.warmup, "linear learning-rate warm-up steps")->capture_default_str();
+  cmd->add_option("--schedule", a->schedule, "after warm-up: constant | cosine")->capture_default_str();
+  cmd->add_option("--lr-final", o.lr_final, "cosine: final learning rate")->capture_default_str();
+  cmd->add_option("--ema-decay", o.ema_decay, "EMA of the weights (sampling uses it)")->capture_default_str();
+  cmd->add_option("--grad-clip", o.grad_clip, "clip the gradient norm (0 = off)")->capture_default_str();
+  cmd->add_option("--precision", a->precision, "fp32 | bf16 (autocast; needs AVX512-BF16 or AMX)")->capture_default_str();
+  cmd->add_option("--checkpoint-every", o.checkpoint_every, "checkpoint every K steps (0 = at the end)")
+      ->capture_default_str();
+  cmd->add_option("--log-every", o.log_every, "loss history every K steps")->capture_default_str();
+  cmd->add_option("--out", a->out, "run folder: model.pt, checkpoint.pt, run.json, record.json");
+  cmd->add_option("--resume", a->resume, "continue the run in this folder from its checkpoint (same options)");
+  cmd->add_option("--record", a->record, "also write the run record (JSON) here");
+  add_context_options(cmd, a->ctx);
+  cmd->callback([a] { run_train(*a); });
+}
+
+// ------------------------------------------------------------------------------------------ sample
+
+struct SampleArgs {
+  std::string model, solver = "euler", out, png, reference;
+  int64_t n = 1000;
+  int64_t trajectories = 0;
+  OdeOptions ode;
+  Context ctx;
+};
+
+void run_sample(SampleArgs& a) {
+  a.ctx.validate();
+  a.ode.method = parse_ode_method(a.solver, "--solver");
+  a.ode.validate();
+  require(a.n >= 1 && a.n <= (int64_t{1} << 28), "--n", a.n, "an integer in [1, 2^28]");
+  require(!a.out.empty(), "--out", "missing", "an output .npy path");
+  const FlowModel model = FlowModel::load(a.model, "--model");
+  for (const std::string* p : {&a.out, &a.png}) {
+    if (p->empty()) continue;
+    require(fs::is_directory(fs::absolute(*p).parent_path()), *p == a.out ? "--out" : "--png", "'" + *p + "'",
+            "a file in an existing folder");
+    require(fs::absolute(*p) != fs::absolute(a.model), *p == a.out ? "--out" : "--png", "'" + *p + "'",
+            "a path other than --model");
+  }
+  const int64_t d = model.dim();
+  Points x = sdot_noise(a.n, d, a.ctx.seed, a.ctx);
+  const int64_t ntraj = std::min(a.trajectories, a.n);
+  std::vector<float> traj;  // ntraj points at every observed time, 2-D only
+  auto observe = [&](double, std::span<const float> s) {
+    for (int64_t i = 0; i < ntraj; ++i) traj.insert(traj.end(), s.begin() + i * d, s.begin() + i * d + std::min<int64_t>(d, 2));
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  const OdeResult r = model.sample(x, a.ode, a.ctx, ntraj > 0 ? OdeObserver(observe) : OdeObserver{});
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (r.termination == Termination::NumericalFailure) throw Error("sample: " + r.message);
+  write_npy(a.out, x);
+  nlohmann::json summary{{"n", a.n},         {"dim", d},      {"solver", ode_method_name(a.ode.method)},
+                         {"nfe", r.nfe},     {"seconds", secs}, {"termination", termination_name(r.termination)},
+                         {"out", a.out}};
+  if (a.ode.method == OdeMethod::Dopri5) summary["accepted"] = r.accepted, summary["rejected"] = r.rejected;
+  if (!a.png.empty()) {
+    const int64_t side = model.metadata().value("image_side", int64_t{0});
+    if (d == 2) {
+      Panel panel;
+      panel.title = "samples (" + std::string(ode_method_name(a.ode.method)) + ", NFE " + std::to_string(r.nfe) + ")";
+      panel.series.push_back({x.view(), {31, 119, 180}, "samples", 1.5f, 0.5f});
+      const int64_t frames = ntraj > 0 ? static_cast<int64_t>(traj.size()) / (2 * ntraj) : 0;
+      for (int64_t i = 0; i < ntraj; ++i) {
+        Polyline line{{}, {214, 39, 40}, 0.8f};
+        for (int64_t f = 0; f < frames; ++f) {
+          line.xy.push_back(traj[(f * ntraj + i) * 2]);
+          line.xy.push_back(traj[(f * ntraj + i) * 2 + 1]);
+        }
+        panel.lines.push_back(std::move(line));
+      }
+      write_panels(a.png, {panel}, PanelOptions{});
+    } else if (side > 0 && d % (side * side) == 0) {
+      GridOptions g;
+      g.title = std::string(ode_method_name(a.ode.method)) + ", NFE " + std::to_string(r.nfe);
+      write_image_grid(a.png, PointsView{x.data.data(), std::min<int64_t>(a.n, 100), d}, side, d / (side * side), g);
+    } else {
+      fail_argument("--png", "a model of dimension " + std::to_string(d), "2-D data or images");
+    }
+    summary["png"] = a.png;
+  }
+  std::cout << summary.dump() << "\n";
+}
+
+void register_sample(CLI::App& root) {
+  auto a = std::make_shared<SampleArgs>();
+  CLI::App* cmd = root.add_subcommand("sample", "draw samples from a trained model.pt by integrating its ODE");
+  cmd->add_option("--model", a->model, "model.pt written by otgen train")->required();
+  cmd->add_option("--n", a->n, "number of samples")->capture_default_str();
+  cmd->add_option("--solver", a->solver, "euler | midpoint | heun | rk4 | dopri5")->capture_default_str();
+  cmd->add_option("--steps", a->ode.steps, "fixed-step solvers: steps (NFE = steps x stages)")->capture_default_str();
+  cmd->add_option("--rtol", a->ode.rtol, "dopri5: relative tolerance")->capture_default_str();
+  cmd->add_option("--atol", a->ode.atol, "dopri5: absolute tolerance")->capture_default_str();
+  cmd->add_option("--max-nfe", a->ode.max_nfe, "dopri5: cap on evaluations")->capture_default_str();
+  cmd->add_option("--out", a->out, "samples: (n, dim) float32 .npy")->required();
+  cmd->add_option("--png", a->png, "also draw a PNG: image grid, or a 2-D scatter");
+  cmd->add_option("--trajectories", a->trajectories, "2-D --png: draw this many ODE paths")->capture_default_str();
+  add_context_options(cmd, a->ctx);
+  cmd->callback([a] { run_sample(*a); });
+}
+
+}  // namespace
+
+OTGEN_REGISTER_COMMAND("train", register_train);
+OTGEN_REGISTER_COMMAND("sample", register_sample);
+
+}  // namespace otgen::cli

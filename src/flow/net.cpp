@@ -1,0 +1,238 @@
+// Velocity networks (src/flow/net.h): one template per architecture, three backends.
+#include "flow/net.h"
+
+#include <cmath>
+#include <sstream>
+
+#include "otgen/error.h"
+#include "otgen/rng.h"
+
+namespace otgen::flow::detail {
+namespace {
+
+// ---- backends --------------------------------------------------------------------------------
+// Each backend has a value type V and the operations the architectures use. Parameter-taking
+// operations name their parameters; the init backend records (name, shape) in call order.
+
+struct InitBackend {
+  using V = int;
+  std::vector<std::pair<std::string, std::vector<int64_t>>> params;
+  std::vector<int64_t> fan_in;  // per parameter: the bound of U(-1/sqrt(fan_in), ...); 0 = GroupNorm
+  std::vector<int> gn_value;    // GroupNorm: 1 for weight, 0 for bias
+  void add(std::string name, std::vector<int64_t> shape, int64_t fan, int gn = -1) {
+    params.emplace_back(std::move(name), std::move(shape));
+    fan_in.push_back(fan);
+    gn_value.push_back(gn);
+  }
+  V temb(V, int64_t) { return 0; }
+  V cat(V, V) { return 0; }
+  V silu(V) { return 0; }
+  V add(V, V) { return 0; }
+  V linear(V, const std::string& n, int64_t in, int64_t out) {
+    add(n + "_w", {out, in}, in);
+    add(n + "_b", {out}, in);
+    return 0;
+  }
+  V conv(V, const std::string& n, int64_t cin, int64_t cout, int64_t k, int64_t /*stride*/) {
+    add(n + "_w", {cout, cin, k, k}, cin * k * k);
+    add(n + "_b", {cout}, cin * k * k);
+    return 0;
+  }
+  V group_norm(V, const std::string& n, int64_t ch, int64_t /*groups*/) {
+    add(n + "_w", {ch}, 0, 1);
+    add(n + "_b", {ch}, 0, 0);
+    return 0;
+  }
+  V to_image(V, int64_t, int64_t) { return 0; }
+  V flatten(V) { return 0; }
+  V upsample2(V) { return 0; }
+  V spatial(V) { return 0; }  // (B, C) -> (B, C, 1, 1)
+};
+
+struct EagerBackend {
+  using V = at::Tensor;
+  const Net& net;
+  size_t next = 0;  // parameters are consumed in the init backend's order
+  const at::Tensor& param() { return net.params[next++]; }
+  V temb(const V& t, int64_t dim) {
+    const at::Tensor a = (t.unsqueeze(1) * 1000.0) * net.freqs.narrow(0, 0, dim / 2);
+    return at::cat({at::sin(a), at::cos(a)}, 1);
+  }
+  V cat(const V& a, const V& b) { return at::cat({a, b}, 1); }
+  V silu(const V& a) { return at::silu(a); }
+  V add(const V& a, const V& b) { return a + b; }
+  V linear(const V& h, const std::string&, int64_t, int64_t) {
+    const auto& w = param();
+    const auto& b = param();
+    return at::linear(h, w, b);
+  }
+  V conv(const V& h, const std::string&, int64_t, int64_t, int64_t k, int64_t stride) {
+    const auto& w = param();
+    const auto& b = param();
+    return at::conv2d(h, w, b, {stride, stride}, {k / 2, k / 2});
+  }
+  V group_norm(const V& h, const std::string&, int64_t, int64_t groups) {
+    const auto& w = param();
+    const auto& b = param();
+    return at::group_norm(h, groups, w, b, 1e-5);
+  }
+  V to_image(const V& x, int64_t channels, int64_t side) { return x.reshape({x.size(0), channels, side, side}); }
+  V flatten(const V& h) { return h.reshape({h.size(0), -1}); }
+  V upsample2(const V& h) { return h.repeat_interleave(2, 2).repeat_interleave(2, 3); }
+  V spatial(const V& h) { return h.unsqueeze(2).unsqueeze(3); }
+};
+
+struct ScriptBackend {
+  using V = std::string;
+  std::ostringstream code;
+  int count = 0;
+  V emit(const std::string& expr) {
+    const std::string v = "v" + std::to_string(count++);
+    code << "    " << v << " = " << expr << "\n";
+    return v;
+  }
+  V temb(const V& t, int64_t dim) {
+    const V a = emit("(" + t + ".unsqueeze(1) * 1000.0) * self.freqs.narrow(0, 0, " + std::to_string(dim / 2) + ")");
+    return emit("torch.cat([torch.sin(" + a + "), torch.cos(" + a + ")], 1)");
+  }
+  V cat(const V& a, const V& b) { return emit("torch.cat([" + a + ", " + b + "], 1)"); }
+  V silu(const V& a) { return emit("torch.silu(" + a + ")"); }
+  V add(const V& a, const V& b) { return emit(a + " + " + b); }
+  V linear(const V& h, const std::string& n, int64_t, int64_t) {
+    return emit("torch.linear(" + h + ", self." + n + "_w, self." + n + "_b)");
+  }
+  V conv(const V& h, const std::string& n, int64_t, int64_t, int64_t k, int64_t s) {
+    const std::string S = std::to_string(s), P = std::to_string(k / 2);
+    return emit("torch.conv2d(" + h + ", self." + n + "_w, self." + n + "_b, [" + S + ", " + S + "], [" + P + ", " + P + "])");
+  }
+  V group_norm(const V& h, const std::string& n, int64_t, int64_t groups) {
+    return emit("torch.group_norm(" + h + ", " + std::to_string(groups) + ", self." + n + "_w, self." + n + "_b, 1e-05)");
+  }
+  V to_image(const V& x, int64_t c, int64_t side) {
+    return emit(x + ".reshape([" + x + ".size(0), " + std::to_string(c) + ", " + std::to_string(side) + ", " +
+                std::to_string(side) + "])");
+  }
+  V flatten(const V& h) { return emit(h + ".reshape([" + h + ".size(0), -1])"); }
+  V upsample2(const V& h) { return emit(h + ".repeat_interleave(2, 2).repeat_interleave(2, 3)"); }
+  V spatial(const V& h) { return emit(h + ".unsqueeze(2).unsqueeze(3)"); }
+};
+
+// ---- architectures ---------------------------------------------------------------------------
+
+template <class B>
+typename B::V mlp(B& b, const ModelSpec& s, typename B::V x, typename B::V t) {
+  auto h = b.cat(x, b.temb(t, s.time_dim));
+  int64_t in = s.dim + s.time_dim;
+  for (int64_t l = 0; l < s.depth; ++l) {
+    h = b.silu(b.linear(h, "l" + std::to_string(l), in, s.width));
+    in = s.width;
+  }
+  return b.linear(h, "out", in, s.dim);
+}
+
+template <class B>
+typename B::V res_block(B& b, const ModelSpec& s, const std::string& n, typename B::V x, int64_t cin, int64_t cout,
+                        const typename B::V& temb, int64_t temb_dim) {
+  auto h = b.conv(b.silu(b.group_norm(x, n + "_gn1", cin, s.groups)), n + "_c1", cin, cout, 3, 1);
+  h = b.add(h, b.spatial(b.linear(temb, n + "_t", temb_dim, cout)));
+  h = b.conv(b.silu(b.group_norm(h, n + "_gn2", cout, s.groups)), n + "_c2", cout, cout, 3, 1);
+  return b.add(h, cin != cout ? b.conv(x, n + "_skip", cin, cout, 1, 1) : x);
+}
+
+template <class B>
+typename B::V unet(B& b, const ModelSpec& s, typename B::V x, typename B::V t) {
+  const int64_t C = s.base_channels, E = 4 * C, L = static_cast<int64_t>(s.mults.size());
+  const auto temb = b.silu(b.linear(b.silu(b.linear(b.temb(t, C), "t1", C, E)), "t2", E, E));
+  auto h = b.conv(b.to_image(x, s.channels, s.image_side), "in", s.channels, C, 3, 1);
+  std::vector<typename B::V> skips;
+  std::vector<int64_t> level_ch;
+  int64_t ch = C;
+  for (int64_t i = 0; i < L; ++i) {
+    const int64_t out = C * s.mults[i];
+    h = res_block(b, s, "d" + std::to_string(i), h, ch, out, temb, E);
+    ch = out;
+    skips.push_back(h);
+    level_ch.push_back(ch);
+    if (i + 1 < L) h = b.conv(h, "down" + std::to_string(i), ch, ch, 3, 2);
+  }
+  h = res_block(b, s, "mid", h, ch, ch, temb, E);
+  for (int64_t i = L - 1; i >= 0; --i) {
+    h = res_block(b, s, "u" + std::to_string(i), b.cat(h, skips[i]), ch + level_ch[i], level_ch[i], temb, E);
+    ch = level_ch[i];
+    if (i > 0) h = b.conv(b.upsample2(h), "up" + std::to_string(i), ch, ch, 3, 1);
+  }
+  h = b.conv(b.silu(b.group_norm(h, "out_gn", ch, s.groups)), "out", ch, s.channels, 3, 1);
+  return b.flatten(h);
+}
+
+template <class B>
+typename B::V run(B& b, const ModelSpec& s, typename B::V x, typename B::V t) {
+  return s.kind == ModelKind::Mlp ? mlp(b, s, std::move(x), std::move(t)) : unet(b, s, std::move(x), std::move(t));
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::vector<int64_t>>> Net::layout(const ModelSpec& spec) {
+  InitBackend b;
+  run(b, spec, 0, 0);
+  return b.params;
+}
+
+Net Net::create(const ModelSpec& spec, uint64_t seed) {
+  spec.validate();
+  InitBackend b;
+  run(b, spec, 0, 0);
+  Net net;
+  net.spec = spec;
+  for (size_t p = 0; p < b.params.size(); ++p) {
+    const auto& [name, shape] = b.params[p];
+    at::Tensor w = at::empty(shape, at::kFloat);
+    float* v = w.data_ptr<float>();
+    const int64_t n = w.numel();
+    if (b.gn_value[p] >= 0) {
+      std::fill(v, v + n, static_cast<float>(b.gn_value[p]));
+    } else {
+      const double bound = 1.0 / std::sqrt(static_cast<double>(b.fan_in[p]));
+      Rng rng(seed, 1000 + p);  // one stream per parameter tensor
+      for (int64_t k = 0; k < n; ++k) v[k] = static_cast<float>((2.0 * rng.uniform() - 1.0) * bound);
+    }
+    net.names.push_back(name);
+    net.params.push_back(w);
+  }
+  net.freqs = frequencies(spec);
+  return net;
+}
+
+at::Tensor frequencies(const ModelSpec& spec) {
+  const int64_t half = (spec.kind == ModelKind::Mlp ? spec.time_dim : spec.base_channels) / 2;
+  at::Tensor f = at::empty({half}, at::kFloat);
+  for (int64_t k = 0; k < half; ++k)
+    f.data_ptr<float>()[k] = static_cast<float>(std::exp(-std::log(10000.0) * static_cast<double>(k) / half));
+  return f;
+}
+
+at::Tensor Net::forward(const at::Tensor& x, const at::Tensor& t) const {
+  EagerBackend b{*this};
+  return run(b, spec, x, t);
+}
+
+std::string Net::script() const {
+  ScriptBackend b;
+  const std::string out = run(b, spec, std::string("x"), std::string("t"));
+  return "def forward(self, x: Tensor, t: Tensor) -> Tensor:\n" + b.code.str() + "    return " + out + "\n";
+}
+
+int64_t Net::numel() const {
+  int64_t n = 0;
+  for (const auto& p : params) n += p.numel();
+  return n;
+}
+
+std::vector<at::Tensor> clone_all(const std::vector<at::Tensor>& v) {
+  std::vector<at::Tensor> out;
+  out.reserve(v.size());
+  for (const auto& t : v) out.push_back(t.detach().clone());
+  return out;
+}
+
+}  // namespace otgen::flow::detail

@@ -1,0 +1,166 @@
+// Flow options: names, validation, JSON (otgen/flow.h). Torch-free.
+#include <cmath>
+#include <string>
+
+#include "otgen/error.h"
+#include "otgen/flow.h"
+
+namespace otgen::flow {
+namespace {
+
+template <class E, size_t N>
+E parse_name(std::string_view s, std::string_view argument, const std::pair<const char*, E> (&names)[N]) {
+  std::string valid;
+  for (const auto& [name, value] : names) {
+    if (s == name) return value;
+    valid += (valid.empty() ? "" : " | ") + std::string(name);
+  }
+  fail_argument(argument, std::string("'") + std::string(s) + "'", "one of " + valid);
+}
+
+constexpr std::pair<const char*, ModelKind> kModels[] = {{"mlp", ModelKind::Mlp}, {"unet", ModelKind::Unet}};
+constexpr std::pair<const char*, TimeSampling> kTimes[] = {{"uniform", TimeSampling::Uniform},
+                                                           {"logit-normal", TimeSampling::LogitNormal}};
+constexpr std::pair<const char*, OptimizerKind> kOptimizers[] = {{"adam", OptimizerKind::Adam},
+                                                                 {"adamw", OptimizerKind::AdamW}};
+constexpr std::pair<const char*, LrSchedule> kSchedules[] = {{"constant", LrSchedule::Constant},
+                                                             {"cosine", LrSchedule::Cosine}};
+constexpr std::pair<const char*, Precision> kPrecisions[] = {{"fp32", Precision::Fp32}, {"bf16", Precision::Bf16}};
+
+template <class E, size_t N>
+const char* name_of(E v, const std::pair<const char*, E> (&names)[N]) {
+  for (const auto& [name, value] : names)
+    if (value == v) return name;
+  return "unknown";
+}
+
+}  // namespace
+
+const char* to_string(ModelKind v) { return name_of(v, kModels); }
+const char* to_string(TimeSampling v) { return name_of(v, kTimes); }
+const char* to_string(OptimizerKind v) { return name_of(v, kOptimizers); }
+const char* to_string(LrSchedule v) { return name_of(v, kSchedules); }
+const char* to_string(Precision v) { return name_of(v, kPrecisions); }
+ModelKind parse_model_kind(std::string_view s, std::string_view a) { return parse_name(s, a, kModels); }
+TimeSampling parse_time_sampling(std::string_view s, std::string_view a) { return parse_name(s, a, kTimes); }
+OptimizerKind parse_optimizer(std::string_view s, std::string_view a) { return parse_name(s, a, kOptimizers); }
+LrSchedule parse_schedule(std::string_view s, std::string_view a) { return parse_name(s, a, kSchedules); }
+Precision parse_precision(std::string_view s, std::string_view a) { return parse_name(s, a, kPrecisions); }
+
+void ModelSpec::validate() const {
+  require(dim >= 1, "dim", dim, "the data dimension (>= 1)");
+  if (kind == ModelKind::Mlp) {
+    require(width >= 1 && width <= 65536, "--width", width, "an integer in [1, 65536]");
+    require(depth >= 1 && depth <= 64, "--depth", depth, "an integer in [1, 64]");
+    require(time_dim >= 2 && time_dim % 2 == 0 && time_dim <= 4096, "--time-dim", time_dim,
+            "an even integer in [2, 4096]");
+    return;
+  }
+  require(channels >= 1 && channels <= 64, "--image-channels", channels, "an integer in [1, 64]");
+  require(image_side >= 1, "image side", image_side, "square images: dim = channels * side^2 (use --image-side)");
+  require(dim == channels * image_side * image_side, "dim", dim,
+          "channels * side^2 = " + std::to_string(channels * image_side * image_side) + " for the U-Net");
+  require(groups >= 1, "--groups", groups, "a positive integer");
+  require(base_channels >= groups && base_channels % groups == 0 && base_channels <= 1024, "--channels",
+          base_channels, "a multiple of --groups (" + std::to_string(groups) + ") up to 1024");
+  require(!mults.empty() && mults.size() <= 6, "--mults", mults.size(), "1 to 6 levels");
+  for (int64_t m : mults) require(m >= 1 && m <= 16, "--mults", m, "multipliers in [1, 16]");
+  const int64_t f = int64_t{1} << (mults.size() - 1);
+  require(image_side % f == 0, "image side", image_side,
+          "divisible by 2^(levels - 1) = " + std::to_string(f) + " for " + std::to_string(mults.size()) +
+              " U-Net levels (use fewer --mults)");
+}
+
+nlohmann::json ModelSpec::to_json() const {
+  return {{"kind", to_string(kind)}, {"dim", dim},           {"width", width},
+          {"depth", depth},          {"time_dim", time_dim}, {"image_side", image_side},
+          {"channels", channels},    {"base_channels", base_channels}, {"mults", mults},
+          {"groups", groups}};
+}
+
+ModelSpec ModelSpec::from_json(const nlohmann::json& j) {
+  try {
+    ModelSpec s;
+    s.kind = parse_model_kind(j.at("kind").get<std::string>(), "model kind");
+    s.dim = j.at("dim").get<int64_t>();
+    s.width = j.at("width").get<int64_t>();
+    s.depth = j.at("depth").get<int64_t>();
+    s.time_dim = j.at("time_dim").get<int64_t>();
+    s.image_side = j.at("image_side").get<int64_t>();
+    s.channels = j.at("channels").get<int64_t>();
+    s.base_channels = j.at("base_channels").get<int64_t>();
+    s.mults = j.at("mults").get<std::vector<int64_t>>();
+    s.groups = j.at("groups").get<int64_t>();
+    s.validate();
+    return s;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("malformed model spec: ") + e.what());
+  }
+}
+
+void TrainOptions::validate() const {
+  model.validate();
+  require(batch >= 1 && batch <= (int64_t{1} << 24), "--batch", batch, "an integer in [1, 2^24]");
+  require(steps >= 1, "--steps", steps, "a positive integer");
+  require(std::isfinite(logit_mean), "--logit-mean", logit_mean, "a finite number");
+  require(std::isfinite(logit_std) && logit_std > 0, "--logit-std", logit_std, "a positive number");
+  require(std::isfinite(lr) && lr > 0, "--lr", lr, "a positive number");
+  require(beta1 >= 0 && beta1 < 1, "--beta1", beta1, "a number in [0, 1)");
+  require(beta2 >= 0 && beta2 < 1, "--beta2", beta2, "a number in [0, 1)");
+  require(adam_eps > 0 && std::isfinite(adam_eps), "adam_eps", adam_eps, "a positive number");
+  require(std::isfinite(weight_decay) && weight_decay >= 0, "--weight-decay", weight_decay, "a number >= 0");
+  require(optimizer == OptimizerKind::AdamW || weight_decay == 0, "--weight-decay", weight_decay,
+          "0 with --optimizer adam (decoupled decay needs --optimizer adamw)");
+  require(warmup >= 0 && warmup < steps, "--warmup", warmup, "an integer in [0, --steps)");
+  require(std::isfinite(lr_final) && lr_final >= 0 && lr_final <= lr, "--lr-final", lr_final,
+          "a number in [0, --lr]");
+  require(ema_decay >= 0 && ema_decay < 1, "--ema-decay", ema_decay, "a number in [0, 1)");
+  require(std::isfinite(grad_clip) && grad_clip >= 0, "--grad-clip", grad_clip, "a number >= 0 (0 = off)");
+  require(checkpoint_every >= 0, "--checkpoint-every", checkpoint_every, "an integer >= 0");
+  require(log_every >= 1, "--log-every", log_every, "a positive integer");
+}
+
+nlohmann::json TrainOptions::to_json() const {
+  return {{"model", model.to_json()}, {"batch", batch},
+          {"steps", steps},           {"time", to_string(time)},
+          {"logit_mean", logit_mean}, {"logit_std", logit_std},
+          {"optimizer", to_string(optimizer)}, {"lr", lr},
+          {"beta1", beta1},           {"beta2", beta2},
+          {"adam_eps", adam_eps},     {"weight_decay", weight_decay},
+          {"warmup", warmup},         {"schedule", to_string(schedule)},
+          {"lr_final", lr_final},     {"ema_decay", ema_decay},
+          {"grad_clip", grad_clip},   {"precision", to_string(precision)},
+          {"checkpoint_every", checkpoint_every}, {"log_every", log_every}};
+}
+
+TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
+  try {
+    TrainOptions o;
+    o.model = ModelSpec::from_json(j.at("model"));
+    o.batch = j.at("batch").get<int64_t>();
+    o.steps = j.at("steps").get<int64_t>();
+    o.time = parse_time_sampling(j.at("time").get<std::string>(), "time");
+    o.logit_mean = j.at("logit_mean").get<double>();
+    o.logit_std = j.at("logit_std").get<double>();
+    o.optimizer = parse_optimizer(j.at("optimizer").get<std::string>(), "optimizer");
+    o.lr = j.at("lr").get<double>();
+    o.beta1 = j.at("beta1").get<double>();
+    o.beta2 = j.at("beta2").get<double>();
+    o.adam_eps = j.at("adam_eps").get<double>();
+    o.weight_decay = j.at("weight_decay").get<double>();
+    o.warmup = j.at("warmup").get<int64_t>();
+    o.schedule = parse_schedule(j.at("schedule").get<std::string>(), "schedule");
+    o.lr_final = j.at("lr_final").get<double>();
+    o.ema_decay = j.at("ema_decay").get<double>();
+    o.grad_clip = j.at("grad_clip").get<double>();
+    o.precision = parse_precision(j.at("precision").get<std::string>(), "precision");
+    o.checkpoint_every = j.at("checkpoint_every").get<int64_t>();
+    o.log_every = j.at("log_every").get<int64_t>();
+    o.validate();
+    return o;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("malformed training options: ") + e.what());
+  }
+}
+
+}  // namespace otgen::flow

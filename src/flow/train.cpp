@@ -1,0 +1,307 @@
+// Flow-matching trainer (otgen/flow.h): pairs from a Coupling, Adam/AdamW with warm-up and cosine
+// decay, EMA weights, gradient clipping, bf16 autocast, atomic checkpoints and bit-exact resume.
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include <ATen/autocast_mode.h>
+#include <torch/csrc/api/include/torch/serialize/input-archive.h>
+#include <torch/csrc/api/include/torch/serialize/output-archive.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/grad_mode.h>
+
+#include "flow/net.h"
+#include "otgen/error.h"
+#include "otgen/rng.h"
+#include "otgen/semidiscrete.h"
+
+namespace otgen::flow {
+namespace {
+
+using detail::Net;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// The learning rate of step k (0-based).
+double learning_rate(const TrainOptions& o, int64_t k) {
+  if (k < o.warmup) return o.lr * static_cast<double>(k + 1) / static_cast<double>(o.warmup);
+  if (o.schedule == LrSchedule::Constant) return o.lr;
+  const double p = static_cast<double>(k - o.warmup) / static_cast<double>(std::max<int64_t>(1, o.steps - o.warmup));
+  return o.lr_final + (o.lr - o.lr_final) * 0.5 * (1.0 + std::cos(M_PI * p));
+}
+
+// FNV-1a over the data, labels and shape: a resumed run must see the same data.
+uint64_t fingerprint(const CouplingData& data) {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](const void* p, size_t n) {
+    const auto* c = static_cast<const unsigned char*>(p);
+    for (size_t i = 0; i < n; ++i) h = (h ^ c[i]) * 1099511628211ull;
+  };
+  mix(&data.x.n, sizeof data.x.n);
+  mix(&data.x.d, sizeof data.x.d);
+  mix(data.x.data, static_cast<size_t>(data.x.n * data.x.d) * sizeof(float));
+  if (!data.labels.empty()) mix(data.labels.data(), data.labels.size() * sizeof(int64_t));
+  return h;
+}
+
+// Everything a run carries from step to step.
+struct State {
+  Net net;                          // trained weights (require grad)
+  std::vector<at::Tensor> ema, m, v;
+  int64_t step = 0;
+  double elapsed = 0;               // wall time of earlier runs (for the history's clock)
+  std::vector<TrainLogEntry> history;
+};
+
+nlohmann::json history_json(const std::vector<TrainLogEntry>& h) {
+  nlohmann::json a = nlohmann::json::array();
+  for (const auto& e : h) a.push_back({e.step, e.loss, e.pair_cost, e.lr, e.seconds});
+  return a;
+}
+
+std::vector<TrainLogEntry> history_from(const nlohmann::json& a) {
+  std::vector<TrainLogEntry> h;
+  for (const auto& e : a) h.push_back({e.at(0).get<int64_t>(), e.at(1).get<double>(), e.at(2).get<double>(),
+                                       e.at(3).get<double>(), e.at(4).get<double>()});
+  return h;
+}
+
+void save_checkpoint(const std::string& path, const State& s, const TrainOptions& opt, const std::string& coupling,
+                     uint64_t data_hash) {
+  torch::serialize::OutputArchive ar;
+  const nlohmann::json meta{{"format", "otgen.checkpoint/1"}, {"options", opt.to_json()}, {"step", s.step},
+                            {"elapsed", s.elapsed},           {"coupling", coupling},       {"data_hash", data_hash},
+                            {"history", history_json(s.history)}};
+  ar.write("meta", c10::IValue(meta.dump()));
+  for (size_t p = 0; p < s.net.params.size(); ++p) {
+    const std::string& n = s.net.names[p];
+    ar.write("p." + n, s.net.params[p].detach());
+    ar.write("ema." + n, s.ema[p]);
+    ar.write("m." + n, s.m[p]);
+    ar.write("v." + n, s.v[p]);
+  }
+  detail::atomic_save(path, [&](const std::string& tmp) { ar.save_to(tmp); });
+}
+
+nlohmann::json read_checkpoint_meta(torch::serialize::InputArchive& ar, const std::string& path, std::string_view argument) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    fail_argument(argument, "'" + path + "'", "a run folder with checkpoint.pt (written by otgen train)");
+  try {
+    ar.load_from(path);
+    c10::IValue v;
+    ar.read("meta", v);
+    nlohmann::json meta = nlohmann::json::parse(v.toStringRef());
+    if (meta.value("format", "") != "otgen.checkpoint/1") throw Error("format");
+    return meta;
+  } catch (const std::exception&) {
+    fail_argument(argument, "'" + path + "'", "an otgen checkpoint (it is missing, truncated or of another format)");
+  }
+}
+
+void load_state(State& s, torch::serialize::InputArchive& ar, const std::string& path) {
+  auto read = [&](const std::string& key, const at::Tensor& like) {
+    at::Tensor t;
+    try {
+      ar.read(key, t);
+    } catch (const std::exception&) {
+      fail_argument("--resume", "'" + path + "'", "a checkpoint holding " + key);
+    }
+    if (t.sizes() != like.sizes() || t.scalar_type() != at::kFloat)
+      fail_argument("--resume", "'" + path + "'", "a checkpoint whose " + key + " matches the model");
+    return t.contiguous();
+  };
+  for (size_t p = 0; p < s.net.params.size(); ++p) {
+    const std::string& n = s.net.names[p];
+    s.net.params[p] = read("p." + n, s.net.params[p]).clone();
+    s.ema[p] = read("ema." + n, s.ema[p]).clone();
+    s.m[p] = read("m." + n, s.m[p]).clone();
+    s.v[p] = read("v." + n, s.v[p]).clone();
+  }
+}
+
+}  // namespace
+
+TrainOptions checkpoint_options(const std::string& path, std::string_view argument) {
+  torch::serialize::InputArchive ar;
+  const auto meta = read_checkpoint_meta(ar, path, argument);
+  return TrainOptions::from_json(meta.at("options"));
+}
+
+TrainResult train_flow(const TrainOptions& opt_in, const CouplingData& data, const Coupling& coupling,
+                       const RunFiles& files, bool resume, const nlohmann::json& meta, const Context& ctx,
+                       const TrainObserver& observe) {
+  TrainOptions opt = opt_in;
+  opt.validate();
+  ctx.validate();
+  data.validate();
+  require(opt.model.dim == data.x.d, "model dim", opt.model.dim, "the data dimension " + std::to_string(data.x.d));
+  std::error_code ec;
+  require(std::filesystem::is_directory(files.dir, ec), "--out", "'" + files.dir + "'", "an existing folder");
+
+  TrainResult res;
+  res.precision = opt.precision;
+  if (opt.precision == Precision::Bf16 && !cpu_has_bf16()) {
+    res.precision = Precision::Fp32;
+    res.precision_note = "bf16 needs AVX512-BF16 or AMX-BF16, which this CPU lacks: training in fp32";
+  }
+  detail::use_threads(ctx);
+  const uint64_t data_hash = fingerprint(data);
+
+  State s;
+  s.net = Net::create(opt.model, mix_seed(ctx.seed, 0x6d6f64656cull));
+  s.ema = detail::clone_all(s.net.params);
+  for (const auto& p : s.net.params) {
+    s.m.push_back(at::zeros_like(p));
+    s.v.push_back(at::zeros_like(p));
+  }
+  if (resume) {
+    torch::serialize::InputArchive ar;
+    const auto cm = read_checkpoint_meta(ar, files.checkpoint(), "--resume");
+    nlohmann::json saved = cm.at("options"), now = opt.to_json();
+    saved.erase("steps");
+    now.erase("steps");
+    if (saved != now) fail_argument("--resume", "'" + files.dir + "'", "the options of the checkpointed run");
+    if (cm.at("coupling").get<std::string>() != coupling.name())
+      fail_argument("--coupling", coupling.name(), "the checkpointed run's " + cm.at("coupling").get<std::string>());
+    if (cm.at("data_hash").get<uint64_t>() != data_hash)
+      fail_argument("--data", "different data", "the data of the checkpointed run");
+    s.step = cm.at("step").get<int64_t>();
+    require(s.step <= opt.steps, "--steps", opt.steps, "at least the checkpoint's " + std::to_string(s.step) + " steps");
+    s.elapsed = cm.at("elapsed").get<double>();
+    s.history = history_from(cm.at("history"));
+    load_state(s, ar, files.checkpoint());
+    res.resumed_from = s.step;
+  }
+  for (auto& p : s.net.params) p.requires_grad_(true);
+  res.parameters = s.net.numel();
+
+  const int64_t B = opt.batch, d = data.x.d;
+  std::vector<float> xt(static_cast<size_t>(B * d)), u(static_cast<size_t>(B * d)), tv(static_cast<size_t>(B));
+  const at::Tensor xt_t = at::from_blob(xt.data(), {B, d}, at::kFloat);
+  const at::Tensor u_t = at::from_blob(u.data(), {B, d}, at::kFloat);
+  const at::Tensor t_t = at::from_blob(tv.data(), {B}, at::kFloat);
+
+  const auto t_start = Clock::now();
+  double loss_acc = 0, cost_acc = 0;
+  int64_t acc_n = 0;
+  res.termination = Termination::MaxSteps;
+  auto checkpoint = [&] {
+    State& st = s;
+    const double run_seconds = seconds_since(t_start);
+    st.elapsed += run_seconds;
+    save_checkpoint(files.checkpoint(), st, opt, coupling.name(), data_hash);
+    st.elapsed -= run_seconds;
+  };
+
+  for (; s.step < opt.steps; ++s.step) {
+    const int64_t k = s.step;
+    // Pairs: noise, times and the coupling's draw, each from its own stream of (seed, step).
+    const auto t_pairs = Clock::now();
+    const Points x0 = sdot_noise(B, d, mix_seed(ctx.seed, 1, static_cast<uint64_t>(k)), ctx);
+    Rng trng(mix_seed(ctx.seed, 2, static_cast<uint64_t>(k)));
+    for (int64_t i = 0; i < B; ++i) {
+      const double r = opt.time == TimeSampling::Uniform
+                           ? trng.uniform()
+                           : 1.0 / (1.0 + std::exp(-(opt.logit_mean + opt.logit_std * trng.normal())));
+      tv[i] = static_cast<float>(r);
+    }
+    const Pairs pairs = coupling.sample(x0, mix_seed(ctx.seed, 3, static_cast<uint64_t>(k)), ctx);
+    double cost = 0;
+    for (int64_t i = 0; i < B; ++i) {
+      const float* a = x0.row(i);
+      const float* y = data.x.row(pairs.target[i]);
+      const float ti = tv[i];
+      for (int64_t c = 0; c < d; ++c) {
+        const float diff = y[c] - a[c];
+        xt[i * d + c] = (1.0f - ti) * a[c] + ti * y[c];
+        u[i * d + c] = diff;
+        cost += 0.5 * static_cast<double>(diff) * diff;
+      }
+    }
+    res.coupling_seconds += seconds_since(t_pairs);
+
+    // Loss, gradient, clipping.
+    at::Tensor v;
+    if (res.precision == Precision::Bf16) {
+      at::autocast::set_cpu_enabled(true);
+      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+      v = s.net.forward(xt_t, t_t);
+      at::autocast::set_cpu_enabled(false);
+      at::autocast::clear_cache();
+    } else {
+      v = s.net.forward(xt_t, t_t);
+    }
+    const at::Tensor loss_t = (v.to(at::kFloat) - u_t).pow(2).sum(1).mean();
+    for (auto& p : s.net.params) p.mutable_grad() = at::Tensor();
+    loss_t.backward();
+    const double loss = loss_t.item<double>();
+    if (!std::isfinite(loss)) {
+      res.termination = Termination::NumericalFailure;
+      res.message = "the loss became " + to_text(loss) + " at step " + std::to_string(k) +
+                    ": lower --lr or set --grad-clip; the last checkpoint is kept";
+      break;
+    }
+    const double lr = learning_rate(opt, k);
+    {
+      at::NoGradGuard no_grad;
+      double scale = 1.0;
+      if (opt.grad_clip > 0) {
+        double sq = 0;
+        for (const auto& p : s.net.params) sq += p.grad().pow(2).sum().item<double>();
+        const double norm = std::sqrt(sq);
+        if (norm > opt.grad_clip) scale = opt.grad_clip / (norm + 1e-6);
+      }
+      const double bc1 = 1.0 - std::pow(opt.beta1, static_cast<double>(k + 1));
+      const double bc2 = 1.0 - std::pow(opt.beta2, static_cast<double>(k + 1));
+      for (size_t p = 0; p < s.net.params.size(); ++p) {
+        at::Tensor& w = s.net.params[p];
+        at::Tensor g = w.grad();
+        if (scale != 1.0) g = g * scale;
+        if (opt.optimizer == OptimizerKind::AdamW && opt.weight_decay > 0) w.mul_(1.0 - lr * opt.weight_decay);
+        s.m[p].mul_(opt.beta1).add_(g, 1.0 - opt.beta1);
+        s.v[p].mul_(opt.beta2).addcmul_(g, g, 1.0 - opt.beta2);
+        const at::Tensor denom = (s.v[p].sqrt() / std::sqrt(bc2)).add_(opt.adam_eps);
+        w.addcdiv_(s.m[p], denom, -lr / bc1);
+        s.ema[p].mul_(opt.ema_decay).add_(w, 1.0 - opt.ema_decay);
+      }
+    }
+
+    loss_acc += loss;
+    cost_acc += cost / static_cast<double>(B);
+    ++acc_n;
+    const int64_t done = k + 1;
+    if (done % opt.log_every == 0 || done == opt.steps) {
+      s.history.push_back({done, loss_acc / acc_n, cost_acc / acc_n, lr, s.elapsed + seconds_since(t_start)});
+      loss_acc = cost_acc = 0;
+      acc_n = 0;
+    }
+    if (observe) observe(done, loss);
+    if (opt.checkpoint_every > 0 && done % opt.checkpoint_every == 0 && done < opt.steps) {
+      s.step = done;
+      checkpoint();
+      s.step = k;
+    }
+  }
+
+  res.seconds = seconds_since(t_start);
+  res.steps = s.step;
+  const int64_t run_steps = s.step - res.resumed_from;
+  res.steps_per_second = res.seconds > 0 ? static_cast<double>(run_steps) / res.seconds : 0.0;
+  res.history = s.history;
+  if (res.termination == Termination::NumericalFailure) return res;
+  res.message = "trained " + std::to_string(s.step) + " steps";
+  checkpoint();
+
+  Net ema_net = s.net;
+  ema_net.params = detail::clone_all(s.ema);
+  nlohmann::json m = meta.is_object() ? meta : nlohmann::json::object();
+  m["steps"] = s.step;
+  m["coupling"] = coupling.name();
+  m["precision"] = to_string(res.precision);
+  detail::make_model(std::move(ema_net), std::move(m)).save(files.model());
+  return res;
+}
+
+}  // namespace otgen::flow
