@@ -10,6 +10,14 @@
 
 Each coupling draws x0 ~ N(0, I) with its own seeded torch.Generator and pairs it with data rows by
 otgen's C++ samplers; with labels it also yields the class of each pair (for conditional models).
+
+For torchcfm users, ``SemidiscreteConditionalFlowMatcher`` has the shape of torchcfm's
+``ConditionalFlowMatcher``: it takes the user's noise batch and returns ``(t, xt, ut, x1, idx)``::
+
+    FM = otgen.torch.SemidiscreteConditionalFlowMatcher(y, sd.g)
+    x0 = torch.randn(256, *y.shape[1:])
+    t, xt, ut, x1, idx = FM.sample_location_and_conditional_flow(x0)
+    loss = ((model(t, xt) - ut) ** 2).mean()
 """
 
 import numpy as np
@@ -17,7 +25,7 @@ import torch
 
 from . import _otgen
 
-__all__ = ["SemidiscreteCoupling", "BatchOTCoupling", "IndependentCoupling"]
+__all__ = ["SemidiscreteCoupling", "BatchOTCoupling", "IndependentCoupling", "SemidiscreteConditionalFlowMatcher"]
 
 
 def _as_numpy_f32(y):
@@ -95,3 +103,185 @@ class IndependentCoupling(_CouplingBase):
 
     def __init__(self, y, labels=None, batch_size=256, seed=0, threads=0):
         super().__init__("independent", y, labels, batch_size, seed, threads)
+
+
+def _check_points(a, name):
+    """(n, *shape) real, finite tensor or array -> (float32 numpy (n, D) C-contiguous, shape)."""
+    if isinstance(a, torch.Tensor):
+        a = a.detach().cpu()
+        if not (a.is_floating_point() or a.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)):
+            raise ValueError(f"{name}: dtype {a.dtype} is not supported, expected a real tensor")
+        a = a.to(torch.float32).numpy()
+    a = np.asarray(a)
+    if a.dtype.kind not in "fiu":
+        raise ValueError(f"{name}: dtype {a.dtype} is not supported, expected a real array")
+    if a.ndim < 2:
+        raise ValueError(f"{name}: shape {tuple(a.shape)}, expected (n, d) or (n, *shape) with at least 2 dimensions")
+    if a.shape[0] < 1 or a[0].size < 1:
+        raise ValueError(f"{name}: shape {tuple(a.shape)}, expected at least one row of dimension >= 1")
+    flat = np.ascontiguousarray(a.reshape(a.shape[0], -1), dtype=np.float32)
+    if not np.isfinite(flat).all():
+        bad = int(np.flatnonzero(~np.isfinite(flat).all(1))[0])
+        raise ValueError(f"{name}: non-finite value (NaN or inf) in row {bad}, expected finite values")
+    return flat, tuple(a.shape[1:])
+
+
+def _check_labels(a, name, n, num_classes=None):
+    if isinstance(a, torch.Tensor):
+        a = a.detach().cpu().numpy()
+    a = np.asarray(a)
+    if a.ndim != 1 or a.shape[0] != n:
+        raise ValueError(f"{name}: shape {tuple(a.shape)}, expected ({n},): one class per row")
+    if a.dtype.kind not in "iu" and not (a.dtype.kind == "f" and np.all(a == np.round(a))):
+        raise ValueError(f"{name}: dtype {a.dtype}, expected integer class labels")
+    a = np.ascontiguousarray(a, dtype=np.int64)
+    if n and a.min() < 0:
+        raise ValueError(f"{name}: label {int(a.min())}, expected classes >= 0")
+    if num_classes is not None and n and a.max() >= num_classes:
+        raise ValueError(f"{name}: label {int(a.max())}, expected a class of the data, in [0, {num_classes})")
+    return a
+
+
+class SemidiscreteConditionalFlowMatcher:
+    """Semidiscrete flow matching (SD-FM) with the interface of torchcfm's ``ConditionalFlowMatcher``.
+
+    torchcfm pairs a given ``x1`` batch with noise; SD-FM instead matches each noise row with the data
+    point its fitted semidiscrete potential assigns it to, so the matcher owns the data ``y`` and chooses
+    ``x1`` itself. Swap::
+
+        FM = torchcfm.ConditionalFlowMatcher(sigma=0.0)
+        t, xt, ut = FM.sample_location_and_conditional_flow(x0, x1)
+    for::
+
+        FM = otgen.torch.SemidiscreteConditionalFlowMatcher(y, sd.g)   # sd = SemidiscreteOT().fit(y)
+        t, xt, ut, x1, idx = FM.sample_location_and_conditional_flow(x0)
+
+    Parameters
+    ----------
+    y : tensor or array (N, d) or (N, *shape)
+        The data (the discrete target). Image-shaped data are flattened; x0 must have the same per-row
+        size and x1 comes back in x0's shape.
+    g : array (N,) or SemidiscreteResult
+        The fitted potential (``SemidiscreteOT.fit``; per class when fitted with labels).
+    epsilon : float
+        0: ``idx = argmax_j g_j - |x0 - y_j|^2 / 2`` (the map ``SemidiscreteOT.assign``); > 0: ``idx``
+        drawn from ``softmax_j(log b_j + (g_j - |x0 - y_j|^2 / 2) / epsilon)`` by Gumbel-max.
+    weights : array (N,), optional
+        Target weights b (sum 1; zeros never matched); uniform by default.
+    labels : array (N,) int, optional
+        Data classes. Then :meth:`sample_location_and_conditional_flow` also returns the class of each
+        x1, and ``y0_labels`` (the class of each noise row) matches noise of class k only inside class k
+        (needed when ``g`` was fitted per class). Without ``y0_labels`` the match runs over all data.
+    sigma : float
+        torchcfm's constant noise level: ``x_t = (1 - t) x0 + t x1 + sigma * eps``, eps ~ N(0, I).
+    seed : int
+        Seeds the torch generator that draws t (and eps) and the Gumbel-max keys (epsilon > 0): the
+        same seed and call sequence give the same batches.
+    threads : int
+        Threads of otgen's matching (0 = all cores).
+    """
+
+    def __init__(self, y, g, epsilon=0.0, weights=None, labels=None, sigma=0.0, seed=0, threads=0):
+        self.y_np, self.shape = _check_points(y, "y")
+        self.y = torch.from_numpy(self.y_np)  # (N, D) float32, shares memory with y_np
+        n = self.y_np.shape[0]
+        g = np.asarray(g.g if hasattr(g, "g") else g, dtype=np.float32)
+        if g.shape != (n,):
+            raise ValueError(f"g: shape {g.shape}, expected ({n},): one potential value per data point")
+        if not np.isfinite(g).all():
+            raise ValueError(f"g: non-finite value at index {int(np.flatnonzero(~np.isfinite(g))[0])}, expected finite")
+        if not (np.isfinite(epsilon) and epsilon >= 0):
+            raise ValueError(f"epsilon: {epsilon}, expected a finite number >= 0")
+        if not (np.isfinite(sigma) and sigma >= 0):
+            raise ValueError(f"sigma: {sigma}, expected a finite number >= 0")
+        if weights is not None:
+            weights = np.asarray(weights.detach().cpu().numpy() if isinstance(weights, torch.Tensor) else weights,
+                                 dtype=np.float64)
+            if weights.shape != (n,):
+                raise ValueError(f"weights: shape {weights.shape}, expected ({n},): one weight per data point")
+        self.labels_np, self.num_classes = None, 0
+        if labels is not None:
+            self.labels_np = _check_labels(labels, "labels", n)
+            self.num_classes = int(self.labels_np.max()) + 1
+            self.labels = torch.from_numpy(self.labels_np)
+        self.g, self.epsilon, self.sigma = g, float(epsilon), float(sigma)
+        self.seed, self.threads = int(seed), int(threads)
+        self._c = _otgen.make_coupling("semidiscrete", self.y_np, labels=self.labels_np, num_classes=self.num_classes,
+                                       g=g, weights=weights, epsilon=self.epsilon)
+        self.generator = torch.Generator().manual_seed(self.seed)
+        self.calls = 0
+
+    def match(self, x0, y0_labels=None):
+        """Data index of each noise row: ``idx`` (B,) int64 tensor (see ``epsilon``). ``x0`` (B, d) or
+        (B, *shape); ``y0_labels`` (B,) the class of each noise row (labelled data only)."""
+        x0_np, shape = _check_points(x0, "x0")
+        if x0_np.shape[1] != self.y_np.shape[1]:
+            raise ValueError(f"x0: shape {(x0_np.shape[0],) + shape}, expected rows of the data's size "
+                             f"{self.y_np.shape[1]} (data row shape {self.shape})")
+        nl = None
+        if y0_labels is not None:
+            if self.labels_np is None:
+                raise ValueError("y0_labels: given, but the matcher has no data labels (pass labels= to it)")
+            nl = _check_labels(y0_labels, "y0_labels", x0_np.shape[0], self.num_classes)
+        target, _ = self._c.sample(x0_np, noise_labels=nl, seed=self.seed * 1_000_003 + self.calls,
+                                   threads=self.threads)
+        self.calls += 1
+        return torch.from_numpy(target)
+
+    def _time(self, t, x0):
+        B = x0.shape[0]
+        if t is None:
+            return torch.rand(B, generator=self.generator).to(device=x0.device, dtype=x0.dtype)
+        t = torch.as_tensor(t)
+        if t.ndim == 0:
+            t = t.expand(B)
+        if t.shape != (B,):
+            hint = " (this matcher chooses x1 itself: call it with x0 only)" if t.ndim >= 2 else ""
+            raise ValueError(f"t: shape {tuple(t.shape)}, expected ({B},) or a scalar{hint}")
+        if not t.is_floating_point():
+            t = t.to(torch.float32)
+        if not torch.isfinite(t).all() or (t < 0).any() or (t > 1).any():
+            raise ValueError("t: values outside [0, 1] (or NaN), expected times in [0, 1]")
+        return t.to(device=x0.device, dtype=x0.dtype)
+
+    def sample_location_and_conditional_flow(self, x0, t=None, return_noise=False, y0_labels=None):
+        """Match the noise batch ``x0`` with data and draw a point on each straight path.
+
+        Parameters
+        ----------
+        x0 : tensor (B, d) or (B, *shape), floating
+            Noise (e.g. ``torch.randn``); any device, computations in its dtype.
+        t : tensor (B,) or scalar, optional
+            Times in [0, 1]; drawn ~ U[0, 1] from the matcher's generator when omitted.
+        return_noise : bool
+            Also return eps (as torchcfm does).
+        y0_labels : tensor (B,) int, optional
+            Class of each noise row (labelled matchers): x1 is matched inside that class.
+
+        Returns
+        -------
+        ``(t, xt, ut, x1, idx)``; labelled matchers add ``y1`` (the class of x1) after ``idx``;
+        ``return_noise`` appends ``eps``. ``t`` (B,), ``xt = (1 - t) x0 + t x1 + sigma eps``,
+        ``ut = x1 - x0`` and ``x1 = y[idx]`` in x0's shape, dtype and device; ``idx`` (B,) int64 (CPU).
+        """
+        if not isinstance(x0, torch.Tensor):
+            raise ValueError(f"x0: {type(x0).__name__}, expected a torch.Tensor (B, d) or (B, *shape)")
+        if not x0.is_floating_point():
+            raise ValueError(f"x0: dtype {x0.dtype}, expected a floating tensor")
+        idx = self.match(x0, y0_labels)
+        t = self._time(t, x0)
+        x1 = self.y[idx].reshape(x0.shape).to(device=x0.device, dtype=x0.dtype)
+        tb = t.reshape((-1,) + (1,) * (x0.ndim - 1))
+        xt = (1 - tb) * x0 + tb * x1
+        eps = None
+        if self.sigma > 0 or return_noise:
+            eps = torch.randn(x0.shape, generator=self.generator).to(device=x0.device, dtype=x0.dtype)
+            if self.sigma > 0:
+                xt = xt + self.sigma * eps
+        ut = x1 - x0
+        out = (t, xt, ut, x1, idx)
+        if self.labels_np is not None:
+            out = out + (self.labels[idx],)
+        if return_noise:
+            out = out + (eps,)
+        return out
