@@ -228,9 +228,10 @@ def main():
         loss.backward()
         opt.step()
         if ema is not None:
+            dk = min(a.ema, (1 + step) / (10 + step))  # EMA warm-up, as otgen's trainer
             with torch.no_grad():
                 for pe, p in zip(ema_params, model.parameters()):
-                    pe.mul_(a.ema).add_(p.detach().float(), alpha=1 - a.ema)
+                    pe.mul_(dk).add_(p.detach().float(), alpha=1 - dk)
         losses.append(loss.item())
     now = time.perf_counter()
     partial = None

@@ -85,7 +85,8 @@ struct TrainOptions {
   int64_t warmup = 0;           // linear warm-up steps from 0 to lr (>= 0, < steps)
   LrSchedule schedule = LrSchedule::Constant;  // after warm-up: constant, or cosine down to lr_final
   double lr_final = 0.0;        // cosine: final learning rate (>= 0, <= lr)
-  double ema_decay = 0.999;     // EMA of the weights, used for sampling and export; in [0, 1)
+  double ema_decay = 0.999;     // EMA of the weights, used for sampling and export; in [0, 1); step k
+                                // uses min(ema_decay, (1 + k) / (10 + k)) (warm-up)
   double grad_clip = 0.0;       // clip the global gradient norm to this (0 = off)
   Precision precision = Precision::Fp32;  // bf16: autocast matmuls/convs to bf16 (fp32 master weights)
   int64_t checkpoint_every = 0; // write the checkpoint every K steps (0 = only at the end)
@@ -161,6 +162,9 @@ struct RunFiles {
 
 // Progress callback: called after every step with the step count and the latest loss.
 using TrainObserver = std::function<void(int64_t step, double loss)>;
+// Called with each step's noise batch and the data rows the coupling paired it with (for tests and
+// diagnostics).
+using PairsObserver = std::function<void(int64_t step, PointsView x0, std::span<const int64_t> target)>;
 
 // Trains a model on pairs drawn by `coupling` from `data` (opt.model.dim must equal data.x.d).
 // Writes files.checkpoint() every opt.checkpoint_every steps and at the end, and files.model().
@@ -168,7 +172,7 @@ using TrainObserver = std::function<void(int64_t step, double loss)>;
 // which may grow). `meta` is stored in model.pt's metadata. Throws otgen::Error on bad options.
 TrainResult train_flow(const TrainOptions& opt, const CouplingData& data, const Coupling& coupling,
                        const RunFiles& files, bool resume, const nlohmann::json& meta, const Context& ctx,
-                       const TrainObserver& observe = {});
+                       const TrainObserver& observe = {}, const PairsObserver& on_pairs = {});
 
 // Reads the options stored in a checkpoint (for `--resume`). Throws otgen::Error naming `argument`.
 TrainOptions checkpoint_options(const std::string& path, std::string_view argument = "--resume");

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -21,6 +22,7 @@
 #include "otgen/npy.h"
 #include "otgen/progress.h"
 #include "otgen/record.h"
+#include "otgen/rng.h"
 #include "otgen/semidiscrete.h"
 
 namespace otgen::cli {
@@ -88,18 +90,6 @@ Dataset load_data(const std::string& data, int64_t n, uint64_t seed) {
   DatasetOptions o;
   o.n = n;
   o.seed = seed;
-  if (data == "8gaussians") {
-    // The flow-matching benchmark's 8 Gaussians: radius 4, std 0.3.
-    for (int k = 0; k < 8; ++k) {
-      o.means.push_back(static_cast<float>(4.0 * std::cos(2 * M_PI * k / 8)));
-      o.means.push_back(static_cast<float>(4.0 * std::sin(2 * M_PI * k / 8)));
-    }
-    o.stddev = 0.3f;
-    if (o.n == 0) o.n = 4096;
-    Dataset ds = load_dataset("gaussian-mixture", o);
-    ds.name = "8gaussians";
-    return ds;
-  }
   return load_dataset(data, o);
 }
 
@@ -140,22 +130,39 @@ struct CouplingBundle {
   std::vector<float> g;
 };
 
+// The coupling's arguments, checked before anything is written.
+void check_coupling_args(const TrainArgs& a, const Dataset& ds) {
+  if (a.coupling == "exact" || a.coupling == "sinkhorn") {
+    require(a.opt.batch <= ds.x.n, "--batch", a.opt.batch,
+            "at most the number of data points (" + std::to_string(ds.x.n) + ") for batch OT");
+    require(std::isfinite(a.sinkhorn_epsilon) && a.sinkhorn_epsilon > 0, "--sinkhorn-epsilon", a.sinkhorn_epsilon,
+            "a positive number");
+  } else if (a.coupling == "semidiscrete") {
+    require(a.sd_epsilon >= 0 && std::isfinite(a.sd_epsilon), "--sd-epsilon", a.sd_epsilon, "a number >= 0");
+    require(a.fit_steps >= 1, "--fit-steps", a.fit_steps, "a positive integer");
+    if (!a.potential.empty()) {
+      const auto gd = read_vector_npy(a.potential, "--potential");
+      require(static_cast<int64_t>(gd.size()) == ds.x.n, "--potential", "length " + std::to_string(gd.size()),
+              "one value per data point (" + std::to_string(ds.x.n) + ")");
+    }
+  } else if (a.coupling != "independent") {
+    fail_argument("--coupling", "'" + a.coupling + "'", "one of independent | exact | sinkhorn | semidiscrete");
+  }
+}
+
 CouplingBundle make_coupling(TrainArgs& a, const Dataset& ds, const std::string& run_dir) {
   const CouplingData data{ds.x.view(), {}, 0};
   CouplingBundle c;
   if (a.coupling == "independent") {
     c.coupling = std::make_unique<IndependentCoupling>(data);
   } else if (a.coupling == "exact" || a.coupling == "sinkhorn") {
-    require(a.opt.batch <= ds.x.n, "--batch", a.opt.batch,
-            "at most the number of data points (" + std::to_string(ds.x.n) + ") for batch OT");
     BatchOTOptions o;
     o.method = a.coupling == "exact" ? BatchOTMethod::Exact : BatchOTMethod::Sinkhorn;
     o.sinkhorn.epsilon = a.sinkhorn_epsilon;
     o.sinkhorn.relative_epsilon = true;
     o.validate();
     c.coupling = std::make_unique<BatchOTCoupling>(data, o);
-  } else if (a.coupling == "semidiscrete") {
-    require(a.sd_epsilon >= 0 && std::isfinite(a.sd_epsilon), "--sd-epsilon", a.sd_epsilon, "a number >= 0");
+  } else {
     if (a.potential.empty()) {
       // Fit first, with sdot fit's defaults (the same potential `otgen sdot fit` would give), and keep it.
       SemidiscreteOT::Options so;
@@ -172,12 +179,8 @@ CouplingBundle make_coupling(TrainArgs& a, const Dataset& ds, const std::string&
       write_npy(a.potential, r.g, {static_cast<int64_t>(r.g.size())});
     }
     const auto gd = read_vector_npy(a.potential, "--potential");
-    require(static_cast<int64_t>(gd.size()) == ds.x.n, "--potential", "length " + std::to_string(gd.size()),
-            "one value per data point (" + std::to_string(ds.x.n) + ")");
     c.g.assign(gd.begin(), gd.end());
     c.coupling = std::make_unique<SemidiscreteCoupling>(data, c.g, a.sd_epsilon);
-  } else {
-    fail_argument("--coupling", "'" + a.coupling + "'", "one of independent | exact | sinkhorn | semidiscrete");
   }
   return c;
 }
@@ -201,7 +204,7 @@ nlohmann::json result_json(const TrainResult& r) {
 }
 
 void run_train(TrainArgs& a) {
-  if (!a.resume) {
+  if (a.resume.empty()) {
     a.opt.model.kind = parse_model_kind(a.model, "--model");
     a.opt.time = parse_time_sampling(a.time, "--time");
     a.opt.optimizer = parse_optimizer(a.optimizer, "--optimizer");
@@ -239,6 +242,7 @@ void run_train(TrainArgs& a) {
     a.opt.model.image_side = ds.image_side;
   }
   a.opt.validate();
+  check_coupling_args(a, ds);
   if (a.resume.empty()) prepare_run_dir(dir);
   if (!a.record.empty()) require(fs::is_directory(fs::absolute(a.record).parent_path()), "--record", "'" + a.record + "'",
                                   "a file in an existing folder");
@@ -341,7 +345,7 @@ void register_train(CLI::App& root) {
 // ------------------------------------------------------------------------------------------ sample
 
 struct SampleArgs {
-  std::string model, solver = "euler", out, png, reference;
+  std::string model, solver = "euler", out, png, noise;
   int64_t n = 1000;
   int64_t trajectories = 0;
   OdeOptions ode;
@@ -356,6 +360,9 @@ void run_sample(SampleArgs& a) {
   require(!a.out.empty(), "--out", "missing", "an output .npy path");
   const FlowModel model = FlowModel::load(a.model, "--model");
   for (const std::string* p : {&a.out, &a.png}) {
+    if (!p->empty() && !a.noise.empty())
+      require(fs::absolute(*p) != fs::absolute(a.noise), *p == a.out ? "--out" : "--png", "'" + *p + "'",
+              "a path other than --noise");
     if (p->empty()) continue;
     require(fs::is_directory(fs::absolute(*p).parent_path()), *p == a.out ? "--out" : "--png", "'" + *p + "'",
             "a file in an existing folder");
@@ -363,7 +370,15 @@ void run_sample(SampleArgs& a) {
             "a path other than --model");
   }
   const int64_t d = model.dim();
-  Points x = sdot_noise(a.n, d, a.ctx.seed, a.ctx);
+  Points x;
+  if (a.noise.empty()) {
+    x = sdot_noise(a.n, d, a.ctx.seed, a.ctx);
+  } else {
+    x = read_points_npy(a.noise, "--noise");
+    require(x.d == d, "--noise", "dimension " + std::to_string(x.d), "the model's dimension " + std::to_string(d));
+    require(x.n >= 1, "--noise", "0 rows", "at least one starting point");
+    a.n = x.n;
+  }
   const int64_t ntraj = std::min(a.trajectories, a.n);
   std::vector<float> traj;  // ntraj points at every observed time, 2-D only
   auto observe = [&](double, std::span<const float> s) {
@@ -410,7 +425,8 @@ void register_sample(CLI::App& root) {
   auto a = std::make_shared<SampleArgs>();
   CLI::App* cmd = root.add_subcommand("sample", "draw samples from a trained model.pt by integrating its ODE");
   cmd->add_option("--model", a->model, "model.pt written by otgen train")->required();
-  cmd->add_option("--n", a->n, "number of samples")->capture_default_str();
+  cmd->add_option("--n", a->n, "number of samples (noise drawn from --seed)")->capture_default_str();
+  cmd->add_option("--noise", a->noise, "start from these points instead: (n, dim) .npy (replaces --n)");
   cmd->add_option("--solver", a->solver, "euler | midpoint | heun | rk4 | dopri5")->capture_default_str();
   cmd->add_option("--steps", a->ode.steps, "fixed-step solvers: steps (NFE = steps x stages)")->capture_default_str();
   cmd->add_option("--rtol", a->ode.rtol, "dopri5: relative tolerance")->capture_default_str();

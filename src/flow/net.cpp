@@ -74,7 +74,9 @@ struct EagerBackend {
   V group_norm(const V& h, const std::string&, int64_t, int64_t groups) {
     const auto& w = param();
     const auto& b = param();
-    return at::group_norm(h, groups, w, b, 1e-5);
+    // In float32 also under bf16 autocast (torch 1.13's CPU autocast leaves group_norm's mixed
+    // bf16-input / fp32-weight case unsupported); a no-op in fp32.
+    return at::group_norm(h.to(at::kFloat), groups, w, b, 1e-5);
   }
   V to_image(const V& x, int64_t channels, int64_t side) { return x.reshape({x.size(0), channels, side, side}); }
   V flatten(const V& h) { return h.reshape({h.size(0), -1}); }

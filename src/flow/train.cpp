@@ -131,7 +131,7 @@ TrainOptions checkpoint_options(const std::string& path, std::string_view argume
 
 TrainResult train_flow(const TrainOptions& opt_in, const CouplingData& data, const Coupling& coupling,
                        const RunFiles& files, bool resume, const nlohmann::json& meta, const Context& ctx,
-                       const TrainObserver& observe) {
+                       const TrainObserver& observe, const PairsObserver& on_pairs) {
   TrainOptions opt = opt_in;
   opt.validate();
   ctx.validate();
@@ -208,6 +208,7 @@ TrainResult train_flow(const TrainOptions& opt_in, const CouplingData& data, con
       tv[i] = static_cast<float>(r);
     }
     const Pairs pairs = coupling.sample(x0, mix_seed(ctx.seed, 3, static_cast<uint64_t>(k)), ctx);
+    if (on_pairs) on_pairs(k, x0.view(), pairs.target);
     double cost = 0;
     for (int64_t i = 0; i < B; ++i) {
       const float* a = x0.row(i);
@@ -255,6 +256,9 @@ TrainResult train_flow(const TrainOptions& opt_in, const CouplingData& data, con
       }
       const double bc1 = 1.0 - std::pow(opt.beta1, static_cast<double>(k + 1));
       const double bc2 = 1.0 - std::pow(opt.beta2, static_cast<double>(k + 1));
+      // EMA with warm-up (the decay grows as (1 + k) / (10 + k) up to ema_decay), so short runs are
+      // not dominated by the initial weights.
+      const double ema = std::min(opt.ema_decay, static_cast<double>(1 + k) / static_cast<double>(10 + k));
       for (size_t p = 0; p < s.net.params.size(); ++p) {
         at::Tensor& w = s.net.params[p];
         at::Tensor g = w.grad();
@@ -264,7 +268,7 @@ TrainResult train_flow(const TrainOptions& opt_in, const CouplingData& data, con
         s.v[p].mul_(opt.beta2).addcmul_(g, g, 1.0 - opt.beta2);
         const at::Tensor denom = (s.v[p].sqrt() / std::sqrt(bc2)).add_(opt.adam_eps);
         w.addcdiv_(s.m[p], denom, -lr / bc1);
-        s.ema[p].mul_(opt.ema_decay).add_(w, 1.0 - opt.ema_decay);
+        s.ema[p].mul_(ema).add_(w, 1.0 - ema);
       }
     }
 
