@@ -61,9 +61,8 @@ class Canvas {
 
   // Text in the embedded 5x7 font (ASCII 32..126; other bytes draw as a hollow box) with two rows below
   // for descenders: one 6 * scale px advance per character, 9 * scale px tall (capitals 7 * scale).
-  // text(): top-left corner at (x, y). text_up(): rotated a
-  // quarter turn anticlockwise (reads bottom to top), its bottom-left corner at (x, y). Both return the
-  // text's length along the baseline in px.
+  // text(): top-left corner at (x, y). text_up(): rotated a quarter turn anticlockwise (reads bottom to
+  // top), its bottom-left corner at (x, y). Both return the text's length along the baseline in px.
   int text(int x, int y, std::string_view s, Rgb c, int scale = 1);
   int text_up(int x, int y, std::string_view s, Rgb c, int scale = 1);
   static int text_width(std::string_view s, int scale = 1);
@@ -133,8 +132,8 @@ struct GridReport {
 };
 
 // images: n >= 1 rows of side * side * channels values (channels 1: grey, 3: RGB). Throws otgen::Error
-// naming the argument for a wrong row length, channels not 1 or 3, too many row labels for the rows, or
-// a PNG side beyond Canvas::kMaxSide.
+// naming the argument for a wrong row length, channels not 1 or 3, row labels not one per row, bad
+// options, or a PNG side beyond Canvas::kMaxSide.
 GridLayout image_grid_layout(int64_t n, int64_t side, const GridOptions& opt);
 Canvas render_image_grid(PointsView images, int64_t side, int64_t channels, const GridOptions& opt,
                          GridReport* report = nullptr);
