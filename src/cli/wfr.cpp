@@ -2,31 +2,21 @@
 // (and plot.png with --png).
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "cli/plot.h"
 #include "otgen/error.h"
 #include "otgen/npy.h"
 #include "otgen/record.h"
 #include "otgen/rng.h"
 #include "otgen/wfr.h"
-
-// Static linkage: no symbol clash with another file that also includes the implementation.
-#define STB_IMAGE_WRITE_STATIC
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#pragma GCC diagnostic ignored "-Wunused-function"
-#endif
-#include <stb/stb_image_write.h>
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
 
 namespace otgen::cli {
 namespace {
@@ -57,110 +47,124 @@ struct WfrArgs {
 
 // ------------------------------------------------------------------------------------------ plots
 
-struct Image {
-  int w, h;
-  std::vector<unsigned char> px;
-  Image(int w_, int h_) : w(w_), h(h_), px(static_cast<size_t>(w_) * h_ * 3, 255) {}
-  void set(int x, int y, unsigned char r, unsigned char g, unsigned char b) {
-    if (x < 0 || y < 0 || x >= w || y >= h) return;
-    auto* p = &px[(static_cast<size_t>(y) * w + x) * 3];
-    p[0] = r;
-    p[1] = g;
-    p[2] = b;
-  }
-};
-
-void write_png(const std::string& path, const Image& img) {
-  const std::string tmp = path + ".tmp";
-  if (!stbi_write_png(tmp.c_str(), img.w, img.h, 3, img.px.data(), img.w * 3))
-    throw Error("cannot write " + path);
-  std::filesystem::rename(tmp, path);
-}
-
-void plot_1d(const std::string& path, const Target& t, const WeightedParticles& p) {
+// Histogram of the weighted particles (as a density) under the target's density, normalised numerically.
+void plot_1d(const std::string& path, const Target& t, const WeightedParticles& p, const std::string& title) {
   const auto w = p.weights();
-  float lo = *std::min_element(p.x.data.begin(), p.x.data.end());
-  float hi = *std::max_element(p.x.data.begin(), p.x.data.end());
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  for (const float v : p.x.data)
+    if (std::isfinite(v)) {
+      lo = std::min<double>(lo, v);
+      hi = std::max<double>(hi, v);
+    }
+  if (!(lo <= hi)) lo = hi = 0;  // no finite particle
   if (dynamic_cast<const DoubleWell*>(&t)) {
-    lo = std::min(lo, -2.0f);
-    hi = std::max(hi, 2.0f);
+    lo = std::min(lo, -2.0);
+    hi = std::max(hi, 2.0);
   }
   const double pad = 0.1 * (hi - lo + 1e-3);
   const double a = lo - pad, b = hi + pad;
-  const int W = 640, Hh = 320, bins = 80;
-  std::vector<double> hist(bins, 0.0);
-  for (int64_t i = 0; i < p.size(); ++i) {
-    int k = static_cast<int>((p.x.row(i)[0] - a) / (b - a) * bins);
-    hist[std::clamp(k, 0, bins - 1)] += w[i];
-  }
+  const int bins = 80, grid = 640;
+  Bars hist;
+  hist.heights.assign(bins, 0.0);
+  for (int k = 0; k <= bins; ++k) hist.edges.push_back(a + (b - a) * k / bins);
   const double bw = (b - a) / bins;
-  for (auto& v : hist) v /= bw;  // density
-  // true density on a grid, normalised numerically
-  std::vector<double> dens(W);
-  std::vector<float> gx(W);
-  for (int c = 0; c < W; ++c) gx[c] = static_cast<float>(a + (b - a) * (c + 0.5) / W);
-  std::vector<double> lp(W);
-  t.log_density({gx.data(), W, 1}, lp, {});
+  for (int64_t i = 0; i < p.size(); ++i) {
+    const float x = p.x.row(i)[0];
+    if (!std::isfinite(x)) continue;
+    const int k = static_cast<int>((x - a) / bw);
+    hist.heights[std::clamp(k, 0, bins - 1)] += w[i] / bw;  // density
+  }
+  hist.label = "particles (weighted histogram)";
+  std::vector<float> gx(grid);
+  for (int c = 0; c < grid; ++c) gx[c] = static_cast<float>(a + (b - a) * (c + 0.5) / grid);
+  std::vector<double> lp(grid);
+  t.log_density({gx.data(), grid, 1}, lp, {});
   const double mx = *std::max_element(lp.begin(), lp.end());
   double z = 0;
-  for (int c = 0; c < W; ++c) z += (dens[c] = std::exp(lp[c] - mx)) * (b - a) / W;
-  for (auto& v : dens) v /= z;
-  const double top = 1.1 * std::max(*std::max_element(hist.begin(), hist.end()), *std::max_element(dens.begin(), dens.end()));
-  Image img(W, Hh);
-  for (int c = 0; c < W; ++c) {
-    const int k = std::min(bins - 1, c * bins / W);
-    const int bar = static_cast<int>(hist[k] / top * (Hh - 1));
-    for (int y = 0; y < bar; ++y) img.set(c, Hh - 1 - y, 150, 170, 210);
-    const int yd = static_cast<int>(dens[c] / top * (Hh - 1));
-    for (int dy = -1; dy <= 1; ++dy) img.set(c, Hh - 1 - yd + dy, 200, 30, 30);
+  for (const double v : lp) z += std::exp(v - mx) * (b - a) / grid;
+  Polyline dens;
+  dens.color = {200, 30, 30};
+  dens.alpha = 1.0f;
+  dens.width = 2;
+  dens.label = "target density";
+  for (int c = 0; c < grid; ++c) {
+    dens.xy.push_back(gx[c]);
+    dens.xy.push_back(static_cast<float>(std::exp(lp[c] - mx) / z));
   }
-  write_png(path, img);
+  double top = 0;
+  for (const double v : hist.heights) top = std::max(top, v);
+  for (size_t k = 1; k < dens.xy.size(); k += 2) top = std::max<double>(top, dens.xy[k]);
+  Panel panel;
+  panel.title = title;
+  panel.xlabel = "x";
+  panel.ylabel = "density";
+  panel.limits = Limits{a, b, 0.0, std::isfinite(top) && top > 0 ? 1.1 * top : 1.0};
+  panel.bars.push_back(std::move(hist));
+  panel.lines.push_back(std::move(dens));
+  PanelOptions opt;
+  opt.panel_width = 720;
+  opt.panel_height = 400;
+  write_panels(path, {panel}, opt);
 }
 
-void plot_2d(const std::string& path, const Target& t, const WeightedParticles& p) {
+// Particles over the target's log density (12 nats of colour range); particles with weight below a
+// quarter of the largest are drawn smaller.
+void plot_2d(const std::string& path, const Target& t, const WeightedParticles& p, const std::string& title) {
   const auto w = p.weights();
   double lo[2], hi[2];
   for (int a = 0; a < 2; ++a) {
-    lo[a] = 1e30;
-    hi[a] = -1e30;
-    for (int64_t i = 0; i < p.size(); ++i) {
-      lo[a] = std::min<double>(lo[a], p.x.row(i)[a]);
-      hi[a] = std::max<double>(hi[a], p.x.row(i)[a]);
-    }
+    lo[a] = std::numeric_limits<double>::infinity();
+    hi[a] = -lo[a];
+    for (int64_t i = 0; i < p.size(); ++i)
+      if (std::isfinite(p.x.row(i)[0]) && std::isfinite(p.x.row(i)[1])) {
+        lo[a] = std::min<double>(lo[a], p.x.row(i)[a]);
+        hi[a] = std::max<double>(hi[a], p.x.row(i)[a]);
+      }
     if (const auto* gm = dynamic_cast<const GaussianMixture*>(&t))
       for (int64_t k = 0; k < gm->components(); ++k) {
         lo[a] = std::min(lo[a], gm->mean(k)[a] - 3.0);
         hi[a] = std::max(hi[a], gm->mean(k)[a] + 3.0);
       }
-    const double pad = 0.05 * (hi[a] - lo[a] + 1e-3);
+    if (!(lo[a] < hi[a])) {  // no finite particle, or all on one line
+      const double c = lo[a] <= hi[a] ? lo[a] : 0.0;
+      lo[a] = c - 1.0;
+      hi[a] = c + 1.0;
+    }
+    const double pad = 0.05 * (hi[a] - lo[a]);
     lo[a] -= pad;
     hi[a] += pad;
   }
-  const int S = 480;
-  Image img(S, S);
-  std::vector<float> grid(static_cast<size_t>(S) * S * 2);
-  for (int r = 0; r < S; ++r)
-    for (int c = 0; c < S; ++c) {
-      grid[(r * S + c) * 2] = static_cast<float>(lo[0] + (hi[0] - lo[0]) * (c + 0.5) / S);
-      grid[(r * S + c) * 2 + 1] = static_cast<float>(hi[1] - (hi[1] - lo[1]) * (r + 0.5) / S);
-    }
-  std::vector<double> lp(static_cast<size_t>(S) * S);
-  t.log_density({grid.data(), static_cast<int64_t>(S) * S, 2}, lp, {});
-  const double mx = *std::max_element(lp.begin(), lp.end());
-  for (int r = 0; r < S; ++r)
-    for (int c = 0; c < S; ++c) {
-      const double v = std::clamp((lp[r * S + c] - mx + 12.0) / 12.0, 0.0, 1.0);  // log scale, 12 nats
-      img.set(c, r, static_cast<unsigned char>(255 - 120 * v), static_cast<unsigned char>(255 - 90 * v), 255);
-    }
-  const double wmax = *std::max_element(w.begin(), w.end());
+  const Limits lim{lo[0], hi[0], lo[1], hi[1]};
+  double wmax = 0;
+  for (const double v : w) wmax = std::max(wmax, v);
+  std::vector<float> hv, lv;
   for (int64_t i = 0; i < p.size(); ++i) {
-    const int c = static_cast<int>((p.x.row(i)[0] - lo[0]) / (hi[0] - lo[0]) * S);
-    const int r = static_cast<int>((hi[1] - p.x.row(i)[1]) / (hi[1] - lo[1]) * S);
-    const int rad = w[i] >= 0.25 * wmax ? 2 : 1;
-    for (int dr = -rad; dr <= rad; ++dr)
-      for (int dc = -rad; dc <= rad; ++dc) img.set(c + dc, r + dr, 200, 20, 20);
+    auto& dst = w[i] >= 0.25 * wmax ? hv : lv;
+    dst.insert(dst.end(), p.x.row(i), p.x.row(i) + 2);
   }
-  write_png(path, img);
+  const int64_t nh = static_cast<int64_t>(hv.size() / 2), nl = static_cast<int64_t>(lv.size() / 2);
+  const Points heavy(std::move(hv), nh, 2), light(std::move(lv), nl, 2);
+  Panel panel;
+  panel.title = title;
+  panel.xlabel = "x1";
+  panel.ylabel = "x2";
+  panel.limits = lim;
+  Field field;
+  field.eval = [&t](PointsView xy) {
+    std::vector<double> lp(static_cast<size_t>(xy.n));
+    t.log_density(xy, lp, {});
+    return lp;
+  };
+  field.span = 12.0;
+  field.label = "target log density (12 nats)";
+  panel.field = std::move(field);
+  const Rgb red{200, 20, 20};
+  if (heavy.n > 0) panel.series.push_back({heavy.view(), red, "particles", 2.5f, 1.0f});
+  if (light.n > 0) panel.series.push_back({light.view(), red, "particles, weight < max / 4", 1.0f, 1.0f});
+  PanelOptions opt;
+  opt.panel_width = 560;
+  opt.panel_height = 540;
+  write_panels(path, {panel}, opt);
 }
 
 void run_wfr(const WfrArgs& a, const Context& ctx) {
@@ -191,6 +195,8 @@ void run_wfr(const WfrArgs& a, const Context& ctx) {
   spec.adaptive = a.adaptive;
   spec.mala_moves = !a.ula_moves;
   spec.moves = a.moves;
+  if (a.png && target->dim() > 2)
+    fail_argument("png", "dimension " + std::to_string(target->dim()), "a 1-D or 2-D target");
   auto sampler = make_sampler(a.sampler, spec);
   WeightedParticles start(initial_particles(*target, a.init, a.particles, ctx.seed));
   RunOptions ro;
@@ -236,9 +242,12 @@ void run_wfr(const WfrArgs& a, const Context& ctx) {
   doc["summary"] = summary;
   write_json(a.out + "/trace.json", doc);
   if (a.png) {
-    if (target->dim() == 1) plot_1d(a.out + "/plot.png", *target, r.particles);
-    else if (target->dim() == 2) plot_2d(a.out + "/plot.png", *target, r.particles);
-    else fail_argument("png", "dimension " + std::to_string(target->dim()), "a 1-D or 2-D target");
+    char head[160];
+    std::snprintf(head, sizeof head, "%s on %s: N = %lld, %lld steps, ESS %.1f", a.sampler.c_str(),
+                  target->name().c_str(), static_cast<long long>(r.particles.size()), static_cast<long long>(r.steps),
+                  r.particles.ess());
+    if (target->dim() == 1) plot_1d(a.out + "/plot.png", *target, r.particles, head);
+    else plot_2d(a.out + "/plot.png", *target, r.particles, head);
   }
   if (!ctx.quiet) {
     std::printf("%s on %s: %lld steps, ESS %.1f, %lld resamplings, %.3f s", a.sampler.c_str(),

@@ -1,0 +1,800 @@
+// Tests of the CLI's PNG plots (src/cli/plot.h): canvas and font, atomic PNG writes, 1-2-5 ticks, image
+// grids and 2-D panels, read back with stb_image; and `otgen wfr --png`.
+// OTGEN_PLOT_KEEP=<folder> keeps a sample grid and panel PNG there for a look.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <random>
+#include <sstream>
+
+#include "cli/plot.h"
+#include "test_util.h"
+
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#endif
+#include <stb/stb_image.h>
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+namespace otgen::cli {
+
+void PrintTo(const Rgb& c, std::ostream* os) { *os << "(" << int(c.r) << ", " << int(c.g) << ", " << int(c.b) << ")"; }
+
+namespace {
+
+namespace fs = std::filesystem;
+using test::expect_error_contains;
+using test::TempDir;
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+struct Decoded {
+  int w = 0, h = 0;
+  std::vector<unsigned char> px;
+  Rgb at(int x, int y) const {
+    const auto* p = &px[(static_cast<size_t>(y) * w + x) * 3];
+    return {p[0], p[1], p[2]};
+  }
+};
+
+Decoded decode(const std::string& path) {
+  Decoded d;
+  int n = 0;
+  unsigned char* data = stbi_load(path.c_str(), &d.w, &d.h, &n, 3);
+  if (!data) {
+    ADD_FAILURE() << "stb_image cannot decode " << path << ": " << stbi_failure_reason();
+    return d;
+  }
+  d.px.assign(data, data + static_cast<size_t>(d.w) * d.h * 3);
+  stbi_image_free(data);
+  return d;
+}
+
+std::vector<std::string> folder_entries(const fs::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+void keep(const std::string& path) {
+  if (const char* dir = std::getenv("OTGEN_PLOT_KEEP"))
+    fs::copy_file(path, fs::path(dir) / fs::path(path).filename(), fs::copy_options::overwrite_existing);
+}
+
+::testing::AssertionResult near_rgb(Rgb got, Rgb want, int tol) {
+  if (std::abs(got.r - want.r) <= tol && std::abs(got.g - want.g) <= tol && std::abs(got.b - want.b) <= tol)
+    return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "got (" << int(got.r) << ", " << int(got.g) << ", " << int(got.b)
+                                       << "), want (" << int(want.r) << ", " << int(want.g) << ", " << int(want.b)
+                                       << ") +- " << tol;
+}
+
+
+Series series(PointsView p) {
+  Series s;
+  s.points = p;
+  return s;
+}
+
+Polyline line(std::vector<float> xy, Rgb c) {
+  Polyline l;
+  l.xy = std::move(xy);
+  l.color = c;
+  return l;
+}
+
+// Non-background pixels in [x0, x1) x [y0, y1).
+int64_t ink(const Canvas& c, int x0, int y0, int x1, int y1, Rgb bg = kWhite) {
+  int64_t n = 0;
+  for (int y = std::max(y0, 0); y < std::min(y1, c.height()); ++y)
+    for (int x = std::max(x0, 0); x < std::min(x1, c.width()); ++x) n += !(c.pixel(x, y) == bg);
+  return n;
+}
+
+// ------------------------------------------------------------------------------------------ canvas
+
+TEST(Canvas, RejectsSizesOutsideOneToMaxSide) {
+  expect_error_contains([] { Canvas(0, 10); }, "canvas size");
+  expect_error_contains([] { Canvas(10, Canvas::kMaxSide + 1); }, "canvas size");
+}
+
+TEST(Canvas, BlendMixesColourByAlphaAndClipProtectsOutside) {
+  Canvas c(4, 4);
+  c.blend(1, 1, kBlack, 0.5f);
+  EXPECT_EQ(c.pixel(1, 1), (Rgb{128, 128, 128}));  // 255 * 0.5 = 127.5, rounded
+  c.blend(1, 1, kBlack, 1.0f);
+  EXPECT_EQ(c.pixel(1, 1), kBlack);
+  c.clip(2, 2, 4, 4);
+  c.fill_rect(0, 0, 4, 4, Rgb{10, 20, 30});
+  EXPECT_EQ(c.pixel(0, 3), kWhite);
+  EXPECT_EQ(c.pixel(3, 0), kWhite);
+  EXPECT_EQ(c.pixel(2, 2), (Rgb{10, 20, 30}));
+  c.unclip();
+  c.set(0, 0, kBlack);
+  EXPECT_EQ(c.pixel(0, 0), kBlack);
+  c.set(-1, 7, kBlack);  // outside: ignored
+}
+
+TEST(Canvas, DotCoversItsDiscAndAlwaysItsCentrePixel) {
+  Canvas c(20, 20);
+  c.dot(10.5, 10.5, 1.5, kBlack);
+  EXPECT_EQ(ink(c, 0, 0, 20, 20), 9);  // centres within 1.5 px: the 3 x 3 block
+  EXPECT_EQ(c.pixel(9, 11), kBlack);
+  Canvas d(20, 20);
+  d.dot(3.9, 4.1, 0.1, kBlack);  // tiny radius: still the pixel holding the centre
+  EXPECT_EQ(ink(d, 0, 0, 20, 20), 1);
+  EXPECT_EQ(d.pixel(3, 4), kBlack);
+  d.dot(1e30, -1e30, 3, kBlack);  // far away and non-finite centres draw nothing, cost nothing
+  d.dot(kNaN, 4, 3, kBlack);
+  EXPECT_EQ(ink(d, 0, 0, 20, 20), 1);
+}
+
+TEST(Canvas, PolylineBlendsEachPixelOnceAndBreaksAtNonFiniteVertices) {
+  Canvas c(60, 20);
+  const double back_and_forth[] = {10.5, 10.5, 50.5, 10.5, 10.5, 10.5};
+  c.polyline(back_and_forth, kBlack, 0.5f);
+  EXPECT_EQ(c.pixel(30, 10), (Rgb{128, 128, 128}));  // once, not twice (64)
+  EXPECT_EQ(c.pixel(10, 10), (Rgb{128, 128, 128}));
+  EXPECT_EQ(ink(c, 0, 0, 60, 20), 41);
+  Canvas d(60, 20);
+  const double broken[] = {5.5, 5.5, 20.5, 5.5, std::nan(""), 5.5, 40.5, 5.5, 55.5, 5.5};
+  d.polyline(broken, kBlack, 1.0f, 3);
+  EXPECT_EQ(d.pixel(12, 5), kBlack);
+  EXPECT_EQ(d.pixel(12, 4), kBlack);  // 3 px thick
+  EXPECT_EQ(d.pixel(12, 6), kBlack);
+  EXPECT_EQ(d.pixel(30, 5), kWhite);  // the segments through the NaN vertex are left out
+  EXPECT_EQ(d.pixel(50, 5), kBlack);
+  Canvas e(60, 20);
+  e.line(-1e12, 10.5, 1e12, 10.5, kBlack);  // clipped, not walked pixel by pixel
+  EXPECT_EQ(ink(e, 0, 0, 60, 20), 60);
+}
+
+TEST(Canvas, TextDrawsInkInsideItsBoxAndScales) {
+  const std::string s = "Wasserstein 0.25 (x, y)";
+  Canvas c(200, 40);
+  const int w = c.text(3, 5, s, kBlack, 1);
+  EXPECT_EQ(w, Canvas::text_width(s, 1));
+  EXPECT_EQ(w, static_cast<int>(s.size()) * 6 - 1);
+  const int64_t n1 = ink(c, 0, 0, 200, 40);
+  EXPECT_GT(n1, 100);
+  EXPECT_EQ(ink(c, 3, 5, 3 + w, 5 + Canvas::text_height(1)), n1);  // nothing outside the text box
+  Canvas c2(400, 40);
+  c2.text(0, 0, s, kBlack, 2);
+  EXPECT_EQ(ink(c2, 0, 0, 400, 40), 4 * n1);
+  Canvas up(40, 200);
+  const int wu = up.text_up(5, 190, s, kBlack, 1);
+  EXPECT_EQ(wu, w);
+  EXPECT_EQ(ink(up, 5, 190 - wu, 5 + Canvas::text_height(1), 190), n1);  // rotated: same ink, in the rotated box
+  EXPECT_EQ(ink(up, 0, 0, 40, 200), n1);
+}
+
+TEST(Canvas, FontHasADistinctGlyphForEveryPrintableCharacter) {
+  std::vector<std::vector<unsigned char>> seen;
+  for (int ch = 32; ch <= 126; ++ch) {
+    Canvas c(5, 9);
+    c.text(0, 0, std::string(1, static_cast<char>(ch)), kBlack);
+    if (ch == ' ') {
+      EXPECT_EQ(ink(c, 0, 0, 5, 9), 0);
+    } else {
+      EXPECT_GT(ink(c, 0, 0, 5, 9), 0) << "glyph " << static_cast<char>(ch) << " is empty";
+    }
+    for (size_t j = 0; j < seen.size(); ++j)
+      EXPECT_FALSE(seen[j] == c.pixels()) << "glyph " << static_cast<char>(ch) << " repeats " << static_cast<char>(32 + j);
+    seen.push_back(c.pixels());
+  }
+  Canvas box(5, 9);
+  box.text(0, 0, "\x01", kBlack);  // outside 32..126: a hollow box
+  EXPECT_EQ(ink(box, 0, 0, 5, 9), 20);
+  Canvas g(5, 9);
+  g.text(0, 0, "g", kBlack);  // descenders reach below the capitals' 7 rows
+  EXPECT_GT(ink(g, 0, 7, 5, 9), 0);
+  Canvas cap(5, 9);
+  cap.text(0, 0, "E", kBlack);
+  EXPECT_EQ(ink(cap, 0, 7, 5, 9), 0);
+}
+
+// --------------------------------------------------------------------------------------------- PNG
+
+TEST(WritePng, RoundTripsPixelsAndLeavesNoTemporaryFile) {
+  TempDir dir;
+  Canvas c(7, 5, Rgb{1, 2, 3});
+  c.set(0, 0, Rgb{255, 0, 0});
+  c.set(6, 4, Rgb{0, 0, 255});
+  c.set(3, 2, Rgb{17, 99, 200});
+  const std::string path = dir.file("a.png");
+  write_png(path, c);
+  const Decoded d = decode(path);
+  ASSERT_EQ(d.w, 7);
+  ASSERT_EQ(d.h, 5);
+  EXPECT_EQ(d.px, c.pixels());
+  EXPECT_EQ(folder_entries(dir.path), std::vector<std::string>{"a.png"});
+  // Overwriting replaces the file, still without leftovers.
+  Canvas c2(3, 9);
+  write_png(path, c2);
+  EXPECT_EQ(decode(path).h, 9);
+  EXPECT_EQ(folder_entries(dir.path), std::vector<std::string>{"a.png"});
+}
+
+TEST(WritePng, MissingFolderThrowsNamingThePathAndCreatesNothing) {
+  TempDir dir;
+  const std::string path = (dir.path / "missing" / "plot.png").string();
+  expect_error_contains([&] { write_png(path, Canvas(4, 4)); }, "cannot write " + path + ": ");
+  EXPECT_TRUE(folder_entries(dir.path).empty());
+}
+
+TEST(WritePng, FailedRenameRemovesTheTemporaryFile) {
+  TempDir dir;
+  fs::create_directories(dir.path / "taken.png" / "inside");  // a non-empty folder where the file should go
+  const std::string path = dir.file("taken.png");
+  expect_error_contains([&] { write_png(path, Canvas(4, 4)); }, "cannot write " + path + ": ");
+  EXPECT_EQ(folder_entries(dir.path), std::vector<std::string>{"taken.png"});
+  EXPECT_TRUE(fs::is_directory(path));
+}
+
+// ------------------------------------------------------------------------------------------- ticks
+
+void expect_ticks(double lo, double hi, std::vector<double> want) {
+  const auto got = nice_ticks(lo, hi);
+  ASSERT_EQ(got.size(), want.size()) << "[" << lo << ", " << hi << "]";
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_DOUBLE_EQ(got[i], want[i]) << "[" << lo << ", " << hi << "] #" << i;
+}
+
+TEST(NiceTicks, FollowTheOneTwoFiveRuleOnKnownRanges) {
+  expect_ticks(0, 1, {0, 0.2, 0.4, 0.6, 0.8, 1.0});
+  expect_ticks(-3.7, 12.1, {-2, 0, 2, 4, 6, 8, 10, 12});
+  expect_ticks(-1, 1, {-1, -0.5, 0, 0.5, 1});
+  expect_ticks(0, 100, {0, 20, 40, 60, 80, 100});
+  expect_ticks(0.001, 0.0047, {0.001, 0.0015, 0.002, 0.0025, 0.003, 0.0035, 0.004, 0.0045});
+  expect_ticks(1e6, 5e6, {1e6, 2e6, 3e6, 4e6, 5e6});
+  expect_ticks(-250, -10, {-250, -200, -150, -100, -50});
+  expect_ticks(6, 22, {10, 15, 20});  // no 1-2-5 spacing gives 4..8 ticks here
+  expect_ticks(0.3, 0.30004, {0.3, 0.30001, 0.30002, 0.30003, 0.30004});
+  for (double v : nice_ticks(-1, 1)) EXPECT_FALSE(v == 0 && std::signbit(v)) << "-0 among the ticks";
+  EXPECT_EQ(nice_ticks(0, 1, 3), (std::vector<double>{0, 0.5, 1}));
+}
+
+// The number of multiples of s in [lo, hi] with nice_ticks' end tolerance.
+double multiples(double lo, double hi, double s) { return std::floor(hi / s + 1e-9) - std::ceil(lo / s - 1e-9) + 1; }
+
+TEST(NiceTicks, SweepOfRangesGivesEvenlySpacedOneTwoFiveTicksInsideTheRange) {
+  std::mt19937_64 rng(12345);
+  std::uniform_real_distribution<double> u(0, 1);
+  for (int trial = 0; trial < 20000; ++trial) {
+    const double width = std::pow(10.0, -6 + 12 * u(rng));
+    const double lo = (u(rng) - 0.5) * width * std::pow(10.0, 3 * u(rng)), hi = lo + width;
+    const auto t = nice_ticks(lo, hi);
+    std::ostringstream range;
+    range << "[" << lo << ", " << hi << "]";
+    SCOPED_TRACE(range.str());
+    ASSERT_GE(t.size(), 3u);
+    ASSERT_LE(t.size(), 8u);
+    const double s = (t.back() - t.front()) / static_cast<double>(t.size() - 1);
+    const double mant = s / std::pow(10.0, std::floor(std::log10(s) + 1e-9));
+    EXPECT_TRUE(std::abs(mant - 1) < 1e-6 || std::abs(mant - 2) < 1e-6 || std::abs(mant - 5) < 1e-6) << "spacing " << s;
+    for (size_t i = 0; i < t.size(); ++i) {
+      EXPECT_GE(t[i], lo - 1e-9 * s);
+      EXPECT_LE(t[i], hi + 1e-9 * s);
+      EXPECT_NEAR(t[i] / s, std::round(t[i] / s), 1e-6) << "tick not a multiple of the spacing";
+      if (i > 0) {
+        EXPECT_NEAR(t[i] - t[i - 1], s, 1e-6 * s);
+      }
+    }
+    EXPECT_LT(t.front() - s, lo);  // every multiple inside is there
+    EXPECT_GT(t.back() + s, hi);
+    // The spacing is the smallest 1-2-5 one with at most 8 ticks: the next smaller gives more.
+    const double smaller = std::abs(mant - 1) < 1e-6 ? s / 2 : std::abs(mant - 2) < 1e-6 ? s / 2 : s * 2 / 5;
+    EXPECT_GT(multiples(lo, hi, smaller), 8);
+    if (t.size() == 3) {  // 3 only when no 1-2-5 spacing gives 4..8: the next smaller gives >= 9
+      EXPECT_GE(multiples(lo, hi, smaller), 9);
+    }
+  }
+}
+
+TEST(NiceTicks, RejectEmptyNonFiniteAndDegenerateRanges) {
+  expect_error_contains([] { nice_ticks(1, 1); }, "ticks range");
+  expect_error_contains([] { nice_ticks(2, 1); }, "finite lo < hi");
+  expect_error_contains([] { nice_ticks(0, std::nan("")); }, "ticks range");
+  expect_error_contains([] { nice_ticks(1e15, 1e15 + 0.125); }, "1e-12");
+  expect_error_contains([] { nice_ticks(0, 1, 1); }, "max_ticks");
+}
+
+TEST(TickLabel, UsesAsManyDecimalsAsTheSpacing) {
+  EXPECT_EQ(tick_label(0.2, 0.2), "0.2");
+  EXPECT_EQ(tick_label(1.0, 0.2), "1.0");
+  EXPECT_EQ(tick_label(-5, 5), "-5");
+  EXPECT_EQ(tick_label(120, 20), "120");
+  EXPECT_EQ(tick_label(0.0025, 0.0005), "0.0025");
+  EXPECT_EQ(tick_label(-1e-17, 0.5), "0.0");  // no "-0.0"
+  EXPECT_EQ(tick_label(2e6, 5e5), "2e+06");
+  EXPECT_EQ(tick_label(2.5e6, 5e5), "2.5e+06");
+  EXPECT_EQ(tick_label(3e-6, 1e-6), "3e-06");
+}
+
+// -------------------------------------------------------------------------------------------- grids
+
+TEST(ImageGrid, MapsMinusOneToBlackPlusOneToWhiteZeroToMidGreyAndClips) {
+  TempDir dir;
+  const int64_t side = 3;
+  Points im(5, side * side);
+  for (int64_t k = 0; k < 5; ++k)
+    for (int64_t j = 0; j < side * side; ++j) im.row(k)[j] = k == 0 ? -1.0f : k == 1 ? 1.0f : k == 2 ? 0.0f : 0.5f;
+  im.row(3)[0] = 3.0f;   // clipped to white
+  im.row(3)[1] = -7.0f;  // clipped to black
+  im.row(4)[4] = kNaN;   // the centre pixel of image 4
+  const std::string path = dir.file("grid.png");
+  GridOptions opt;
+  const GridReport rep = write_image_grid(path, im, side, 1, opt);
+  const GridLayout& g = rep.layout;
+  EXPECT_EQ(g.cols, 3);  // ceil(sqrt(5))
+  EXPECT_EQ(g.rows, 2);
+  EXPECT_EQ(g.scale, 44);  // smallest integer with 2 + 3 * (3 * f + 2) >= 400
+  EXPECT_GE(g.width, 400);
+  EXPECT_EQ(rep.nonfinite_values, 1);
+  const Decoded d = decode(path);
+  ASSERT_EQ(d.w, g.width);
+  ASSERT_EQ(d.h, g.height);
+  EXPECT_EQ(d.w, 2 + 3 * (3 * 44 + 2));
+  EXPECT_EQ(d.h, 2 + 2 * (3 * 44 + 2));
+  auto px = [&](int64_t k, int r, int c) { return d.at(g.cell_x(k) + c * g.scale + g.scale / 2, g.cell_y(k) + r * g.scale + g.scale / 2); };
+  EXPECT_EQ(px(0, 1, 1), (Rgb{0, 0, 0}));
+  EXPECT_EQ(px(1, 2, 0), (Rgb{255, 255, 255}));
+  EXPECT_EQ(px(2, 0, 2), (Rgb{128, 128, 128}));  // 0 -> 127.5, rounded
+  EXPECT_EQ(px(3, 0, 0), (Rgb{255, 255, 255}));
+  EXPECT_EQ(px(3, 0, 1), (Rgb{0, 0, 0}));
+  EXPECT_EQ(px(3, 1, 1), (Rgb{191, 191, 191}));  // 0.5 -> 191.25
+  EXPECT_EQ(px(4, 1, 1), opt.nonfinite_color);
+  // Every pixel of a cell is its value (integer upscaling), separators and the empty sixth cell are grey.
+  EXPECT_EQ(d.at(g.cell_x(0), g.cell_y(0)), kBlack);
+  EXPECT_EQ(d.at(g.cell_x(0) + 3 * g.scale - 1, g.cell_y(0) + 3 * g.scale - 1), kBlack);
+  EXPECT_EQ(d.at(g.cell_x(0) - 1, g.cell_y(0)), opt.separator_color);
+  EXPECT_EQ(d.at(g.cell_x(1) - 2, g.cell_y(1) + 5), opt.separator_color);
+  EXPECT_EQ(d.at(g.cell_x(5) + 10, g.cell_y(5) + 10), opt.separator_color);
+  EXPECT_EQ(d.at(0, 0), opt.separator_color);
+}
+
+TEST(ImageGrid, ReadsColourImagesAsPlanesOrAsPixels) {
+  const int64_t side = 2;
+  std::vector<float> v(12);
+  for (int j = 0; j < 4; ++j) {
+    v[j] = 1.0f;       // R plane
+    v[4 + j] = -1.0f;  // G plane
+    v[8 + j] = 0.0f;   // B plane
+  }
+  const Points im(v, 1, 12);
+  GridOptions opt;
+  GridReport rep;
+  Canvas chw = render_image_grid(im, side, 3, opt, &rep);
+  const GridLayout g = rep.layout;
+  EXPECT_EQ(chw.pixel(g.cell_x(0), g.cell_y(0)), (Rgb{255, 0, 128}));
+  EXPECT_EQ(chw.pixel(g.cell_x(0) + g.scale, g.cell_y(0) + g.scale), (Rgb{255, 0, 128}));
+  opt.order = ChannelOrder::HWC;
+  Canvas hwc = render_image_grid(im, side, 3, opt);
+  EXPECT_EQ(hwc.pixel(g.cell_x(0), g.cell_y(0)), (Rgb{255, 255, 255}));  // values 0..2: 1, 1, 1
+  EXPECT_EQ(hwc.pixel(g.cell_x(0) + g.scale, g.cell_y(0)), (Rgb{255, 0, 0}));  // values 3..5: 1, -1, -1
+  // Other value ranges: [0, 1] images, 0.5 -> mid grey.
+  GridOptions unit;
+  unit.lo = 0;
+  unit.hi = 1;
+  const Points half(std::vector<float>(4, 0.5f), 1, 4);
+  Canvas u = render_image_grid(half, side, 1, unit, &rep);
+  EXPECT_EQ(u.pixel(rep.layout.cell_x(0), rep.layout.cell_y(0)), (Rgb{128, 128, 128}));
+}
+
+TEST(ImageGrid, RowLabelsAndTitleGetTheirOwnMargins) {
+  Points im(6, 16);
+  for (float& v : im.data) v = -1.0f;
+  GridOptions opt;
+  opt.cols = 3;
+  opt.title = "flow samples, step 1000";
+  opt.row_labels = {"class 0", "class 1"};
+  GridReport rep;
+  const Canvas c = render_image_grid(im, 4, 1, opt, &rep);
+  const GridLayout& g = rep.layout;
+  EXPECT_EQ(g.rows, 2);
+  EXPECT_GT(g.grid_x, Canvas::text_width("class 0", 2));
+  EXPECT_GT(g.grid_y, Canvas::text_height(2));
+  EXPECT_EQ(c.width(), g.grid_x + 2 + 3 * (4 * g.scale + 2));
+  EXPECT_GT(ink(c, 0, 0, c.width(), g.grid_y), 0);  // the title
+  for (int64_t r = 0; r < 2; ++r) {  // each label beside its own row
+    const int y0 = g.cell_y(r * 3), y1 = y0 + 4 * g.scale;
+    EXPECT_GT(ink(c, 0, y0, g.grid_x, y1), 0) << "row " << r;
+  }
+  EXPECT_EQ(ink(c, 0, g.grid_y, g.grid_x, g.cell_y(0)), 0);
+}
+
+TEST(ImageGrid, RejectsBadShapesOptionsAndOversizedGrids) {
+  const Points im(4, 9);
+  expect_error_contains([&] { render_image_grid(im, 4, 1, {}); }, "invalid images = (4, 9)");
+  expect_error_contains([&] { render_image_grid(im, 3, 2, {}); }, "channels");
+  expect_error_contains([&] { render_image_grid(Points(0, 9), 3, 1, {}); }, "at least one image");
+  GridOptions labels;
+  labels.row_labels = {"a", "b", "c"};
+  expect_error_contains([&] { render_image_grid(im, 3, 1, labels); }, "row_labels");
+  GridOptions range;
+  range.lo = 1;
+  range.hi = 1;
+  expect_error_contains([&] { render_image_grid(im, 3, 1, range); }, "lo/hi");
+  expect_error_contains([&] { image_grid_layout(300000, 28, {}); }, "at most 16384 px");
+}
+
+// ------------------------------------------------------------------------------------------- panels
+
+Limits unit_square() { return {-1, 1, -1, 1}; }
+
+TEST(Panels, PointIsDrawnInItsSeriesColourAtItsMappedPixel) {
+  TempDir dir;
+  const Points a(std::vector<float>{0.3f, -0.7f, -0.5f, 0.55f}, 2, 2);
+  const Points b(std::vector<float>{0.1f, 0.2f}, 1, 2);
+  Panel p0, p1;
+  p0.title = "source";
+  p0.series.push_back({a, Rgb{220, 20, 20}, "red points", 2.0f, 1.0f});
+  p1.title = "target";
+  p1.series.push_back({b, Rgb{20, 20, 220}, "blue point", 2.0f, 1.0f});
+  PanelOptions opt;
+  opt.limits = unit_square();
+  opt.title = "two panels";
+  const std::string path = dir.file("panels.png");
+  const PanelReport rep = write_panels(path, {p0, p1}, opt);
+  keep(path);
+  const Decoded d = decode(path);
+  ASSERT_EQ(d.w, 2 * opt.panel_width);
+  ASSERT_EQ(d.h, rep.height);
+  EXPECT_GT(d.h, opt.panel_height);  // room for the figure title
+  ASSERT_EQ(rep.frames.size(), 2u);
+  auto at = [&](const PanelFrame& f, double x, double y) {
+    return d.at(static_cast<int>(std::floor(f.to_px(x))), static_cast<int>(std::floor(f.to_py(y))));
+  };
+  EXPECT_EQ(at(rep.frames[0], 0.3, -0.7), (Rgb{220, 20, 20}));
+  EXPECT_EQ(at(rep.frames[0], -0.5, 0.55), (Rgb{220, 20, 20}));
+  EXPECT_EQ(at(rep.frames[1], 0.1, 0.2), (Rgb{20, 20, 220}));
+  EXPECT_GE(rep.frames[1].x0, opt.panel_width);  // the second panel sits to the right of the first
+  EXPECT_EQ(rep.frames[0].limits.xlo, -1);
+  EXPECT_EQ(rep.nonfinite_points, (std::vector<int64_t>{0, 0}));
+  EXPECT_EQ(rep.outside_points, (std::vector<int64_t>{0, 0}));
+}
+
+TEST(Panels, TranslucentPointBlendsWithTheBackground) {
+  const Points a(std::vector<float>{0.3f, -0.7f}, 1, 2);
+  Panel p;
+  p.series.push_back({a, Rgb{0, 0, 255}, "", 1.5f, 0.6f});
+  PanelOptions opt;
+  opt.limits = unit_square();
+  PanelReport rep;
+  const Canvas c = render_panels({p}, opt, &rep);
+  const PanelFrame f = rep.frames[0];
+  const Rgb got = c.pixel(static_cast<int>(std::floor(f.to_px(0.3))), static_cast<int>(std::floor(f.to_py(-0.7))));
+  EXPECT_TRUE(near_rgb(got, Rgb{102, 102, 255}, 1));  // 255 + (0 - 255) * 0.6
+}
+
+TEST(Panels, NonFinitePointsAreSkippedAndCountedNotDrawn) {
+  const Points bad(std::vector<float>{kNaN, 0.5f, kInf, 0.0f, 0.2f, -kInf}, 3, 2);
+  const Points mixed(std::vector<float>{0.0f, 0.0f, kNaN, 1.0f, 0.5f, 5.0f}, 3, 2);
+  PanelOptions opt;
+  opt.limits = unit_square();
+  Panel empty;
+  const Points none(0, 2);
+  empty.series.push_back({none, Rgb{0, 0, 0}, "", 2.0f, 1.0f});
+  Panel only_bad;
+  only_bad.series.push_back({bad, Rgb{0, 0, 0}, "", 2.0f, 1.0f});
+  Panel m;
+  m.series.push_back({mixed, Rgb{0, 0, 0}, "", 2.0f, 1.0f});
+  m.lines.push_back(line({0.0f, 0.0f, kNaN, 0.1f, 0.5f, 0.5f}, Rgb{0, 0, 0}));
+  PanelReport r0, r1, r2;
+  const Canvas c0 = render_panels({empty}, opt, &r0);
+  const Canvas c1 = render_panels({only_bad}, opt, &r1);
+  render_panels({m}, opt, &r2);
+  EXPECT_EQ(r1.nonfinite_points[0], 3);
+  EXPECT_EQ(r2.nonfinite_points[0], 2);  // one point, one polyline vertex
+  EXPECT_EQ(r2.outside_points[0], 1);    // (0.5, 5) lies above the limits
+  // Nothing of the bad points is drawn: the only difference is the note in the plot area's lower left.
+  const PanelFrame f = r1.frames[0];
+  int64_t diff = 0, diff_outside_note = 0;
+  for (int y = 0; y < c0.height(); ++y)
+    for (int x = 0; x < c0.width(); ++x)
+      if (!(c0.pixel(x, y) == c1.pixel(x, y))) {
+        ++diff;
+        const bool in_note = x >= f.x0 && x < f.x0 + 4 + Canvas::text_width("3 non-finite skipped") &&
+                             y >= f.y1 - 4 - Canvas::text_height() && y < f.y1;
+        diff_outside_note += !in_note;
+      }
+  EXPECT_GT(diff, 0);
+  EXPECT_EQ(diff_outside_note, 0);
+}
+
+TEST(Panels, RejectNon2DPointsAndMalformedItemsNamingThem) {
+  const Points x3(4, 3);
+  Panel p;
+  p.series.push_back(series(x3));
+  expect_error_contains([&] { render_panels({Panel{}, p}, {}); }, "invalid panels[1].series[0].points = (4, 3): expected (n, 2)");
+  Panel odd;
+  odd.lines.push_back(line({0.0f, 1.0f, 2.0f}, Rgb{}));
+  expect_error_contains([&] { render_panels({odd}, {}); }, "panels[0].lines[0].xy");
+  Panel bars;
+  Bars two_heights_two_edges;
+  two_heights_two_edges.edges = {0, 1};
+  two_heights_two_edges.heights = {1, 2};
+  bars.bars.push_back(two_heights_two_edges);
+  expect_error_contains([&] { render_panels({bars}, {}); }, "panels[0].bars[0]");
+  Panel alpha;
+  const Points origin(1, 2);
+  alpha.series.push_back({origin, Rgb{}, "", 1.0f, 1.5f});
+  expect_error_contains([&] { render_panels({alpha}, {}); }, "panels[0].series[0].alpha");
+  PanelOptions lim;
+  lim.limits = Limits{1, 0, 0, 1};
+  expect_error_contains([&] { render_panels({Panel{}}, lim); }, "limits.x");
+  expect_error_contains([&] { render_panels({}, {}); }, "at least one panel");
+  PanelOptions small;
+  small.panel_width = 100;
+  expect_error_contains([&] { render_panels({Panel{}}, small); }, "panel_width");
+  Panel field;
+  field.field = Field();
+  field.field->eval = [](PointsView) { return std::vector<double>(3); };
+  expect_error_contains([&] { render_panels({field}, {}); }, "panels[0].field");
+}
+
+TEST(Panels, AutomaticLimitsArePaddedBoundsOfAllPanelsOrOfEach) {
+  const Points a(std::vector<float>{0, 0, 1, 1}, 2, 2);
+  const Points b(std::vector<float>{2, -1, 3, 0}, 2, 2);
+  Panel p0, p1;
+  p0.series.push_back(series(a));
+  p1.series.push_back(series(b));
+  PanelOptions opt;
+  PanelReport rep;
+  render_panels({p0, p1}, opt, &rep);
+  for (const auto& f : rep.frames) {
+    EXPECT_DOUBLE_EQ(f.limits.xlo, -0.15);  // [0, 3] padded by 5% of 3
+    EXPECT_DOUBLE_EQ(f.limits.xhi, 3.15);
+    EXPECT_DOUBLE_EQ(f.limits.ylo, -1.1);
+    EXPECT_DOUBLE_EQ(f.limits.yhi, 1.1);
+  }
+  opt.share_limits = false;
+  render_panels({p0, p1}, opt, &rep);
+  EXPECT_DOUBLE_EQ(rep.frames[0].limits.xhi, 1.05);
+  EXPECT_DOUBLE_EQ(rep.frames[1].limits.xlo, 1.95);
+  // One point only, and no data at all: a window around it, [0, 1] x [0, 1].
+  const Points one(std::vector<float>{2, 0}, 1, 2);
+  Panel single;
+  single.series.push_back(series(one));
+  render_panels({single, Panel{}}, opt, &rep);
+  EXPECT_DOUBLE_EQ(rep.frames[0].limits.xlo, 1.8);
+  EXPECT_DOUBLE_EQ(rep.frames[0].limits.ylo, -0.5);
+  EXPECT_DOUBLE_EQ(rep.frames[1].limits.xhi, 1.0);
+  // A panel's own limits win over the shared ones.
+  single.limits = Limits{-5, 5, -2, 2};
+  opt.limits = unit_square();
+  render_panels({single, Panel{}}, opt, &rep);
+  EXPECT_EQ(rep.frames[0].limits.xlo, -5);
+  EXPECT_EQ(rep.frames[1].limits.xlo, -1);
+}
+
+TEST(Panels, BarsStandOnZeroAndPolylinesAreDrawnInTheirColour) {
+  Panel p;
+  p.bars.push_back({{0, 1, 2}, {1, 2}, Rgb{150, 170, 210}, "histogram", 1.0f});
+  p.lines.push_back({{0.0f, 0.5f, 2.0f, 0.5f}, Rgb{0, 160, 0}, 1.0f, "level", 1});
+  PanelOptions opt;
+  opt.grid = false;
+  PanelReport rep;
+  const Canvas c = render_panels({p}, opt, &rep);
+  const PanelFrame f = rep.frames[0];
+  EXPECT_EQ(f.limits.ylo, 0);  // not padded below the bars
+  EXPECT_DOUBLE_EQ(f.limits.yhi, 2.1);
+  EXPECT_DOUBLE_EQ(f.limits.xlo, -0.1);
+  auto at = [&](double x, double y) {
+    return c.pixel(static_cast<int>(std::floor(f.to_px(x))), static_cast<int>(std::floor(f.to_py(y))));
+  };
+  EXPECT_EQ(at(1.5, 1.0), (Rgb{150, 170, 210}));
+  EXPECT_EQ(at(0.5, 1.5), kWhite);  // above the first bar
+  EXPECT_EQ(at(1.3, 0.5), (Rgb{0, 160, 0}));  // the line, over the bar
+}
+
+TEST(Panels, FieldShadesThePlotAreaFromLowToHigh) {
+  Panel p;
+  Field field;
+  field.eval = [](PointsView xy) {
+    std::vector<double> v(xy.n);
+    for (int64_t i = 0; i < xy.n; ++i) v[i] = xy.row(i)[0];
+    return v;
+  };
+  field.low = Rgb{255, 255, 255};
+  field.high = Rgb{0, 0, 255};
+  field.label = "x";
+  p.field = field;
+  PanelOptions opt;
+  opt.limits = unit_square();
+  opt.grid = false;
+  opt.legend = LegendPlace::None;
+  PanelReport rep;
+  const Canvas c = render_panels({p}, opt, &rep);
+  const PanelFrame f = rep.frames[0];
+  const int ym = (f.y0 + f.y1) / 2;
+  EXPECT_TRUE(near_rgb(c.pixel(f.x0, ym), Rgb{255, 255, 255}, 1));
+  EXPECT_TRUE(near_rgb(c.pixel(f.x1 - 1, ym), Rgb{0, 0, 255}, 1));
+  EXPECT_TRUE(near_rgb(c.pixel((f.x0 + f.x1) / 2, ym), Rgb{128, 128, 255}, 2));
+  // With a span, values more than span below the maximum get the low colour.
+  p.field->span = 0.5;
+  const Canvas s = render_panels({p}, opt, &rep);
+  EXPECT_EQ(s.pixel(f.x0 + 2, ym), kWhite);
+  EXPECT_EQ(s.pixel((f.x0 + f.x1) / 2 - 2, ym), kWhite);
+}
+
+TEST(Panels, AxesTickLabelsAxisLabelsTitleAndLegendAreDrawn) {
+  const Points a(std::vector<float>{-0.5f, -0.5f}, 1, 2);
+  Panel p;
+  p.title = "ODE trajectories";
+  p.xlabel = "x1";
+  p.ylabel = "x2";
+  p.series.push_back({a, Rgb{220, 20, 20}, "", 2.0f, 1.0f});
+  PanelOptions opt;
+  opt.limits = unit_square();
+  opt.legend = LegendPlace::TopRight;
+  PanelReport rep;
+  const Canvas plain = render_panels({p}, opt, &rep);
+  const PanelFrame f = rep.frames[0];
+  EXPECT_GT(ink(plain, f.x0, f.y1 + 1, f.x1, plain.height()), 0);  // x ticks, labels
+  EXPECT_GT(ink(plain, 0, f.y0, f.x0 - 1, f.y1), 0);               // y ticks, labels
+  EXPECT_GT(ink(plain, 0, 0, plain.width(), f.y0 - 1), 0);         // title
+  EXPECT_GT(ink(plain, 0, f.y0, 8 + Canvas::text_height(2), f.y1), 0);  // the rotated y label
+  EXPECT_EQ(plain.pixel(f.x0 - 1, f.y0 + 3), (Rgb{60, 60, 60}));   // the frame
+  // A labelled series adds a legend in the upper right of the plot area, and changes nothing else.
+  p.series[0].label = "samples";
+  const Canvas labelled = render_panels({p}, opt);
+  int64_t diff = 0, elsewhere = 0;
+  const int xm = (f.x0 + f.x1) / 2, ym = (f.y0 + f.y1) / 2;
+  for (int y = 0; y < plain.height(); ++y)
+    for (int x = 0; x < plain.width(); ++x)
+      if (!(plain.pixel(x, y) == labelled.pixel(x, y))) {
+        ++diff;
+        elsewhere += !(x >= xm && x < f.x1 && y >= f.y0 && y < ym);
+      }
+  EXPECT_GT(diff, 50);
+  EXPECT_EQ(elsewhere, 0);
+}
+
+TEST(Panels, BestLegendAvoidsTheCornerWithTheData) {
+  Points x(50, 2);
+  for (int64_t i = 0; i < x.n; ++i) {  // a crowd in the upper right
+    x.row(i)[0] = 0.6f + 0.006f * static_cast<float>(i);
+    x.row(i)[1] = 0.9f - 0.004f * static_cast<float>(i);
+  }
+  Panel p;
+  p.series.push_back({x, Rgb{220, 20, 20}, "", 2.0f, 1.0f});
+  PanelOptions opt;
+  opt.limits = unit_square();
+  PanelReport rep;
+  const Canvas plain = render_panels({p}, opt, &rep);
+  p.series[0].label = "crowd";
+  const Canvas best = render_panels({p}, opt);
+  const PanelFrame f = rep.frames[0];
+  const int xm = (f.x0 + f.x1) / 2, ym = (f.y0 + f.y1) / 2;
+  int64_t top_left = 0, elsewhere = 0;
+  for (int y = 0; y < plain.height(); ++y)
+    for (int x = 0; x < plain.width(); ++x)
+      if (!(plain.pixel(x, y) == best.pixel(x, y))) (x >= f.x0 && x < xm && y >= f.y0 && y < ym ? top_left : elsewhere)++;
+  EXPECT_GT(top_left, 50);
+  EXPECT_EQ(elsewhere, 0);
+}
+
+TEST(Panels, OutputIsDeterministic) {
+  TempDir dir;
+  const Points x = test::gaussian_points(500, 2, 7);
+  Panel p;
+  p.title = "samples";
+  p.series.push_back({x, palette(0), "x", 1.5f, 0.6f});
+  Polyline traj;
+  for (int k = 0; k <= 20; ++k) {
+    traj.xy.push_back(-2.0f + 0.2f * k);
+    traj.xy.push_back(std::sin(0.5f * k));
+  }
+  p.lines.push_back(traj);
+  write_panels(dir.file("a.png"), {p, p});
+  write_panels(dir.file("b.png"), {p, p});
+  std::ifstream fa(dir.file("a.png"), std::ios::binary), fb(dir.file("b.png"), std::ios::binary);
+  const std::string sa((std::istreambuf_iterator<char>(fa)), {}), sb((std::istreambuf_iterator<char>(fb)), {});
+  EXPECT_FALSE(sa.empty());
+  EXPECT_EQ(sa, sb);
+}
+
+// A sample grid and a two-panel figure for a look (OTGEN_PLOT_KEEP).
+TEST(Panels, SampleFiguresForALook) {
+  TempDir dir;
+  const int64_t side = 8;
+  Points im(30, side * side);
+  for (int64_t k = 0; k < im.n; ++k)
+    for (int64_t r = 0; r < side; ++r)
+      for (int64_t c = 0; c < side; ++c)
+        im.row(k)[r * side + c] = std::cos(0.3f * static_cast<float>(k) * static_cast<float>(r + c) / side) * 1.2f;
+  GridOptions g;
+  g.cols = 10;
+  g.title = "samples by class";
+  g.row_labels = {"class 0", "class 1", "class 2"};
+  const GridReport gr = write_image_grid(dir.file("sample_grid.png"), im, side, 1, g);
+  EXPECT_EQ(decode(dir.file("sample_grid.png")).w, gr.layout.width);
+  keep(dir.file("sample_grid.png"));
+
+  const Points noise = test::gaussian_points(400, 2, 3);
+  Points data = test::gaussian_points(400, 2, 4, 0.3f);
+  for (int64_t i = 0; i < data.n; ++i) data.row(i)[0] += i % 2 ? 2.5f : -2.5f;
+  Panel left, right;
+  left.title = "noise and data";
+  left.series.push_back({noise, palette(0), "noise x0", 1.5f, 0.6f});
+  left.series.push_back({data, palette(1), "data x1", 1.5f, 0.6f});
+  right.title = "ODE trajectories";
+  for (int64_t i = 0; i < 40; ++i) {
+    Polyline l;
+    l.color = palette(7);
+    l.alpha = 0.5f;
+    for (int k = 0; k <= 10; ++k) {
+      const float t = k / 10.0f;
+      l.xy.push_back((1 - t) * noise.row(i)[0] + t * data.row(i)[0]);
+      l.xy.push_back((1 - t) * noise.row(i)[1] + t * data.row(i)[1] + 0.3f * t * (1 - t));
+    }
+    right.lines.push_back(std::move(l));
+  }
+  right.lines[0].label = "trajectory";
+  right.series.push_back({PointsView{data.data.data(), 40, 2}, palette(1), "end points", 2.0f, 1.0f});
+  PanelOptions opt;
+  opt.title = "flow matching, 2-D";
+  write_panels(dir.file("sample_panels.png"), {left, right}, opt);
+  keep(dir.file("sample_panels.png"));
+}
+
+// ---------------------------------------------------------------------------------------------- CLI
+
+TEST(WfrCli, PngOfTheDoubleWellIsAHistogramPanelWithAxes) {
+  TempDir dir;
+  const auto r = test::run_cli("wfr --target doublewell --sampler smc-wfr --particles 200 --steps 40 --quiet --png --out " +
+                               dir.path.string());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const Decoded d = decode(dir.file("plot.png"));
+  EXPECT_EQ(d.w, 720);
+  EXPECT_EQ(d.h, 400);
+  int64_t bars = 0, curve = 0;
+  for (int y = 0; y < d.h; ++y)
+    for (int x = 0; x < d.w; ++x) {
+      bars += d.at(x, y) == Rgb{150, 170, 210};
+      curve += d.at(x, y) == Rgb{200, 30, 30};
+    }
+  EXPECT_GT(bars, 500);
+  EXPECT_GT(curve, 500);
+  keep(dir.file("plot.png"));
+}
+
+TEST(WfrCli, PngOfA2DTargetIsAScatterOverTheDensity) {
+  TempDir dir;
+  const auto r = test::run_cli("wfr --target mixture4-lln --sampler mala --particles 300 --steps 40 --step 0.01 --quiet "
+                               "--png --out " + dir.path.string());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const Decoded d = decode(dir.file("plot.png"));
+  EXPECT_EQ(d.w, 560);
+  EXPECT_EQ(d.h, 540);
+  int64_t red = 0;
+  for (int y = 0; y < d.h; ++y)
+    for (int x = 0; x < d.w; ++x) red += d.at(x, y) == Rgb{200, 20, 20};
+  EXPECT_GT(red, 300);
+}
+
+TEST(WfrCli, PngOfA3DTargetIsRefusedBeforeTheRun) {
+  TempDir dir;
+  const auto r = test::run_cli("wfr --target gaussian --dim 3 --sampler ula --steps 5 --quiet --png --out " +
+                               dir.path.string() + "/run");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("invalid png = dimension 3"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(dir.path / "run"));
+}
+
+}  // namespace
+}  // namespace otgen::cli
