@@ -10,17 +10,20 @@ mkdir -p "$D"
 STEPS_2D=${FLOW_STEPS:-3000}
 STEPS_DIGITS=${FLOW_STEPS:-2000}
 
+# Prints a JSON line from stdin through a Python format string: fmt '{steps} steps'.
+fmt() { /usr/bin/python3 -c 'import json, sys; print(sys.argv[1].format(**json.loads(sys.stdin.read())))' "$1"; }
+
 run_dataset() {  # name, data.npy, held-out.npy, steps, batch, extra train options, sdot fit options
   local name=$1 data=$2 ref=$3 steps=$4 batch=$5 train_opts=$6 fit_opts=$7
   echo "-- $name: semidiscrete potential (eps = 0)"
   "$OTGEN" sdot fit --data "$data" $fit_opts --seed 1 -q --out "$D/$name-g.npy" --record "$D/$name-fit.json" |
-    /usr/bin/python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); print(f"   {r[\"steps\"]} steps, chi2 {r[\"chi2\"]:.4f}, {r[\"seconds\"]:.1f} s")'
+    fmt "   {steps} steps, chi2 {chi2:.4f}, {seconds:.1f} s"
   for c in independent exact semidiscrete; do
     local extra=""
     [ "$c" = semidiscrete ] && extra="--potential $D/$name-g.npy"
     "$OTGEN" train --data "$data" --coupling "$c" $extra --steps "$steps" --batch "$batch" $train_opts --seed 2 -q \
       --out "$D/$name-$c" |
-      /usr/bin/python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); print(f"   train '"$c"': loss {r[\"loss\"]:.3f}, {r[\"steps_per_second\"]:.0f} steps/s, pairs {100*r[\"coupling_fraction\"]:.0f}% of the time")'
+      fmt "   train $c: loss {loss:.3f}, {steps_per_second:.0f} steps/s, drawing pairs {coupling_fraction:.1%} of the time"
   done
   local n
   n=$(/usr/bin/python3 -c "import numpy as np; print(len(np.load('$ref')))")
@@ -55,9 +58,9 @@ echo "== flow matching: I-FM vs OT-FM vs SD-FM (MLP 3 x 128, the same steps and 
 "$OTGEN" data export --dataset 8gaussians --n 4096 --seed 1 --out "$D/8g.npy" > /dev/null
 "$OTGEN" data export --dataset 8gaussians --n 2000 --seed 7 --out "$D/8g-heldout.npy" > /dev/null
 run_dataset 8g "$D/8g.npy" "$D/8g-heldout.npy" "$STEPS_2D" 256 "" \
-  "--steps 3000 --batch 1024 --lr 1 --lr-final 0.01 --chi2-every 500 --chi2-threshold 0.005"
+  "--steps 10000 --batch 1024 --chi2-every 1000 --chi2-threshold 0.01"
 "$OTGEN" plot --points "$D/8g-independent-euler2.npy,$D/8g-exact-euler2.npy,$D/8g-semidiscrete-euler2.npy" \
-  --titles "I-FM, Euler 2,OT-FM, Euler 2,SD-FM, Euler 2" --reference "$D/8g-heldout.npy" \
+  --titles "I-FM (Euler 2),OT-FM (Euler 2),SD-FM (Euler 2)" --reference "$D/8g-heldout.npy" \
   --title "8 Gaussians: samples after 2 Euler steps (grey: held-out data)" --out "$D/8g-euler2.png" > /dev/null
 echo "   plot: $D/8g-euler2.png"
 

@@ -53,6 +53,10 @@ class Coupling {
                        const Context& ctx) const = 0;
   Pairs sample(PointsView noise, uint64_t seed, const Context& ctx) const { return sample(noise, {}, seed, ctx); }
   virtual std::string name() const = 0;
+  // Whether each noise row's partner depends only on that row (and the seed), not on the other rows of
+  // the batch: then one call may draw the pairs of several training steps at once (fewer, larger
+  // engine calls). True for the independent and semidiscrete couplings, false for batch OT.
+  virtual bool rows_independent() const { return false; }
 };
 
 class IndependentCoupling final : public Coupling {
@@ -62,6 +66,7 @@ class IndependentCoupling final : public Coupling {
   Pairs sample(PointsView noise, std::span<const int64_t> noise_labels, uint64_t seed,
                const Context& ctx) const override;
   std::string name() const override { return "independent"; }
+  bool rows_independent() const override { return true; }
 
  private:
   CouplingData data_;
@@ -107,6 +112,7 @@ class SemidiscreteCoupling final : public Coupling {
   Pairs sample(PointsView noise, std::span<const int64_t> noise_labels, uint64_t seed,
                const Context& ctx) const override;
   std::string name() const override { return eps_ > 0 ? "semidiscrete-soft" : "semidiscrete"; }
+  bool rows_independent() const override { return true; }
 
  private:
   CouplingData data_;

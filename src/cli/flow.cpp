@@ -168,12 +168,12 @@ CouplingBundle make_coupling(TrainArgs& a, const Dataset& ds, const std::string&
       SemidiscreteOT::Options so;
       so.epsilon = a.sd_epsilon;
       so.steps = a.fit_steps;
-      so.chi2_every = std::min<int64_t>(500, a.fit_steps);
+      so.chi2_every = std::min<int64_t>(1000, a.fit_steps);
       Context fctx = a.ctx;
       fctx.seed = mix_seed(a.ctx.seed, 0x736466ull);
       const auto r = SemidiscreteOT(so).fit(ds.x, {}, fctx);
       if (r.termination == Termination::NumericalFailure) throw Error("semidiscrete fit: " + r.message);
-      std::cerr << "potential: " << r.steps << " steps, chi2 " << (r.chi2 ? to_text(*r.chi2) : "n/a") << " ("
+      if (!a.ctx.quiet) std::cerr << "potential: " << r.steps << " steps, chi2 " << (r.chi2 ? to_text(*r.chi2) : "n/a") << " ("
                 << r.seconds << " s)\n";
       a.potential = run_dir + "/potential.npy";
       write_npy(a.potential, r.g, {static_cast<int64_t>(r.g.size())});
@@ -250,7 +250,8 @@ void run_train(TrainArgs& a) {
   if (a.resume.empty()) write_file_atomic(dir + "/run.json", a.to_json().dump(2) + "\n");
 
   const int64_t params = FlowModel::init(a.opt.model, 0).parameters();
-  std::cerr << "train: " << to_string(a.opt.model.kind) << " (" << params << " parameters) on " << ds.name << " ("
+  if (!a.ctx.quiet)
+    std::cerr << "train: " << to_string(a.opt.model.kind) << " (" << params << " parameters) on " << ds.name << " ("
             << ds.x.n << " x " << ds.x.d << "), coupling " << c.coupling->name() << ", batch " << a.opt.batch << ", "
             << a.opt.steps << " steps, " << to_string(a.opt.precision) << ", " << a.ctx.resolved_threads()
             << " threads\n";

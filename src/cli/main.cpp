@@ -1,4 +1,5 @@
 // otgen command-line tool. User errors: one line on stderr, exit code 2. Never a stack trace.
+#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -51,10 +52,19 @@ namespace {
 // BLAS threads (measured: 4x slower MLP training on 2 cores). OpenMP reads OMP_WAIT_POLICY only when
 // it starts, so these commands re-execute themselves once with OMP_WAIT_POLICY=PASSIVE unless the
 // user chose a policy. Other commands keep OpenMP's default.
-void use_passive_openmp_for_torch_commands(int argc, char** argv) {
-  if (argc < 2 || std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+//
+// Memory: LibTorch allocates and frees the same large activations every step; glibc returns them to
+// the kernel (mmap/munmap, trimming), so each step page-faults them in again (a quarter of a U-Net
+// step in kernel time). These commands keep freed memory in the heap instead (M_MMAP_THRESHOLD,
+// M_TRIM_THRESHOLD): measured 15% faster U-Net steps.
+void torch_command_policies(int argc, char** argv) {
+  if (argc < 2) return;
   const std::string cmd = argv[1];
   if (cmd != "train" && cmd != "sample") return;
+  ::mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum
+  ::mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  ::mallopt(M_TOP_PAD, 64 << 20);
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
   if (::setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0) return;
   ::execv("/proc/self/exe", argv);  // returns only on failure: then run as we are
 }
@@ -62,7 +72,7 @@ void use_passive_openmp_for_torch_commands(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  use_passive_openmp_for_torch_commands(argc, argv);
+  torch_command_policies(argc, argv);
   CLI::App app{"otgen: optimal-transport generative modelling (semidiscrete and batch OT couplings, flow "
                "matching, Wasserstein-Fisher-Rao samplers)"};
   app.set_version_flag("--version", std::string("otgen ") + OTGEN_VERSION_STRING);

@@ -80,7 +80,7 @@ struct EagerBackend {
   }
   V to_image(const V& x, int64_t channels, int64_t side) { return x.reshape({x.size(0), channels, side, side}); }
   V flatten(const V& h) { return h.reshape({h.size(0), -1}); }
-  V upsample2(const V& h) { return h.repeat_interleave(2, 2).repeat_interleave(2, 3); }
+  V upsample2(const V& h) { return at::upsample_nearest2d(h, {2 * h.size(2), 2 * h.size(3)}); }
   V spatial(const V& h) { return h.unsqueeze(2).unsqueeze(3); }
 };
 
@@ -115,7 +115,13 @@ struct ScriptBackend {
                 std::to_string(side) + "])");
   }
   V flatten(const V& h) { return emit(h + ".reshape([" + h + ".size(0), -1])"); }
-  V upsample2(const V& h) { return emit(h + ".repeat_interleave(2, 2).repeat_interleave(2, 3)"); }
+  // Nearest-neighbour x2 as expand + reshape: the same values as the eager upsample_nearest2d (a copy),
+  // with ops that TorchScript's C++ front end resolves.
+  V upsample2(const V& h) {
+    const std::string B = h + ".size(0)", C = h + ".size(1)", H = h + ".size(2)", W = h + ".size(3)";
+    return emit(h + ".unsqueeze(3).unsqueeze(5).expand([" + B + ", " + C + ", " + H + ", 2, " + W + ", 2]).reshape([" +
+                B + ", " + C + ", 2 * " + H + ", 2 * " + W + "])");
+  }
   V spatial(const V& h) { return emit(h + ".unsqueeze(2).unsqueeze(3)"); }
 };
 

@@ -183,6 +183,13 @@ TrainResult train_flow(const TrainOptions& opt_in, const CouplingData& data, con
   const at::Tensor u_t = at::from_blob(u.data(), {B, d}, at::kFloat);
   const at::Tensor t_t = at::from_blob(tv.data(), {B}, at::kFloat);
 
+  // Steps whose pairs one coupling call draws (aligned to multiples of `chunk` from step 0, so a
+  // resumed run redraws exactly the same chunk).
+  const int64_t chunk = coupling.rows_independent() ? std::max<int64_t>(1, std::min<int64_t>(16, 4096 / B)) : 1;
+  int64_t chunk_first = 0, chunk_steps = 0;
+  Points chunk_x0;
+  std::vector<int64_t> chunk_target;
+
   const auto t_start = Clock::now();
   double loss_acc = 0, cost_acc = 0;
   int64_t acc_n = 0;
@@ -197,9 +204,19 @@ TrainResult train_flow(const TrainOptions& opt_in, const CouplingData& data, con
 
   for (; s.step < opt.steps; ++s.step) {
     const int64_t k = s.step;
-    // Pairs: noise, times and the coupling's draw, each from its own stream of (seed, step).
+    // Pairs: noise and times of step k from their own streams of (seed, k); the coupling's draws for
+    // a chunk of `chunk` steps at once where its rows are independent (one larger engine call).
     const auto t_pairs = Clock::now();
-    const Points x0 = sdot_noise(B, d, mix_seed(ctx.seed, 1, static_cast<uint64_t>(k)), ctx);
+    if (k < chunk_first || k >= chunk_first + chunk_steps) {
+      const int64_t c = k / chunk;
+      chunk_first = c * chunk;
+      chunk_steps = std::min(chunk, opt.steps - chunk_first);
+      // Row i of a chunk's noise is its own stream of the chunk's seed: independent of chunk_steps.
+      chunk_x0 = sdot_noise(chunk_steps * B, d, mix_seed(ctx.seed, 1, static_cast<uint64_t>(c)), ctx);
+      chunk_target = coupling.sample(chunk_x0, mix_seed(ctx.seed, 3, static_cast<uint64_t>(c)), ctx).target;
+    }
+    const PointsView x0{chunk_x0.data.data() + (k - chunk_first) * B * d, B, d};
+    const std::span<const int64_t> target(chunk_target.data() + (k - chunk_first) * B, static_cast<size_t>(B));
     Rng trng(mix_seed(ctx.seed, 2, static_cast<uint64_t>(k)));
     for (int64_t i = 0; i < B; ++i) {
       const double r = opt.time == TimeSampling::Uniform
@@ -207,12 +224,11 @@ TrainResult train_flow(const TrainOptions& opt_in, const CouplingData& data, con
                            : 1.0 / (1.0 + std::exp(-(opt.logit_mean + opt.logit_std * trng.normal())));
       tv[i] = static_cast<float>(r);
     }
-    const Pairs pairs = coupling.sample(x0, mix_seed(ctx.seed, 3, static_cast<uint64_t>(k)), ctx);
-    if (on_pairs) on_pairs(k, x0.view(), pairs.target);
+    if (on_pairs) on_pairs(k, x0, target);
     double cost = 0;
     for (int64_t i = 0; i < B; ++i) {
       const float* a = x0.row(i);
-      const float* y = data.x.row(pairs.target[i]);
+      const float* y = data.x.row(target[i]);
       const float ti = tv[i];
       for (int64_t c = 0; c < d; ++c) {
         const float diff = y[c] - a[c];
