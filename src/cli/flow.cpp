@@ -346,7 +346,7 @@ void register_train(CLI::App& root) {
 // ------------------------------------------------------------------------------------------ sample
 
 struct SampleArgs {
-  std::string model, solver = "euler", out, png, noise;
+  std::string model, solver = "euler", out, png, noise, reference;
   int64_t n = 1000;
   int64_t trajectories = 0;
   OdeOptions ode;
@@ -371,6 +371,12 @@ void run_sample(SampleArgs& a) {
             "a path other than --model");
   }
   const int64_t d = model.dim();
+  Points ref;  // read before sampling: a bad --reference writes nothing
+  if (!a.reference.empty()) {
+    require(!a.png.empty(), "--reference", "'" + a.reference + "'", "given together with --png");
+    ref = read_points_npy(a.reference, "--reference");
+    require(ref.d == 2 && d == 2, "--reference", "dimension " + std::to_string(ref.d), "2-D data for a 2-D model");
+  }
   Points x;
   if (a.noise.empty()) {
     x = sdot_noise(a.n, d, a.ctx.seed, a.ctx);
@@ -399,10 +405,11 @@ void run_sample(SampleArgs& a) {
     if (d == 2) {
       Panel panel;
       panel.title = "samples (" + std::string(ode_method_name(a.ode.method)) + ", NFE " + std::to_string(r.nfe) + ")";
+      if (ref.n > 0) panel.series.push_back({ref.view(), {170, 170, 170}, "data", 1.2f, 0.5f});
       panel.series.push_back({x.view(), {31, 119, 180}, "samples", 1.5f, 0.5f});
       const int64_t frames = ntraj > 0 ? static_cast<int64_t>(traj.size()) / (2 * ntraj) : 0;
       for (int64_t i = 0; i < ntraj; ++i) {
-        Polyline line{{}, {214, 39, 40}, 0.8f};
+        Polyline line{{}, {214, 39, 40}, 0.8f, i == 0 ? "ODE paths" : "", 1};
         for (int64_t f = 0; f < frames; ++f) {
           line.xy.push_back(traj[(f * ntraj + i) * 2]);
           line.xy.push_back(traj[(f * ntraj + i) * 2 + 1]);
@@ -436,6 +443,7 @@ void register_sample(CLI::App& root) {
   cmd->add_option("--out", a->out, "samples: (n, dim) float32 .npy")->required();
   cmd->add_option("--png", a->png, "also draw a PNG: image grid, or a 2-D scatter");
   cmd->add_option("--trajectories", a->trajectories, "2-D --png: draw this many ODE paths")->capture_default_str();
+  cmd->add_option("--reference", a->reference, "2-D --png: data drawn in grey behind the samples: (m, 2) .npy");
   add_context_options(cmd, a->ctx);
   cmd->callback([a] { run_sample(*a); });
 }
