@@ -112,14 +112,14 @@ std::vector<int64_t> parse_list(const std::string& s, const std::string& argumen
   return v;
 }
 
-// A writable output folder: created if missing (its parent must exist).
+// A writable output folder: created (with its parents) if missing.
 void prepare_run_dir(const std::string& dir) {
   require(!dir.empty(), "--out", "''", "a run folder");
   std::error_code ec;
   if (fs::exists(dir, ec)) {
     require(fs::is_directory(dir, ec), "--out", "'" + dir + "'", "a folder (it is a file)");
   } else {
-    fs::create_directory(dir, ec);
+    fs::create_directories(dir, ec);
     if (ec) fail_argument("--out", "'" + dir + "'", "a folder that can be created (" + ec.message() + ")");
   }
   require(::access(dir.c_str(), W_OK) == 0, "--out", "'" + dir + "'", "a writable folder");
