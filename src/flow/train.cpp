@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/autocast_mode.h>
 #include <torch/csrc/api/include/torch/serialize/input-archive.h>
 #include <torch/csrc/api/include/torch/serialize/output-archive.h>
@@ -243,8 +244,11 @@ TrainResult train_flow(const TrainOptions& opt_in, const CouplingData& data, con
       const int64_t c = k / chunk;
       chunk_first = c * chunk;
       chunk_steps = std::min(chunk, opt.steps - chunk_first);
-      // Row i of a chunk's noise is its own stream of the chunk's seed: independent of chunk_steps.
-      chunk_x0 = sdot_noise(chunk_steps * B, d, mix_seed(ctx.seed, 1, static_cast<uint64_t>(c)), ctx);
+      // The chunk's noise: LibTorch's vectorised normal sampler on a generator seeded from (seed, chunk)
+      // (deterministic; 5-10x faster than per-row Philox Box-Muller, a visible share of a small MLP step).
+      chunk_x0 = Points(chunk_steps * B, d);
+      at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(mix_seed(ctx.seed, 1, static_cast<uint64_t>(c)));
+      at::from_blob(chunk_x0.data.data(), {chunk_steps * B, d}, at::kFloat).normal_(0.0, 1.0, gen);
       chunk_target = coupling.sample(chunk_x0, mix_seed(ctx.seed, 3, static_cast<uint64_t>(c)), ctx).target;
     }
     const PointsView x0{chunk_x0.data.data() + (k - chunk_first) * B * d, B, d};
