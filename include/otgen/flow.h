@@ -7,9 +7,9 @@
 //   Coupling  pi is any otgen::Coupling (independent, batch OT, semidiscrete): pairs are drawn by it.
 //   Sampling  dx/dt = v(t, x) from t = 0 to 1 with otgen/ode.h (EMA weights).
 //
-// Determinism: initial weights, noise, times and pairs of step k are pure functions of (seed, k)
-// (counter-based streams), so a run resumed from a checkpoint equals the uninterrupted run bit for
-// bit at the same thread count.
+// Determinism: the initial weights are a function of the seed, and the noise, times and pairs of step
+// k of (seed, k) (steps are drawn in chunks aligned to step 0), so a run resumed from a checkpoint
+// equals the uninterrupted run bit for bit at the same thread count.
 #pragma once
 
 #include <cstdint>
