@@ -366,6 +366,8 @@ TEST(CliTrain, BadInputsExitWithCodeTwoAndOverwriteNothing) {
       {"sample --model " + dir.file("missing.pt") + " --out " + dir.file("keep.npy"), "--model"},
       {"sample --model " + dir.file("junk.pt") + " --out " + dir.file("keep.npy"), "--model"},
       {"sample --model " + model + " --out " + model, "--out"},
+      {"sample --model " + model + " --n 200000000 --out " + dir.file("keep.npy"), "--n"},
+      {train + "--batch 100000000 --out " + dir.file("r7"), "--batch"},
       {"sample --model " + model + " --n 10 --png " + dir.file("x.png") + " --out " + dir.file("nodir/x.npy"), "--out"},
   };
   for (const Case& c : cases) {
@@ -376,7 +378,7 @@ TEST(CliTrain, BadInputsExitWithCodeTwoAndOverwriteNothing) {
   }
   EXPECT_EQ(slurp(dir.file("keep.npy")), "precious");
   EXPECT_EQ(slurp(model), model_bytes);
-  for (const char* r : {"r1", "r2", "r3", "r4", "r5", "r6"}) EXPECT_FALSE(std::filesystem::exists(dir.file(r))) << r;
+  for (const char* r : {"r1", "r2", "r3", "r4", "r5", "r6", "r7"}) EXPECT_FALSE(std::filesystem::exists(dir.file(r))) << r;
   EXPECT_FALSE(std::filesystem::exists(dir.file("x.png")));
 }
 

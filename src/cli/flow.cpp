@@ -371,6 +371,9 @@ void run_sample(SampleArgs& a) {
             "a path other than --model");
   }
   const int64_t d = model.dim();
+  require(a.n <= (int64_t{1} << 27) / d, "--n", a.n,
+          "at most 2^27 / dim = " + std::to_string((int64_t{1} << 27) / d) + " samples for dimension " +
+              std::to_string(d) + " per call (512 MiB of state)");
   Points ref;  // read before sampling: a bad --reference writes nothing
   if (!a.reference.empty()) {
     require(!a.png.empty(), "--reference", "'" + a.reference + "'", "given together with --png");

@@ -101,6 +101,9 @@ ModelSpec ModelSpec::from_json(const nlohmann::json& j) {
 void TrainOptions::validate() const {
   model.validate();
   require(batch >= 1 && batch <= (int64_t{1} << 24), "--batch", batch, "an integer in [1, 2^24]");
+  require(batch <= (int64_t{1} << 27) / model.dim, "--batch", batch,
+          "at most 2^27 / dim = " + std::to_string((int64_t{1} << 27) / model.dim) + " rows for dimension " +
+              std::to_string(model.dim) + " (512 MiB per batch array)");
   require(steps >= 1, "--steps", steps, "a positive integer");
   require(std::isfinite(logit_mean), "--logit-mean", logit_mean, "a finite number");
   require(std::isfinite(logit_std) && logit_std > 0, "--logit-std", logit_std, "a positive number");
