@@ -26,6 +26,8 @@ CLI::App* group(CLI::App& parent, const std::string& name, const std::string& de
 
 // Adds --threads, --seed and --quiet to `cmd`, bound to `ctx`.
 void add_context_options(CLI::App* cmd, Context& ctx, bool with_seed = true);
+// "a,b,c" -> {"a", "b", "c"} (empty items kept: "a,,b" has three).
+std::vector<std::string> split_list(const std::string& s);
 // --no-int8-screen: the float32 search even for 8-bit lattice data (otgen/lattice.h).
 void add_engine_options(CLI::App* cmd, ScoreOptions& engine);
 

@@ -20,18 +20,6 @@
 namespace otgen::cli {
 namespace {
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  size_t pos = 0;
-  while (pos <= s.size()) {
-    const size_t end = s.find(',', pos);
-    out.push_back(s.substr(pos, end == std::string::npos ? std::string::npos : end - pos));
-    if (end == std::string::npos) break;
-    pos = end + 1;
-  }
-  return out;
-}
-
 // Median pairwise distance of (up to 1000 points of) the pooled samples: the RBF bandwidth heuristic.
 double median_distance(PointsView x, PointsView y) {
   std::vector<const float*> rows;
@@ -57,7 +45,7 @@ struct EvalArgs {
 
 void run_eval(const EvalArgs& a) {
   a.ctx.validate();
-  const std::vector<std::string> names = split(a.metrics);
+  const std::vector<std::string> names = split_list(a.metrics);
   for (const auto& m : names)
     if (m != "energy" && m != "mmd" && m != "sw2" && m != "w1" && m != "fd")
       fail_argument("--metrics", "'" + m + "'", "a comma-separated list of energy, mmd, sw2, w1, fd");
@@ -107,8 +95,8 @@ struct PlotArgs {
 };
 
 void run_plot(const PlotArgs& a) {
-  const auto files = split(a.points);
-  const auto titles = a.titles.empty() ? files : split(a.titles);
+  const auto files = split_list(a.points);
+  const auto titles = a.titles.empty() ? files : split_list(a.titles);
   require(titles.size() == files.size(), "--titles", std::to_string(titles.size()) + " titles",
           "one per --points file (" + std::to_string(files.size()) + ")");
   require(a.max_points >= 1, "--max-points", a.max_points, "a positive integer");

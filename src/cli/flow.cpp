@@ -18,7 +18,6 @@
 #include "otgen/data.h"
 #include "otgen/error.h"
 #include "otgen/flow.h"
-#include "otgen/metrics.h"
 #include "otgen/npy.h"
 #include "otgen/progress.h"
 #include "otgen/record.h"
@@ -95,10 +94,7 @@ Dataset load_data(const std::string& data, int64_t n, uint64_t seed) {
 
 std::vector<int64_t> parse_list(const std::string& s, const std::string& argument) {
   std::vector<int64_t> v;
-  size_t pos = 0;
-  while (pos <= s.size()) {
-    const size_t end = s.find(',', pos);
-    const std::string item = s.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+  for (const std::string& item : split_list(s)) {
     try {
       size_t used = 0;
       v.push_back(std::stoll(item, &used));
@@ -106,8 +102,6 @@ std::vector<int64_t> parse_list(const std::string& s, const std::string& argumen
     } catch (const std::exception&) {
       fail_argument(argument, "'" + s + "'", "comma-separated integers, e.g. 1,2,2");
     }
-    if (end == std::string::npos) break;
-    pos = end + 1;
   }
   return v;
 }
@@ -124,11 +118,6 @@ void prepare_run_dir(const std::string& dir) {
   }
   require(::access(dir.c_str(), W_OK) == 0, "--out", "'" + dir + "'", "a writable folder");
 }
-
-struct CouplingBundle {
-  std::unique_ptr<Coupling> coupling;
-  std::vector<float> g;
-};
 
 // The coupling's arguments, checked before anything is written.
 void check_coupling_args(const TrainArgs& a, const Dataset& ds) {
@@ -150,39 +139,36 @@ void check_coupling_args(const TrainArgs& a, const Dataset& ds) {
   }
 }
 
-CouplingBundle make_coupling(TrainArgs& a, const Dataset& ds, const std::string& run_dir) {
+// The coupling (arguments checked by check_coupling_args). Semidiscrete without --potential: fits one
+// first with sdot fit's defaults and keeps it as RUN_DIR/potential.npy (run.json then names it).
+std::unique_ptr<Coupling> make_coupling(TrainArgs& a, const Dataset& ds, const std::string& run_dir) {
   const CouplingData data{ds.x.view(), {}, 0};
-  CouplingBundle c;
-  if (a.coupling == "independent") {
-    c.coupling = std::make_unique<IndependentCoupling>(data);
-  } else if (a.coupling == "exact" || a.coupling == "sinkhorn") {
+  if (a.coupling == "independent") return std::make_unique<IndependentCoupling>(data);
+  if (a.coupling == "exact" || a.coupling == "sinkhorn") {
     BatchOTOptions o;
     o.method = a.coupling == "exact" ? BatchOTMethod::Exact : BatchOTMethod::Sinkhorn;
     o.sinkhorn.epsilon = a.sinkhorn_epsilon;
     o.sinkhorn.relative_epsilon = true;
     o.validate();
-    c.coupling = std::make_unique<BatchOTCoupling>(data, o);
-  } else {
-    if (a.potential.empty()) {
-      // Fit first, with sdot fit's defaults (the same potential `otgen sdot fit` would give), and keep it.
-      SemidiscreteOT::Options so;
-      so.epsilon = a.sd_epsilon;
-      so.steps = a.fit_steps;
-      so.chi2_every = std::min<int64_t>(1000, a.fit_steps);
-      Context fctx = a.ctx;
-      fctx.seed = mix_seed(a.ctx.seed, 0x736466ull);
-      const auto r = SemidiscreteOT(so).fit(ds.x, {}, fctx);
-      if (r.termination == Termination::NumericalFailure) throw Error("semidiscrete fit: " + r.message);
-      if (!a.ctx.quiet) std::cerr << "potential: " << r.steps << " steps, chi2 " << (r.chi2 ? to_text(*r.chi2) : "n/a") << " ("
-                << r.seconds << " s)\n";
-      a.potential = run_dir + "/potential.npy";
-      write_npy(a.potential, r.g, {static_cast<int64_t>(r.g.size())});
-    }
-    const auto gd = read_vector_npy(a.potential, "--potential");
-    c.g.assign(gd.begin(), gd.end());
-    c.coupling = std::make_unique<SemidiscreteCoupling>(data, c.g, a.sd_epsilon);
+    return std::make_unique<BatchOTCoupling>(data, o);
   }
-  return c;
+  if (a.potential.empty()) {
+    SemidiscreteOT::Options so;
+    so.epsilon = a.sd_epsilon;
+    so.steps = a.fit_steps;
+    so.chi2_every = std::min<int64_t>(1000, a.fit_steps);
+    Context fctx = a.ctx;
+    fctx.seed = mix_seed(a.ctx.seed, 0x736466ull);
+    const auto r = SemidiscreteOT(so).fit(ds.x, {}, fctx);
+    if (r.termination == Termination::NumericalFailure) throw Error("semidiscrete fit: " + r.message);
+    if (!a.ctx.quiet)
+      std::cerr << "potential: " << r.steps << " steps, chi2 " << (r.chi2 ? to_text(*r.chi2) : "n/a") << " ("
+                << r.seconds << " s)\n";
+    a.potential = run_dir + "/potential.npy";
+    write_npy(a.potential, r.g, {static_cast<int64_t>(r.g.size())});
+  }
+  const auto g = read_vector_npy(a.potential, "--potential");
+  return std::make_unique<SemidiscreteCoupling>(data, std::vector<float>(g.begin(), g.end()), a.sd_epsilon);
 }
 
 nlohmann::json result_json(const TrainResult& r) {
@@ -246,13 +232,13 @@ void run_train(TrainArgs& a) {
   if (a.resume.empty()) prepare_run_dir(dir);
   if (!a.record.empty()) require(fs::is_directory(fs::absolute(a.record).parent_path()), "--record", "'" + a.record + "'",
                                   "a file in an existing folder");
-  CouplingBundle c = make_coupling(a, ds, dir);
+  const std::unique_ptr<Coupling> coupling = make_coupling(a, ds, dir);
   if (a.resume.empty()) write_file_atomic(dir + "/run.json", a.to_json().dump(2) + "\n");
 
   const int64_t params = FlowModel::init(a.opt.model, 0).parameters();
   if (!a.ctx.quiet)
     std::cerr << "train: " << to_string(a.opt.model.kind) << " (" << params << " parameters) on " << ds.name << " ("
-            << ds.x.n << " x " << ds.x.d << "), coupling " << c.coupling->name() << ", batch " << a.opt.batch << ", "
+            << ds.x.n << " x " << ds.x.d << "), coupling " << coupling->name() << ", batch " << a.opt.batch << ", "
             << a.opt.steps << " steps, " << to_string(a.opt.precision) << ", " << a.ctx.resolved_threads()
             << " threads\n";
   Progress bar("train", a.opt.steps, a.ctx);
@@ -273,7 +259,7 @@ void run_train(TrainArgs& a) {
       std::cerr << "train: step " << step << "/" << a.opt.steps << ", " << status << "\n";
   };
   nlohmann::json meta{{"data", ds.name}, {"n", ds.x.n}, {"image_side", ds.image_side}, {"classes", 0}};
-  const TrainResult r = train_flow(a.opt, CouplingData{ds.x.view(), {}, 0}, *c.coupling, RunFiles{dir},
+  const TrainResult r = train_flow(a.opt, CouplingData{ds.x.view(), {}, 0}, *coupling, RunFiles{dir},
                                    !a.resume.empty(), meta, a.ctx, observe);
   bar.finish();
   if (!r.precision_note.empty()) std::cerr << "train: " << r.precision_note << "\n";
@@ -281,7 +267,7 @@ void run_train(TrainArgs& a) {
   nlohmann::json rec = run_record("train", a.ctx);
   rec["run"] = a.to_json();
   rec["data"] = {{"name", ds.name}, {"n", ds.x.n}, {"d", ds.x.d}};
-  rec["coupling"] = c.coupling->name();
+  rec["coupling"] = coupling->name();
   rec["result"] = result_json(r);
   write_json(dir + "/record.json", rec);
   if (!a.record.empty()) write_json(a.record, rec);

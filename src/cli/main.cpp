@@ -38,6 +38,17 @@ void add_context_options(CLI::App* cmd, Context& ctx, bool with_seed) {
   cmd->add_flag("--quiet,-q", ctx.quiet, "no progress bar");
 }
 
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (true) {
+    const size_t end = s.find(',', pos);
+    out.push_back(s.substr(pos, end == std::string::npos ? std::string::npos : end - pos));
+    if (end == std::string::npos) return out;
+    pos = end + 1;
+  }
+}
+
 void add_engine_options(CLI::App* cmd, ScoreOptions& engine) {
   cmd->add_flag_callback("--no-int8-screen", [&engine] { engine.int8_screen = false; },
                          "eps = 0 searches in float32 even for 8-bit lattice data (default: int8 screen)");
