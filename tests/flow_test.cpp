@@ -205,51 +205,49 @@ TEST(Train, TwoPointFieldApproachesTheSoftmaxMixture) {
   }
 }
 
-TEST(Train, SemidiscretePairsEqualSdotAssignOnTheSameNoise) {
+// Trains a tiny MLP for `steps` steps of `batch` pairs from `c` and hands each step's pairs to `check`;
+// returns the number of steps checked.
+int64_t check_pairs(const Points& y, const Coupling& c, int64_t steps, int64_t batch, const PairsObserver& check) {
   TempDir dir;
+  TrainOptions o;
+  o.model = mlp_spec(y.d, 16, 1);
+  o.steps = steps;
+  o.batch = batch;
+  Context ctx;
+  ctx.quiet = true;
+  int64_t checked = 0;
+  train_flow(o, CouplingData{y.view(), {}, 0}, c, RunFiles{dir.path.string()}, false, {}, ctx, {},
+             [&](int64_t k, PointsView x0, std::span<const int64_t> target) {
+               EXPECT_EQ(x0.n, batch);
+               check(k, x0, target);
+               ++checked;
+             });
+  return checked;
+}
+
+TEST(Train, SemidiscretePairsEqualSdotAssignOnTheSameNoise) {
   const Points y = test::gaussian_points(300, 3, 5, 2.0f);
   std::vector<float> g(300);
   Rng(6).fill_normal(std::span<float>(g));
-  const CouplingData data{y.view(), {}, 0};
-  SemidiscreteCoupling c(data, g, 0.0);
+  SemidiscreteCoupling c(CouplingData{y.view(), {}, 0}, g, 0.0);
   SemidiscreteMap map;
   map.y = y.view();
   map.g = g;
-  TrainOptions o;
-  o.model = mlp_spec(3, 16, 1);
-  o.steps = 5;
-  o.batch = 64;
-  int64_t checked = 0;
-  Context ctx;
-  ctx.quiet = true;
-  train_flow(o, data, c, RunFiles{dir.path.string()}, false, {}, ctx, {},
-             [&](int64_t, PointsView x0, std::span<const int64_t> target) {
-               const auto want = sdot_assign(map, x0, ctx);
-               EXPECT_EQ(std::vector<int64_t>(target.begin(), target.end()), want);
-               ++checked;
-             });
-  EXPECT_EQ(checked, 5);
+  EXPECT_EQ(check_pairs(y, c, 5, 64,
+                        [&](int64_t, PointsView x0, std::span<const int64_t> target) {
+                          EXPECT_EQ(std::vector<int64_t>(target.begin(), target.end()), sdot_assign(map, x0, Context{}));
+                        }),
+            5);
 }
 
 TEST(Train, BatchOTPairsArePermutationsOfDistinctDataPoints) {
-  TempDir dir;
   const Points y = test::gaussian_points(500, 2, 8);
-  const CouplingData data{y.view(), {}, 0};
-  BatchOTCoupling c(data);
-  TrainOptions o;
-  o.model = mlp_spec(2, 16, 1);
-  o.steps = 4;
-  o.batch = 128;
-  Context ctx;
-  ctx.quiet = true;
-  int64_t checked = 0;
-  train_flow(o, data, c, RunFiles{dir.path.string()}, false, {}, ctx, {},
-             [&](int64_t, PointsView x0, std::span<const int64_t> target) {
-               EXPECT_EQ(x0.n, 128);
-               EXPECT_EQ(std::set<int64_t>(target.begin(), target.end()).size(), target.size());
-               ++checked;
-             });
-  EXPECT_EQ(checked, 4);
+  BatchOTCoupling c(CouplingData{y.view(), {}, 0});
+  EXPECT_EQ(check_pairs(y, c, 4, 128,
+                        [&](int64_t, PointsView, std::span<const int64_t> target) {
+                          EXPECT_EQ(std::set<int64_t>(target.begin(), target.end()).size(), target.size());
+                        }),
+            4);
 }
 
 TEST(Train, HistoryAndCheckpointAreWrittenAndNanLossStops) {
