@@ -42,6 +42,7 @@ struct TrainArgs {
   std::string model = "mlp", time = "uniform", optimizer = "adam", schedule = "constant", precision = "fp32";
   std::string mults = "1,2,2";
   TrainOptions opt;
+  bool steps_given = false;       // --steps on the command line (with --resume: the new total)
   Context ctx;
 
   nlohmann::json to_json() const {
@@ -216,9 +217,8 @@ void run_train(TrainArgs& a) {
       fail_argument("--resume", "'" + run + "'", "a readable run.json");
     }
     const int64_t steps = a.opt.steps;
-    const bool steps_given = a.opt.steps != TrainOptions{}.steps;
     a.from_json(j);
-    if (steps_given) a.opt.steps = steps;  // --steps may extend a resumed run
+    if (a.steps_given) a.opt.steps = steps;  // --steps may extend a resumed run
   }
   // Everything that can fail on input fails here, before any training.
   const Dataset ds = load_data(a.data, a.n, a.data_seed);
@@ -233,6 +233,7 @@ void run_train(TrainArgs& a) {
   if (!a.record.empty()) require(fs::is_directory(fs::absolute(a.record).parent_path()), "--record", "'" + a.record + "'",
                                   "a file in an existing folder");
   const std::unique_ptr<Coupling> coupling = make_coupling(a, ds, dir);
+  // The run's description (a resume with a new --steps records the new total once it has trained).
   if (a.resume.empty()) write_file_atomic(dir + "/run.json", a.to_json().dump(2) + "\n");
 
   const int64_t params = FlowModel::init(a.opt.model, 0).parameters();
@@ -269,6 +270,8 @@ void run_train(TrainArgs& a) {
   rec["data"] = {{"name", ds.name}, {"n", ds.x.n}, {"d", ds.x.d}};
   rec["coupling"] = coupling->name();
   rec["result"] = result_json(r);
+  if (!a.resume.empty() && a.steps_given && r.termination != Termination::NumericalFailure)
+    write_file_atomic(dir + "/run.json", a.to_json().dump(2) + "\n");
   write_json(dir + "/record.json", rec);
   if (!a.record.empty()) write_json(a.record, rec);
   std::cout << nlohmann::json{{"steps", r.steps},
@@ -306,7 +309,9 @@ void register_train(CLI::App& root) {
   cmd->add_option("--groups", o.model.groups, "unet: GroupNorm groups")->capture_default_str();
   cmd->add_option("--image-side", o.model.image_side, "unet: image side for .npy data (default sqrt(d))");
   cmd->add_option("--batch", o.batch, "pairs per step")->capture_default_str();
-  cmd->add_option("--steps", o.steps, "optimiser steps (with --resume: the new total)")->capture_default_str();
+  cmd->add_option("--steps", o.steps, "optimiser steps (with --resume: the new total)")
+      ->capture_default_str()
+      ->each([a](const std::string&) { a->steps_given = true; });
   cmd->add_option("--time", a->time, "time sampling: uniform | logit-normal")->capture_default_str();
   cmd->add_option("--logit-mean", o.logit_mean, "logit-normal: mean")->capture_default_str();
   cmd->add_option("--logit-std", o.logit_std, "logit-normal: standard deviation")->capture_default_str();
