@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
+#include <numeric>
 #include <vector>
 
 #include "otgen/metrics.h"
@@ -144,6 +147,140 @@ TEST(Metrics, BadInputNamesTheArgument) {
   nan.data[3] = std::nanf("");
   test::expect_error_contains([&] { frechet_distance(nan, x); }, "finite");
   test::expect_error_contains([&] { sliced_w2(x, x, 0); }, "projections");
+}
+
+// Brute force over all n! permutations, in double: min over sigma of (1/n) sum |x_i - y_sigma(i)|^2.
+double brute_force_w2(const Points& x, const Points& y) {
+  std::vector<int> sigma(x.n);
+  std::iota(sigma.begin(), sigma.end(), 0);
+  double best = std::numeric_limits<double>::infinity();
+  do {
+    double s = 0;
+    for (int64_t i = 0; i < x.n; ++i) s += dist(x.row(i), y.row(sigma[i]), x.d, 2);
+    best = std::min(best, s);
+  } while (std::next_permutation(sigma.begin(), sigma.end()));
+  return std::sqrt(best / x.n);
+}
+
+TEST(Metrics, ExactW2MatchesBruteForcePermutationSearch) {
+  for (int64_t n : {1, 2, 3, 5, 7})
+    for (int64_t d : {1, 2, 3, 17}) {
+      Points x = gaussian(n, d, 20 + n, 0.0), y = gaussian(n, d, 40 + d, 0.3, 1.5);
+      const ExactW2 r = exact_w2(x, y);
+      EXPECT_EQ(r.points, n);
+      const double ref = brute_force_w2(x, y);
+      // The assignment ranks permutations on a float32 cost matrix: agreement to ~1e-6 relative.
+      EXPECT_NEAR(r.w2, ref, 1e-5 * (1 + ref)) << "n=" << n << " d=" << d;
+    }
+}
+
+TEST(Metrics, ExactW2In1dIsTheSortedMatching) {
+  // In 1-D the monotone (sorted) matching is optimal: W2^2 = (1/n) sum (x_(i) - y_(i))^2.
+  const int64_t n = 300;
+  Points x = gaussian(n, 1, 50), y = gaussian(n, 1, 51, 1.0, 2.0);
+  std::vector<double> u(x.data.begin(), x.data.end()), v(y.data.begin(), y.data.end());
+  std::sort(u.begin(), u.end());
+  std::sort(v.begin(), v.end());
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += (u[i] - v[i]) * (u[i] - v[i]);
+  const double closed_form = std::sqrt(s / n);
+  EXPECT_NEAR(exact_w2(x, y).w2, closed_form, 1e-5 * closed_form);
+  EXPECT_NEAR(std::pow(exact_w2(x, y).w2, 2), wasserstein_1d(u, v, 2.0), 1e-4);
+}
+
+TEST(Metrics, ExactW2OfASetWithItselfIsZero) {
+  Points x = gaussian(200, 5, 60);
+  EXPECT_NEAR(exact_w2(x, x).w2, 0.0, 1e-12);
+}
+
+TEST(Metrics, ExactW2SubsamplesMinOfSizesAndMaxPointsDeterministically) {
+  Points x = gaussian(500, 3, 61), y = gaussian(300, 3, 62, 0.5);
+  const ExactW2 full = exact_w2(x, y);
+  EXPECT_EQ(full.points, 300);
+  const ExactW2 a = exact_w2(x, y, 100, 7), b = exact_w2(x, y, 100, 7), c = exact_w2(x, y, 100, 8);
+  EXPECT_EQ(a.points, 100);
+  EXPECT_EQ(a.w2, b.w2);  // same seed, same subsample, bit for bit
+  EXPECT_NE(a.w2, c.w2);
+  // y is shifted by 0.5 in each of 3 coordinates, so W2 >= |mean shift| ~ 0.87 up to sampling noise.
+  EXPECT_GT(a.w2, 0.5);
+}
+
+// Naive double-precision improved precision/recall with Euclidean (not squared) distances.
+std::pair<double, double> naive_precision_recall(const Points& real, const Points& fake, int64_t k) {
+  auto radii = [&](const Points& a) {
+    std::vector<double> r(a.n);
+    for (int64_t i = 0; i < a.n; ++i) {
+      std::vector<double> ds;
+      for (int64_t j = 0; j < a.n; ++j)
+        if (j != i) ds.push_back(std::sqrt(dist(a.row(i), a.row(j), a.d, 2)));
+      std::sort(ds.begin(), ds.end());
+      r[i] = ds[k - 1];
+    }
+    return r;
+  };
+  auto covered = [&](const Points& q, const Points& c, const std::vector<double>& r) {
+    int64_t count = 0;
+    for (int64_t j = 0; j < q.n; ++j) {
+      bool in = false;
+      for (int64_t i = 0; i < c.n; ++i) in = in || std::sqrt(dist(q.row(j), c.row(i), q.d, 2)) <= r[i];
+      count += in;
+    }
+    return static_cast<double>(count) / q.n;
+  };
+  return {covered(fake, real, radii(real)), covered(real, fake, radii(fake))};
+}
+
+TEST(Metrics, PrecisionRecallMatchesNaiveDoubleLoop) {
+  for (int64_t d : {1, 3, 17})
+    for (int64_t k : {1, 3, 5}) {
+      Points real = gaussian(83, d, 70 + d), fake = gaussian(61, d, 90 + k, 0.4, 1.3);
+      const auto [p, r] = naive_precision_recall(real, fake, k);
+      Context ctx;
+      ctx.threads = 2;
+      const PrecisionRecall pr = precision_recall(real, fake, k, ctx);
+      EXPECT_DOUBLE_EQ(pr.precision, p) << "d=" << d << " k=" << k;
+      EXPECT_DOUBLE_EQ(pr.recall, r) << "d=" << d << " k=" << k;
+      ctx.threads = 1;
+      const PrecisionRecall one = precision_recall(real, fake, k, ctx);
+      EXPECT_EQ(one.precision, pr.precision);
+      EXPECT_EQ(one.recall, pr.recall);
+    }
+}
+
+TEST(Metrics, PrecisionRecallOfIdenticalSetsIsOne) {
+  Points x = gaussian(150, 4, 80);
+  const PrecisionRecall pr = precision_recall(x, x);
+  EXPECT_EQ(pr.precision, 1.0);
+  EXPECT_EQ(pr.recall, 1.0);
+}
+
+TEST(Metrics, PrecisionRecallOfFarApartSetsIsZero) {
+  const PrecisionRecall pr = precision_recall(gaussian(100, 3, 81), gaussian(120, 3, 82, 1000.0));
+  EXPECT_EQ(pr.precision, 0.0);
+  EXPECT_EQ(pr.recall, 0.0);
+}
+
+TEST(Metrics, FakeSetCollapsedToOneRealPointHasFullPrecisionAndLowRecall) {
+  // Mode collapse: every fake point is real point 17. The fake radii are 0 (duplicates), so only
+  // real point 17 itself is recalled; it lies in its own real ball, so precision is 1.
+  Points real = gaussian(200, 2, 83), fake(50, 2);
+  for (int64_t i = 0; i < fake.n; ++i) std::copy(real.row(17), real.row(17) + 2, fake.row(i));
+  const PrecisionRecall pr = precision_recall(real, fake, 3);
+  EXPECT_EQ(pr.precision, 1.0);
+  EXPECT_DOUBLE_EQ(pr.recall, 1.0 / 200);
+}
+
+TEST(Metrics, ExactW2AndPrecisionRecallBadInputNamesTheArgument) {
+  Points x = gaussian(10, 2, 1), y3 = gaussian(10, 3, 2), three = gaussian(3, 2, 3);
+  test::expect_error_contains([&] { exact_w2(x, x, 0); }, "max_points");
+  test::expect_error_contains([&] { exact_w2(x, y3); }, "dimension");
+  test::expect_error_contains([&] { precision_recall(x, x, 0); }, "k");
+  test::expect_error_contains([&] { precision_recall(x, three, 3); }, "x_fake");
+  test::expect_error_contains([&] { precision_recall(three, x, 3); }, "at least k + 1 = 4");
+  test::expect_error_contains([&] { precision_recall(x, y3); }, "dimension");
+  Points nan = x;
+  nan.data[0] = std::nanf("");
+  test::expect_error_contains([&] { precision_recall(nan, x); }, "x_real");
 }
 
 }  // namespace

@@ -35,4 +35,33 @@ double mean_marginal_w1(PointsView x, PointsView y);
 // Sx^1/2)^1/2), covariances with 1/(n-1); in the given feature space (FID without Inception). n, m >= 2.
 double frechet_distance(PointsView x, PointsView y);
 
+// Exact W2 on subsamples: k = min(n, m, max_points) points are drawn without replacement from x and
+// from y (seeded: x with stream (seed, 0), y with stream (seed, 1); all points, in order, when a side
+// has exactly k), matched by the project's exact assignment (exact_assignment, Jonker-Volgenant), and
+//   w2 = sqrt( (1/k) sum_i |x_i - y_sigma(i)|^2 ).
+// Cost convention: the assignment minimises c = |x - y|^2 / 2 (SPEC.md §0), which has the same
+// optimal permutation; its matching cost (recomputed in double) is halved, so w2 = sqrt(2 cost / k).
+// The matching is optimal for the float32 cost matrix the assignment builds (relative ties below
+// ~1e-7 may resolve either way). O(k^2 d) to build the costs, O(k^2) memory, about O(k^3) worst case
+// for the assignment. max_points >= 1; x, y finite, same dimension, n, m >= 1.
+struct ExactW2 {
+  double w2 = 0;       // the W2 distance between the two subsamples
+  int64_t points = 0;  // k, the subsample size on each side
+};
+ExactW2 exact_w2(PointsView x, PointsView y, int64_t max_points = 2048, uint64_t seed = 0, const Context& ctx = {});
+
+// Improved precision and recall (Kynkaanniemi et al. 2019). The k-NN radius of a point of a set is
+// its Euclidean distance to its k-th nearest *other* point of the same set (duplicates count, at
+// distance 0). precision = fraction of fake points within the radius (<=) of at least one real point;
+// recall = fraction of real points within the radius of at least one fake point. Exact: distances
+// are sums of squared float64 differences (no |a|^2 + |b|^2 - 2<a, b> cancellation). Cost
+// O((n^2 + m^2 + 2 n m) d) time in the worst case (membership scans stop at the first ball found),
+// O(n + m) extra memory; rows are split across ctx threads and the result does not depend on them.
+// k >= 1; n_real, n_fake >= k + 1; same dimension; finite.
+struct PrecisionRecall {
+  double precision = 0;
+  double recall = 0;
+};
+PrecisionRecall precision_recall(PointsView x_real, PointsView x_fake, int64_t k = 3, const Context& ctx = {});
+
 }  // namespace otgen

@@ -40,6 +40,8 @@ double median_distance(PointsView x, PointsView y) {
 struct EvalArgs {
   std::string samples, reference, metrics = "energy,mmd,sw2", out;
   int64_t projections = 256;
+  int64_t max_points = 2048;  // w2: subsample size cap
+  int64_t k = 3;              // prd: k of the k-NN radii
   Context ctx;
 };
 
@@ -47,9 +49,11 @@ void run_eval(const EvalArgs& a) {
   a.ctx.validate();
   const std::vector<std::string> names = split_list(a.metrics);
   for (const auto& m : names)
-    if (m != "energy" && m != "mmd" && m != "sw2" && m != "w1" && m != "fd")
-      fail_argument("--metrics", "'" + m + "'", "a comma-separated list of energy, mmd, sw2, w1, fd");
+    if (m != "energy" && m != "mmd" && m != "sw2" && m != "w1" && m != "fd" && m != "w2" && m != "prd")
+      fail_argument("--metrics", "'" + m + "'", "a comma-separated list of energy, mmd, sw2, w1, fd, w2, prd");
   require(a.projections >= 1, "--projections", a.projections, "a positive integer");
+  require(a.max_points >= 1, "--max-points", a.max_points, "a positive integer");
+  require(a.k >= 1, "--k", a.k, "a positive integer");
   const Points x = read_points_npy(a.samples, "--samples");
   const Points y = read_points_npy(a.reference, "--reference");
   require(x.d == y.d, "--reference", "dimension " + std::to_string(y.d), "the samples' dimension " + std::to_string(x.d));
@@ -61,6 +65,20 @@ void run_eval(const EvalArgs& a) {
     if (m == "sw2") j["sw2"] = sliced_w2(x, y, a.projections, a.ctx.seed);
     if (m == "w1") j["mean_marginal_w1"] = mean_marginal_w1(x, y);
     if (m == "fd") j["frechet"] = frechet_distance(x, y);
+    if (m == "w2") {
+      const ExactW2 w = exact_w2(x, y, a.max_points, a.ctx.seed, a.ctx);
+      j["w2"] = w.w2;
+      j["w2_points"] = w.points;
+    }
+    if (m == "prd") {
+      // Real = the reference, fake = the samples; each needs more than k points.
+      require(y.n > a.k, "--k", a.k, "less than the reference's " + std::to_string(y.n) + " points");
+      require(x.n > a.k, "--k", a.k, "less than the samples' " + std::to_string(x.n) + " points");
+      const PrecisionRecall pr = precision_recall(y, x, a.k, a.ctx);
+      j["precision"] = pr.precision;
+      j["recall"] = pr.recall;
+      j["prd_k"] = a.k;
+    }
     if (m == "mmd") {
       // Unbiased MMD^2 with a sum of RBF kernels at 0.5, 1 and 2 times the median distance h.
       const double h = median_distance(x, y);
@@ -81,9 +99,13 @@ void register_eval(CLI::App& root) {
   cmd->add_option("--reference", a->reference, "reference data, ideally held out: (m, d) .npy")->required();
   cmd->add_option("--metrics", a->metrics,
                   "energy (energy distance), mmd (unbiased RBF MMD^2, median-heuristic bandwidths), sw2 (sliced W2), "
-                  "w1 (mean marginal W1), fd (Frechet distance of fitted Gaussians)")
+                  "w1 (mean marginal W1), fd (Frechet distance of fitted Gaussians), w2 (exact W2 on equal-size random "
+                  "subsamples), prd (k-NN precision and recall, Kynkaanniemi et al. 2019)")
       ->capture_default_str();
   cmd->add_option("--projections", a->projections, "sw2: random directions")->capture_default_str();
+  cmd->add_option("--max-points", a->max_points, "w2: at most this many points per side (seeded subsample)")
+      ->capture_default_str();
+  cmd->add_option("--k", a->k, "prd: the k of the k-nearest-neighbour radii")->capture_default_str();
   cmd->add_option("--out", a->out, "also write the JSON here");
   add_context_options(cmd, a->ctx);
   cmd->callback([a] { run_eval(*a); });

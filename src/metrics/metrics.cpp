@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <string>
 
+#include "otgen/assignment.h"
 #include "otgen/error.h"
 #include "otgen/rng.h"
 #include "otgen/scores.h"
@@ -86,6 +88,65 @@ std::vector<double> matmul(const std::vector<double>& a, const std::vector<doubl
       for (int j = 0; j < n; ++j) c[static_cast<size_t>(i) * n + j] += aik * b[static_cast<size_t>(k) * n + j];
     }
   return c;
+}
+
+// k points of x drawn without replacement (partial Fisher-Yates on stream (seed, stream)); all of x,
+// in order, when k == n.
+Points subsample(PointsView x, int64_t k, uint64_t seed, uint64_t stream) {
+  Points out(k, x.d);
+  std::vector<int64_t> idx(x.n);
+  std::iota(idx.begin(), idx.end(), int64_t{0});
+  if (k < x.n) {
+    Rng rng(seed, stream);
+    for (int64_t i = 0; i < k; ++i) std::swap(idx[i], idx[i + rng.below(x.n - i)]);
+  }
+  for (int64_t i = 0; i < k; ++i) std::copy(x.row(idx[i]), x.row(idx[i]) + x.d, out.row(i));
+  return out;
+}
+
+double squared_distance(const float* a, const float* b, int64_t d) {
+  double s = 0;
+  for (int64_t c = 0; c < d; ++c) {
+    const double t = static_cast<double>(a[c]) - static_cast<double>(b[c]);
+    s += t * t;
+  }
+  return s;
+}
+
+// Squared k-NN radius of every point of a: the k-th smallest squared distance to the other points.
+std::vector<double> knn_radii2(PointsView a, int64_t k, int threads) {
+  std::vector<double> r2(a.n);
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<double> best(k);  // the k smallest so far, ascending
+#pragma omp for schedule(dynamic, 16)
+    for (int64_t i = 0; i < a.n; ++i) {
+      std::fill(best.begin(), best.end(), std::numeric_limits<double>::infinity());
+      for (int64_t j = 0; j < a.n; ++j) {
+        if (j == i) continue;
+        const double s = squared_distance(a.row(i), a.row(j), a.d);
+        if (s >= best[k - 1]) continue;
+        int64_t p = k - 1;  // insertion into the sorted list
+        while (p > 0 && best[p - 1] > s) best[p] = best[p - 1], --p;
+        best[p] = s;
+      }
+      r2[i] = best[k - 1];
+    }
+  }
+  return r2;
+}
+
+// Fraction of the points of q within the ball (squared radius r2[i]) of at least one point i of c.
+double fraction_covered(PointsView q, PointsView c, const std::vector<double>& r2, int threads) {
+  int64_t covered = 0;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 16) reduction(+ : covered)
+  for (int64_t j = 0; j < q.n; ++j)
+    for (int64_t i = 0; i < c.n; ++i)
+      if (squared_distance(q.row(j), c.row(i), q.d) <= r2[i]) {
+        ++covered;
+        break;
+      }
+  return static_cast<double>(covered) / static_cast<double>(q.n);
 }
 
 }  // namespace
@@ -198,6 +259,33 @@ double frechet_distance(PointsView x, PointsView y) {
   double trace = 0;
   for (int k = 0; k < d; ++k) trace += sx[k * d + k] + sy[k * d + k];
   return mean_term + trace - 2 * trace_sqrt;
+}
+
+ExactW2 exact_w2(PointsView x, PointsView y, int64_t max_points, uint64_t seed, const Context& ctx) {
+  check_clouds(x, y, 1);
+  require(max_points >= 1, "max_points", max_points, "a positive integer");
+  ctx.validate();
+  const int64_t k = std::min({x.n, y.n, max_points});
+  const Points xs = subsample(x, k, seed, 0), ys = subsample(y, k, seed, 1);
+  const AssignmentResult r = exact_assignment(xs, ys, ctx);
+  // The assignment's cost is |x - y|^2 / 2: twice the matching cost is the sum of squared distances.
+  const double half_sq = matching_cost(xs, ys, r.permutation);
+  return {std::sqrt(2.0 * half_sq / static_cast<double>(k)), k};
+}
+
+PrecisionRecall precision_recall(PointsView x_real, PointsView x_fake, int64_t k, const Context& ctx) {
+  require(k >= 1, "k", k, "a positive integer");
+  require(x_real.d >= 1 && x_real.d == x_fake.d, "x_fake", "dimension " + std::to_string(x_fake.d),
+          "the dimension of x_real, " + std::to_string(x_real.d));
+  require(x_real.n >= k + 1, "x_real", std::to_string(x_real.n) + " points", "at least k + 1 = " + std::to_string(k + 1));
+  require(x_fake.n >= k + 1, "x_fake", std::to_string(x_fake.n) + " points", "at least k + 1 = " + std::to_string(k + 1));
+  require_finite(x_real, "x_real");
+  require_finite(x_fake, "x_fake");
+  ctx.validate();
+  const int threads = ctx.resolved_threads();
+  const std::vector<double> real_r2 = knn_radii2(x_real, k, threads);
+  const std::vector<double> fake_r2 = knn_radii2(x_fake, k, threads);
+  return {fraction_covered(x_fake, x_real, real_r2, threads), fraction_covered(x_real, x_fake, fake_r2, threads)};
 }
 
 }  // namespace otgen
