@@ -170,31 +170,50 @@ NpyArray read_npy(const std::string& path) {
   return a;
 }
 
-Points read_points_npy(const std::string& path, const std::string& argument, bool allow_nonfinite) {
-  File f = open_read(path);
-  Header h = read_header(f.get(), path);
-  if (h.shape.size() != 1 && h.shape.size() != 2)
-    fail_argument(argument, "'" + path + "' of shape " + shape_text(h.shape), "a 2-D (n, d) float array");
-  const int64_t n = h.shape[0], d = h.shape.size() == 2 ? h.shape[1] : 1;
-  Points p;
-  p.n = n;
-  p.d = d;
-  p.data.resize(static_cast<size_t>(n * d));
-  if (h.dtype == DType::Float32) {
-    read_body(f.get(), p.data.data(), p.data.size() * 4, path, h.numel);
-  } else if (h.dtype == DType::Float64) {
-    std::vector<double> tmp(p.data.size());
-    read_body(f.get(), tmp.data(), tmp.size() * 8, path, h.numel);
-    for (size_t k = 0; k < tmp.size(); ++k) p.data[k] = static_cast<float>(tmp[k]);
-  } else {
-    fail_argument(argument, "'" + path + "' of dtype int64", "a float32 or float64 array");
+namespace {
+
+// Runs read() and names `argument` in the errors of the file layer (missing, truncated, bad header),
+// which know only the path.
+template <class F>
+auto naming_argument(const std::string& argument, F read) {
+  try {
+    return read();
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    if (msg.find(argument) != std::string::npos) throw;
+    throw Error(argument + ": " + msg);
   }
-  if (!allow_nonfinite) require_finite(p.view(), argument + " ('" + path + "')");
-  return p;
+}
+
+}  // namespace
+
+Points read_points_npy(const std::string& path, const std::string& argument, bool allow_nonfinite) {
+  return naming_argument(argument, [&] {
+    File f = open_read(path);
+    Header h = read_header(f.get(), path);
+    if (h.shape.size() != 1 && h.shape.size() != 2)
+      fail_argument(argument, "'" + path + "' of shape " + shape_text(h.shape), "a 2-D (n, d) float array");
+    const int64_t n = h.shape[0], d = h.shape.size() == 2 ? h.shape[1] : 1;
+    Points p;
+    p.n = n;
+    p.d = d;
+    p.data.resize(static_cast<size_t>(n * d));
+    if (h.dtype == DType::Float32) {
+      read_body(f.get(), p.data.data(), p.data.size() * 4, path, h.numel);
+    } else if (h.dtype == DType::Float64) {
+      std::vector<double> tmp(p.data.size());
+      read_body(f.get(), tmp.data(), tmp.size() * 8, path, h.numel);
+      for (size_t k = 0; k < tmp.size(); ++k) p.data[k] = static_cast<float>(tmp[k]);
+    } else {
+      fail_argument(argument, "'" + path + "' of dtype int64", "a float32 or float64 array");
+    }
+    if (!allow_nonfinite) require_finite(p.view(), argument + " ('" + path + "')");
+    return p;
+  });
 }
 
 std::vector<double> read_vector_npy(const std::string& path, const std::string& argument) {
-  NpyArray a = read_npy(path);
+  NpyArray a = naming_argument(argument, [&] { return read_npy(path); });
   if (a.shape.size() != 1) fail_argument(argument, "'" + path + "' of shape " + shape_text(a.shape), "a 1-D array");
   std::vector<double> v(static_cast<size_t>(a.numel()));
   if (a.dtype == DType::Float32) for (size_t k = 0; k < v.size(); ++k) v[k] = a.as<float>()[k];
@@ -205,7 +224,7 @@ std::vector<double> read_vector_npy(const std::string& path, const std::string& 
 }
 
 std::vector<int64_t> read_int64_npy(const std::string& path, const std::string& argument) {
-  NpyArray a = read_npy(path);
+  NpyArray a = naming_argument(argument, [&] { return read_npy(path); });
   if (a.shape.size() != 1) fail_argument(argument, "'" + path + "' of shape " + shape_text(a.shape), "a 1-D array");
   if (a.dtype != DType::Int64)
     fail_argument(argument, std::string("'") + path + "' of dtype " + dtype_name(a.dtype), "an int64 array");
