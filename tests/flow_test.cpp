@@ -346,6 +346,11 @@ TEST(CliTrain, BadInputsExitWithCodeTwoAndOverwriteNothing) {
   ASSERT_EQ(run_cli("train --data " + dir.file("y.npy") + " --steps 20 -q --out " + dir.file("run")).exit_code, 0);
   const std::string model = dir.file("run") + "/model.pt";
   const std::string model_bytes = slurp(model);
+  // A run whose checkpoint is corrupt (truncated): --resume refuses it and keeps its files.
+  ASSERT_EQ(run_cli("train --data " + dir.file("y.npy") + " --steps 20 -q --out " + dir.file("cut")).exit_code, 0);
+  const std::string ckpt = dir.file("cut") + "/checkpoint.pt";
+  write_file_atomic(ckpt, slurp(ckpt).substr(0, 300));
+  const std::string cut_model = slurp(dir.file("cut") + "/model.pt"), cut_ckpt = slurp(ckpt);
   const std::string train = "train --data " + dir.file("y.npy") + " -q ";
   struct Case {
     std::string args, fragment;
@@ -358,6 +363,7 @@ TEST(CliTrain, BadInputsExitWithCodeTwoAndOverwriteNothing) {
       {train + "--model unet --out " + dir.file("r5"), "--model"},
       {train + "--out " + dir.file("keep.npy"), "--out"},
       {"train --resume " + dir.file("nothing"), "--resume"},
+      {"train --resume " + dir.file("cut") + " --steps 40", "--resume"},
       {"train --data no-such-dataset --out " + dir.file("r6"), "no-such-dataset"},
       {"sample --model " + model + " --solver rk5 --out " + dir.file("keep.npy"), "--solver"},
       {"sample --model " + model + " --steps 0 --out " + dir.file("keep.npy"), "--steps"},
@@ -376,6 +382,8 @@ TEST(CliTrain, BadInputsExitWithCodeTwoAndOverwriteNothing) {
   }
   EXPECT_EQ(slurp(dir.file("keep.npy")), "precious");
   EXPECT_EQ(slurp(model), model_bytes);
+  EXPECT_EQ(slurp(dir.file("cut") + "/model.pt"), cut_model);
+  EXPECT_EQ(slurp(ckpt), cut_ckpt);
   for (const char* r : {"r1", "r2", "r3", "r4", "r5", "r6", "r7"}) EXPECT_FALSE(std::filesystem::exists(dir.file(r))) << r;
   EXPECT_FALSE(std::filesystem::exists(dir.file("x.png")));
 }

@@ -219,6 +219,7 @@ void run_train(TrainArgs& a) {
     const int64_t steps = a.opt.steps;
     a.from_json(j);
     if (a.steps_given) a.opt.steps = steps;  // --steps may extend a resumed run
+    checkpoint_options(RunFiles{dir}.checkpoint(), "--resume");  // a missing or corrupt checkpoint fails here
   }
   // Everything that can fail on input fails here, before any training.
   const Dataset ds = load_data(a.data, a.n, a.data_seed);
