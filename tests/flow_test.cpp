@@ -296,7 +296,7 @@ TEST(Train, Bf16RunsWhereTheCpuHasItAndFallsBackToFp32Elsewhere) {
 
 // ------------------------------------------------------------------------------------------- CLI
 
-TEST(CliTrain, ResumeAfterSigkillEqualsTheUninterruptedRun) {
+TEST(CliTrain, ResumeAfterSigkillOrCtrlCEqualsTheUninterruptedRun) {
   TempDir dir;
   const std::string common = " --data 8gaussians --n 1024 --steps 2000 --batch 128 --width 64 --depth 2 --seed 4"
                              " --threads 2 -q --checkpoint-every 100";
@@ -325,13 +325,35 @@ TEST(CliTrain, ResumeAfterSigkillEqualsTheUninterruptedRun) {
   EXPECT_GT(rec["result"]["resumed_from"].get<int64_t>(), 0);
   EXPECT_EQ(rec["result"]["steps"].get<int64_t>(), 2000);
 
+  // Ctrl-C (SIGINT): the run stops after its step, writes checkpoint and model, exits 130; resumed, it
+  // also equals the uninterrupted run.
+  const std::string stopped = dir.file("stopped");
+  const pid_t pid2 = fork();
+  ASSERT_GE(pid2, 0);
+  if (pid2 == 0) {
+    const std::string cmd = std::string("exec ") + OTGEN_CLI_PATH + " train" + common + " --out " + stopped + " >/dev/null 2>&1";
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  while (!std::filesystem::exists(stopped + "/checkpoint.pt") && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  kill(pid2, SIGINT);
+  waitpid(pid2, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 130) << "the run finished before it could be interrupted";
+  EXPECT_TRUE(std::filesystem::exists(stopped + "/model.pt"));
+  const auto rec2 = nlohmann::json::parse(slurp(stopped + "/record.json"));
+  EXPECT_LT(rec2["result"]["steps"].get<int64_t>(), 2000);
+  ASSERT_EQ(run_cli("train --resume " + stopped + " --threads 2 -q").exit_code, 0);
+
   // Same weights: the same samples from the same noise, bit for bit.
-  for (const std::string run : {"full", "killed"})
+  for (const std::string run : {"full", "killed", "stopped"})
     ASSERT_EQ(run_cli("sample --model " + dir.file(run) + "/model.pt --n 64 --steps 3 --seed 2 --out " +
                       dir.file(run + ".npy"))
                   .exit_code,
               0);
   EXPECT_EQ(slurp(dir.file("full.npy")), slurp(dir.file("killed.npy")));
+  EXPECT_EQ(slurp(dir.file("full.npy")), slurp(dir.file("stopped.npy")));
 }
 
 TEST(CliTrain, BadInputsExitWithCodeTwoAndOverwriteNothing) {

@@ -116,6 +116,7 @@ struct TrainResult {
   Precision precision = Precision::Fp32;  // the precision that ran
   std::string precision_note;         // why bf16 fell back to fp32, if it did
   Termination termination = Termination::MaxSteps;  // MaxSteps, or NumericalFailure (NaN loss)
+  bool stopped = false;               // the observer stopped the run before opt.steps
   std::string message;
   std::vector<TrainLogEntry> history; // from step 0, across resumes
 };
@@ -160,8 +161,10 @@ struct RunFiles {
   std::string model() const { return dir + "/model.pt"; }
 };
 
-// Progress callback: called after every step with the step count and the latest loss.
-using TrainObserver = std::function<void(int64_t step, double loss)>;
+// Progress callback: called after every step with the step count and the latest loss. Returning false
+// stops the run there (e.g. on Ctrl-C): the checkpoint and model.pt are written as at the end, and
+// TrainResult::stopped is set.
+using TrainObserver = std::function<bool(int64_t step, double loss)>;
 // Called with each step's noise batch and the data rows the coupling paired it with (for tests and
 // diagnostics).
 using PairsObserver = std::function<void(int64_t step, PointsView x0, std::span<const int64_t> target)>;

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -190,6 +191,9 @@ nlohmann::json result_json(const TrainResult& r) {
           {"history", h}};
 }
 
+volatile std::sig_atomic_t g_interrupted = 0;
+extern "C" void on_interrupt(int) { g_interrupted = 1; }
+
 void run_train(TrainArgs& a) {
   if (a.resume.empty()) {
     a.opt.model.kind = parse_model_kind(a.model, "--model");
@@ -249,7 +253,7 @@ void run_train(TrainArgs& a) {
   double loss_ema = 0;
   auto t0 = std::chrono::steady_clock::now();
   int64_t first = -1;
-  auto observe = [&](int64_t step, double loss) {
+  auto observe = [&](int64_t step, double loss) -> bool {
     if (first < 0) first = step - 1;
     loss_ema = (step - first == 1) ? loss : 0.98 * loss_ema + 0.02 * loss;
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -259,7 +263,11 @@ void run_train(TrainArgs& a) {
     bar.update(step, status);
     if (lines && (step % line_every == 0 || step == a.opt.steps))
       std::cerr << "train: step " << step << "/" << a.opt.steps << ", " << status << "\n";
+    return g_interrupted == 0;
   };
+  // Ctrl-C / SIGTERM: finish the step, write the checkpoint and model.pt, exit 130.
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
   nlohmann::json meta{{"data", ds.name}, {"n", ds.x.n}, {"image_side", ds.image_side}, {"classes", 0}};
   const TrainResult r = train_flow(a.opt, CouplingData{ds.x.view(), {}, 0}, *coupling, RunFiles{dir},
                                    !a.resume.empty(), meta, a.ctx, observe);
@@ -284,6 +292,11 @@ void run_train(TrainArgs& a) {
                    .dump()
             << "\n";
   if (r.termination == Termination::NumericalFailure) throw Error("train: " + r.message);
+  if (r.stopped) {
+    std::cerr << "train: interrupted after step " << r.steps << " of " << a.opt.steps
+              << "; checkpoint and model.pt written; continue with: otgen train --resume " << dir << "\n";
+    std::exit(130);
+  }
 }
 
 void register_train(CLI::App& root) {

@@ -325,7 +325,11 @@ TrainResult train_flow(const TrainOptions& opt_in, const CouplingData& data, con
       loss_acc = cost_acc = 0;
       acc_n = 0;
     }
-    if (observe) observe(done, loss);
+    if (observe && !observe(done, loss)) {
+      s.step = done;
+      res.stopped = done < opt.steps;
+      break;
+    }
     if (opt.checkpoint_every > 0 && done % opt.checkpoint_every == 0 && done < opt.steps) {
       s.step = done;
       checkpoint();
@@ -339,7 +343,7 @@ TrainResult train_flow(const TrainOptions& opt_in, const CouplingData& data, con
   res.steps_per_second = res.seconds > 0 ? static_cast<double>(run_steps) / res.seconds : 0.0;
   res.history = s.history;
   if (res.termination == Termination::NumericalFailure) return res;
-  res.message = "trained " + std::to_string(s.step) + " steps";
+  res.message = (res.stopped ? "stopped after " : "trained ") + std::to_string(s.step) + " steps";
   checkpoint();
 
   Net ema_net = s.net;
