@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,10 @@ CLI::App* group(CLI::App& parent, const std::string& name, const std::string& de
 
 // Adds --threads, --seed and --quiet to `cmd`, bound to `ctx`.
 void add_context_options(CLI::App* cmd, Context& ctx, bool with_seed = true);
+// An output file named by `argument`: its folder must exist, and it must not be one of the inputs
+// (pairs of option name and path; empty paths are skipped). Checked before any work is done.
+void require_output_file(const std::string& path, const std::string& argument,
+                         std::initializer_list<std::pair<const char*, const std::string*>> inputs = {});
 // "a,b,c" -> {"a", "b", "c"} (empty items kept: "a,,b" has three).
 std::vector<std::string> split_list(const std::string& s);
 // --no-int8-screen: the float32 search even for 8-bit lattice data (otgen/lattice.h).

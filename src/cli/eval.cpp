@@ -2,7 +2,6 @@
 // otgen plot: side-by-side 2-D scatter panels of .npy point sets (e.g. samples of several models).
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -122,8 +121,7 @@ void run_plot(const PlotArgs& a) {
   require(titles.size() == files.size(), "--titles", std::to_string(titles.size()) + " titles",
           "one per --points file (" + std::to_string(files.size()) + ")");
   require(a.max_points >= 1, "--max-points", a.max_points, "a positive integer");
-  require(std::filesystem::is_directory(std::filesystem::absolute(a.out).parent_path()), "--out", "'" + a.out + "'",
-          "a file in an existing folder");
+  require_output_file(a.out, "--out");
   auto read2 = [&](const std::string& f, const std::string& arg) {
     Points p = read_points_npy(f, arg);
     require(p.d == 2, arg, "'" + f + "' of dimension " + std::to_string(p.d), "2-D points");

@@ -235,8 +235,7 @@ void run_train(TrainArgs& a) {
   a.opt.validate();
   check_coupling_args(a, ds);
   if (a.resume.empty()) prepare_run_dir(dir);
-  if (!a.record.empty()) require(fs::is_directory(fs::absolute(a.record).parent_path()), "--record", "'" + a.record + "'",
-                                  "a file in an existing folder");
+  if (!a.record.empty()) require_output_file(a.record, "--record", {{"--data", &a.data}});
   const std::unique_ptr<Coupling> coupling = make_coupling(a, ds, dir);
   // The run's description (a resume with a new --steps records the new total once it has trained).
   if (a.resume.empty()) write_file_atomic(dir + "/run.json", a.to_json().dump(2) + "\n");
@@ -365,16 +364,10 @@ void run_sample(SampleArgs& a) {
   require(a.n >= 1 && a.n <= (int64_t{1} << 28), "--n", a.n, "an integer in [1, 2^28]");
   require(!a.out.empty(), "--out", "missing", "an output .npy path");
   const FlowModel model = FlowModel::load(a.model, "--model");
-  for (const std::string* p : {&a.out, &a.png}) {
-    if (!p->empty() && !a.noise.empty())
-      require(fs::absolute(*p) != fs::absolute(a.noise), *p == a.out ? "--out" : "--png", "'" + *p + "'",
-              "a path other than --noise");
-    if (p->empty()) continue;
-    require(fs::is_directory(fs::absolute(*p).parent_path()), *p == a.out ? "--out" : "--png", "'" + *p + "'",
-            "a file in an existing folder");
-    require(fs::absolute(*p) != fs::absolute(a.model), *p == a.out ? "--out" : "--png", "'" + *p + "'",
-            "a path other than --model");
-  }
+  require_output_file(a.out, "--out", {{"--model", &a.model}, {"--noise", &a.noise}, {"--reference", &a.reference}});
+  if (!a.png.empty())
+    require_output_file(a.png, "--png", {{"--model", &a.model}, {"--noise", &a.noise}, {"--reference", &a.reference},
+                                         {"--out", &a.out}});
   const int64_t d = model.dim();
   require(a.n <= (int64_t{1} << 27) / d, "--n", a.n,
           "at most 2^27 / dim = " + std::to_string((int64_t{1} << 27) / d) + " samples for dimension " +

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <iostream>
 
 #include "cli/command.h"
@@ -36,6 +37,16 @@ void add_context_options(CLI::App* cmd, Context& ctx, bool with_seed) {
   cmd->add_option("--threads", ctx.threads, "threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   if (with_seed) cmd->add_option("--seed", ctx.seed, "random seed (results depend on it only)");
   cmd->add_flag("--quiet,-q", ctx.quiet, "no progress bar");
+}
+
+void require_output_file(const std::string& path, const std::string& argument,
+                         std::initializer_list<std::pair<const char*, const std::string*>> inputs) {
+  namespace fs = std::filesystem;
+  const fs::path out = fs::absolute(path);
+  require(fs::is_directory(out.parent_path()), argument, "'" + path + "'", "a file in an existing folder");
+  for (const auto& [name, input] : inputs)
+    if (!input->empty())
+      require(out != fs::absolute(*input), argument, "'" + path + "'", std::string("a path other than ") + name);
 }
 
 std::vector<std::string> split_list(const std::string& s) {

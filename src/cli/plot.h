@@ -9,6 +9,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -25,6 +26,12 @@ struct Rgb {
   unsigned char r = 0, g = 0, b = 0;
   friend bool operator==(const Rgb&, const Rgb&) = default;
 };
+
+// One colour channel blended: old + (c - old) * alpha, rounded and clamped to 0..255.
+inline unsigned char blend_channel(unsigned char old, unsigned char c, float alpha) {
+  const float v = static_cast<float>(old) + (static_cast<float>(c) - static_cast<float>(old)) * alpha;
+  return static_cast<unsigned char>(std::clamp(std::lround(v), 0L, 255L));
+}
 
 inline constexpr Rgb kWhite{255, 255, 255};
 inline constexpr Rgb kBlack{0, 0, 0};

@@ -104,11 +104,12 @@ std::vector<TrainLogEntry> history_from(const nlohmann::json& a) {
   return h;
 }
 
-void save_checkpoint(const std::string& path, const State& s, const TrainOptions& opt, const std::string& coupling,
-                     uint64_t data_hash) {
+// The run after `step` steps and `elapsed` seconds of training in all.
+void save_checkpoint(const std::string& path, const State& s, int64_t step, double elapsed, const TrainOptions& opt,
+                     const std::string& coupling, uint64_t data_hash) {
   torch::serialize::OutputArchive ar;
-  const nlohmann::json meta{{"format", "otgen.checkpoint/1"}, {"options", opt.to_json()}, {"step", s.step},
-                            {"elapsed", s.elapsed},           {"coupling", coupling},       {"data_hash", data_hash},
+  const nlohmann::json meta{{"format", "otgen.checkpoint/1"}, {"options", opt.to_json()}, {"step", step},
+                            {"elapsed", elapsed},           {"coupling", coupling},       {"data_hash", data_hash},
                             {"history", history_json(s.history)}};
   ar.write("meta", c10::IValue(meta.dump()));
   for (size_t p = 0; p < s.net.params.size(); ++p) {
@@ -227,12 +228,8 @@ TrainResult train_flow(const TrainOptions& opt_in, const CouplingData& data, con
   double loss_acc = 0, cost_acc = 0;
   int64_t acc_n = 0;
   res.termination = Termination::MaxSteps;
-  auto checkpoint = [&] {
-    State& st = s;
-    const double run_seconds = seconds_since(t_start);
-    st.elapsed += run_seconds;
-    save_checkpoint(files.checkpoint(), st, opt, coupling.name(), data_hash);
-    st.elapsed -= run_seconds;
+  auto checkpoint = [&](int64_t step) {
+    save_checkpoint(files.checkpoint(), s, step, s.elapsed + seconds_since(t_start), opt, coupling.name(), data_hash);
   };
 
   for (; s.step < opt.steps; ++s.step) {
@@ -331,9 +328,7 @@ TrainResult train_flow(const TrainOptions& opt_in, const CouplingData& data, con
       break;
     }
     if (opt.checkpoint_every > 0 && done % opt.checkpoint_every == 0 && done < opt.steps) {
-      s.step = done;
-      checkpoint();
-      s.step = k;
+      checkpoint(done);
     }
   }
 
@@ -344,7 +339,7 @@ TrainResult train_flow(const TrainOptions& opt_in, const CouplingData& data, con
   res.history = s.history;
   if (res.termination == Termination::NumericalFailure) return res;
   res.message = (res.stopped ? "stopped after " : "trained ") + std::to_string(s.step) + " steps";
-  checkpoint();
+  checkpoint(s.step);
 
   Net ema_net = s.net;
   ema_net.params = detail::clone_all(s.ema_of);
