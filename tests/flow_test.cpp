@@ -217,9 +217,10 @@ int64_t check_pairs(const Points& y, const Coupling& c, int64_t steps, int64_t b
   ctx.quiet = true;
   int64_t checked = 0;
   train_flow(o, CouplingData{y.view(), {}, 0}, c, RunFiles{dir.path.string()}, false, {}, ctx, {},
-             [&](int64_t k, PointsView x0, std::span<const int64_t> target) {
+             [&](int64_t k, PointsView x0, std::span<const int64_t> target, std::span<const int64_t> labels) {
                EXPECT_EQ(x0.n, batch);
-               check(k, x0, target);
+               EXPECT_TRUE(labels.empty());
+               check(k, x0, target, labels);
                ++checked;
              });
   return checked;
@@ -234,7 +235,7 @@ TEST(Train, SemidiscretePairsEqualSdotAssignOnTheSameNoise) {
   map.y = y.view();
   map.g = g;
   EXPECT_EQ(check_pairs(y, c, 5, 64,
-                        [&](int64_t, PointsView x0, std::span<const int64_t> target) {
+                        [&](int64_t, PointsView x0, std::span<const int64_t> target, std::span<const int64_t>) {
                           EXPECT_EQ(std::vector<int64_t>(target.begin(), target.end()), sdot_assign(map, x0, Context{}));
                         }),
             5);
@@ -244,7 +245,7 @@ TEST(Train, BatchOTPairsArePermutationsOfDistinctDataPoints) {
   const Points y = test::gaussian_points(500, 2, 8);
   BatchOTCoupling c(CouplingData{y.view(), {}, 0});
   EXPECT_EQ(check_pairs(y, c, 4, 128,
-                        [&](int64_t, PointsView, std::span<const int64_t> target) {
+                        [&](int64_t, PointsView, std::span<const int64_t> target, std::span<const int64_t>) {
                           EXPECT_EQ(std::set<int64_t>(target.begin(), target.end()).size(), target.size());
                         }),
             4);

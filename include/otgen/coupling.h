@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <string>
 #include <vector>
@@ -57,6 +58,9 @@ class Coupling {
   // the batch: then one call may draw the pairs of several training steps at once (fewer, larger
   // engine calls). True for the independent and semidiscrete couplings, false for batch OT.
   virtual bool rows_independent() const { return false; }
+  // Labelled data: the probability of each class as a noise class, w_k = sum of the target weights
+  // over class k (uniform weights: the class's share of the points). Empty for unlabelled data.
+  virtual std::vector<double> class_weights() const = 0;
 };
 
 class IndependentCoupling final : public Coupling {
@@ -67,6 +71,7 @@ class IndependentCoupling final : public Coupling {
                const Context& ctx) const override;
   std::string name() const override { return "independent"; }
   bool rows_independent() const override { return true; }
+  std::vector<double> class_weights() const override;
 
  private:
   CouplingData data_;
@@ -90,6 +95,7 @@ class BatchOTCoupling final : public Coupling {
   Pairs sample(PointsView noise, std::span<const int64_t> noise_labels, uint64_t seed,
                const Context& ctx) const override;
   std::string name() const override { return opt_.method == BatchOTMethod::Exact ? "batch-ot-exact" : "batch-ot-sinkhorn"; }
+  std::vector<double> class_weights() const override;
 
  private:
   // Matches noise rows `rows` to data indices `batch` (same length); writes target.
@@ -108,17 +114,22 @@ class SemidiscreteCoupling final : public Coupling {
   // holds each class's potential on that class's points. Pairs are drawn by sdot_sample
   // (otgen/semidiscrete.h): argmax at eps = 0, Gumbel-max from s(x) at eps > 0; with noise labels,
   // noise of class k is matched only inside class k.
-  SemidiscreteCoupling(CouplingData data, std::vector<float> g, double eps, std::vector<double> b = {});
+  // class_penalty: with noise labels, beta of the cost c(x, y) + beta [k != l] (SPEC.md §1; the
+  // potential must be fitted with the same beta); infinity = one potential per class.
+  SemidiscreteCoupling(CouplingData data, std::vector<float> g, double eps, std::vector<double> b = {},
+                       double class_penalty = std::numeric_limits<double>::infinity());
   Pairs sample(PointsView noise, std::span<const int64_t> noise_labels, uint64_t seed,
                const Context& ctx) const override;
   std::string name() const override { return eps_ > 0 ? "semidiscrete-soft" : "semidiscrete"; }
   bool rows_independent() const override { return true; }
+  std::vector<double> class_weights() const override;
 
  private:
   CouplingData data_;
   std::vector<float> g_;
   std::vector<double> b_;
   double eps_;
+  double class_penalty_;
   std::vector<std::vector<int64_t>> by_class_;
   // The two maps' preparations (sdot_prepare), made once: unconditional and, with labels, per class.
   std::shared_ptr<const sdot_detail::Prepared> prepared_[2];

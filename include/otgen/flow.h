@@ -7,6 +7,18 @@
 //   Coupling  pi is any otgen::Coupling (independent, batch OT, semidiscrete): pairs are drawn by it.
 //   Sampling  dx/dt = v(t, x) from t = 0 to 1 with otgen/ode.h (EMA weights).
 //
+// Conditional models (ModelSpec::num_classes > 0) take a class y in [0, K] (K = the null class of
+// classifier-free guidance); training drops the label to K with probability label_dropout and draws
+// the noise classes from the coupling's class weights (the weights b summed per class). Guided
+// velocity: v_K + w (v_y - v_K).
+//
+// MeanFlow models (ModelSpec::meanflow) learn the average velocity u(x, t, r) = 1/(r - t) int_t^r v ds
+// over [t, r] (r >= t, the destination time) of the trajectory through x at time t, so that one jump
+// x_r = x_t + (r - t) u(x_t, t, r) follows the flow; u(x, t, t) = v(t, x). Training target (SPEC.md §3,
+// in otgen's direction): u_tgt = v - (t - r) du/dt with du/dt the forward-mode JVP of u along
+// (dx, dt, dr) = (v, 1, 0), v = x1 - x0, stop-gradient on the target, loss weighted per sample by
+// 1 / stopgrad(|u - u_tgt|^2 + c)^p.
+//
 // Determinism: the initial weights are a function of the seed, and the noise, times and pairs of step
 // k of (seed, k) (steps are drawn in chunks aligned to step 0), so a run resumed from a checkpoint
 // equals the uninterrupted run bit for bit at the same thread count.
@@ -55,18 +67,23 @@ Precision parse_precision(std::string_view s, std::string_view argument = "--pre
 //   unet: conv in, one residual block (GroupNorm, SiLU, 3x3 convs, time embedding added) per level
 //         with channel multipliers `mults`, stride-2 downsampling, a middle block, nearest-neighbour
 //         upsampling with skip concatenation, GroupNorm + SiLU + 3x3 conv out.
-//   emb(t) = [sin(1000 t f_k), cos(1000 t f_k)], f_k = 10000^(-k / half), k < half (sinusoidal).
+//   emb(t) = [sin(s t f_k), cos(s t f_k)], f_k = 10000^(-k / half), k < half (sinusoidal), s = time_scale.
 struct ModelSpec {
   ModelKind kind = ModelKind::Mlp;
   int64_t dim = 0;              // data dimension (flattened); set from the data
   int64_t width = 128;          // mlp: hidden width
   int64_t depth = 3;            // mlp: hidden layers
   int64_t time_dim = 32;        // mlp: sinusoidal embedding size (even)
+  double time_scale = 1000.0;   // s of emb(t): frequencies up to s (MeanFlow models need a small s: the
+                                // JVP's d/dt scales with it)
   int64_t image_side = 0;       // unet: images are channels x side x side, dim = channels * side^2
   int64_t channels = 1;         // unet
   int64_t base_channels = 32;   // unet: channels of the first level (a multiple of groups)
   std::vector<int64_t> mults = {1, 2, 2};  // unet: channel multiplier per level
   int64_t groups = 8;           // unet: GroupNorm groups
+  int64_t num_classes = 0;      // > 0: class-conditional, a learned embedding of y in [0, K] (K = null)
+                                // added to the time embedding (unet) or concatenated (mlp, time_dim wide)
+  bool meanflow = false;        // a second time input r: MeanFlow's average velocity u(x, t, r)
   void validate() const;        // names fields as CLI options (--width, --depth, ...)
   nlohmann::json to_json() const;
   static ModelSpec from_json(const nlohmann::json& j);  // throws otgen::Error on a malformed spec
@@ -91,6 +108,11 @@ struct TrainOptions {
   Precision precision = Precision::Fp32;  // bf16: autocast matmuls/convs to bf16 (fp32 master weights)
   int64_t checkpoint_every = 0; // write the checkpoint every K steps (0 = only at the end)
   int64_t log_every = 50;       // history entries (loss averaged over the interval) every K steps
+  double label_dropout = 0.1;   // conditional: probability of training on the null class (CFG)
+  double mf_ratio = 0.25;       // meanflow: fraction of the batch with r != t (official JAX 0.25,
+                                // the PyTorch CIFAR port 0.75); the rest trains u(x, t, t) = v
+  double mf_power = 1.0;        // meanflow: p of the adaptive weight 1 / (loss + c)^p (0 = plain mean)
+  double mf_c = 0.01;           // meanflow: c of the adaptive weight
   void validate() const;
   nlohmann::json to_json() const;
   static TrainOptions from_json(const nlohmann::json& j);
@@ -121,6 +143,18 @@ struct TrainResult {
   std::vector<TrainLogEntry> history; // from step 0, across resumes
 };
 
+class FlowModel;
+
+// The class condition of a batch: labels empty (the null class of a conditional model; nothing for an
+// unconditional one) or one class in [0, K) per row; guidance w (conditional models with labels):
+// v_K + w (v_y - v_K), one network evaluation at w = 0 or 1, two (batched) otherwise.
+struct FlowCondition {
+  std::span<const int64_t> labels;
+  double guidance = 1.0;
+  void validate(const FlowModel& m, int64_t n) const;  // names --class and --guidance
+  bool two_passes(const FlowModel& m) const;           // two network evaluations per velocity
+};
+
 // A trained velocity field (EMA weights) with its metadata. Cheap to copy (shared).
 class FlowModel {
  public:
@@ -137,13 +171,34 @@ class FlowModel {
   const nlohmann::json& metadata() const;
   void set_metadata(nlohmann::json meta);
 
-  // v(t, x) for a batch: x (n, dim), out (n * dim).
-  void velocity(double t, PointsView x, std::span<float> out, const Context& ctx) const;
-  // Integrates x (n, dim) in place from t = 0 to 1.
-  OdeResult sample(Points& x, const OdeOptions& ode, const Context& ctx, const OdeObserver& observe = {}) const;
+  int64_t num_classes() const { return spec().num_classes; }
+  bool meanflow() const { return spec().meanflow; }
 
-  // TorchScript module (forward(x: Tensor[B, dim], t: Tensor[B]) -> Tensor[B, dim]) with the
-  // metadata in the extra file "otgen.json"; written atomically.
+  using Condition = FlowCondition;
+
+  // v(t, x) for a batch: x (n, dim), out (n * dim). MeanFlow models: u(x, t, t).
+  void velocity(double t, PointsView x, std::span<float> out, const Context& ctx, const Condition& c = {}) const;
+  // MeanFlow models: the average velocity u(x, t, r) over [t, r]. Throws for flow models.
+  void mean_velocity(double t, double r, PointsView x, std::span<float> out, const Context& ctx,
+                     const Condition& c = {}) const;
+  // Integrates x (n, dim) in place from t = 0 to 1. MeanFlow models with method Euler take `steps`
+  // mean-flow jumps x += h u(x, t, t + h) (one network evaluation each); other methods integrate
+  // u(x, t, t). OdeResult::nfe counts network evaluations (twice the solver's with two-pass guidance).
+  OdeResult sample(Points& x, const OdeOptions& ode, const Context& ctx, const OdeObserver& observe = {},
+                   const Condition& c = {}) const;
+
+  // The network in float64 (a float64 copy of the weights), for tests and diagnostics: the output at
+  // (x, t, r, y) (x: n * dim; t, r: n; r only for MeanFlow models, y only for conditional ones) and,
+  // when `tangent` is given, its forward-mode directional derivative along (dx, dt, dr) — the JVP the
+  // MeanFlow trainer uses.
+  std::vector<double> evaluate_f64(std::span<const double> x, std::span<const double> t, std::span<const double> r,
+                                   std::span<const int64_t> y, std::span<const double> dx = {},
+                                   std::span<const double> dt = {}, std::span<const double> dr = {},
+                                   std::vector<double>* tangent = nullptr) const;
+
+  // TorchScript module (forward(x: Tensor[B, dim], t: Tensor[B]) -> Tensor[B, dim]; with r: Tensor[B]
+  // after t for MeanFlow models and y: int64 Tensor[B] last for conditional ones) with the metadata
+  // in the extra file "otgen.json"; written atomically.
   void save(const std::string& path) const;
 
   struct Impl;
@@ -165,11 +220,13 @@ struct RunFiles {
 // stops the run there (e.g. on Ctrl-C): the checkpoint and model.pt are written as at the end, and
 // TrainResult::stopped is set.
 using TrainObserver = std::function<bool(int64_t step, double loss)>;
-// Called with each step's noise batch and the data rows the coupling paired it with (for tests and
-// diagnostics).
-using PairsObserver = std::function<void(int64_t step, PointsView x0, std::span<const int64_t> target)>;
+// Called with each step's noise batch, the data rows the coupling paired it with and the noise rows'
+// classes (empty for unconditional training) (for tests and diagnostics).
+using PairsObserver = std::function<void(int64_t step, PointsView x0, std::span<const int64_t> target,
+                                         std::span<const int64_t> noise_labels)>;
 
-// Trains a model on pairs drawn by `coupling` from `data` (opt.model.dim must equal data.x.d).
+// Trains a model on pairs drawn by `coupling` from `data` (opt.model.dim must equal data.x.d; a
+// conditional model needs labelled data with opt.model.num_classes = data.num_classes).
 // Writes files.checkpoint() every opt.checkpoint_every steps and at the end, and files.model().
 // resume = true continues from files.checkpoint() (its options must equal opt except `steps`,
 // which may grow). `meta` is stored in model.pt's metadata. Throws otgen::Error on bad options.

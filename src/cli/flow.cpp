@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <string>
 
@@ -34,7 +35,9 @@ using namespace otgen::flow;
 // What `otgen train` was asked to do, beyond TrainOptions: kept in RUN_DIR/run.json so that
 // `--resume RUN_DIR` rebuilds the same data and coupling.
 struct TrainArgs {
-  std::string data = "8gaussians", coupling = "independent", potential, out, resume, record;
+  std::string data = "8gaussians", coupling = "independent", potential, labels, out, resume, record;
+  bool conditional = false;       // class-conditional model on the data's labels (--labels implies it)
+  double class_penalty = std::numeric_limits<double>::infinity();  // semidiscrete, conditional: beta
   int64_t n = 0;                  // data points (0 = the dataset's default)
   uint64_t data_seed = 0;
   double sd_epsilon = 0.0;        // semidiscrete: absolute epsilon of the potential (0 = argmax pairs)
@@ -44,12 +47,15 @@ struct TrainArgs {
   std::string mults = "1,2,2";
   TrainOptions opt;
   bool steps_given = false;       // --steps on the command line (with --resume: the new total)
+  bool time_scale_given = false;  // --time-scale on the command line (else 1 for MeanFlow, 1000 otherwise)
   Context ctx;
 
   nlohmann::json to_json() const {
     return {{"data", data},         {"n", n},
             {"data_seed", data_seed}, {"coupling", coupling},
             {"potential", potential}, {"sd_epsilon", sd_epsilon},
+            {"labels", labels},     {"conditional", conditional},
+            {"class_penalty", std::isinf(class_penalty) ? nlohmann::json("inf") : nlohmann::json(class_penalty)},
             {"sinkhorn_epsilon", sinkhorn_epsilon}, {"fit_steps", fit_steps},
             {"seed", ctx.seed},     {"options", opt.to_json()}};
   }
@@ -61,6 +67,10 @@ struct TrainArgs {
       coupling = j.at("coupling").get<std::string>();
       potential = j.at("potential").get<std::string>();
       sd_epsilon = j.at("sd_epsilon").get<double>();
+      labels = j.value("labels", std::string());
+      conditional = j.value("conditional", false);
+      const nlohmann::json cp = j.value("class_penalty", nlohmann::json("inf"));
+      class_penalty = cp.is_string() ? std::numeric_limits<double>::infinity() : cp.get<double>();
       sinkhorn_epsilon = j.at("sinkhorn_epsilon").get<double>();
       fit_steps = j.at("fit_steps").get<int64_t>();
       ctx.seed = j.at("seed").get<uint64_t>();
@@ -73,25 +83,43 @@ struct TrainArgs {
 
 bool is_npy_path(const std::string& s) { return s.size() > 4 && s.compare(s.size() - 4, 4, ".npy") == 0; }
 
-Dataset load_data(const std::string& data, int64_t n, uint64_t seed) {
+Dataset load_data(const std::string& data, int64_t n, uint64_t seed, const std::string& labels = {}) {
   if (is_npy_path(data)) {
     Dataset ds;
     ds.name = data;
     ds.x = read_points_npy(data, "--data");
     require(ds.x.n >= 1, "--data", "'" + data + "' with 0 points", "at least one point");
+    if (!labels.empty()) {
+      ds.labels = read_int64_npy(labels, "--labels");
+      require(static_cast<int64_t>(ds.labels.size()) == ds.x.n, "--labels", "length " + std::to_string(ds.labels.size()),
+              "one class per data point (" + std::to_string(ds.x.n) + ")");
+      for (size_t i = 0; i < ds.labels.size(); ++i) {
+        require(ds.labels[i] >= 0 && ds.labels[i] < (int64_t{1} << 20), "--labels",
+                to_text(ds.labels[i]) + " at index " + std::to_string(i), "classes in [0, 2^20)");
+        ds.num_classes = std::max(ds.num_classes, ds.labels[i] + 1);
+      }
+    }
     if (n > 0) {
       require(n <= ds.x.n, "--n", n, "at most the file's " + std::to_string(ds.x.n) + " points");
       ds.x.data.resize(static_cast<size_t>(n * ds.x.d));
       ds.x.n = n;
+      if (!ds.labels.empty()) ds.labels.resize(static_cast<size_t>(n));
     }
     const auto side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(ds.x.d))));
     if (side * side == ds.x.d && side > 1) ds.image_side = side;
     return ds;
   }
+  require(labels.empty(), "--labels", "'" + labels + "'", "a .npy --data (named datasets bring their labels)");
   DatasetOptions o;
   o.n = n;
   o.seed = seed;
   return load_dataset(data, o);
+}
+
+// The coupling's view of the data: labelled for conditional training.
+CouplingData coupling_data(const TrainArgs& a, const Dataset& ds) {
+  if (!a.conditional) return {ds.x.view(), {}, 0};
+  return {ds.x.view(), ds.labels, ds.num_classes};
 }
 
 std::vector<int64_t> parse_list(const std::string& s, const std::string& argument) {
@@ -130,6 +158,7 @@ void check_coupling_args(const TrainArgs& a, const Dataset& ds) {
             "a positive number");
   } else if (a.coupling == "semidiscrete") {
     require(a.sd_epsilon >= 0 && std::isfinite(a.sd_epsilon), "--sd-epsilon", a.sd_epsilon, "a number >= 0");
+    require(a.class_penalty > 0, "--class-penalty", a.class_penalty, "a positive number (default inf = per class)");
     require(a.fit_steps >= 1, "--fit-steps", a.fit_steps, "a positive integer");
     if (!a.potential.empty()) {
       const auto gd = read_vector_npy(a.potential, "--potential");
@@ -144,7 +173,7 @@ void check_coupling_args(const TrainArgs& a, const Dataset& ds) {
 // The coupling (arguments checked by check_coupling_args). Semidiscrete without --potential: fits one
 // first with sdot fit's defaults and keeps it as RUN_DIR/potential.npy (run.json then names it).
 std::unique_ptr<Coupling> make_coupling(TrainArgs& a, const Dataset& ds, const std::string& run_dir) {
-  const CouplingData data{ds.x.view(), {}, 0};
+  const CouplingData data = coupling_data(a, ds);
   if (a.coupling == "independent") return std::make_unique<IndependentCoupling>(data);
   if (a.coupling == "exact" || a.coupling == "sinkhorn") {
     BatchOTOptions o;
@@ -159,9 +188,10 @@ std::unique_ptr<Coupling> make_coupling(TrainArgs& a, const Dataset& ds, const s
     so.epsilon = a.sd_epsilon;
     so.steps = a.fit_steps;
     so.chi2_every = std::min<int64_t>(1000, a.fit_steps);
+    so.class_penalty = a.class_penalty;
     Context fctx = a.ctx;
     fctx.seed = mix_seed(a.ctx.seed, 0x736466ull);
-    const auto r = SemidiscreteOT(so).fit(ds.x, {}, fctx);
+    const auto r = SemidiscreteOT(so).fit(ds.x, {}, fctx, data.labels);
     if (r.termination == Termination::NumericalFailure) throw Error("semidiscrete fit: " + r.message);
     if (!a.ctx.quiet)
       std::cerr << "potential: " << r.steps << " steps, chi2 " << (r.chi2 ? to_text(*r.chi2) : "n/a") << " ("
@@ -170,7 +200,8 @@ std::unique_ptr<Coupling> make_coupling(TrainArgs& a, const Dataset& ds, const s
     write_npy(a.potential, r.g, {static_cast<int64_t>(r.g.size())});
   }
   const auto g = read_vector_npy(a.potential, "--potential");
-  return std::make_unique<SemidiscreteCoupling>(data, std::vector<float>(g.begin(), g.end()), a.sd_epsilon);
+  return std::make_unique<SemidiscreteCoupling>(data, std::vector<float>(g.begin(), g.end()), a.sd_epsilon,
+                                                std::vector<double>{}, a.class_penalty);
 }
 
 nlohmann::json result_json(const TrainResult& r) {
@@ -202,6 +233,7 @@ void run_train(TrainArgs& a) {
     a.opt.schedule = parse_schedule(a.schedule, "--schedule");
     a.opt.precision = parse_precision(a.precision, "--precision");
     a.opt.model.mults = parse_list(a.mults, "--mults");
+    if (a.opt.model.meanflow && !a.time_scale_given) a.opt.model.time_scale = 1.0;
   }
   a.ctx.validate();
   std::string dir;
@@ -226,8 +258,14 @@ void run_train(TrainArgs& a) {
     checkpoint_options(RunFiles{dir}.checkpoint(), "--resume");  // a missing or corrupt checkpoint fails here
   }
   // Everything that can fail on input fails here, before any training.
-  const Dataset ds = load_data(a.data, a.n, a.data_seed);
+  if (!a.labels.empty()) a.conditional = true;
+  const Dataset ds = load_data(a.data, a.n, a.data_seed, a.labels);
   a.opt.model.dim = ds.x.d;
+  if (a.conditional) {
+    require(!ds.labels.empty(), "--conditional", "given", "labelled data (" + ds.name + " has no labels; give --labels)");
+    a.opt.model.num_classes = ds.num_classes;
+  }
+  require(a.conditional || std::isinf(a.class_penalty), "--class-penalty", a.class_penalty, "given with --conditional");
   if (a.opt.model.kind == ModelKind::Unet && a.opt.model.image_side == 0) {
     require(ds.image_side > 0, "--model", "unet", "image data (square images; give --image-side for .npy data)");
     a.opt.model.image_side = ds.image_side;
@@ -242,8 +280,11 @@ void run_train(TrainArgs& a) {
 
   const int64_t params = FlowModel::init(a.opt.model, 0).parameters();
   if (!a.ctx.quiet)
-    std::cerr << "train: " << to_string(a.opt.model.kind) << " (" << params << " parameters) on " << ds.name << " ("
-            << ds.x.n << " x " << ds.x.d << "), coupling " << coupling->name() << ", batch " << a.opt.batch << ", "
+    std::cerr << "train: " << (a.opt.model.meanflow ? "MeanFlow " : "") << to_string(a.opt.model.kind) << " ("
+              << params << " parameters"
+              << (a.conditional ? ", " + std::to_string(a.opt.model.num_classes) + " classes" : std::string()) << ") on "
+              << ds.name << " (" << ds.x.n << " x " << ds.x.d << "), coupling " << coupling->name() << ", batch "
+              << a.opt.batch << ", "
             << a.opt.steps << " steps, " << to_string(a.opt.precision) << ", " << a.ctx.resolved_threads()
             << " threads\n";
   Progress bar("train", a.opt.steps, a.ctx);
@@ -267,8 +308,9 @@ void run_train(TrainArgs& a) {
   // Ctrl-C / SIGTERM: finish the step, write the checkpoint and model.pt, exit 130.
   std::signal(SIGINT, on_interrupt);
   std::signal(SIGTERM, on_interrupt);
-  nlohmann::json meta{{"data", ds.name}, {"n", ds.x.n}, {"image_side", ds.image_side}, {"classes", 0}};
-  const TrainResult r = train_flow(a.opt, CouplingData{ds.x.view(), {}, 0}, *coupling, RunFiles{dir},
+  nlohmann::json meta{{"data", ds.name}, {"n", ds.x.n}, {"image_side", ds.image_side},
+                      {"classes", a.opt.model.num_classes}, {"meanflow", a.opt.model.meanflow}};
+  const TrainResult r = train_flow(a.opt, coupling_data(a, ds), *coupling, RunFiles{dir},
                                    !a.resume.empty(), meta, a.ctx, observe);
   bar.finish();
   if (!r.precision_note.empty()) std::cerr << "train: " << r.precision_note << "\n";
@@ -313,10 +355,23 @@ void register_train(CLI::App& root) {
   cmd->add_option("--fit-steps", a->fit_steps, "semidiscrete without --potential: steps of the fit")->capture_default_str();
   cmd->add_option("--sinkhorn-epsilon", a->sinkhorn_epsilon, "sinkhorn: epsilon relative to std(C) of the batch")
       ->capture_default_str();
+  cmd->add_flag("--conditional", a->conditional, "class-conditional model on the data's labels (guidance-ready)");
+  cmd->add_option("--labels", a->labels, "per-point classes of a .npy --data: (N,) int64 .npy (implies --conditional)");
+  cmd->add_option("--label-dropout", o.label_dropout, "conditional: probability of the null class in training (CFG)")
+      ->capture_default_str();
+  cmd->add_option("--class-penalty", a->class_penalty,
+                  "conditional semidiscrete: beta of c + beta [k != l] (default inf = one potential per class)");
+  cmd->add_flag("--meanflow", o.model.meanflow, "MeanFlow: learn the average velocity u(x, t, r) (1- and 2-step sampling)");
+  cmd->add_option("--mf-ratio", o.mf_ratio, "meanflow: fraction of the batch with r != t")->capture_default_str();
+  cmd->add_option("--mf-power", o.mf_power, "meanflow: p of the adaptive loss weight 1 / (loss + c)^p")
+      ->capture_default_str();
+  cmd->add_option("--mf-c", o.mf_c, "meanflow: c of the adaptive loss weight")->capture_default_str();
   cmd->add_option("--model", a->model, "mlp | unet")->capture_default_str();
   cmd->add_option("--width", o.model.width, "mlp: hidden width")->capture_default_str();
   cmd->add_option("--depth", o.model.depth, "mlp: hidden layers")->capture_default_str();
   cmd->add_option("--time-dim", o.model.time_dim, "mlp: time embedding size")->capture_default_str();
+  cmd->add_option("--time-scale", o.model.time_scale, "time embedding: frequencies up to this (default 1000; 1 with --meanflow)")
+      ->each([a](const std::string&) { a->time_scale_given = true; });
   cmd->add_option("--channels", o.model.base_channels, "unet: channels of the first level")->capture_default_str();
   cmd->add_option("--mults", a->mults, "unet: channel multipliers per level")->capture_default_str();
   cmd->add_option("--groups", o.model.groups, "unet: GroupNorm groups")->capture_default_str();
@@ -350,7 +405,8 @@ void register_train(CLI::App& root) {
 // ------------------------------------------------------------------------------------------ sample
 
 struct SampleArgs {
-  std::string model, solver = "euler", out, png, noise, reference;
+  std::string model, solver = "euler", out, png, noise, reference, class_, labels_out;
+  double guidance = 1.0;
   int64_t n = 1000;
   int64_t trajectories = 0;
   OdeOptions ode;
@@ -368,7 +424,30 @@ void run_sample(SampleArgs& a) {
   if (!a.png.empty())
     require_output_file(a.png, "--png", {{"--model", &a.model}, {"--noise", &a.noise}, {"--reference", &a.reference},
                                          {"--out", &a.out}});
-  const int64_t d = model.dim();
+  if (!a.labels_out.empty())
+    require_output_file(a.labels_out, "--labels-out", {{"--model", &a.model}, {"--noise", &a.noise},
+                                                       {"--reference", &a.reference}, {"--out", &a.out}, {"--png", &a.png}});
+  const int64_t d = model.dim(), K = model.num_classes();
+  // The classes: none (unconditional, or a conditional model's null class), one class for all rows,
+  // or `all`: --n rows of each class in turn.
+  std::vector<int64_t> labels;
+  int64_t per_class = 0;
+  if (!a.class_.empty()) {
+    require(K > 0, "--class", "'" + a.class_ + "'", "a conditional model (this one was trained without classes)");
+    if (a.class_ == "all") {
+      require(a.noise.empty(), "--class", "all", "a single class with --noise");
+      require(a.n <= (int64_t{1} << 28) / K, "--n", a.n, "at most 2^28 / classes per class with --class all");
+      per_class = a.n;
+      a.n *= K;
+    } else {
+      const std::vector<int64_t> k = parse_list(a.class_, "--class");
+      require(k.size() == 1 && k[0] >= 0 && k[0] < K, "--class", "'" + a.class_ + "'",
+              "a class in [0, " + std::to_string(K) + ") or all");
+      labels.assign(1, k[0]);
+    }
+  }
+  require(std::isfinite(a.guidance), "--guidance", a.guidance, "a finite number");
+  require(a.guidance == 1.0 || !a.class_.empty(), "--guidance", a.guidance, "given with --class (a conditional model)");
   require(a.n <= (int64_t{1} << 27) / d, "--n", a.n,
           "at most 2^27 / dim = " + std::to_string((int64_t{1} << 27) / d) + " samples for dimension " +
               std::to_string(d) + " per call (512 MiB of state)");
@@ -387,19 +466,33 @@ void run_sample(SampleArgs& a) {
     require(x.n >= 1, "--noise", "0 rows", "at least one starting point");
     a.n = x.n;
   }
+  if (per_class > 0) {
+    labels.resize(static_cast<size_t>(a.n));
+    for (int64_t i = 0; i < a.n; ++i) labels[i] = i / per_class;
+  } else if (labels.size() == 1) {
+    labels.assign(static_cast<size_t>(a.n), labels[0]);
+  }
+  const FlowModel::Condition cond{labels, a.guidance};
   const int64_t ntraj = std::min(a.trajectories, a.n);
   std::vector<float> traj;  // ntraj points at every observed time, 2-D only
   auto observe = [&](double, std::span<const float> s) {
     for (int64_t i = 0; i < ntraj; ++i) traj.insert(traj.end(), s.begin() + i * d, s.begin() + i * d + std::min<int64_t>(d, 2));
   };
   const auto t0 = std::chrono::steady_clock::now();
-  const OdeResult r = model.sample(x, a.ode, a.ctx, ntraj > 0 ? OdeObserver(observe) : OdeObserver{});
+  const OdeResult r = model.sample(x, a.ode, a.ctx, ntraj > 0 ? OdeObserver(observe) : OdeObserver{}, cond);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (r.termination == Termination::NumericalFailure) throw Error("sample: " + r.message);
   write_npy(a.out, x);
   nlohmann::json summary{{"n", a.n},         {"dim", d},      {"solver", ode_method_name(a.ode.method)},
                          {"nfe", r.nfe},     {"seconds", secs}, {"termination", termination_name(r.termination)},
                          {"out", a.out}};
+  if (model.meanflow()) summary["sampler"] = a.ode.method == OdeMethod::Euler ? "meanflow jumps" : "ode on u(x, t, t)";
+  if (K > 0) summary["guidance"] = a.guidance, summary["class"] = a.class_.empty() ? "null" : a.class_;
+  if (!a.labels_out.empty()) {
+    std::vector<int64_t> l = labels.empty() ? std::vector<int64_t>(static_cast<size_t>(a.n), K > 0 ? K : 0) : labels;
+    write_npy(a.labels_out, l, {a.n});
+    summary["labels_out"] = a.labels_out;
+  }
   if (a.ode.method == OdeMethod::Dopri5) summary["accepted"] = r.accepted, summary["rejected"] = r.rejected;
   if (!a.png.empty()) {
     const int64_t side = model.metadata().value("image_side", int64_t{0});
@@ -421,7 +514,17 @@ void run_sample(SampleArgs& a) {
     } else if (side > 0 && d % (side * side) == 0) {
       GridOptions g;
       g.title = std::string(ode_method_name(a.ode.method)) + ", NFE " + std::to_string(r.nfe);
-      write_image_grid(a.png, PointsView{x.data.data(), std::min<int64_t>(a.n, 100), d}, side, d / (side * side), g);
+      if (per_class > 0) {  // one row per class, up to 10 samples each
+        const int64_t cols = std::min<int64_t>(per_class, 10);
+        Points rows(K * cols, d);
+        for (int64_t k = 0; k < K; ++k)
+          std::copy_n(x.row(k * per_class), cols * d, rows.data.data() + k * cols * d);
+        g.cols = cols;
+        g.title += ", guidance " + to_text(a.guidance) + ", one row per class";
+        write_image_grid(a.png, rows.view(), side, d / (side * side), g);
+      } else {
+        write_image_grid(a.png, PointsView{x.data.data(), std::min<int64_t>(a.n, 100), d}, side, d / (side * side), g);
+      }
     } else {
       fail_argument("--png", "a model of dimension " + std::to_string(d), "2-D data or images");
     }
@@ -436,7 +539,13 @@ void register_sample(CLI::App& root) {
   cmd->add_option("--model", a->model, "model.pt written by otgen train")->required();
   cmd->add_option("--n", a->n, "number of samples (noise drawn from --seed)")->capture_default_str();
   cmd->add_option("--noise", a->noise, "start from these points instead: (n, dim) .npy (replaces --n)");
-  cmd->add_option("--solver", a->solver, "euler | midpoint | heun | rk4 | dopri5")->capture_default_str();
+  cmd->add_option("--class", a->class_, "conditional models: a class K, or all (--n per class, in class order)");
+  cmd->add_option("--guidance", a->guidance, "conditional models: w of v_null + w (v_class - v_null)")
+      ->capture_default_str();
+  cmd->add_option("--labels-out", a->labels_out, "also write each sample's class: (n,) int64 .npy");
+  cmd->add_option("--solver", a->solver,
+                  "euler | midpoint | heun | rk4 | dopri5 (MeanFlow models: euler = mean-flow jumps)")
+      ->capture_default_str();
   cmd->add_option("--steps", a->ode.steps, "fixed-step solvers: steps (NFE = steps x stages)")->capture_default_str();
   cmd->add_option("--rtol", a->ode.rtol, "dopri5: relative tolerance")->capture_default_str();
   cmd->add_option("--atol", a->ode.atol, "dopri5: absolute tolerance")->capture_default_str();

@@ -113,7 +113,17 @@ Points gather(PointsView x, const std::vector<int64_t>& rows) {
 
 }  // namespace
 
+// Each class's share of the points (uniform weights); empty for unlabelled data.
+static std::vector<double> label_shares(const CouplingData& d) {
+  std::vector<double> w(d.labels.empty() ? 0 : static_cast<size_t>(d.num_classes), 0.0);
+  for (const int64_t l : d.labels) w[l] += 1.0 / static_cast<double>(d.x.n);
+  return w;
+}
+
 // ---- Independent ----
+
+std::vector<double> IndependentCoupling::class_weights() const { return label_shares(data_); }
+std::vector<double> BatchOTCoupling::class_weights() const { return label_shares(data_); }
 
 IndependentCoupling::IndependentCoupling(CouplingData data) : data_(data) {
   data_.validate();
@@ -187,11 +197,22 @@ Pairs BatchOTCoupling::sample(PointsView noise, std::span<const int64_t> noise_l
   return with_labels(std::move(target), data_);
 }
 
+std::vector<double> SemidiscreteCoupling::class_weights() const {
+  if (data_.labels.empty() || b_.empty()) return label_shares(data_);
+  std::vector<double> w(static_cast<size_t>(data_.num_classes), 0.0);
+  for (size_t j = 0; j < b_.size(); ++j) w[data_.labels[j]] += b_[j];
+  return w;
+}
+
 // ---- Semidiscrete ----
 
-SemidiscreteCoupling::SemidiscreteCoupling(CouplingData data, std::vector<float> g, double eps, std::vector<double> b)
-    : data_(data), g_(std::move(g)), b_(std::move(b)), eps_(eps), by_class_(group_by_class(data_)) {
+SemidiscreteCoupling::SemidiscreteCoupling(CouplingData data, std::vector<float> g, double eps, std::vector<double> b,
+                                           double class_penalty)
+    : data_(data), g_(std::move(g)), b_(std::move(b)), eps_(eps), class_penalty_(class_penalty),
+      by_class_(group_by_class(data_)) {
   data_.validate();
+  require(class_penalty > 0 && !std::isnan(class_penalty), "class penalty", class_penalty,
+          "a positive number (infinity = one potential per class)");
   const int64_t N = data_.x.n;
   require(static_cast<int64_t>(g_.size()) == N, "g", "length " + std::to_string(g_.size()),
           "the number of data points, " + std::to_string(N));
@@ -214,7 +235,10 @@ SemidiscreteMap SemidiscreteCoupling::map(bool per_class) const {
   m.g = g_;
   m.b = b_;
   m.epsilon = eps_;
-  if (per_class) m.labels = data_.labels;  // class-wise matching (beta = infinity)
+  if (per_class) {  // class-wise matching (beta = infinity) or the finite-penalty cost
+    m.labels = data_.labels;
+    m.class_penalty = class_penalty_;
+  }
   m.prepared = prepared_[per_class ? 1 : 0];
   return m;
 }

@@ -1,6 +1,8 @@
 // FlowModel (otgen/flow.h): a trained velocity field, its TorchScript export and ODE sampling.
 #include <cpuid.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <unistd.h>
@@ -71,27 +73,153 @@ int64_t FlowModel::parameters() const { return impl_->net.numel(); }
 const nlohmann::json& FlowModel::metadata() const { return impl_->meta; }
 void FlowModel::set_metadata(nlohmann::json meta) { impl_->meta = std::move(meta); }
 
-void FlowModel::velocity(double t, PointsView x, std::span<float> out, const Context& ctx) const {
-  require(x.d == dim(), "x", "dimension " + std::to_string(x.d), "the model's dimension " + std::to_string(dim()));
-  require(static_cast<int64_t>(out.size()) == x.n * x.d, "out", "size " + std::to_string(out.size()),
-          "n * dim = " + std::to_string(x.n * x.d));
+bool FlowCondition::two_passes(const FlowModel& m) const {
+  return m.num_classes() > 0 && !labels.empty() && guidance != 0.0 && guidance != 1.0;
+}
+
+void FlowCondition::validate(const FlowModel& m, int64_t n) const {
+  require(std::isfinite(guidance), "--guidance", guidance, "a finite number");
+  if (labels.empty()) return;
+  require(m.num_classes() > 0, "--class", "given", "a conditional model (this one was trained without classes)");
+  require(static_cast<int64_t>(labels.size()) == n, "--class", std::to_string(labels.size()) + " labels",
+          "one per row (" + std::to_string(n) + ")");
+  for (const int64_t l : labels)
+    require(l >= 0 && l < m.num_classes(), "--class", l, "a class in [0, " + std::to_string(m.num_classes()) + ")");
+}
+
+namespace {
+
+// The network on a batch at times t (and r for MeanFlow models) under a condition: unconditional
+// models as they are; conditional ones at the null class without labels, else v_K + w (v_y - v_K)
+// (one pass at w = 1 or w = 0, both classes in one batch of 2n rows otherwise).
+void evaluate(const detail::Net& net, double t, double r, PointsView x, std::span<float> out, const Context& ctx,
+              const FlowModel::Condition& c) {
   if (x.n == 0) return;
   detail::use_threads(ctx);
   c10::InferenceMode guard;
-  const at::Tensor xt = at::from_blob(const_cast<float*>(x.data), {x.n, x.d}, at::kFloat);
-  const at::Tensor tt = at::full({x.n}, static_cast<float>(t), at::kFloat);
-  const at::Tensor v = impl_->net.forward(xt, tt).contiguous();
+  const ModelSpec& s = net.spec;
+  const int64_t n = x.n, K = s.num_classes;
+  at::Tensor xt = at::from_blob(const_cast<float*>(x.data), {n, x.d}, at::kFloat);
+  at::Tensor y;
+  const bool both = K > 0 && !c.labels.empty() && c.guidance != 0.0 && c.guidance != 1.0;  // two_passes
+  if (K > 0) {
+    if (c.labels.empty() || c.guidance == 0.0) {
+      y = at::full({n}, K, at::kLong);
+    } else {
+      y = at::from_blob(const_cast<int64_t*>(c.labels.data()), {n}, at::kLong);
+      if (both) {
+        y = at::cat({y, at::full({n}, K, at::kLong)});
+        xt = at::cat({xt, xt});
+      }
+    }
+  }
+  const int64_t rows = xt.size(0);
+  const at::Tensor tt = at::full({rows}, static_cast<float>(t), at::kFloat);
+  const at::Tensor rt = s.meanflow ? at::full({rows}, static_cast<float>(r), at::kFloat) : at::Tensor();
+  at::Tensor v = net.forward(xt, tt, rt, y);
+  if (both) {
+    const at::Tensor vc = v.narrow(0, 0, n), vu = v.narrow(0, n, n);
+    v = vu + (vc - vu) * c.guidance;
+  }
+  v = v.contiguous();
   std::copy_n(v.data_ptr<float>(), out.size(), out.begin());
 }
 
-OdeResult FlowModel::sample(Points& x, const OdeOptions& ode, const Context& ctx, const OdeObserver& observe) const {
+void check_batch(const FlowModel& m, PointsView x, std::span<float> out, const FlowModel::Condition& c) {
+  require(x.d == m.dim(), "x", "dimension " + std::to_string(x.d), "the model's dimension " + std::to_string(m.dim()));
+  require(static_cast<int64_t>(out.size()) == x.n * x.d, "out", "size " + std::to_string(out.size()),
+          "n * dim = " + std::to_string(x.n * x.d));
+  c.validate(m, x.n);
+}
+
+}  // namespace
+
+void FlowModel::velocity(double t, PointsView x, std::span<float> out, const Context& ctx, const Condition& c) const {
+  check_batch(*this, x, out, c);
+  evaluate(impl_->net, t, t, x, out, ctx, c);
+}
+
+void FlowModel::mean_velocity(double t, double r, PointsView x, std::span<float> out, const Context& ctx,
+                              const Condition& c) const {
+  require(meanflow(), "--model", "a flow model", "a MeanFlow model (trained with --meanflow)");
+  require(std::isfinite(t) && std::isfinite(r) && r >= t, "r", r, "a destination time >= t = " + to_text(t));
+  check_batch(*this, x, out, c);
+  evaluate(impl_->net, t, r, x, out, ctx, c);
+}
+
+OdeResult FlowModel::sample(Points& x, const OdeOptions& ode, const Context& ctx, const OdeObserver& observe,
+                            const Condition& c) const {
   require(x.d == dim(), "x", "dimension " + std::to_string(x.d), "the model's dimension " + std::to_string(dim()));
+  c.validate(*this, x.n);
   const int64_t n = x.n, d = x.d;
-  return integrate_ode(
+  const int64_t passes = c.two_passes(*this) ? 2 : 1;
+  if (meanflow() && ode.method == OdeMethod::Euler) {
+    // MeanFlow jumps: x += h u(x, t, t + h).
+    ode.validate();
+    OdeResult res;
+    std::vector<float> u(x.data.size());
+    auto time = [&](int64_t k) {
+      return k == ode.steps ? ode.t1 : ode.t0 + (ode.t1 - ode.t0) * static_cast<double>(k) / static_cast<double>(ode.steps);
+    };
+    res.t = ode.t0;
+    if (observe) observe(ode.t0, x.data);
+    for (int64_t k = 0; k < ode.steps; ++k) {
+      const double t = time(k), r = time(k + 1);
+      evaluate(impl_->net, t, r, x.view(), u, ctx, c);
+      for (size_t i = 0; i < u.size(); ++i) x.data[i] += static_cast<float>((r - t) * u[i]);
+      ++res.nfe;
+      if (!std::all_of(x.data.begin(), x.data.end(), [](float v) { return std::isfinite(v); })) {
+        res.termination = Termination::NumericalFailure;
+        res.message = "the state became non-finite at step " + std::to_string(k + 1);
+        return res;
+      }
+      res.t = r;
+      if (observe) observe(r, x.data);
+    }
+    res.nfe *= passes;
+    res.accepted = ode.steps;
+    return res;
+  }
+  OdeResult res = integrate_ode(
       [&](double t, std::span<const float> state, std::span<float> out) {
-        velocity(t, PointsView{state.data(), n, d}, out, ctx);
+        evaluate(impl_->net, t, t, PointsView{state.data(), n, d}, out, ctx, c);
       },
       std::span<float>(x.data), ode, observe);
+  res.nfe *= passes;
+  return res;
+}
+
+std::vector<double> FlowModel::evaluate_f64(std::span<const double> x, std::span<const double> t,
+                                            std::span<const double> r, std::span<const int64_t> y,
+                                            std::span<const double> dx, std::span<const double> dt,
+                                            std::span<const double> dr, std::vector<double>* tangent) const {
+  const int64_t n = static_cast<int64_t>(t.size()), d = dim();
+  require(static_cast<int64_t>(x.size()) == n * d, "x", x.size(), "n * dim values");
+  require(meanflow() ? r.size() == t.size() : r.empty(), "r", r.size(), "one per row for MeanFlow models, else none");
+  require(num_classes() > 0 ? y.size() == t.size() : y.empty(), "y", y.size(), "one per row for conditional models, else none");
+  detail::Net net = impl_->net;
+  for (auto& p : net.params) p = p.to(at::kDouble);
+  net.freqs = net.freqs.to(at::kDouble);
+  auto vec = [](std::span<const double> v, std::vector<int64_t> shape) {
+    return at::from_blob(const_cast<double*>(v.data()), shape, at::kDouble).clone();
+  };
+  const at::Tensor xt = vec(x, {n, d}), tt = vec(t, {n});
+  const at::Tensor rt = meanflow() ? vec(r, {n}) : at::Tensor();
+  const at::Tensor yt = num_classes() > 0 ? at::from_blob(const_cast<int64_t*>(y.data()), {n}, at::kLong).clone() : at::Tensor();
+  at::Tensor out;
+  if (tangent) {
+    require(dx.size() == x.size() && dt.size() == t.size() && dr.size() == r.size(), "tangent", dx.size(),
+            "dx, dt, dr shaped like x, t, r");
+    auto [o, tan] = net.forward_jvp(xt, tt, rt, yt, vec(dx, {n, d}), vec(dt, {n}),
+                                    meanflow() ? vec(dr, {n}) : at::Tensor());
+    out = o.detach().contiguous();
+    tan = tan.contiguous();
+    tangent->assign(tan.data_ptr<double>(), tan.data_ptr<double>() + tan.numel());
+  } else {
+    at::NoGradGuard no_grad;
+    out = net.forward(xt, tt, rt, yt).contiguous();
+  }
+  return {out.data_ptr<double>(), out.data_ptr<double>() + out.numel()};
 }
 
 void FlowModel::save(const std::string& path) const {
@@ -105,7 +233,11 @@ void FlowModel::save(const std::string& path) const {
   meta["model"] = net.spec.to_json();
   meta["parameters"] = net.numel();
   meta["time_convention"] = "t = 0 noise N(0, I), t = 1 data; dx/dt = forward(x, t)";
-  meta["input"] = "x: float32 (B, dim) flattened, t: float32 (B,)";
+  meta["input"] = std::string("x: float32 (B, dim) flattened, t: float32 (B,)") +
+                  (net.spec.meanflow ? ", r: float32 (B,) the destination time (>= t)" : "") +
+                  (net.spec.num_classes > 0 ? ", y: int64 (B,) class in [0, K], K = null (unconditional)" : "");
+  meta["output"] = net.spec.meanflow ? "the average velocity u(x, t, r) over [t, r]: x_r = x + (r - t) u"
+                                     : "the velocity v(t, x)";
   torch::jit::ExtraFilesMap extra{{"otgen.json", meta.dump(2)}};
   detail::atomic_save(path, [&](const std::string& tmp) { m.save(tmp, extra); });
 }

@@ -2,7 +2,11 @@
 #include "flow/net.h"
 
 #include <cmath>
+#include <cstdio>
 #include <sstream>
+
+#include <ATen/autocast_mode.h>
+#include <torch/csrc/autograd/forward_grad.h>
 
 #include "otgen/error.h"
 #include "otgen/rng.h"
@@ -17,7 +21,8 @@ namespace {
 struct InitBackend {
   using V = int;
   std::vector<std::pair<std::string, std::vector<int64_t>>> params;
-  std::vector<int64_t> fan_in;  // per parameter: the bound of U(-1/sqrt(fan_in), ...); 0 = GroupNorm
+  std::vector<int64_t> fan_in;  // per parameter: the bound of U(-1/sqrt(fan_in), ...); 0 = GroupNorm,
+                                // -1 = N(0, 1) (embedding)
   std::vector<int> gn_value;    // GroupNorm: 1 for weight, 0 for bias
   void add(std::string name, std::vector<int64_t> shape, int64_t fan, int gn = -1) {
     params.emplace_back(std::move(name), std::move(shape));
@@ -28,6 +33,11 @@ struct InitBackend {
   V cat(V, V) { return 0; }
   V silu(V) { return 0; }
   V add(V, V) { return 0; }
+  V sub(V, V) { return 0; }
+  V embed(V, const std::string& n, int64_t rows, int64_t dim) {
+    add(n + "_w", {rows, dim}, -1);
+    return 0;
+  }
   V linear(V, const std::string& n, int64_t in, int64_t out) {
     add(n + "_w", {out, in}, in);
     add(n + "_b", {out}, in);
@@ -55,12 +65,14 @@ struct EagerBackend {
   size_t next = 0;  // parameters are consumed in the init backend's order
   const at::Tensor& param() { return net.params[next++]; }
   V temb(const V& t, int64_t dim) {
-    const at::Tensor a = (t.unsqueeze(1) * 1000.0) * net.freqs.narrow(0, 0, dim / 2);
+    const at::Tensor a = (t.unsqueeze(1) * net.spec.time_scale) * net.freqs.narrow(0, 0, dim / 2).to(t.scalar_type());
     return at::cat({at::sin(a), at::cos(a)}, 1);
   }
   V cat(const V& a, const V& b) { return at::cat({a, b}, 1); }
   V silu(const V& a) { return at::silu(a); }
   V add(const V& a, const V& b) { return a + b; }
+  V sub(const V& a, const V& b) { return a - b; }
+  V embed(const V& y, const std::string&, int64_t, int64_t) { return param().index_select(0, y); }
   V linear(const V& h, const std::string&, int64_t, int64_t) {
     const auto& w = param();
     const auto& b = param();
@@ -74,15 +86,24 @@ struct EagerBackend {
   V group_norm(const V& h, const std::string&, int64_t, int64_t groups) {
     const auto& w = param();
     const auto& b = param();
-    // In float32 also under bf16 autocast (torch 1.13's CPU autocast leaves group_norm's mixed
-    // bf16-input / fp32-weight case unsupported); a no-op in fp32.
-    return at::group_norm(h.to(at::kFloat), groups, w, b, 1e-5);
+    // In float32 under bf16 autocast (torch 1.13's CPU autocast leaves group_norm's mixed
+    // bf16-input / fp32-weight case unsupported); as is otherwise (float32, or float64 in tests).
+    return at::group_norm(at::autocast::is_cpu_enabled() ? h.to(at::kFloat) : h, groups, w, b, 1e-5);
   }
   V to_image(const V& x, int64_t channels, int64_t side) { return x.reshape({x.size(0), channels, side, side}); }
   V flatten(const V& h) { return h.reshape({h.size(0), -1}); }
   V upsample2(const V& h) { return at::upsample_nearest2d(h, {2 * h.size(2), 2 * h.size(3)}); }
   V spatial(const V& h) { return h.unsqueeze(2).unsqueeze(3); }
 };
+
+// A double as a TorchScript float literal that reads back exactly.
+std::string float_literal(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  std::string s = buf;
+  if (s.find_first_of(".en") == std::string::npos) s += ".0";
+  return s;
+}
 
 struct ScriptBackend {
   using V = std::string;
@@ -93,13 +114,16 @@ struct ScriptBackend {
     code << "    " << v << " = " << expr << "\n";
     return v;
   }
+  double time_scale = 1000.0;
   V temb(const V& t, int64_t dim) {
-    const V a = emit("(" + t + ".unsqueeze(1) * 1000.0) * self.freqs.narrow(0, 0, " + std::to_string(dim / 2) + ")");
+    const V a = emit("(" + t + ".unsqueeze(1) * " + float_literal(time_scale) + ") * self.freqs.narrow(0, 0, " + std::to_string(dim / 2) + ")");
     return emit("torch.cat([torch.sin(" + a + "), torch.cos(" + a + ")], 1)");
   }
   V cat(const V& a, const V& b) { return emit("torch.cat([" + a + ", " + b + "], 1)"); }
   V silu(const V& a) { return emit("torch.silu(" + a + ")"); }
   V add(const V& a, const V& b) { return emit(a + " + " + b); }
+  V sub(const V& a, const V& b) { return emit(a + " - " + b); }
+  V embed(const V& y, const std::string& n, int64_t, int64_t) { return emit("self." + n + "_w.index_select(0, " + y + ")"); }
   V linear(const V& h, const std::string& n, int64_t, int64_t) {
     return emit("torch.linear(" + h + ", self." + n + "_w, self." + n + "_b)");
   }
@@ -127,10 +151,24 @@ struct ScriptBackend {
 
 // ---- architectures ---------------------------------------------------------------------------
 
+// The network's inputs in a backend's values: x and t always, r for MeanFlow, y for conditional models.
 template <class B>
-typename B::V mlp(B& b, const ModelSpec& s, typename B::V x, typename B::V t) {
-  auto h = b.cat(x, b.temb(t, s.time_dim));
+struct Inputs {
+  typename B::V x, t, r, y;
+};
+
+template <class B>
+typename B::V mlp(B& b, const ModelSpec& s, const Inputs<B>& in_) {
+  auto h = b.cat(in_.x, b.temb(in_.t, s.time_dim));
   int64_t in = s.dim + s.time_dim;
+  if (s.meanflow) {  // the interval length r - t
+    h = b.cat(h, b.temb(b.sub(in_.r, in_.t), s.time_dim));
+    in += s.time_dim;
+  }
+  if (s.num_classes > 0) {
+    h = b.cat(h, b.embed(in_.y, "cls", s.num_classes + 1, s.time_dim));
+    in += s.time_dim;
+  }
   for (int64_t l = 0; l < s.depth; ++l) {
     h = b.silu(b.linear(h, "l" + std::to_string(l), in, s.width));
     in = s.width;
@@ -148,10 +186,14 @@ typename B::V res_block(B& b, const ModelSpec& s, const std::string& n, typename
 }
 
 template <class B>
-typename B::V unet(B& b, const ModelSpec& s, typename B::V x, typename B::V t) {
+typename B::V unet(B& b, const ModelSpec& s, const Inputs<B>& in) {
   const int64_t C = s.base_channels, E = 4 * C, L = static_cast<int64_t>(s.mults.size());
-  const auto temb = b.silu(b.linear(b.silu(b.linear(b.temb(t, C), "t1", C, E)), "t2", E, E));
-  auto h = b.conv(b.to_image(x, s.channels, s.image_side), "in", s.channels, C, 3, 1);
+  auto e = b.temb(in.t, C);
+  if (s.meanflow) e = b.cat(e, b.temb(b.sub(in.r, in.t), C));
+  auto temb = b.linear(b.silu(b.linear(e, "t1", s.meanflow ? 2 * C : C, E)), "t2", E, E);
+  if (s.num_classes > 0) temb = b.add(temb, b.embed(in.y, "cls", s.num_classes + 1, E));
+  temb = b.silu(temb);
+  auto h = b.conv(b.to_image(in.x, s.channels, s.image_side), "in", s.channels, C, 3, 1);
   std::vector<typename B::V> skips;
   std::vector<int64_t> level_ch;
   int64_t ch = C;
@@ -174,22 +216,31 @@ typename B::V unet(B& b, const ModelSpec& s, typename B::V x, typename B::V t) {
 }
 
 template <class B>
-typename B::V run(B& b, const ModelSpec& s, typename B::V x, typename B::V t) {
-  return s.kind == ModelKind::Mlp ? mlp(b, s, std::move(x), std::move(t)) : unet(b, s, std::move(x), std::move(t));
+typename B::V run(B& b, const ModelSpec& s, const Inputs<B>& in) {
+  return s.kind == ModelKind::Mlp ? mlp(b, s, in) : unet(b, s, in);
 }
+
+// RAII forward-AD level (dual numbers live while it does).
+struct DualLevel {
+  uint64_t idx = torch::autograd::ForwardADLevel::get_next_idx();
+  DualLevel() = default;
+  DualLevel(const DualLevel&) = delete;
+  DualLevel& operator=(const DualLevel&) = delete;
+  ~DualLevel() { torch::autograd::ForwardADLevel::release_idx(idx); }
+};
 
 }  // namespace
 
 std::vector<std::pair<std::string, std::vector<int64_t>>> Net::layout(const ModelSpec& spec) {
   InitBackend b;
-  run(b, spec, 0, 0);
+  run(b, spec, Inputs<InitBackend>{});
   return b.params;
 }
 
 Net Net::create(const ModelSpec& spec, uint64_t seed) {
   spec.validate();
   InitBackend b;
-  run(b, spec, 0, 0);
+  run(b, spec, Inputs<InitBackend>{});
   Net net;
   net.spec = spec;
   for (size_t p = 0; p < b.params.size(); ++p) {
@@ -199,6 +250,9 @@ Net Net::create(const ModelSpec& spec, uint64_t seed) {
     const int64_t n = w.numel();
     if (b.gn_value[p] >= 0) {
       std::fill(v, v + n, static_cast<float>(b.gn_value[p]));
+    } else if (b.fan_in[p] < 0) {
+      Rng rng(seed, 1000 + p);
+      for (int64_t k = 0; k < n; ++k) v[k] = static_cast<float>(rng.normal());
     } else {
       const double bound = 1.0 / std::sqrt(static_cast<double>(b.fan_in[p]));
       Rng rng(seed, 1000 + p);  // one stream per parameter tensor
@@ -219,15 +273,29 @@ at::Tensor frequencies(const ModelSpec& spec) {
   return f;
 }
 
-at::Tensor Net::forward(const at::Tensor& x, const at::Tensor& t) const {
+at::Tensor Net::forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& r, const at::Tensor& y) const {
+  TORCH_CHECK(r.defined() == spec.meanflow, "otgen: r is required exactly for MeanFlow models");
+  TORCH_CHECK(y.defined() == (spec.num_classes > 0), "otgen: y is required exactly for conditional models");
   EagerBackend b{*this};
-  return run(b, spec, x, t);
+  return run(b, spec, Inputs<EagerBackend>{x, t, r, y});
+}
+
+std::pair<at::Tensor, at::Tensor> Net::forward_jvp(const at::Tensor& x, const at::Tensor& t, const at::Tensor& r,
+                                                   const at::Tensor& y, const at::Tensor& dx, const at::Tensor& dt,
+                                                   const at::Tensor& dr) const {
+  const DualLevel level;
+  const at::Tensor out = forward(at::_make_dual(x, dx, level.idx), at::_make_dual(t, dt, level.idx),
+                                 r.defined() ? at::_make_dual(r, dr, level.idx) : r, y);
+  auto [primal, tangent] = at::_unpack_dual(out, level.idx);
+  return {primal, tangent.detach().clone()};
 }
 
 std::string Net::script() const {
   ScriptBackend b;
-  const std::string out = run(b, spec, std::string("x"), std::string("t"));
-  return "def forward(self, x: Tensor, t: Tensor) -> Tensor:\n" + b.code.str() + "    return " + out + "\n";
+  b.time_scale = spec.time_scale;
+  const std::string out = run(b, spec, Inputs<ScriptBackend>{"x", "t", "r", "y"});
+  return std::string("def forward(self, x: Tensor, t: Tensor") + (spec.meanflow ? ", r: Tensor" : "") +
+         (spec.num_classes > 0 ? ", y: Tensor" : "") + ") -> Tensor:\n" + b.code.str() + "    return " + out + "\n";
 }
 
 int64_t Net::numel() const {

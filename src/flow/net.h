@@ -21,12 +21,20 @@ struct Net {
   at::Tensor freqs;                 // the sinusoidal embedding's frequencies (a buffer)
 
   // A new network; weights U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (PyTorch's Linear/Conv default),
-  // GroupNorm weight 1 and bias 0, drawn from `seed` by otgen's Philox streams.
+  // GroupNorm weight 1 and bias 0, class embeddings N(0, 1) (nn.Embedding's), drawn from `seed` by
+  // otgen's Philox streams.
   static Net create(const ModelSpec& spec, uint64_t seed);
-  // x (B, dim) float32, t (B,) float32 -> (B, dim). Differentiable in the parameters.
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& t) const;
-  // The body of `def forward(self, x: Tensor, t: Tensor) -> Tensor` in TorchScript, parameters as
-  // self.<name> and the frequencies as self.freqs.
+  // x (B, dim) float32, t (B,) float32 -> (B, dim). Differentiable in the parameters. r (B,): the
+  // destination time of a MeanFlow model (required iff spec.meanflow); y (B,) int64 in [0, K]: the
+  // class of a conditional model (required iff spec.num_classes > 0; K = null).
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& r = {}, const at::Tensor& y = {}) const;
+  // The output and its directional derivative along (dx, dt, dr) by forward-mode AD (one pass with
+  // dual numbers); the output stays differentiable in the parameters, the derivative is detached.
+  std::pair<at::Tensor, at::Tensor> forward_jvp(const at::Tensor& x, const at::Tensor& t, const at::Tensor& r,
+                                                const at::Tensor& y, const at::Tensor& dx, const at::Tensor& dt,
+                                                const at::Tensor& dr) const;
+  // The TorchScript source of `def forward(self, x: Tensor, t: Tensor[, r: Tensor][, y: Tensor])`,
+  // parameters as self.<name> and the frequencies as self.freqs.
   std::string script() const;
   // Parameter shapes in order (from the init backend), e.g. for loading.
   static std::vector<std::pair<std::string, std::vector<int64_t>>> layout(const ModelSpec& spec);

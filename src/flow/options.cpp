@@ -49,6 +49,10 @@ Precision parse_precision(std::string_view s, std::string_view a) { return parse
 
 void ModelSpec::validate() const {
   require(dim >= 1, "dim", dim, "the data dimension (>= 1)");
+  require(std::isfinite(time_scale) && time_scale > 0 && time_scale <= 1e6, "--time-scale", time_scale,
+          "a number in (0, 1e6]");
+  require(num_classes >= 0 && num_classes <= (int64_t{1} << 20), "classes", num_classes,
+          "a number of classes in [0, 2^20] (0 = unconditional)");
   if (kind == ModelKind::Mlp) {
     require(width >= 1 && width <= 65536, "--width", width, "an integer in [1, 65536]");
     require(depth >= 1 && depth <= 64, "--depth", depth, "an integer in [1, 64]");
@@ -75,7 +79,8 @@ nlohmann::json ModelSpec::to_json() const {
   return {{"kind", to_string(kind)}, {"dim", dim},           {"width", width},
           {"depth", depth},          {"time_dim", time_dim}, {"image_side", image_side},
           {"channels", channels},    {"base_channels", base_channels}, {"mults", mults},
-          {"groups", groups}};
+          {"groups", groups}, {"num_classes", num_classes}, {"meanflow", meanflow},
+          {"time_scale", time_scale}};
 }
 
 ModelSpec ModelSpec::from_json(const nlohmann::json& j) {
@@ -91,6 +96,9 @@ ModelSpec ModelSpec::from_json(const nlohmann::json& j) {
     s.base_channels = j.at("base_channels").get<int64_t>();
     s.mults = j.at("mults").get<std::vector<int64_t>>();
     s.groups = j.at("groups").get<int64_t>();
+    s.num_classes = j.value("num_classes", int64_t{0});  // absent in unconditional models of otgen <= 0.1
+    s.meanflow = j.value("meanflow", false);
+    s.time_scale = j.value("time_scale", 1000.0);
     s.validate();
     return s;
   } catch (const nlohmann::json::exception& e) {
@@ -121,6 +129,12 @@ void TrainOptions::validate() const {
   require(std::isfinite(grad_clip) && grad_clip >= 0, "--grad-clip", grad_clip, "a number >= 0 (0 = off)");
   require(checkpoint_every >= 0, "--checkpoint-every", checkpoint_every, "an integer >= 0");
   require(log_every >= 1, "--log-every", log_every, "a positive integer");
+  require(label_dropout >= 0 && label_dropout < 1, "--label-dropout", label_dropout, "a probability in [0, 1)");
+  require(mf_ratio >= 0 && mf_ratio <= 1, "--mf-ratio", mf_ratio, "a fraction in [0, 1]");
+  require(std::isfinite(mf_power) && mf_power >= 0 && mf_power <= 4, "--mf-power", mf_power, "a number in [0, 4]");
+  require(std::isfinite(mf_c) && mf_c > 0, "--mf-c", mf_c, "a positive number");
+  require(!(model.meanflow && precision == Precision::Bf16), "--precision", "bf16",
+          "fp32 with --meanflow (its Jacobian-vector product runs in fp32)");
 }
 
 nlohmann::json TrainOptions::to_json() const {
@@ -133,7 +147,9 @@ nlohmann::json TrainOptions::to_json() const {
           {"warmup", warmup},         {"schedule", to_string(schedule)},
           {"lr_final", lr_final},     {"ema_decay", ema_decay},
           {"grad_clip", grad_clip},   {"precision", to_string(precision)},
-          {"checkpoint_every", checkpoint_every}, {"log_every", log_every}};
+          {"checkpoint_every", checkpoint_every}, {"log_every", log_every},
+          {"label_dropout", label_dropout}, {"mf_ratio", mf_ratio},
+          {"mf_power", mf_power},     {"mf_c", mf_c}};
 }
 
 TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
@@ -159,6 +175,10 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
     o.precision = parse_precision(j.at("precision").get<std::string>(), "precision");
     o.checkpoint_every = j.at("checkpoint_every").get<int64_t>();
     o.log_every = j.at("log_every").get<int64_t>();
+    o.label_dropout = j.value("label_dropout", 0.1);
+    o.mf_ratio = j.value("mf_ratio", 0.25);
+    o.mf_power = j.value("mf_power", 1.0);
+    o.mf_c = j.value("mf_c", 0.01);
     o.validate();
     return o;
   } catch (const nlohmann::json::exception& e) {

@@ -1,5 +1,6 @@
 // Flow-matching trainer (otgen/flow.h): pairs from a Coupling, Adam/AdamW with warm-up and cosine
 // decay, EMA weights, gradient clipping, bf16 autocast, atomic checkpoints and bit-exact resume.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -175,6 +176,11 @@ TrainResult train_flow(const TrainOptions& opt_in, const CouplingData& data, con
   ctx.validate();
   data.validate();
   require(opt.model.dim == data.x.d, "model dim", opt.model.dim, "the data dimension " + std::to_string(data.x.d));
+  const int64_t K = opt.model.num_classes;
+  if (K > 0) {
+    require(!data.labels.empty(), "--conditional", "given", "labelled data (the dataset's labels or --labels)");
+    require(data.num_classes == K, "classes", K, "the data's " + std::to_string(data.num_classes) + " classes");
+  }
   std::error_code ec;
   require(std::filesystem::is_directory(files.dir, ec), "--out", "'" + files.dir + "'", "an existing folder");
 
@@ -212,17 +218,37 @@ TrainResult train_flow(const TrainOptions& opt_in, const CouplingData& data, con
   res.parameters = s.net.numel();
 
   const int64_t B = opt.batch, d = data.x.d;
-  std::vector<float> xt(static_cast<size_t>(B * d)), u(static_cast<size_t>(B * d)), tv(static_cast<size_t>(B));
+  const bool mf = opt.model.meanflow;
+  std::vector<float> xt(static_cast<size_t>(B * d)), u(static_cast<size_t>(B * d)), tv(static_cast<size_t>(B)),
+      rv(static_cast<size_t>(B));
+  std::vector<int64_t> yv(static_cast<size_t>(B));
   const at::Tensor xt_t = at::from_blob(xt.data(), {B, d}, at::kFloat);
   const at::Tensor u_t = at::from_blob(u.data(), {B, d}, at::kFloat);
   const at::Tensor t_t = at::from_blob(tv.data(), {B}, at::kFloat);
+  const at::Tensor r_t = mf ? at::from_blob(rv.data(), {B}, at::kFloat) : at::Tensor();
+  const at::Tensor y_t = K > 0 ? at::from_blob(yv.data(), {B}, at::kLong) : at::Tensor();
+  const at::Tensor ones_t = at::ones({B}, at::kFloat), zeros_t = at::zeros({B}, at::kFloat);
+  // Conditional: the noise classes' cumulative distribution (the coupling's class weights).
+  std::vector<double> class_cdf;
+  if (K > 0) {
+    const std::vector<double> w = coupling.class_weights();
+    require(static_cast<int64_t>(w.size()) == K, "class weights", w.size(), "one per class");
+    double acc = 0;
+    for (const double p : w) class_cdf.push_back(acc += p);
+    for (double& c : class_cdf) c /= acc;
+  }
+  // A time from the training distribution.
+  auto draw_time = [&opt](Rng& rng) {
+    return opt.time == TimeSampling::Uniform ? rng.uniform()
+                                             : 1.0 / (1.0 + std::exp(-(opt.logit_mean + opt.logit_std * rng.normal())));
+  };
 
   // Steps whose pairs one coupling call draws (aligned to multiples of `chunk` from step 0, so a
   // resumed run redraws exactly the same chunk).
   const int64_t chunk = coupling.rows_independent() ? std::max<int64_t>(1, std::min<int64_t>(16, 4096 / B)) : 1;
   int64_t chunk_first = 0, chunk_steps = 0;
   Points chunk_x0;
-  std::vector<int64_t> chunk_target;
+  std::vector<int64_t> chunk_target, chunk_labels;
 
   const auto t_start = Clock::now();
   double loss_acc = 0, cost_acc = 0;
@@ -246,18 +272,36 @@ TrainResult train_flow(const TrainOptions& opt_in, const CouplingData& data, con
       chunk_x0 = Points(chunk_steps * B, d);
       at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(mix_seed(ctx.seed, 1, static_cast<uint64_t>(c)));
       at::from_blob(chunk_x0.data.data(), {chunk_steps * B, d}, at::kFloat).normal_(0.0, 1.0, gen);
-      chunk_target = coupling.sample(chunk_x0, mix_seed(ctx.seed, 3, static_cast<uint64_t>(c)), ctx).target;
+      chunk_labels.clear();
+      if (K > 0) {  // the noise classes, drawn from the class weights
+        Rng lrng(mix_seed(ctx.seed, 4, static_cast<uint64_t>(c)));
+        chunk_labels.resize(static_cast<size_t>(chunk_steps * B));
+        for (auto& l : chunk_labels)
+          l = std::min<int64_t>(K - 1, std::upper_bound(class_cdf.begin(), class_cdf.end(), lrng.uniform()) - class_cdf.begin());
+      }
+      chunk_target = coupling.sample(chunk_x0, chunk_labels, mix_seed(ctx.seed, 3, static_cast<uint64_t>(c)), ctx).target;
     }
     const PointsView x0{chunk_x0.data.data() + (k - chunk_first) * B * d, B, d};
     const std::span<const int64_t> target(chunk_target.data() + (k - chunk_first) * B, static_cast<size_t>(B));
+    const std::span<const int64_t> labels =
+        K > 0 ? std::span<const int64_t>(chunk_labels.data() + (k - chunk_first) * B, static_cast<size_t>(B))
+              : std::span<const int64_t>();
     Rng trng(mix_seed(ctx.seed, 2, static_cast<uint64_t>(k)));
     for (int64_t i = 0; i < B; ++i) {
-      const double r = opt.time == TimeSampling::Uniform
-                           ? trng.uniform()
-                           : 1.0 / (1.0 + std::exp(-(opt.logit_mean + opt.logit_std * trng.normal())));
-      tv[i] = static_cast<float>(r);
+      tv[i] = static_cast<float>(draw_time(trng));
+      if (mf) {  // MeanFlow: (t, r) = the ordered pair of two draws, r = t for a share 1 - mf_ratio
+        const double other = draw_time(trng);
+        const bool apart = trng.uniform() < opt.mf_ratio;
+        const float lo = std::min(tv[i], static_cast<float>(other)), hi = std::max(tv[i], static_cast<float>(other));
+        tv[i] = apart ? lo : tv[i];
+        rv[i] = apart ? hi : tv[i];
+      }
     }
-    if (on_pairs) on_pairs(k, x0, target);
+    if (K > 0) {  // classifier-free guidance: the null class K with probability label_dropout
+      Rng drng(mix_seed(ctx.seed, 5, static_cast<uint64_t>(k)));
+      for (int64_t i = 0; i < B; ++i) yv[i] = drng.uniform() < opt.label_dropout ? K : labels[i];
+    }
+    if (on_pairs) on_pairs(k, x0, target, labels);
     double cost = 0;
     for (int64_t i = 0; i < B; ++i) {
       const float* a = x0.row(i);
@@ -273,20 +317,32 @@ TrainResult train_flow(const TrainOptions& opt_in, const CouplingData& data, con
     res.coupling_seconds += seconds_since(t_pairs);
 
     // Loss, gradient, clipping.
-    at::Tensor v;
-    if (res.precision == Precision::Bf16) {
-      at::autocast::set_cpu_enabled(true);
-      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-      v = s.net.forward(xt_t, t_t);
-      at::autocast::set_cpu_enabled(false);
-      at::autocast::clear_cache();
-    } else {
-      v = s.net.forward(xt_t, t_t);
-    }
-    const at::Tensor loss_t = (v.to(at::kFloat) - u_t).pow(2).sum(1).mean();
+    at::Tensor per_sample;  // |v - (x1 - x0)|^2, or MeanFlow's |u - u_tgt|^2
+    double loss = 0;
     s.g.zero_();
-    loss_t.backward();
-    const double loss = loss_t.item<double>();
+    if (mf) {
+      // u and du/dt along (v, 1, 0) in one dual-number pass; u_tgt = v - (t - r) du/dt, stop-gradient.
+      auto [uo, dudt] = s.net.forward_jvp(xt_t, t_t, r_t, y_t, u_t, ones_t, zeros_t);
+      const at::Tensor target_u = u_t + (r_t - t_t).unsqueeze(1) * dudt;
+      per_sample = (uo - target_u).pow(2).sum(1);
+      const at::Tensor w = opt.mf_power > 0 ? (per_sample.detach() + opt.mf_c).pow(-opt.mf_power) : at::ones_like(per_sample);
+      (w * per_sample).mean().backward();
+      loss = per_sample.detach().mean().item<double>();
+    } else {
+      at::Tensor v;
+      if (res.precision == Precision::Bf16) {
+        at::autocast::set_cpu_enabled(true);
+        at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+        v = s.net.forward(xt_t, t_t, {}, y_t);
+        at::autocast::set_cpu_enabled(false);
+        at::autocast::clear_cache();
+      } else {
+        v = s.net.forward(xt_t, t_t, {}, y_t);
+      }
+      const at::Tensor loss_t = (v.to(at::kFloat) - u_t).pow(2).sum(1).mean();
+      loss_t.backward();
+      loss = loss_t.item<double>();
+    }
     if (!std::isfinite(loss)) {
       res.termination = Termination::NumericalFailure;
       res.message = "the loss became " + to_text(loss) + " at step " + std::to_string(k) +
