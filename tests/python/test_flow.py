@@ -115,3 +115,62 @@ def test_errors_are_value_errors_naming_the_option(runs, tmp_path):
         otgen.flow.train(str(runs / "y2.npy"), str(tmp_path / "r"), coupling="magic", steps=3)
     with pytest.raises(ValueError, match="noise"):
         otgen.flow.sample(str(runs / "mlp" / "model.pt"), noise=np.zeros((3, 5), np.float32))
+
+
+@pytest.fixture(scope="module")
+def cond_runs(tmp_path_factory):
+    """Tiny conditional (MLP, U-Net) and MeanFlow (unconditional and conditional MLP) runs."""
+    d = tmp_path_factory.mktemp("cond")
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 3, size=300)
+    y = rng.normal(size=(300, 2)).astype(np.float32) + 3 * labels[:, None].astype(np.float32)
+    np.save(d / "y.npy", y)
+    np.save(d / "img.npy", np.tanh(rng.normal(size=(90, 64))).astype(np.float32))
+    otgen.flow.train(str(d / "y.npy"), str(d / "cmlp"), labels=labels, steps=20, batch=64, width=32, depth=2)
+    otgen.flow.train(str(d / "img.npy"), str(d / "cunet"), labels=labels[:90], model="unet", channels=8,
+                     mults="1,2", groups=4, steps=3, batch=16)
+    otgen.flow.train(str(d / "y.npy"), str(d / "mf"), meanflow=True, steps=20, batch=64, width=32, depth=2)
+    otgen.flow.train(str(d / "y.npy"), str(d / "cmf"), str("semidiscrete"), labels=labels, meanflow=True, steps=10,
+                     batch=64, width=32, depth=2, fit_steps=200)
+    return d
+
+
+@pytest.mark.parametrize("run", ["cmlp", "cunet", "mf", "cmf"])
+def test_conditional_and_meanflow_torchscript_match_the_cpp_sampler(cond_runs, run):
+    path = str(cond_runs / run / "model.pt")
+    m, meta = otgen.flow.load(path)
+    spec = meta["model"]
+    K, mf, d = spec["num_classes"], spec["meanflow"], spec["dim"]
+    assert K == (3 if run.startswith("c") else 0) and mf == ("mf" in run)
+    x0 = np.random.default_rng(4).normal(size=(12, d)).astype(np.float32)
+    xt = torch.from_numpy(x0)
+    zeros, ones = torch.zeros(12), torch.ones(12)
+
+    def net(y):  # one Euler step from t = 0: v(0, x) for flows, the jump u(x, 0, 1) for MeanFlow models
+        args = [xt, zeros] + ([ones] if mf else []) + ([torch.full((12,), y, dtype=torch.int64)] if K else [])
+        with torch.no_grad():
+            return m(*args).numpy()
+
+    tol = lambda v: 2e-6 * max(1.0, np.abs(v).max())  # noqa: E731
+    if K == 0:
+        v = net(None)
+        np.testing.assert_allclose(otgen.flow.sample(path, noise=x0, steps=1) - x0, v, atol=tol(v))
+        return
+    vu, vc = net(K), net(1)
+    # No class: the null class; class 1 at guidance 1, 0 and 3.
+    np.testing.assert_allclose(otgen.flow.sample(path, noise=x0, steps=1) - x0, vu, atol=tol(vu))
+    for w, want in [(1.0, vc), (0.0, vu), (3.0, vu + 3.0 * (vc - vu))]:
+        x1, info = otgen.flow.sample(path, noise=x0, steps=1, classes=1, guidance=w, return_info=True)
+        np.testing.assert_allclose(x1 - x0, want, atol=4 * tol(want))
+        assert info["nfe"] == (2 if w == 3.0 else 1)
+    x, lab = otgen.flow.sample(path, n=4, classes="all", steps=2, return_labels=True)
+    assert x.shape == (12, d) and lab.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+
+
+def test_conditional_errors_are_value_errors(cond_runs, tmp_path):
+    with pytest.raises(ValueError, match="--class"):
+        otgen.flow.sample(str(cond_runs / "cmlp" / "model.pt"), n=3, classes=7)
+    with pytest.raises(ValueError, match="--class"):
+        otgen.flow.sample(str(cond_runs / "mf" / "model.pt"), n=3, classes=0)
+    with pytest.raises(ValueError, match="labels"):
+        otgen.flow.train(str(cond_runs / "y.npy"), str(tmp_path / "bad"), labels=np.zeros((3, 2)))
