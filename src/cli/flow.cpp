@@ -151,6 +151,8 @@ void prepare_run_dir(const std::string& dir) {
 
 // The coupling's arguments, checked before anything is written.
 void check_coupling_args(const TrainArgs& a, const Dataset& ds) {
+  require(a.coupling == "semidiscrete" || std::isinf(a.class_penalty), "--class-penalty", a.class_penalty,
+          "given with --coupling semidiscrete only (batch OT and independent pairs stay inside each class)");
   if (a.coupling == "exact" || a.coupling == "sinkhorn") {
     require(a.opt.batch <= ds.x.n, "--batch", a.opt.batch,
             "at most the number of data points (" + std::to_string(ds.x.n) + ") for batch OT");
@@ -520,7 +522,7 @@ void run_sample(SampleArgs& a) {
         for (int64_t k = 0; k < K; ++k)
           std::copy_n(x.row(k * per_class), cols * d, rows.data.data() + k * cols * d);
         g.cols = cols;
-        g.title += ", guidance " + to_text(a.guidance) + ", one row per class";
+        g.title += ", w = " + to_text(a.guidance) + ", rows = classes";
         write_image_grid(a.png, rows.view(), side, d / (side * side), g);
       } else {
         write_image_grid(a.png, PointsView{x.data.data(), std::min<int64_t>(a.n, 100), d}, side, d / (side * side), g);
