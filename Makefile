@@ -14,7 +14,7 @@ PKGS := cmake g++ make libopenblas-dev liblemon-dev libcli11-dev nlohmann-json3-
 # Extra packages for the comparison benchmarks and plots.
 BENCH_PKGS := libfaiss-dev python3-matplotlib
 
-.PHONY: setup setup-bench configure build demo test bench install clean
+.PHONY: setup setup-bench configure build demo test bench install clean reproduce reproduce-quick
 
 setup:
 	@PKGS="$(PKGS)" SUDO="$(SUDO)" sh scripts/install_packages.sh
@@ -40,6 +40,15 @@ bench: setup-bench
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DOTGEN_BUILD_BENCH=ON $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 	@BUILD=$(BUILD) bash scripts/bench.sh
+
+# The I-FM vs OT-FM vs SD-FM study (docs/study.md): 8 Gaussians and digits, 3 seeds each.
+reproduce: build
+	@$(BUILD)/otgen study --config examples/study/8gaussians.json --out $(BUILD)/study-8gaussians
+	@$(BUILD)/otgen study --config examples/study/digits.json --out $(BUILD)/study-digits
+
+# The same pipeline on a tiny budget (also run by `make test`, as tests/cli_study_test.cpp).
+reproduce-quick: build
+	@$(BUILD)/otgen study --config examples/study/quick.json --out $(BUILD)/study-quick
 
 clean:
 	rm -rf $(BUILD)

@@ -37,6 +37,7 @@
 
 #include "otgen/context.h"
 #include "otgen/coupling.h"
+#include "otgen/flow_sde.h"
 #include "otgen/ode.h"
 #include "otgen/points.h"
 #include "otgen/termination.h"
@@ -186,6 +187,13 @@ class FlowModel {
   // u(x, t, t). OdeResult::nfe counts network evaluations (twice the solver's with two-pass guidance).
   OdeResult sample(Points& x, const OdeOptions& ode, const Context& ctx, const OdeObserver& observe = {},
                    const Condition& c = {}) const;
+
+  // The model as a field for the weighted SDE sampler (otgen/flow_sde.h): its velocity at `label`'s
+  // class (-1: the null class of a conditional model, or an unconditional model), the conditional and
+  // null velocities when the sampler asks for guidance parts, and the exact divergence div_x v by
+  // forward-mode AD (one JVP per coordinate, batched: dim extra rows per particle). MeanFlow models
+  // give u(x, t, t). Throws otgen::Error naming --class for a class the model does not have.
+  FlowFieldFn field(int64_t label, const Context& ctx) const;
 
   // The network in float64 (a float64 copy of the weights), for tests and diagnostics: the output at
   // (x, t, r, y) (x: n * dim; t, r: n; r only for MeanFlow models, y only for conditional ones) and,

@@ -137,7 +137,7 @@ std::unique_ptr<Target> make_target(std::string_view name, double H = 6.0, int64
 // Weighted particles and resampling
 
 enum class ResampleScheme { Multinomial, Stratified, Systematic, Residual };
-ResampleScheme parse_resample_scheme(std::string_view name);  // "multinomial", ... ; throws otgen::Error
+ResampleScheme parse_resample_scheme(std::string_view name, std::string_view argument = "--resample");  // "multinomial", ... ; throws otgen::Error
 const char* resample_scheme_name(ResampleScheme s);
 
 // Offspring indices (length n): ancestor of each new particle, sorted ascending. weights: normalised,

@@ -18,6 +18,12 @@ return the average velocity over [t, r]:
     x, y = otgen.flow.sample("runs/c/model.pt", n=10, classes="all", guidance=2.0, return_labels=True)
     otgen.flow.train("8gaussians", "runs/mf", meanflow=True, time="logit-normal", logit_mean=0.4)
     x = otgen.flow.sample("runs/mf/model.pt", n=1000, steps=1)                     # one step
+
+Weighted SDEs (docs/flow.md): ``sample_sde`` samples the model's SDE twin with Feynman-Kac weights for
+a target tilted by a log-reward, tempered, or a guidance product, without retraining:
+
+    x, info = otgen.flow.sample_sde("runs/8g/model.pt", n=2000, tilt="linear:0.3,0.2", return_info=True)
+    x = otgen.flow.sample_sde("runs/8g/model.pt", log_reward=lambda x: -((x - 2) ** 2).sum(1))  # autograd
 """
 
 import json
@@ -28,7 +34,7 @@ import tempfile
 
 import numpy as np
 
-__all__ = ["train", "sample", "load", "cli_path"]
+__all__ = ["train", "sample", "sample_sde", "load", "cli_path"]
 
 
 def cli_path():
@@ -134,3 +140,143 @@ def load(model):
     extra = {"otgen.json": ""}
     m = torch.jit.load(str(model), map_location="cpu", _extra_files=extra)
     return m, json.loads(extra["otgen.json"])
+
+
+def _check(cond, name, value, expected):
+    if not cond:
+        raise ValueError(f"{name}: {value!r}, expected {expected}")
+
+
+def _reward_fn(fn):
+    """A user log-reward -> the sampler's (r, grad, laplacian). ``fn`` takes an (n, d) float64 torch
+    tensor and returns r (n,) as a differentiable tensor (gradient and Laplacian by autograd), or
+    returns the tuple (r, grad, laplacian) of arrays itself."""
+    import torch
+
+    def reward(x):
+        xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+        out = fn(xt)
+        if isinstance(out, tuple):
+            return tuple(np.asarray(o.detach() if hasattr(o, "detach") else o, dtype=np.float64) for o in out)
+        if not torch.is_tensor(out) or out.shape != (x.shape[0],):
+            raise ValueError(f"log_reward: returned {type(out).__name__} of shape {getattr(out, 'shape', None)}, "
+                             f"expected a tensor of shape ({x.shape[0]},) or a tuple (r, grad, laplacian)")
+        if not out.requires_grad:
+            g = torch.zeros_like(xt)
+        else:
+            (g,) = torch.autograd.grad(out.sum(), xt, create_graph=True)
+        lap = torch.zeros(x.shape[0], dtype=torch.float64)
+        if g.requires_grad:
+            for j in range(x.shape[1]):
+                (h,) = torch.autograd.grad(g[:, j].sum(), xt, retain_graph=True, allow_unused=True)
+                if h is not None:
+                    lap = lap + h[:, j]
+        return out.detach().numpy(), g.detach().numpy(), lap.detach().numpy()
+
+    return reward
+
+
+def _torch_field(model, label):
+    """The sampler's field from a model.pt under torch.jit: velocity, guidance parts and the exact
+    divergence (one backward pass per coordinate)."""
+    import torch
+
+    m, meta = load(model)
+    spec = meta["model"]
+    d, K, mf = spec["dim"], spec.get("num_classes", 0), spec.get("meanflow", False)
+
+    def forward(x, t, y):
+        n = x.shape[0]
+        tt = torch.full((n,), float(t), dtype=torch.float32)
+        args = [x, tt] + ([tt] if mf else []) + ([torch.full((n,), int(y), dtype=torch.long)] if K > 0 else [])
+        return m(*args)
+
+    own = K if label is None else label
+
+    def field(t, x, divergence, guidance):
+        xt = torch.from_numpy(x)
+        with torch.no_grad():
+            out = ({"v_cond": forward(xt, t, label).numpy(), "v_null": forward(xt, t, K).numpy(), "nfe": 2}
+                   if guidance else {"v": forward(xt, t, own).numpy(), "nfe": 1})
+        if divergence:
+            xg = xt.clone().requires_grad_(True)
+            v = forward(xg, t, own)
+            div = torch.zeros(x.shape[0], dtype=torch.float64)
+            for j in range(d):
+                (g,) = torch.autograd.grad(v[:, j].sum(), xg, retain_graph=True)
+                div += g[:, j].double()
+            out["div"] = div.numpy()
+            out["nfe"] += d
+        return out
+
+    return field, d, K
+
+
+def sample_sde(model, n=1000, tilt=None, log_reward=None, temperature=1.0, classes=None, guidance=1.0, steps=100,
+               noise=1.0, noise_schedule="sqrt", tilt_drift=0.0, weighted=True, ess_threshold=0.5,
+               resample="systematic", final_resample=True, seed=0, return_info=False):
+    """Samples the weighted SDE twin of a model (docs/flow.md, "Weighted SDEs"): targets p_1 exp(r)
+    (``tilt`` = "linear:a1,...,ad" | "quadratic:k[,m1,...,md]", or ``log_reward`` = a Python callable,
+    see below), p_1^temperature, or with ``classes=k`` and ``guidance=w`` the product
+    p_1(x|k)^w p_1(x)^(1-w). ``noise`` = S of sigma(t) = S sqrt(1 - t) (``noise_schedule="linear"``:
+    S (1 - t)); 0 is the weighted ODE. ``weighted=False`` is the same SDE without weights.
+
+    ``log_reward(x)`` takes an (n, d) float64 torch tensor and returns r (n,) (differentiable: the
+    gradient and Laplacian come from autograd) or a tuple (r, grad, laplacian) of arrays. With a
+    ``log_reward`` the model runs in Python under torch.jit; otherwise the C++ executable runs it.
+    Returns the (n, d) float32 samples (equally weighted unless ``final_resample=False``), then with
+    ``return_info`` a dict with log_z, final_ess, nfe, resamples, the log-weights and the trace."""
+    _check(isinstance(n, (int, np.integer)) and 1 <= n <= 2 ** 26, "n", n, "an integer in [1, 2^26]")
+    _check(isinstance(steps, (int, np.integer)) and steps >= 1, "steps", steps, "an integer >= 1")
+    _check(np.isfinite(noise) and noise >= 0, "noise", noise, "a finite number >= 0")
+    _check(np.isfinite(temperature) and temperature > 0, "temperature", temperature, "a number > 0")
+    _check(np.isfinite(guidance), "guidance", guidance, "a finite number")
+    _check(temperature == 1 or guidance == 1, "temperature", temperature, "1 when guidance is not 1")
+    _check(0 <= tilt_drift <= 1, "tilt_drift", tilt_drift, "a number in [0, 1]")
+    _check(0 <= ess_threshold <= 1, "ess_threshold", ess_threshold, "a number in [0, 1]")
+    _check(tilt is None or log_reward is None, "tilt", tilt, "None when log_reward is given")
+    _check(tilt_drift == 0 or tilt is not None or log_reward is not None, "tilt_drift", tilt_drift,
+           "0 without tilt or log_reward")
+    _check(guidance == 1 or classes is not None, "guidance", guidance, "given with classes=k")
+    if log_reward is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            out, logw, rec = (os.path.join(tmp, f) for f in ("x.npy", "logw.npy", "rec.json"))
+            args = ["sample", "--model", str(model), "--sde", "--n", str(n), "--steps", str(steps),
+                    "--sde-noise", str(noise), "--noise-schedule", noise_schedule, "--temperature", str(temperature),
+                    "--tilt-drift", str(tilt_drift), "--ess-threshold", str(ess_threshold), "--resample", resample,
+                    "--seed", str(seed), "--out", out, "--logw-out", logw, "--record", rec]
+            if tilt is not None:
+                args += ["--tilt", str(tilt)]
+            if classes is not None:
+                args += ["--class", str(classes), "--guidance", str(guidance)]
+            if not weighted:
+                args.append("--no-weights")
+            if not final_resample:
+                args.append("--no-final-resample")
+            summary = _run(args)
+            x = np.load(out)
+            with open(rec) as f:
+                record = json.load(f)
+            info = dict(log_z=summary.get("log_z"), final_ess=summary["final_ess"], nfe=summary["nfe"],
+                        resamples=summary["resamples"], logw=np.load(logw),
+                        trace={k: np.array([s[k] for s in record["trace"]]) for k in ("t", "ess", "log_z", "resampled", "nfe")})
+        return (x, info) if return_info else x
+    if not callable(log_reward):
+        raise ValueError(f"log_reward: {type(log_reward).__name__}, expected a callable")
+    from . import _otgen
+
+    label = None
+    if classes is not None:
+        _check(isinstance(classes, (int, np.integer)), "classes", classes, "one class k (an integer) with log_reward")
+        label = int(classes)
+    field, d, K = _torch_field(model, label)
+    _check(label is None or (K > 0 and 0 <= label < K), "classes", classes,
+           f"a class in [0, {K})" if K > 0 else "None (the model is unconditional)")
+    r = _otgen.flow_sde(field, int(n), d, log_reward=_reward_fn(log_reward), steps=int(steps), noise=float(noise),
+                        noise_schedule=noise_schedule, temperature=float(temperature), guidance=float(guidance),
+                        tilt_drift=float(tilt_drift), weighted=bool(weighted), ess_threshold=float(ess_threshold),
+                        resample=resample, final_resample=bool(final_resample), seed=int(seed))
+    if not return_info:
+        return r["x"]
+    return r["x"], dict(log_z=r["log_z"], final_ess=r["final_ess"], nfe=r["nfe"], resamples=r["resamples"],
+                        logw=r["logw"], trace=r["trace"])

@@ -413,7 +413,73 @@ struct SampleArgs {
   int64_t trajectories = 0;
   OdeOptions ode;
   Context ctx;
+  // --sde: the weighted SDE twin (otgen/flow_sde.h)
+  bool sde = false, no_weights = false, no_final_resample = false;
+  std::string tilt, schedule = "sqrt", resample = "systematic", logw_out, record;
+  FlowSdeOptions fk;
+  const CLI::App* cmd = nullptr;
 };
+
+// sample --sde: Euler-Maruyama on the model's SDE twin with Feynman-Kac weights for a tilted,
+// tempered or guidance-product target; writes the particles (resampled once at t = 1 unless
+// --no-final-resample), their log-weights, and a record with the ESS / log Z trace.
+void run_sample_sde(SampleArgs& a, const FlowModel& model, int64_t label, const Points& ref) {
+  const int64_t d = model.dim();
+  FlowSdeOptions& o = a.fk;
+  if (a.cmd->count("--steps") == 0) o.steps = 100;
+  else o.steps = a.ode.steps;
+  o.schedule = parse_noise_schedule(a.schedule, "--noise-schedule");
+  o.resample = wfr::parse_resample_scheme(a.resample, "--resample");
+  o.guidance = a.guidance;
+  o.weighted = !a.no_weights;
+  o.final_resample = !a.no_final_resample;
+  o.trace_every = std::max<int64_t>(1, o.steps / 200);
+  o.validate();
+  const LogRewardFn reward = a.tilt.empty() ? LogRewardFn{} : parse_log_reward(a.tilt, d, "--tilt");
+  require(o.tilt_drift == 0.0 || reward, "--tilt-drift", o.tilt_drift, "0 without --tilt");
+  require(a.n <= (int64_t{1} << 26) / d, "--n", a.n, "at most 2^26 / dim particles with --sde");
+  const auto t0 = std::chrono::steady_clock::now();
+  const FlowSdeResult r = sample_flow_sde(model.field(label, a.ctx), a.n, d, reward, o, a.ctx.seed, a.ctx);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (r.termination == Termination::NumericalFailure) throw Error("sample --sde: " + r.message);
+  write_npy(a.out, r.particles.x);
+  if (!a.logw_out.empty())
+    write_npy(a.logw_out, std::span<const double>(r.particles.logw), {r.particles.size()});
+  if (!a.labels_out.empty())
+    write_npy(a.labels_out, std::vector<int64_t>(static_cast<size_t>(a.n), label >= 0 ? label : model.num_classes()), {a.n});
+  nlohmann::json opts{{"steps", o.steps},       {"noise", o.noise},          {"noise_schedule", a.schedule},
+                      {"temperature", o.temperature}, {"guidance", o.guidance}, {"tilt", a.tilt},
+                      {"tilt_drift", o.tilt_drift}, {"weighted", o.weighted}, {"ess_threshold", o.ess_threshold},
+                      {"resample", a.resample},  {"final_resample", o.final_resample}, {"class", a.class_}};
+  nlohmann::json summary{{"n", a.n},          {"dim", d},           {"sampler", o.weighted ? "weighted sde" : "sde"},
+                         {"nfe", r.nfe},      {"seconds", secs},    {"termination", termination_name(r.termination)},
+                         {"resamples", r.resamples}, {"final_ess", r.final_ess}, {"out", a.out}};
+  if (o.weighted) summary["log_z"] = r.log_z;
+  if (!a.record.empty()) {
+    nlohmann::json doc = run_record("sample", a.ctx);
+    doc["model"] = a.model;
+    doc["options"] = opts;
+    doc["summary"] = summary;
+    nlohmann::json tr = nlohmann::json::array();
+    for (const auto& st : r.trace)
+      tr.push_back({{"step", st.step}, {"t", st.t}, {"ess", st.ess}, {"resampled", st.resampled},
+                    {"log_z", st.log_z}, {"nfe", st.nfe}});
+    doc["trace"] = std::move(tr);
+    write_json(a.record, doc);
+    summary["record"] = a.record;
+  }
+  if (!a.png.empty()) {
+    require(d == 2, "--png", "a model of dimension " + std::to_string(d), "2-D data with --sde");
+    Panel panel;
+    panel.title = std::string(o.weighted ? "weighted SDE" : "SDE") + " (" + std::to_string(o.steps) + " steps, NFE " +
+                  std::to_string(r.nfe) + ")";
+    if (ref.n > 0) panel.series.push_back({ref.view(), {170, 170, 170}, "data", 1.2f, 0.5f});
+    panel.series.push_back({r.particles.x.view(), {31, 119, 180}, "samples", 1.5f, 0.5f});
+    write_panels(a.png, {panel}, PanelOptions{});
+    summary["png"] = a.png;
+  }
+  std::cout << summary.dump() << "\n";
+}
 
 void run_sample(SampleArgs& a) {
   a.ctx.validate();
@@ -429,6 +495,10 @@ void run_sample(SampleArgs& a) {
   if (!a.labels_out.empty())
     require_output_file(a.labels_out, "--labels-out", {{"--model", &a.model}, {"--noise", &a.noise},
                                                        {"--reference", &a.reference}, {"--out", &a.out}, {"--png", &a.png}});
+  for (const auto& [path, arg] : {std::pair{&a.logw_out, "--logw-out"}, std::pair{&a.record, "--record"}})
+    if (!path->empty())
+      require_output_file(*path, arg, {{"--model", &a.model}, {"--noise", &a.noise}, {"--reference", &a.reference},
+                                       {"--out", &a.out}, {"--png", &a.png}, {"--labels-out", &a.labels_out}});
   const int64_t d = model.dim(), K = model.num_classes();
   // The classes: none (unconditional, or a conditional model's null class), one class for all rows,
   // or `all`: --n rows of each class in turn.
@@ -474,6 +544,17 @@ void run_sample(SampleArgs& a) {
   } else if (labels.size() == 1) {
     labels.assign(static_cast<size_t>(a.n), labels[0]);
   }
+  if (a.sde) {
+    require(a.noise.empty(), "--noise", "'" + a.noise + "'", "no start points with --sde (it starts from N(0, I / temperature))");
+    require(per_class == 0, "--class", "all", "a single class with --sde");
+    require(a.cmd->count("--solver") == 0, "--solver", a.solver, "no solver with --sde (it takes Euler-Maruyama steps)");
+    require(a.trajectories == 0, "--trajectories", a.trajectories, "0 with --sde");
+    run_sample_sde(a, model, labels.empty() ? -1 : labels[0], ref);
+    return;
+  }
+  for (const char* opt : {"--sde-noise", "--noise-schedule", "--tilt", "--tilt-drift", "--temperature", "--ess-threshold",
+                          "--resample", "--no-weights", "--no-final-resample", "--logw-out", "--record"})
+    require(a.cmd->count(opt) == 0, opt, "given", "--sde (an option of the weighted SDE sampler)");
   const FlowModel::Condition cond{labels, a.guidance};
   const int64_t ntraj = std::min(a.trajectories, a.n);
   std::vector<float> traj;  // ntraj points at every observed time, 2-D only
@@ -556,7 +637,25 @@ void register_sample(CLI::App& root) {
   cmd->add_option("--png", a->png, "also draw a PNG: image grid, or a 2-D scatter");
   cmd->add_option("--trajectories", a->trajectories, "2-D --png: draw this many ODE paths")->capture_default_str();
   cmd->add_option("--reference", a->reference, "2-D --png: data drawn in grey behind the samples: (m, 2) .npy");
+  cmd->add_flag("--sde", a->sde,
+                "sample the model's SDE twin with Feynman-Kac weights (Euler-Maruyama, --steps default 100)");
+  cmd->add_option("--sde-noise", a->fk.noise, "--sde: noise scale S (0 = the ODE, weighted)")->capture_default_str();
+  cmd->add_option("--noise-schedule", a->schedule, "--sde: sqrt (sigma = S sqrt(1 - t)) | linear (S (1 - t))")
+      ->capture_default_str();
+  cmd->add_option("--tilt", a->tilt, "--sde: target p_1 exp(r): linear:a1,...,ad | quadratic:k[,m1,...,md]");
+  cmd->add_option("--tilt-drift", a->fk.tilt_drift, "--sde: kappa in [0, 1], reward-guided drift kappa sigma^2 t grad r")
+      ->capture_default_str();
+  cmd->add_option("--temperature", a->fk.temperature, "--sde: target p_1^gamma (gamma > 0)")->capture_default_str();
+  cmd->add_option("--ess-threshold", a->fk.ess_threshold, "--sde: resample when ESS < threshold * n")
+      ->capture_default_str();
+  cmd->add_option("--resample", a->resample, "--sde: multinomial | stratified | systematic | residual")
+      ->capture_default_str();
+  cmd->add_flag("--no-weights", a->no_weights, "--sde: ignore the weights (the unweighted SDE baseline)");
+  cmd->add_flag("--no-final-resample", a->no_final_resample, "--sde: keep the weighted particles at t = 1");
+  cmd->add_option("--logw-out", a->logw_out, "--sde: also write the log-weights: (n,) float64 .npy");
+  cmd->add_option("--record", a->record, "--sde: run record JSON with the ESS and log Z trace");
   add_context_options(cmd, a->ctx);
+  a->cmd = cmd;
   cmd->callback([a] { run_sample(*a); });
 }
 

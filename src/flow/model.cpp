@@ -189,6 +189,62 @@ OdeResult FlowModel::sample(Points& x, const OdeOptions& ode, const Context& ctx
   return res;
 }
 
+namespace {
+
+// div_x v at (t, x) for each row, by forward-mode AD: each particle is repeated once per coordinate j
+// with tangent e_j, so one batched JVP gives the whole Jacobian diagonal.
+void divergence(const detail::Net& net, double t, PointsView x, int64_t y, std::vector<double>& div) {
+  at::NoGradGuard no_grad;
+  const int64_t n = x.n, d = x.d;
+  div.assign(static_cast<size_t>(n), 0.0);
+  const int64_t chunk = std::max<int64_t>(1, 65536 / d);  // particles per pass (<= 65536 rows)
+  for (int64_t i0 = 0; i0 < n; i0 += chunk) {
+    const int64_t m = std::min(chunk, n - i0);
+    const at::Tensor xb = at::from_blob(const_cast<float*>(x.row(i0)), {m, d}, at::kFloat).repeat({d, 1});
+    const at::Tensor dx = at::eye(d, at::kFloat).repeat_interleave(m, 0);  // row j * m + i: e_j
+    const at::Tensor tt = at::full({d * m}, static_cast<float>(t), at::kFloat), zero = at::zeros({d * m}, at::kFloat);
+    const at::Tensor r = net.spec.meanflow ? tt : at::Tensor(), dr = net.spec.meanflow ? zero : at::Tensor();
+    const at::Tensor yt = net.spec.num_classes > 0 ? at::full({d * m}, y, at::kLong) : at::Tensor();
+    const at::Tensor tan = net.forward_jvp(xb, tt, r, yt, dx, zero, dr).second.view({d, m, d});
+    const at::Tensor tr = at::diagonal(tan, 0, 0, 2).sum(1).to(at::kDouble).contiguous();  // (m,)
+    std::copy_n(tr.data_ptr<double>(), m, div.begin() + i0);
+  }
+}
+
+}  // namespace
+
+FlowFieldFn FlowModel::field(int64_t label, const Context& ctx) const {
+  const int64_t K = num_classes();
+  if (label >= 0) {
+    require(K > 0, "--class", label, "a conditional model (this one was trained without classes)");
+    require(label < K, "--class", label, "a class in [0, " + std::to_string(K) + ")");
+  }
+  return [impl = impl_, label, K, ctx](double t, PointsView x, const FlowFieldRequest& req, FlowFieldValues& out) -> int64_t {
+    const detail::Net& net = impl->net;
+    const size_t nd = static_cast<size_t>(x.n * x.d);
+    const std::vector<int64_t> labels(label >= 0 ? static_cast<size_t>(x.n) : 0, label);
+    int64_t nfe = 0;
+    if (req.guidance) {
+      require(label >= 0, "--guidance", "given", "--class K (a conditional model's class)");
+      out.v_cond.resize(nd);
+      out.v_null.resize(nd);
+      evaluate(net, t, t, x, out.v_cond, ctx, FlowCondition{labels, 1.0});
+      evaluate(net, t, t, x, out.v_null, ctx, FlowCondition{});
+      nfe += 2;
+    } else {
+      out.v.resize(nd);
+      evaluate(net, t, t, x, out.v, ctx, FlowCondition{labels, 1.0});
+      nfe += 1;
+    }
+    if (req.divergence) {
+      detail::use_threads(ctx);
+      divergence(net, t, x, label >= 0 ? label : K, out.div);
+      nfe += x.d;  // one JVP per coordinate (each about the cost of an evaluation)
+    }
+    return nfe;
+  };
+}
+
 std::vector<double> FlowModel::evaluate_f64(std::span<const double> x, std::span<const double> t,
                                             std::span<const double> r, std::span<const int64_t> y,
                                             std::span<const double> dx, std::span<const double> dt,

@@ -9,12 +9,12 @@
 
 namespace otgen::wfr {
 
-ResampleScheme parse_resample_scheme(std::string_view name) {
+ResampleScheme parse_resample_scheme(std::string_view name, std::string_view argument) {
   if (name == "multinomial") return ResampleScheme::Multinomial;
   if (name == "stratified") return ResampleScheme::Stratified;
   if (name == "systematic") return ResampleScheme::Systematic;
   if (name == "residual") return ResampleScheme::Residual;
-  fail_argument("resample", name, "one of multinomial, stratified, systematic, residual");
+  fail_argument(argument, name, "one of multinomial, stratified, systematic, residual");
 }
 
 const char* resample_scheme_name(ResampleScheme s) {
