@@ -51,7 +51,7 @@ def main():
     ap.add_argument("--out", default="docs/results")
     ap.add_argument("--steps", type=int, default=3000, help="training steps")
     ap.add_argument("--n", type=int, default=2000, help="particles")
-    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--seeds", type=int, default=3)
     a = ap.parse_args()
     means, s = eight_means(), 0.3
     tmp = tempfile.mkdtemp(prefix="otgen_sde_")
