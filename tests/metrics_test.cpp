@@ -670,6 +670,12 @@ TEST(MetricsEvaluate, BadOptionsAndInputsNameTheArgumentInEitherSpelling) {
   nan.data[5] = std::nanf("");
   test::expect_error_contains([&] { evaluate(nan, x, {}, EvalOptions{}); }, "samples");
   test::expect_error_contains([&] { evaluate(x, gaussian(20, 2, 1), {}, EvalOptions{}); }, "invalid reference");
+  // Values whose float32 squared distances overflow: a clear error for energy/mmd, not NaN; fd is float64.
+  Points huge = gaussian(20, 3, 4, 0.0, 1e30);
+  test::expect_error_contains([&] { evaluate(huge, x, {}, EvalOptions{}); }, "rescale the data");
+  EvalOptions fd;
+  fd.metrics = {"fd"};
+  EXPECT_TRUE(std::isfinite(evaluate(huge, x, {}, fd)["frechet"].get<double>()));
 }
 
 }  // namespace

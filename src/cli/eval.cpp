@@ -80,8 +80,8 @@ void print_table(const nlohmann::json& j, const EvalOptions& o, std::ostream& os
     if (m == "w1") row("mean marginal W1", "mean_marginal_w1");
     if (m == "fd") row("Frechet distance", "frechet");
     if (m == "fd-pca")
-      row("Frechet distance, PCA (" + std::to_string(j["frechet_pca_dim"].get<int64_t>()) + " components, " +
-              percent(j["frechet_pca_explained_variance"].get<double>()) + " of the variance)",
+      row("Frechet distance, PCA basis (" + std::to_string(j["frechet_pca_dim"].get<int64_t>()) + " dims, " +
+              percent(j["frechet_pca_explained_variance"].get<double>()) + " var.)",
           "frechet_pca");
     if (m == "w2") row("exact W2 (" + std::to_string(j["w2_points"].get<int64_t>()) + "-point subsamples)", "w2");
     if (m == "prd") {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <string>
 
@@ -125,6 +126,17 @@ nlohmann::json evaluate(PointsView x, PointsView y, PointsView pca_data, const E
       require(*o.pca_dim <= limit, o.arg("pca_dim"), *o.pca_dim,
               "at most min(d, N - 1) = " + std::to_string(limit) + " for N = " + std::to_string(pca_data.n) +
                   " training points of dimension d = " + std::to_string(pca_data.d));
+  }
+  if (wants(o, "energy") || wants(o, "mmd")) {
+    // The score engine forms squared distances in float32: |x - y|^2 <= 4 d max|v|^2 must not overflow.
+    const double limit = std::sqrt(static_cast<double>(std::numeric_limits<float>::max()) / (4.0 * static_cast<double>(x.d)));
+    for (auto [p, name] : {std::pair{x, "samples"}, std::pair{y, "reference"}}) {
+      double big = 0;
+      for (float v : p.values()) big = std::max(big, static_cast<double>(std::abs(v)));
+      require(big < limit, o.arg(name), "values up to " + to_text(big),
+              "|values| below " + to_text(limit) + " for energy and mmd in dimension " + std::to_string(x.d) +
+                  " (their float32 squared distances overflow): rescale the data");
+    }
   }
   if (wants(o, "prd")) {
     require(y.n > o.k, o.arg("k"), o.k, "less than the reference's " + std::to_string(y.n) + " points");
