@@ -10,13 +10,16 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "otgen/assignment.h"
 #include "otgen/coupling.h"
 #include "otgen/data.h"
 #include "otgen/error.h"
+#include "otgen/evaluation.h"
 #include "otgen/flow_sde.h"
 #include "otgen/lattice.h"
 #include "otgen/metrics.h"
@@ -285,6 +288,99 @@ PYBIND11_MODULE(_otgen, m) {
         return frechet_distance(X.view, Y.view);
       },
       py::arg("x"), py::arg("y"));
+  m.def(
+      "exact_w2",
+      [](py::handle x, py::handle y, int64_t max_points, uint64_t seed, int threads) {
+        auto X = points(x, "x"), Y = points(y, "y");
+        const Context ctx = context(threads);
+        py::gil_scoped_release release;
+        const ExactW2 r = exact_w2(X.view, Y.view, max_points, seed, ctx);
+        return std::make_pair(r.w2, r.points);
+      },
+      py::arg("x"), py::arg("y"), py::arg("max_points") = 2048, py::arg("seed") = 0, py::arg("threads") = 0);
+  m.def(
+      "precision_recall",
+      [](py::handle x_real, py::handle x_fake, int64_t k, int threads) {
+        auto R = points(x_real, "x_real"), F = points(x_fake, "x_fake");
+        const Context ctx = context(threads);
+        py::gil_scoped_release release;
+        const PrecisionRecall pr = precision_recall(R.view, F.view, k, ctx);
+        return std::make_pair(pr.precision, pr.recall);
+      },
+      py::arg("x_real"), py::arg("x_fake"), py::arg("k") = 3, py::arg("threads") = 0);
+  m.def(
+      "pca_basis",
+      [](py::handle train, std::optional<int64_t> dim) {
+        auto T = points(train, "train");
+        PcaBasis b;
+        {
+          py::gil_scoped_release release;
+          b = pca_basis(T.view, dim);
+        }
+        const int64_t d = b.d, k = b.dim;
+        const double total = b.total_variance;
+        return py::make_tuple(owned(std::move(b.mean), {d}), owned(std::move(b.components), {k, d}),
+                              owned(std::move(b.variances), {k}), total);
+      },
+      py::arg("train"), py::arg("dim") = py::none());
+  m.def(
+      "frechet_distance_pca",
+      [](py::handle x, py::handle y, py::handle train, std::optional<int64_t> dim) {
+        auto X = points(x, "x"), Y = points(y, "y"), T = points(train, "train");
+        py::gil_scoped_release release;
+        const PcaBasis b = pca_basis(T.view, dim);
+        return frechet_distance(X.view, Y.view, b);
+      },
+      py::arg("x"), py::arg("y"), py::arg("train"), py::arg("dim") = py::none());
+  m.def(
+      "median_distance",
+      [](py::handle x, py::handle y, int64_t per_side) {
+        auto X = points(x, "x"), Y = points(y, "y");
+        py::gil_scoped_release release;
+        return median_distance(X.view, Y.view, per_side);
+      },
+      py::arg("x"), py::arg("y"), py::arg("per_side") = 500);
+  m.def(
+      "mmd2_per_bandwidth",
+      [](py::handle x, py::handle y, std::vector<double> gammas, int threads) {
+        auto X = points(x, "x"), Y = points(y, "y");
+        const Context ctx = context(threads);
+        py::gil_scoped_release release;
+        return mmd2_per_bandwidth(X.view, Y.view, gammas, ctx);
+      },
+      py::arg("x"), py::arg("y"), py::arg("gammas"), py::arg("threads") = 0);
+  m.def(
+      "bootstrap_indices",
+      [](int64_t n, uint64_t seed, int64_t replicate, int side) {
+        return owned(bootstrap_indices(n, seed, replicate, side), {n});
+      },
+      py::arg("n"), py::arg("seed"), py::arg("replicate"), py::arg("side"));
+  // The JSON document of otgen eval, as a string (otgen.metrics.evaluate parses it).
+  m.def(
+      "evaluate",
+      [](py::handle samples, py::handle reference, std::vector<std::string> metrics, py::object pca_data,
+         std::optional<int64_t> pca_dim, int64_t bootstrap, int64_t projections, int64_t max_points, int64_t k,
+         std::vector<double> mmd_scales, double level, bool keep_replicates, uint64_t seed, int threads) {
+        auto X = points(samples, "samples"), Y = points(reference, "reference");
+        std::optional<PointsArg> T;
+        if (!pca_data.is_none()) T = points(pca_data, "pca_data");
+        EvalOptions o;
+        o.metrics = std::move(metrics);
+        o.pca_dim = pca_dim;
+        o.bootstrap = bootstrap;
+        o.projections = projections;
+        o.max_points = max_points;
+        o.k = k;
+        o.mmd_scales = std::move(mmd_scales);
+        o.level = level;
+        o.keep_replicates = keep_replicates;
+        const Context ctx = context(threads, seed);
+        py::gil_scoped_release release;
+        return evaluate(X.view, Y.view, T ? T->view : PointsView{}, o, ctx).dump();
+      },
+      py::arg("samples"), py::arg("reference"), py::arg("metrics"), py::arg("pca_data"), py::arg("pca_dim"),
+      py::arg("bootstrap"), py::arg("projections"), py::arg("max_points"), py::arg("k"), py::arg("mmd_scales"),
+      py::arg("level"), py::arg("keep_replicates"), py::arg("seed"), py::arg("threads"));
 
   // ---- semidiscrete OT ------------------------------------------------------------------------
   // Options arrive as a dict of SemidiscreteOT::Options field names; unknown keys are an error.

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -34,6 +35,55 @@ double mean_marginal_w1(PointsView x, PointsView y);
 // Frechet distance between Gaussians fitted to x and y: |mu_x - mu_y|^2 + tr(Sx + Sy - 2 (Sx^1/2 Sy
 // Sx^1/2)^1/2), covariances with 1/(n-1); in the given feature space (FID without Inception). n, m >= 2.
 double frechet_distance(PointsView x, PointsView y);
+
+// The principal directions of a training set, for a Frechet distance in a fixed feature space (the
+// role Inception plays in FID): the top `dim` eigenvectors of its float64 covariance (1/(N - 1)),
+// computed by a symmetric eigendecomposition (LAPACK dsyevd), by decreasing variance, each signed so
+// that its largest-magnitude entry is positive. Tied eigenvalues at the cut leave the subspace
+// non-unique (LAPACK's choice is deterministic). Cost O(N d^2 + d^3) time, O(d^2) memory.
+struct PcaBasis {
+  int64_t d = 0;                   // input dimension
+  int64_t dim = 0;                 // number of components
+  int64_t train_points = 0;        // N
+  std::vector<double> mean;        // (d) training mean
+  std::vector<double> components;  // (dim, d) row-major, orthonormal rows
+  std::vector<double> variances;   // (dim) their variances (eigenvalues), decreasing, >= 0
+  double total_variance = 0;       // trace of the training covariance
+};
+
+// The default number of components: min(d, 64, N - 1) (N - 1 bounds the covariance's rank).
+int64_t default_pca_dim(int64_t d, int64_t train_points);
+
+// The basis of `train` (N >= 2 finite points; errors name "train"); dim (errors name "dim") in
+// [1, min(d, N - 1)], std::nullopt = default_pca_dim.
+PcaBasis pca_basis(PointsView train, std::optional<int64_t> dim = std::nullopt);
+
+// frechet_distance of the projections (x - mean) V^T and (y - mean) V^T, computed in float64 (no
+// float32 rounding of the projected points). x, y: the basis's dimension, n, m >= 2.
+double frechet_distance(PointsView x, PointsView y, const PcaBasis& basis);
+
+// The RBF median heuristic: the median of the nonzero pairwise Euclidean distances (float64) within
+// the pooled set of at most `per_side` evenly spaced rows of x and of y (rows i * n / per_side, so
+// sorted inputs, e.g. by class, are still covered); 1 when every distance is 0.
+double median_distance(PointsView x, PointsView y, int64_t per_side = 500);
+
+// Unbiased MMD^2 for each bandwidth separately (mmd2 with one alpha each; they sum to mmd2 with all).
+std::vector<double> mmd2_per_bandwidth(PointsView x, PointsView y, std::span<const double> alphas,
+                                       const Context& ctx = {});
+
+// Bootstrap resampling. Replicate r of a set of n >= 2 rows draws n row indices with replacement from
+// Rng(mix_seed(seed, r, side)) (side 0 = samples, 1 = reference), redrawing the whole replicate while
+// it holds fewer than 2 distinct rows (the within-sample terms need a pair; for n >= 2 a redraw is
+// needed with probability n^(1 - n)). A pure function of (n, seed, replicate, side).
+std::vector<int64_t> bootstrap_indices(int64_t n, uint64_t seed, int64_t replicate, int side);
+
+// The percentile interval of bootstrap values: their (1 - level) / 2 and (1 + level) / 2 quantiles,
+// linearly interpolated between order statistics (numpy.percentile's default). values non-empty.
+struct Interval {
+  double lo = 0;
+  double hi = 0;
+};
+Interval percentile_interval(std::vector<double> values, double level = 0.95);
 
 // Exact W2 on subsamples: k = min(n, m, max_points) points are drawn without replacement from x and
 // from y (seeded: x with stream (seed, 0), y with stream (seed, 1); all points, in order, when a side

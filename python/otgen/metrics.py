@@ -1,13 +1,21 @@
 """Sample-quality metrics between two point clouds ``x`` (n, d) and ``y`` (m, d).
 
 All pairwise sums run on otgen's score engine (threads: ``threads=0`` uses every core).
+:func:`evaluate` is ``otgen eval`` (the same metrics, keys and bootstrap intervals) from Python.
 """
+
+import json
 
 import numpy as np
 
 from . import _otgen
 
-__all__ = ["energy_distance", "mmd", "sliced_w2", "mean_marginal_w1", "frechet_distance"]
+__all__ = ["energy_distance", "mmd", "mmd_per_bandwidth", "median_distance", "sliced_w2", "mean_marginal_w1",
+           "frechet_distance", "fd_pca", "pca_basis", "exact_w2", "precision_recall", "bootstrap_indices",
+           "evaluate", "METRICS"]
+
+#: The metric names of :func:`evaluate` (and of ``otgen eval --metrics``).
+METRICS = ("energy", "mmd", "sw2", "w1", "fd", "fd-pca", "w2", "prd")
 
 
 def energy_distance(x, y, threads=0):
@@ -49,3 +57,74 @@ def frechet_distance(x, y):
     Pass features (e.g. a PCA projection or a small classifier's embedding) for an FID-like score
     without an Inception network."""
     return _otgen.frechet_distance(x, y)
+
+
+def pca_basis(train, dim=None):
+    """The PCA basis of a training set ``train`` (N, d): the top ``dim`` eigenvectors of its float64
+    covariance (1/(N-1)), by decreasing variance, each signed so its largest-magnitude entry is
+    positive. ``dim=None`` is ``min(d, 64, N - 1)``; otherwise ``1 <= dim <= min(d, N - 1)``.
+
+    Returns ``(mean (d,), components (dim, d), variances (dim,), total_variance)``.
+    """
+    return _otgen.pca_basis(train, dim)
+
+
+def fd_pca(x, y, train, dim=None):
+    """Frechet distance between ``x`` and ``y`` projected (in float64) on the PCA basis of ``train``
+    (see :func:`pca_basis`): an FID-like score in a fixed feature space without Inception."""
+    return _otgen.frechet_distance_pca(x, y, train, dim)
+
+
+def exact_w2(x, y, max_points=2048, seed=0, threads=0):
+    """Exact W2 between ``k = min(n, m, max_points)`` seeded random points of each set, matched by the
+    exact assignment. Returns ``(w2, k)``."""
+    return _otgen.exact_w2(x, y, max_points=max_points, seed=seed, threads=threads)
+
+
+def precision_recall(x_real, x_fake, k=3, threads=0):
+    """Improved precision and recall (Kynkaanniemi et al. 2019) with k-NN balls; returns
+    ``(precision, recall)``."""
+    return _otgen.precision_recall(x_real, x_fake, k=k, threads=threads)
+
+
+def median_distance(x, y, per_side=500):
+    """The RBF median heuristic of :func:`evaluate`: the median nonzero pairwise distance within at most
+    ``per_side`` evenly spaced rows of ``x`` and of ``y`` pooled (1 if all are 0)."""
+    return _otgen.median_distance(x, y, per_side=per_side)
+
+
+def mmd_per_bandwidth(x, y, gamma, threads=0):
+    """Unbiased MMD^2 for each ``gamma`` separately (they sum to ``mmd(x, y, gamma)``)."""
+    gammas = [float(g) for g in np.atleast_1d(gamma)]
+    return np.asarray(_otgen.mmd2_per_bandwidth(x, y, gammas, threads=threads))
+
+
+def bootstrap_indices(n, seed, replicate, side):
+    """Row indices (int64, length ``n``) of bootstrap replicate ``replicate`` of a set of ``n`` rows:
+    ``side`` 0 for the samples, 1 for the reference. Drawn with replacement; a replicate with fewer
+    than 2 distinct rows is redrawn. The resampling :func:`evaluate` uses."""
+    return _otgen.bootstrap_indices(n, seed, replicate, side)
+
+
+def evaluate(samples, reference, metrics=("energy", "mmd", "sw2"), pca_data=None, pca_dim=None, bootstrap=0,
+             projections=256, max_points=2048, k=3, mmd_scales=(0.5, 1.0, 2.0), level=0.95,
+             return_replicates=False, seed=0, threads=0):
+    """``otgen eval`` from Python: a dict with the same keys as its JSON.
+
+    ``metrics``: names from :data:`METRICS` (a list, or a comma-separated string). ``fd-pca`` needs
+    ``pca_data``, the (N, d) training set whose PCA basis is the feature space (``pca_dim`` components,
+    default ``min(d, 64, N - 1)``). ``mmd`` uses bandwidths ``sigma = mmd_scales x`` the median distance
+    (:func:`median_distance`), reported as ``mmd_bandwidths`` and ``mmd_gammas``. ``bootstrap=R > 0``
+    adds ``<key>_ci = [lo, hi]``, the ``level`` percentile interval of R replicates (both sets
+    resampled with replacement, see :func:`bootstrap_indices`), for every metric except ``w2`` and
+    ``prd``; ``return_replicates=True`` also returns the replicate values (``bootstrap_replicates``).
+    Invalid arguments raise ValueError naming them.
+    """
+    if isinstance(metrics, str):
+        metrics = metrics.split(",")
+    metrics = [str(m) for m in metrics]
+    scales = [float(s) for s in np.atleast_1d(mmd_scales)]
+    doc = _otgen.evaluate(samples, reference, metrics, pca_data, pca_dim, int(bootstrap), int(projections),
+                          int(max_points), int(k), scales, float(level), bool(return_replicates), int(seed),
+                          int(threads))
+    return json.loads(doc)

@@ -1,7 +1,11 @@
-// otgen eval: sample-quality metrics of samples against reference data (SPEC.md §3); prints JSON.
+// otgen eval: sample-quality metrics of samples against reference data (SPEC.md §3; the driver is
+// otgen/evaluation.h); prints a table on a terminal, JSON otherwise.
 // otgen plot: side-by-side 2-D scatter panels of .npy point sets (e.g. samples of several models).
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -11,6 +15,7 @@
 #include "cli/command.h"
 #include "cli/plot.h"
 #include "otgen/error.h"
+#include "otgen/evaluation.h"
 #include "otgen/metrics.h"
 #include "otgen/npy.h"
 #include "otgen/record.h"
@@ -19,93 +24,125 @@
 namespace otgen::cli {
 namespace {
 
-// Median pairwise distance of (up to 1000 points of) the pooled samples: the RBF bandwidth heuristic.
-double median_distance(PointsView x, PointsView y) {
-  std::vector<const float*> rows;
-  for (int64_t i = 0; i < std::min<int64_t>(x.n, 500); ++i) rows.push_back(x.row(i));
-  for (int64_t i = 0; i < std::min<int64_t>(y.n, 500); ++i) rows.push_back(y.row(i));
-  std::vector<double> dist;
-  for (size_t i = 0; i < rows.size(); ++i)
-    for (size_t j = i + 1; j < rows.size(); ++j) {
-      double s = 0;
-      for (int64_t c = 0; c < x.d; ++c) s += std::pow(static_cast<double>(rows[i][c]) - rows[j][c], 2);
-      dist.push_back(std::sqrt(s));
-    }
-  if (dist.empty()) return 1.0;
-  std::nth_element(dist.begin(), dist.begin() + dist.size() / 2, dist.end());
-  return std::max(dist[dist.size() / 2], 1e-12);
-}
-
 struct EvalArgs {
-  std::string samples, reference, metrics = "energy,mmd,sw2", out;
-  int64_t projections = 256;
-  int64_t max_points = 2048;  // w2: subsample size cap
-  int64_t k = 3;              // prd: k of the k-NN radii
+  std::string samples, reference, metrics = "energy,mmd,sw2", out, pca_data, format = "auto";
+  EvalOptions options;
+  int64_t pca_dim = 0;  // used only when --pca-dim is given
+  CLI::Option* pca_dim_option = nullptr;
   Context ctx;
 };
 
-void run_eval(const EvalArgs& a) {
-  a.ctx.validate();
-  const std::vector<std::string> names = split_list(a.metrics);
-  for (const auto& m : names)
-    if (m != "energy" && m != "mmd" && m != "sw2" && m != "w1" && m != "fd" && m != "w2" && m != "prd")
-      fail_argument("--metrics", "'" + m + "'", "a comma-separated list of energy, mmd, sw2, w1, fd, w2, prd");
-  require(a.projections >= 1, "--projections", a.projections, "a positive integer");
-  require(a.max_points >= 1, "--max-points", a.max_points, "a positive integer");
-  require(a.k >= 1, "--k", a.k, "a positive integer");
-  const Points x = read_points_npy(a.samples, "--samples");
-  const Points y = read_points_npy(a.reference, "--reference");
-  require(x.d == y.d, "--reference", "dimension " + std::to_string(y.d), "the samples' dimension " + std::to_string(x.d));
-  require(x.n >= 2, "--samples", std::to_string(x.n) + " points", "at least 2");
-  require(y.n >= 2, "--reference", std::to_string(y.n) + " points", "at least 2");
-  nlohmann::json j{{"samples", a.samples}, {"reference", a.reference}, {"n", x.n}, {"m", y.n}, {"d", x.d}};
-  for (const auto& m : names) {
-    if (m == "energy") j["energy"] = energy_distance(x, y, a.ctx);
-    if (m == "sw2") j["sw2"] = sliced_w2(x, y, a.projections, a.ctx.seed);
-    if (m == "w1") j["mean_marginal_w1"] = mean_marginal_w1(x, y);
-    if (m == "fd") j["frechet"] = frechet_distance(x, y);
-    if (m == "w2") {
-      const ExactW2 w = exact_w2(x, y, a.max_points, a.ctx.seed, a.ctx);
-      j["w2"] = w.w2;
-      j["w2_points"] = w.points;
-    }
-    if (m == "prd") {
-      // Real = the reference, fake = the samples; each needs more than k points.
-      require(y.n > a.k, "--k", a.k, "less than the reference's " + std::to_string(y.n) + " points");
-      require(x.n > a.k, "--k", a.k, "less than the samples' " + std::to_string(x.n) + " points");
-      const PrecisionRecall pr = precision_recall(y, x, a.k, a.ctx);
-      j["precision"] = pr.precision;
-      j["recall"] = pr.recall;
-      j["prd_k"] = a.k;
-    }
+std::string number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+std::string percent(double fraction) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f%%", 100 * fraction);
+  return buf;
+}
+
+// The human table: one row per reported value, its interval when there is one.
+void print_table(const nlohmann::json& j, const EvalOptions& o, std::ostream& os) {
+  const bool boot = j.contains("bootstrap");
+  char line[512];
+  os << "otgen eval: " << j["n"].get<int64_t>() << " samples vs " << j["m"].get<int64_t>() << " reference points, d = "
+     << j["d"].get<int64_t>() << ", seed " << j["seed"].get<uint64_t>() << "\n";
+  std::snprintf(line, sizeof line, "%-56s %-14s %s", "metric", "value",
+                boot ? (percent(o.level) + " bootstrap interval").c_str() : "");
+  os << line << "\n";
+  auto row = [&](const std::string& label, const std::string& key) {
+    std::string ci;
+    if (boot && j.contains(key + "_ci")) ci = "[" + number(j[key + "_ci"][0]) + ", " + number(j[key + "_ci"][1]) + "]";
+    else if (boot) ci = "(none)";
+    std::snprintf(line, sizeof line, "%-56s %-14s %s", label.c_str(), number(j[key].get<double>()).c_str(), ci.c_str());
+    os << line << "\n";
+  };
+  std::vector<std::string> seen;
+  for (const auto& m : o.metrics) {
+    if (std::find(seen.begin(), seen.end(), m) != seen.end()) continue;
+    seen.push_back(m);
+    if (m == "energy") row("energy distance", "energy");
     if (m == "mmd") {
-      // Unbiased MMD^2 with a sum of RBF kernels at 0.5, 1 and 2 times the median distance h.
-      const double h = median_distance(x, y);
-      std::vector<double> alphas;
-      for (double f : {0.5, 1.0, 2.0}) alphas.push_back(1.0 / (2.0 * f * f * h * h));
-      j["mmd2"] = mmd2(x, y, alphas, false, a.ctx);
-      j["mmd_median_distance"] = h;
+      row("MMD^2 (unbiased, sum of " + std::to_string(j["mmd_bandwidths"].size()) + " RBF kernels)", "mmd2");
+      const double h = j["mmd_median_distance"].get<double>();
+      for (size_t b = 0; b < j["mmd_bandwidths"].size(); ++b) {
+        std::snprintf(line, sizeof line, "%-56s %-14s", ("  sigma = " + number(j["mmd_bandwidths"][b]) + " (" +
+                                                          number(j["mmd_scales"][b]) + " x median distance " + number(h) + ")")
+                                                             .c_str(),
+                      number(j["mmd2_per_bandwidth"][b]).c_str());
+        os << line << "\n";
+      }
+    }
+    if (m == "sw2") row("sliced W2 (" + std::to_string(j["sw2_projections"].get<int64_t>()) + " directions)", "sw2");
+    if (m == "w1") row("mean marginal W1", "mean_marginal_w1");
+    if (m == "fd") row("Frechet distance", "frechet");
+    if (m == "fd-pca")
+      row("Frechet distance, PCA basis (" + std::to_string(j["frechet_pca_dim"].get<int64_t>()) + " dims, " +
+              percent(j["frechet_pca_explained_variance"].get<double>()) + " var.)",
+          "frechet_pca");
+    if (m == "w2") row("exact W2 (" + std::to_string(j["w2_points"].get<int64_t>()) + "-point subsamples)", "w2");
+    if (m == "prd") {
+      row("precision (k = " + std::to_string(o.k) + ")", "precision");
+      row("recall (k = " + std::to_string(o.k) + ")", "recall");
     }
   }
+  if (boot)
+    os << "bootstrap: " << j["bootstrap"]["replicates"].get<int64_t>()
+       << " replicates (samples and reference resampled with replacement), percentile intervals\n";
+}
+
+void run_eval(EvalArgs& a) {
+  EvalOptions& o = a.options;
+  o.cli_names = true;
+  o.metrics = split_list(a.metrics);
+  if (a.pca_dim_option->count() > 0) o.pca_dim = a.pca_dim;
+  o.validate();  // option mistakes first, then the output, then the inputs: all before any metric runs
+  a.ctx.validate();
+  if (!a.out.empty())
+    require_output_file(a.out, "--out", {{"--samples", &a.samples}, {"--reference", &a.reference}, {"--pca-data", &a.pca_data}});
+  const Points x = read_points_npy(a.samples, "--samples");
+  const Points y = read_points_npy(a.reference, "--reference");
+  Points train;
+  if (!a.pca_data.empty()) train = read_points_npy(a.pca_data, "--pca-data");
+  nlohmann::json j = evaluate(x, y, a.pca_data.empty() ? PointsView{} : train.view(), o, a.ctx);
+  j["samples"] = a.samples;
+  j["reference"] = a.reference;
+  if (!a.pca_data.empty()) j["pca_data"] = a.pca_data;
   if (!a.out.empty()) write_json(a.out, j);
-  std::cout << j.dump() << "\n";
+  if (a.format == "table" || (a.format == "auto" && ::isatty(STDOUT_FILENO)))
+    print_table(j, o, std::cout);
+  else
+    std::cout << j.dump() << "\n";
 }
 
 void register_eval(CLI::App& root) {
   auto a = std::make_shared<EvalArgs>();
-  CLI::App* cmd = root.add_subcommand("eval", "sample-quality metrics of samples against reference data (JSON)");
+  CLI::App* cmd = root.add_subcommand("eval", "sample-quality metrics of samples against reference data");
   cmd->add_option("--samples", a->samples, "samples: (n, d) .npy")->required();
   cmd->add_option("--reference", a->reference, "reference data, ideally held out: (m, d) .npy")->required();
   cmd->add_option("--metrics", a->metrics,
                   "energy (energy distance), mmd (unbiased RBF MMD^2, median-heuristic bandwidths), sw2 (sliced W2), "
-                  "w1 (mean marginal W1), fd (Frechet distance of fitted Gaussians), w2 (exact W2 on equal-size random "
-                  "subsamples), prd (k-NN precision and recall, Kynkaanniemi et al. 2019)")
+                  "w1 (mean marginal W1), fd (Frechet distance of fitted Gaussians), fd-pca (the same in the PCA basis "
+                  "of --pca-data), w2 (exact W2 on equal-size random subsamples), prd (k-NN precision and recall, "
+                  "Kynkaanniemi et al. 2019)")
       ->capture_default_str();
-  cmd->add_option("--projections", a->projections, "sw2: random directions")->capture_default_str();
-  cmd->add_option("--max-points", a->max_points, "w2: at most this many points per side (seeded subsample)")
+  cmd->add_option("--pca-data", a->pca_data, "fd-pca: the training set whose PCA basis is the feature space: (N, d) .npy");
+  a->pca_dim_option =
+      cmd->add_option("--pca-dim", a->pca_dim, "fd-pca: principal components kept (default min(d, 64, N - 1))");
+  cmd->add_option("--projections", a->options.projections, "sw2: random directions")->capture_default_str();
+  cmd->add_option("--max-points", a->options.max_points, "w2: at most this many points per side (seeded subsample)")
       ->capture_default_str();
-  cmd->add_option("--k", a->k, "prd: the k of the k-nearest-neighbour radii")->capture_default_str();
-  cmd->add_option("--out", a->out, "also write the JSON here");
+  cmd->add_option("--k", a->options.k, "prd: the k of the k-nearest-neighbour radii")->capture_default_str();
+  cmd->add_option("--bootstrap", a->options.bootstrap,
+                  "replicates of the 95% percentile bootstrap intervals (0 = none; none for w2 and prd)")
+      ->capture_default_str();
+  cmd->add_option("--format", a->format, "stdout: auto (a table on a terminal, JSON otherwise), table or json")
+      ->check(CLI::IsMember({"auto", "table", "json"}))
+      ->capture_default_str();
+  cmd->add_option("--out", a->out, "also write the JSON here (atomically)");
   add_context_options(cmd, a->ctx);
   cmd->callback([a] { run_eval(*a); });
 }

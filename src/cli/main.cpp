@@ -1,10 +1,13 @@
 // otgen command-line tool. User errors: one line on stderr, exit code 2. Never a stack trace.
+#include <fcntl.h>
 #include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <iostream>
@@ -42,11 +45,23 @@ void add_context_options(CLI::App* cmd, Context& ctx, bool with_seed) {
 void require_output_file(const std::string& path, const std::string& argument,
                          std::initializer_list<std::pair<const char*, const std::string*>> inputs) {
   namespace fs = std::filesystem;
-  const fs::path out = fs::absolute(path);
-  require(fs::is_directory(out.parent_path()), argument, "'" + path + "'", "a file in an existing folder");
+  std::error_code ec;
+  const fs::path out = fs::weakly_canonical(fs::absolute(path), ec);  // resolves "..", "." and symlinks
+  require(!ec && fs::is_directory(out.parent_path()), argument, "'" + path + "'", "a file in an existing folder");
+  require(!fs::is_directory(out), argument, "'" + path + "'", "a file name, not a folder");
   for (const auto& [name, input] : inputs)
-    if (!input->empty())
-      require(out != fs::absolute(*input), argument, "'" + path + "'", std::string("a path other than ") + name);
+    if (!input->empty()) {
+      const fs::path in = fs::weakly_canonical(fs::absolute(*input), ec);
+      const bool same = out == in || (fs::exists(out) && fs::exists(in) && fs::equivalent(out, in, ec));
+      require(!same, argument, "'" + path + "'", std::string("a path other than ") + name);
+    }
+  // Writable: the atomic write creates a temporary file next to it, so try exactly that (and remove it).
+  const std::string probe = out.string() + ".tmp." + std::to_string(::getpid());
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  if (fd < 0)
+    fail_argument(argument, "'" + path + "'", std::string("a writable location (") + std::strerror(errno) + ")");
+  ::close(fd);
+  ::unlink(probe.c_str());
 }
 
 std::vector<std::string> split_list(const std::string& s) {

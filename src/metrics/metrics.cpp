@@ -1,5 +1,7 @@
 #include "otgen/metrics.h"
 
+#include <cblas.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -10,6 +12,8 @@
 #include "otgen/error.h"
 #include "otgen/rng.h"
 #include "otgen/scores.h"
+#include "kernels/tile_engine.h"
+#include "metrics/ustat.h"
 
 extern "C" void dsyevd_(const char* jobz, const char* uplo, const int* n, double* a, const int* lda, double* w,
                         double* work, const int* lwork, int* iwork, const int* liwork, int* info);
@@ -36,7 +40,9 @@ double mean_distance(PointsView a, PointsView b, const Context& ctx) {
 
 // Symmetric eigendecomposition (LAPACK dsyevd): a (n x n, row-major = column-major for symmetric) is
 // overwritten by the eigenvectors (columns in column-major), w gets the eigenvalues ascending.
+// OpenBLAS runs on one thread here, so the result does not depend on its thread count.
 void symmetric_eigen(std::vector<double>& a, std::vector<double>& w, int n) {
+  kernels::BlasSingleThread blas_guard;
   w.assign(n, 0.0);
   int info = 0, lwork = -1, liwork = -1, iwork_query = 0;
   double work_query = 0;
@@ -46,48 +52,91 @@ void symmetric_eigen(std::vector<double>& a, std::vector<double>& w, int n) {
   std::vector<double> work(lwork);
   std::vector<int> iwork(liwork);
   dsyevd_("V", "U", &n, a.data(), &n, w.data(), work.data(), &lwork, iwork.data(), &liwork, &info);
-  if (info != 0) throw Error("frechet_distance: the eigendecomposition did not converge (LAPACK info " + std::to_string(info) + ")");
+  if (info != 0)
+    throw Error("the symmetric eigendecomposition (LAPACK dsyevd) of a " + std::to_string(n) + " x " + std::to_string(n) +
+                " covariance did not converge (info " + std::to_string(info) + ")");
+}
+
+// c = a b for n x n row-major matrices (DGEMM on one OpenBLAS thread).
+std::vector<double> matmul(const std::vector<double>& a, const std::vector<double>& b, int n) {
+  kernels::BlasSingleThread blas_guard;
+  std::vector<double> c(static_cast<size_t>(n) * n, 0.0);
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, a.data(), n, b.data(), n, 0.0, c.data(), n);
+  return c;
 }
 
 // The symmetric PSD square root V diag(sqrt(max(w, 0))) V^T.
 std::vector<double> psd_sqrt(std::vector<double> a, int n) {
   std::vector<double> w;
   symmetric_eigen(a, w, n);
-  std::vector<double> out(static_cast<size_t>(n) * n, 0.0);
+  // a holds V column-major, i.e. V^T row-major: scale its row k by sqrt(w_k), then out = V^T' V^T.
+  std::vector<double> scaled(a);
   for (int k = 0; k < n; ++k) {
-    const double s = std::sqrt(std::max(w[k], 0.0));
-    const double* v = a.data() + static_cast<size_t>(k) * n;  // eigenvector k (column k, column-major)
-    for (int i = 0; i < n; ++i)
-      for (int j = 0; j < n; ++j) out[static_cast<size_t>(i) * n + j] += s * v[i] * v[j];
+    const double s = std::sqrt(std::sqrt(std::max(w[k], 0.0)));
+    for (int i = 0; i < n; ++i) scaled[static_cast<size_t>(k) * n + i] *= s;
   }
+  kernels::BlasSingleThread blas_guard;
+  std::vector<double> out(static_cast<size_t>(n) * n, 0.0);
+  cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, n, n, 1.0, scaled.data(), n, 0.0, out.data(), n);
+  for (int i = 0; i < n; ++i)
+    for (int j = i + 1; j < n; ++j) out[static_cast<size_t>(j) * n + i] = out[static_cast<size_t>(i) * n + j];
   return out;
 }
 
-void mean_cov(PointsView x, std::vector<double>& mu, std::vector<double>& cov) {
-  const int64_t d = x.d;
+// Mean and covariance (1/(n - 1), float64) of n rows of dimension d stored row-major at `data` (float
+// or double): two passes, the centred rows folded into the covariance in blocks by DSYRK (one thread).
+template <class T>
+void mean_cov(const T* data, int64_t n, int64_t d, std::vector<double>& mu, std::vector<double>& cov) {
   mu.assign(d, 0.0);
-  for (int64_t i = 0; i < x.n; ++i)
-    for (int64_t k = 0; k < d; ++k) mu[k] += x.row(i)[k];
-  for (auto& v : mu) v /= static_cast<double>(x.n);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t k = 0; k < d; ++k) mu[k] += static_cast<double>(data[i * d + k]);
+  for (auto& v : mu) v /= static_cast<double>(n);
   cov.assign(static_cast<size_t>(d * d), 0.0);
-  std::vector<double> c(d);
-  for (int64_t i = 0; i < x.n; ++i) {
-    for (int64_t k = 0; k < d; ++k) c[k] = x.row(i)[k] - mu[k];
-    for (int64_t a = 0; a < d; ++a)
-      for (int64_t b = a; b < d; ++b) cov[a * d + b] += c[a] * c[b];
+  constexpr int64_t kBlock = 256;
+  std::vector<double> block(static_cast<size_t>(std::min(n, kBlock) * d));
+  kernels::BlasSingleThread blas_guard;
+  for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
+    const int64_t b = std::min(kBlock, n - i0);
+    for (int64_t i = 0; i < b; ++i)
+      for (int64_t k = 0; k < d; ++k) block[i * d + k] = static_cast<double>(data[(i0 + i) * d + k]) - mu[k];
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, static_cast<int>(d), static_cast<int>(b), 1.0, block.data(),
+                static_cast<int>(d), 1.0, cov.data(), static_cast<int>(d));
   }
   for (int64_t a = 0; a < d; ++a)
-    for (int64_t b = a; b < d; ++b) cov[b * d + a] = cov[a * d + b] /= static_cast<double>(x.n - 1);
+    for (int64_t b = a; b < d; ++b) cov[b * d + a] = cov[a * d + b] /= static_cast<double>(n - 1);
 }
 
-std::vector<double> matmul(const std::vector<double>& a, const std::vector<double>& b, int n) {
-  std::vector<double> c(static_cast<size_t>(n) * n, 0.0);
-  for (int i = 0; i < n; ++i)
-    for (int k = 0; k < n; ++k) {
-      const double aik = a[static_cast<size_t>(i) * n + k];
-      for (int j = 0; j < n; ++j) c[static_cast<size_t>(i) * n + j] += aik * b[static_cast<size_t>(k) * n + j];
-    }
-  return c;
+// |mu_x - mu_y|^2 + tr(Sx + Sy - 2 (Sx^1/2 Sy Sx^1/2)^1/2) from the moments of two Gaussians in R^d.
+double frechet_from_moments(const std::vector<double>& mx, const std::vector<double>& sx, const std::vector<double>& my,
+                            const std::vector<double>& sy, int d) {
+  double mean_term = 0;
+  for (int k = 0; k < d; ++k) mean_term += (mx[k] - my[k]) * (mx[k] - my[k]);
+  const std::vector<double> rx = psd_sqrt(sx, d);
+  std::vector<double> inner = matmul(matmul(rx, sy, d), rx, d);
+  for (int a = 0; a < d; ++a)  // symmetrise against rounding before the eigendecomposition
+    for (int b = a + 1; b < d; ++b) inner[a * d + b] = inner[b * d + a] = 0.5 * (inner[a * d + b] + inner[b * d + a]);
+  std::vector<double> w;
+  symmetric_eigen(inner, w, d);
+  double trace_sqrt = 0;
+  for (double e : w) trace_sqrt += std::sqrt(std::max(e, 0.0));
+  double trace = 0;
+  for (int k = 0; k < d; ++k) trace += sx[k * d + k] + sy[k * d + k];
+  return mean_term + trace - 2 * trace_sqrt;
+}
+
+// Sums over all pairs of sum_a exp(-alphas[a] |a_i - b_j|^2), one per bandwidth.
+std::vector<double> kernel_sums(PointsView a, PointsView b, std::span<const double> alphas, const Context& ctx) {
+  const size_t A = alphas.size();
+  std::vector<double> rows(a.n * A), out(A, 0.0);
+  kernel_row_sums(a, b, alphas, rows, ctx);
+  for (int64_t i = 0; i < a.n; ++i)
+    for (size_t k = 0; k < A; ++k) out[k] += rows[i * A + k];
+  return out;
+}
+
+void check_alphas(std::span<const double> alphas) {
+  require(!alphas.empty(), "alphas", "an empty list", "at least one bandwidth");
+  for (double a : alphas) require(a > 0 && std::isfinite(a), "alphas", a, "positive finite inverse squared bandwidths");
 }
 
 // k points of x drawn without replacement (partial Fisher-Yates on stream (seed, stream)); all of x,
@@ -151,36 +200,68 @@ double fraction_covered(PointsView q, PointsView c, const std::vector<double>& r
 
 }  // namespace
 
-double energy_distance(PointsView x, PointsView y, const Context& ctx) {
-  check_clouds(x, y, 2);
+namespace detail {
+
+double energy_distance_excluding(PointsView x, PointsView y, double copies_x, double copies_y, const Context& ctx) {
   const double n = static_cast<double>(x.n), m = static_cast<double>(y.n);
   const double xy = mean_distance(x, y, ctx) / (n * m);
-  const double xx = mean_distance(x, x, ctx) / (n * (n - 1));  // the diagonal is 0
-  const double yy = mean_distance(y, y, ctx) / (m * (m - 1));
+  // The diagonal and the pairs of copies are at distance 0 (up to the engine's rounding).
+  const double xx = mean_distance(x, x, ctx) / (n * (n - 1) - copies_x);
+  const double yy = mean_distance(y, y, ctx) / (m * (m - 1) - copies_y);
   return 2 * xy - xx - yy;
+}
+
+std::vector<double> mmd2_excluding(PointsView x, PointsView y, std::span<const double> alphas, double copies_x,
+                                   double copies_y, const Context& ctx) {
+  const double n = static_cast<double>(x.n), m = static_cast<double>(y.n);
+  const std::vector<double> kxx = kernel_sums(x, x, alphas, ctx), kyy = kernel_sums(y, y, alphas, ctx),
+                            kxy = kernel_sums(x, y, alphas, ctx);
+  std::vector<double> out(alphas.size());
+  for (size_t a = 0; a < alphas.size(); ++a)  // drop the diagonal and the copies, where each kernel is exp(0) = 1
+    out[a] = (kxx[a] - n - copies_x) / (n * (n - 1) - copies_x) + (kyy[a] - m - copies_y) / (m * (m - 1) - copies_y) -
+             2 * kxy[a] / (n * m);
+  return out;
+}
+
+}  // namespace detail
+
+double energy_distance(PointsView x, PointsView y, const Context& ctx) {
+  check_clouds(x, y, 2);
+  return detail::energy_distance_excluding(x, y, 0, 0, ctx);
 }
 
 double mmd2(PointsView x, PointsView y, std::span<const double> alphas, bool biased, const Context& ctx) {
   check_clouds(x, y, biased ? 1 : 2);
-  require(!alphas.empty(), "alphas", "an empty list", "at least one bandwidth");
-  for (double a : alphas) require(a > 0 && std::isfinite(a), "alphas", a, "positive finite inverse squared bandwidths");
-  const size_t A = alphas.size();
-  auto total = [&](PointsView a, PointsView b) {
-    std::vector<double> rows(a.n * A);
-    kernel_row_sums(a, b, alphas, rows, ctx);
-    return sum_of(rows);
-  };
-  const double n = static_cast<double>(x.n), m = static_cast<double>(y.n), K = static_cast<double>(A);
-  double kxx = total(x, x), kyy = total(y, y);
-  const double kxy = total(x, y) / (n * m);
-  if (biased) {
-    kxx /= n * n;
-    kyy /= m * m;
-  } else {  // drop the diagonal, where each of the A kernels is exp(0) = 1
-    kxx = (kxx - n * K) / (n * (n - 1));
-    kyy = (kyy - m * K) / (m * (m - 1));
+  check_alphas(alphas);
+  if (!biased) return sum_of(detail::mmd2_excluding(x, y, alphas, 0, 0, ctx));
+  const double n = static_cast<double>(x.n), m = static_cast<double>(y.n);
+  return sum_of(kernel_sums(x, x, alphas, ctx)) / (n * n) + sum_of(kernel_sums(y, y, alphas, ctx)) / (m * m) -
+         2 * sum_of(kernel_sums(x, y, alphas, ctx)) / (n * m);
+}
+
+std::vector<double> mmd2_per_bandwidth(PointsView x, PointsView y, std::span<const double> alphas, const Context& ctx) {
+  check_clouds(x, y, 2);
+  check_alphas(alphas);
+  return detail::mmd2_excluding(x, y, alphas, 0, 0, ctx);
+}
+
+double median_distance(PointsView x, PointsView y, int64_t per_side) {
+  require(per_side >= 1, "per_side", per_side, "a positive integer");
+  require(x.d >= 1 && x.d == y.d, "y", "dimension " + std::to_string(y.d), "the dimension of x, " + std::to_string(x.d));
+  std::vector<const float*> rows;
+  for (PointsView p : {x, y}) {
+    const int64_t count = std::min(p.n, per_side);
+    for (int64_t i = 0; i < count; ++i) rows.push_back(p.row(i * p.n / count));
   }
-  return kxx + kyy - 2 * kxy;
+  std::vector<double> dist;
+  for (size_t i = 0; i < rows.size(); ++i)
+    for (size_t j = i + 1; j < rows.size(); ++j) {
+      const double s = squared_distance(rows[i], rows[j], x.d);
+      if (s > 0) dist.push_back(std::sqrt(s));
+    }
+  if (dist.empty()) return 1.0;
+  std::nth_element(dist.begin(), dist.begin() + dist.size() / 2, dist.end());
+  return dist[dist.size() / 2];
 }
 
 double wasserstein_1d(std::vector<double> u, std::vector<double> v, double p) {
@@ -242,23 +323,108 @@ double mean_marginal_w1(PointsView x, PointsView y) {
 
 double frechet_distance(PointsView x, PointsView y) {
   check_clouds(x, y, 2);
-  const int d = static_cast<int>(x.d);
   std::vector<double> mx, my, sx, sy;
-  mean_cov(x, mx, sx);
-  mean_cov(y, my, sy);
-  double mean_term = 0;
-  for (int k = 0; k < d; ++k) mean_term += (mx[k] - my[k]) * (mx[k] - my[k]);
-  const std::vector<double> rx = psd_sqrt(sx, d);
-  std::vector<double> inner = matmul(matmul(rx, sy, d), rx, d);
-  for (int a = 0; a < d; ++a)  // symmetrise against rounding before the eigendecomposition
-    for (int b = a + 1; b < d; ++b) inner[a * d + b] = inner[b * d + a] = 0.5 * (inner[a * d + b] + inner[b * d + a]);
-  std::vector<double> w;
-  symmetric_eigen(inner, w, d);
-  double trace_sqrt = 0;
-  for (double e : w) trace_sqrt += std::sqrt(std::max(e, 0.0));
-  double trace = 0;
-  for (int k = 0; k < d; ++k) trace += sx[k * d + k] + sy[k * d + k];
-  return mean_term + trace - 2 * trace_sqrt;
+  mean_cov(x.data, x.n, x.d, mx, sx);
+  mean_cov(y.data, y.n, y.d, my, sy);
+  return frechet_from_moments(mx, sx, my, sy, static_cast<int>(x.d));
+}
+
+int64_t default_pca_dim(int64_t d, int64_t train_points) {
+  return std::max<int64_t>(1, std::min({d, int64_t{64}, train_points - 1}));
+}
+
+PcaBasis pca_basis(PointsView train, std::optional<int64_t> dim) {
+  require(train.d >= 1, "train", "points of dimension 0", "dimension >= 1");
+  require(train.n >= 2, "train", std::to_string(train.n) + " points", "at least 2");
+  require_finite(train, "train");
+  const int64_t limit = std::min(train.d, train.n - 1);
+  const int64_t k = dim.value_or(default_pca_dim(train.d, train.n));
+  require(k >= 1 && k <= limit, "dim", k,
+          "an integer in [1, min(d, N - 1)] = [1, " + std::to_string(limit) + "] for N = " + std::to_string(train.n) +
+              " training points of dimension d = " + std::to_string(train.d));
+  const int64_t d = train.d;
+  PcaBasis b;
+  b.d = d;
+  b.dim = k;
+  b.train_points = train.n;
+  std::vector<double> cov, w;
+  mean_cov(train.data, train.n, d, b.mean, cov);
+  for (int64_t c = 0; c < d; ++c) b.total_variance += cov[c * d + c];
+  symmetric_eigen(cov, w, static_cast<int>(d));  // ascending; eigenvector j at cov[j * d ..]
+  b.components.resize(static_cast<size_t>(k * d));
+  for (int64_t c = 0; c < k; ++c) {
+    const int64_t j = d - 1 - c;
+    const double* v = cov.data() + j * d;
+    int64_t big = 0;
+    for (int64_t i = 1; i < d; ++i)
+      if (std::abs(v[i]) > std::abs(v[big])) big = i;
+    const double sign = v[big] < 0 ? -1.0 : 1.0;
+    for (int64_t i = 0; i < d; ++i) b.components[c * d + i] = sign * v[i];
+    b.variances.push_back(std::max(w[j], 0.0));
+  }
+  return b;
+}
+
+double frechet_distance(PointsView x, PointsView y, const PcaBasis& basis) {
+  require(basis.dim >= 1 && basis.components.size() == static_cast<size_t>(basis.dim * basis.d) &&
+              basis.mean.size() == static_cast<size_t>(basis.d),
+          "basis", "an empty or inconsistent PcaBasis", "one made by pca_basis");
+  for (auto [p, name] : {std::pair{x, "x"}, std::pair{y, "y"}}) {
+    require(p.d == basis.d, name, "dimension " + std::to_string(p.d),
+            "the training set's dimension " + std::to_string(basis.d));
+    require(p.n >= 2, name, std::to_string(p.n) + " points", "at least 2");
+    require_finite(p, name);
+  }
+  const int64_t d = basis.d, k = basis.dim;
+  // Projections in float64: blocks of centred rows times the components (DGEMM, one thread).
+  auto project = [&](PointsView p) {
+    std::vector<double> z(static_cast<size_t>(p.n * k));
+    constexpr int64_t kBlock = 256;
+    std::vector<double> block(static_cast<size_t>(std::min(p.n, kBlock) * d));
+    kernels::BlasSingleThread blas_guard;
+    for (int64_t i0 = 0; i0 < p.n; i0 += kBlock) {
+      const int64_t rows = std::min(kBlock, p.n - i0);
+      for (int64_t i = 0; i < rows; ++i)
+        for (int64_t c = 0; c < d; ++c) block[i * d + c] = static_cast<double>(p.row(i0 + i)[c]) - basis.mean[c];
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(k),
+                  static_cast<int>(d), 1.0, block.data(), static_cast<int>(d), basis.components.data(),
+                  static_cast<int>(d), 0.0, z.data() + i0 * k, static_cast<int>(k));
+    }
+    return z;
+  };
+  std::vector<double> mx, my, sx, sy;
+  const std::vector<double> zx = project(x), zy = project(y);
+  mean_cov(zx.data(), x.n, k, mx, sx);
+  mean_cov(zy.data(), y.n, k, my, sy);
+  return frechet_from_moments(mx, sx, my, sy, static_cast<int>(k));
+}
+
+std::vector<int64_t> bootstrap_indices(int64_t n, uint64_t seed, int64_t replicate, int side) {
+  require(n >= 2, "n", n, "at least 2 rows to resample");
+  require(replicate >= 0, "replicate", replicate, "a non-negative index");
+  require(side == 0 || side == 1, "side", side, "0 (samples) or 1 (reference)");
+  constexpr uint64_t kBootstrapTag = 0xB0075794A9E5ULL;  // keeps these streams apart from the seed's others
+  Rng rng(mix_seed(seed, kBootstrapTag, static_cast<uint64_t>(replicate)), static_cast<uint64_t>(side));
+  std::vector<int64_t> idx(n);
+  while (true) {
+    for (auto& i : idx) i = rng.below(n);
+    if (std::any_of(idx.begin(), idx.end(), [&](int64_t i) { return i != idx[0]; })) return idx;
+  }
+}
+
+Interval percentile_interval(std::vector<double> values, double level) {
+  require(!values.empty(), "values", "an empty list", "at least one bootstrap value");
+  require(level > 0 && level < 1, "level", level, "a confidence level in (0, 1)");
+  for (double v : values) require(std::isfinite(v), "values", v, "finite bootstrap values");
+  std::sort(values.begin(), values.end());
+  auto quantile = [&](double q) {  // numpy's "linear" method, with its two-sided lerp
+    const double pos = q * static_cast<double>(values.size() - 1);
+    const size_t lo = std::min(static_cast<size_t>(std::floor(pos)), values.size() - 1);
+    const size_t hi = std::min(lo + 1, values.size() - 1);
+    const double t = pos - static_cast<double>(lo), a = values[lo], b = values[hi], diff = b - a;
+    return t >= 0.5 ? b - diff * (1 - t) : a + diff * t;
+  };
+  return {quantile((1 - level) / 2), quantile((1 + level) / 2)};
 }
 
 ExactW2 exact_w2(PointsView x, PointsView y, int64_t max_points, uint64_t seed, const Context& ctx) {
