@@ -99,7 +99,7 @@ TEST(NpyLimits, MalformedHeadersNameTheFile) {
     expect_error_contains([&] { read_npy(f); }, f);
   };
   expect("", "bad magic string");
-  expect("\x93NUMPY\x04\x00", "unsupported format version 4");
+  expect(std::string("\x93NUMPY\x04\x00", 8), "unsupported format version 4");
   expect(npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': }", 0), "malformed shape");
   expect(npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (-3,), }", 0), "malformed shape");
   expect(npy_bytes("{'descr': '<f4', 'fortran_order': False, }", 0), "no 'shape' entry");
@@ -132,9 +132,9 @@ TEST(IdxParser, SizesWhoseProductOverflowsAreComparedWithTheDataWithoutWrapping)
   std::vector<int64_t> shape;
   // 2^32 - 1 cubed wraps int64; 2^32 x 2^32 x 1 wraps uint64 to 0 and would "match" an empty body.
   expect_error_contains([&] { detail::parse_idx(idx_bytes(3, {0xffffffffu, 0xffffffffu, 0xffffffffu}, 7), 3, shape, "a.idx"); },
-                        "7 data bytes, header promises more");
+                        "7 data bytes, header promises 7.92282e+28");
   expect_error_contains([&] { detail::parse_idx(idx_bytes(3, {65536, 65536, 65536}, 0), 3, shape, "a.idx"); },
-                        "header promises more");
+                        "0 data bytes, header promises 2.81475e+14");
   const auto data = detail::parse_idx(idx_bytes(3, {2, 3, 3}, 18), 3, shape, "a.idx");
   EXPECT_EQ(data.size(), 18u);
   EXPECT_EQ(shape, (std::vector<int64_t>{2, 3, 3}));

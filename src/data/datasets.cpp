@@ -133,18 +133,20 @@ std::vector<unsigned char> parse_idx(std::span<const unsigned char> raw, int dim
   if (raw.size() < 4u + 4u * dims || be32(raw.data()) != 0x800u + static_cast<uint32_t>(dims))
     throw Error("invalid IDX file '" + path + "': bad magic number or header");
   shape.clear();
-  // Each size is below 2^32 and the data must be in the file: the product is compared against the
-  // bytes there, in unsigned 128-bit-safe steps (a product above the data size stops early).
+  // Each size is below 2^32: the product (up to 2^96) is compared with the data bytes without
+  // wrapping (a product above the data size stops growing at data + 1), and reported in double.
   const size_t off = 4 + 4 * static_cast<size_t>(dims), data = raw.size() - off;
   uint64_t numel = 1;
+  double promised = 1;
   for (int k = 0; k < dims; ++k) {
     const uint64_t s = be32(raw.data() + 4 + 4 * k);
     shape.push_back(static_cast<int64_t>(s));
     numel = s == 0 || numel <= data / s ? numel * s : data + 1;
+    promised *= static_cast<double>(s);
   }
   if (numel != data)
     throw Error("invalid IDX file '" + path + "': " + std::to_string(data) + " data bytes, header promises " +
-                (numel > data ? "more" : std::to_string(numel)));
+                to_text(promised));
   return {raw.begin() + off, raw.end()};
 }
 
