@@ -13,8 +13,18 @@ PKGS := cmake g++ make libopenblas-dev liblemon-dev libcli11-dev nlohmann-json3-
         libtorch-dev
 # Extra packages for the comparison benchmarks and plots.
 BENCH_PKGS := libfaiss-dev python3-matplotlib
+# Extra packages for the libFuzzer targets (make fuzz): clang and its fuzzer/sanitizer runtimes.
+FUZZ_PKGS := clang libclang-rt-14-dev libomp-14-dev
 
-.PHONY: setup setup-bench configure build demo test bench install clean reproduce reproduce-quick
+# The sanitizer build (make test-asan) and the fuzzers (make fuzz): docs/RELIABILITY.md.
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS := fuzz_npy fuzz_idx fuzz_csv fuzz_json
+SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1 \
+           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+.PHONY: setup setup-bench setup-fuzz configure build demo test test-asan fuzz bench install clean reproduce reproduce-quick
 
 setup:
 	@PKGS="$(PKGS)" SUDO="$(SUDO)" sh scripts/install_packages.sh
@@ -36,6 +46,26 @@ test: build
 	@if [ -d tests/python ] && ls tests/python/test_*.py >/dev/null 2>&1; then \
 	  PYTHONPATH=$(BUILD)/python OTGEN_CLI=$(BUILD)/otgen $(PY) -m pytest -q tests/python; fi
 
+# ASan + UBSan over the torch-free library, the CLI without train/sample, and every test that does not
+# link LibTorch (the flow* tests and the Python module are left out: LibTorch is not instrumented).
+test-asan: setup
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOTGEN_SANITIZE=ON -DOTGEN_WITH_FLOW=OFF \
+	  -DOTGEN_BUILD_PYTHON=OFF $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+	@cd $(ASAN_BUILD) && $(SAN_ENV) ctest --output-on-failure -j$(JOBS)
+
+setup-fuzz: setup
+	@PKGS="$(FUZZ_PKGS)" SUDO="$(SUDO)" sh scripts/install_packages.sh
+
+# Each libFuzzer target for FUZZ_SECONDS (default 300), one after the other, from its seed corpus in
+# fuzz/corpus/<target>/ (new inputs go to $(FUZZ_BUILD)/corpus/, crashes to $(FUZZ_BUILD)/crashes/).
+fuzz: setup-fuzz
+	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
+	  -DCMAKE_CXX_COMPILER=clang++ -DOTGEN_BUILD_FUZZ=ON -DOTGEN_WITH_FLOW=OFF -DOTGEN_BUILD_TESTS=OFF \
+	  -DOTGEN_BUILD_PYTHON=OFF $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j$(JOBS) --target $(FUZZ_TARGETS)
+	@FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh $(FUZZ_TARGETS)
+
 bench: setup-bench
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DOTGEN_BUILD_BENCH=ON $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
@@ -51,7 +81,7 @@ reproduce-quick: build
 	@$(BUILD)/otgen study --config examples/study/quick.json --out $(BUILD)/study-quick
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
 
 # Installs the CLI (/usr/local/bin/otgen) and the Python package for Debian's /usr/bin/python3.
 install: build

@@ -22,6 +22,7 @@
 #include "otgen/evaluation.h"
 #include "otgen/flow_sde.h"
 #include "otgen/lattice.h"
+#include "otgen/memory.h"
 #include "otgen/metrics.h"
 #include "otgen/scores.h"
 #include "otgen/semidiscrete.h"
@@ -111,7 +112,9 @@ I64 optional_i64(const py::object& obj, const char* name) {
   py::array a = py::array::ensure(obj);
   if (!a || (a.dtype().kind() != 'i' && a.dtype().kind() != 'u') || a.ndim() != 1)
     value_error(std::string(name) + ": expected a 1-D integer array");
-  return I64::ensure(a);
+  I64 l = I64::ensure(a);
+  require_labels(std::span<const int64_t>(l.data(), static_cast<size_t>(l.size())), name);  // >= 0, fits in memory
+  return l;
 }
 
 template <class A>
@@ -426,6 +429,8 @@ PYBIND11_MODULE(_otgen, m) {
         F32 G0 = optional_vector(g0, "g0");
         Context ctx = context(threads, seed);
         ctx.quiet = !progress;
+        require_memory("batch_size", o.batch_size, rows_bytes(o.batch_size, Y.view.d, 32),
+                       "a batch of noise rows of dimension " + std::to_string(Y.view.d) + " (4 d + 32 bytes a row)");
         SemidiscreteOT::Result r;
         {
           py::gil_scoped_release release;
@@ -506,6 +511,8 @@ PYBIND11_MODULE(_otgen, m) {
     return owned(std::move(idx), {X.view.n});
   };
   auto run_check = [](MapArgs& a, int64_t batch, int64_t repeats, uint64_t seed, int threads) {
+    require_memory("batch", batch, rows_bytes(batch, a.map.y.d, 32),
+                   "a batch of noise rows of dimension " + std::to_string(a.map.y.d) + " (4 d + 32 bytes a row)");
     SdotMarginalStats st;
     {
       py::gil_scoped_release release;

@@ -56,6 +56,10 @@ AssignmentResult solve_assignment(std::span<const float> cost, int64_t n, const 
 AssignmentResult solve_assignment(std::span<const double> cost, int64_t n, const AssignmentOptions& opt = {});
 
 // The optimal permutation between x (n, d) and y (n, d) for c = |x - y|^2 / 2. n >= 1.
+// The bytes exact_assignment needs for two batches of n points: the n x n cost matrix (4 n^2 for
+// Jonker-Volgenant; 12 n^2 plus LEMON's arcs, about 52 n^2 in all, for the network simplex).
+// exact_assignment refuses (otgen::Error naming "x") sizes above the available memory (otgen/memory.h).
+double exact_assignment_bytes(int64_t n, AssignmentSolver solver);
 AssignmentResult exact_assignment(PointsView x, PointsView y, const Context& ctx,
                                   const AssignmentOptions& opt = {});
 

@@ -35,6 +35,8 @@ Points read_points_npy(const std::string& path, const std::string& argument, boo
 std::vector<double> read_vector_npy(const std::string& path, const std::string& argument);
 // A 1-D int64 array (labels, indices).
 std::vector<int64_t> read_int64_npy(const std::string& path, const std::string& argument);
+// A 1-D int64 array of class labels, checked by require_labels (>= 0, a class count that fits in memory).
+std::vector<int64_t> read_labels_npy(const std::string& path, const std::string& argument);
 
 void write_npy(const std::string& path, std::span<const float> values, std::vector<int64_t> shape);
 void write_npy(const std::string& path, std::span<const double> values, std::vector<int64_t> shape);

@@ -39,6 +39,11 @@ void require_finite(PointsView x, std::string_view argument);
 void require_finite(std::span<const float> values, std::string_view argument);
 void require_finite(std::span<const double> values, std::string_view argument);
 
+// Class labels: every value >= 0 and the class count (largest label + 1) small enough that per-class
+// arrays (about 64 bytes a class) fit in memory; throws otgen::Error naming `argument`. Returns the
+// class count (0 for no labels).
+int64_t require_labels(std::span<const int64_t> labels, std::string_view argument);
+
 // Squared norms |x_i|^2, accumulated in double.
 std::vector<float> squared_norms(PointsView x);
 

@@ -14,6 +14,7 @@
 #include "otgen/assignment.h"
 #include "otgen/coupling.h"
 #include "otgen/error.h"
+#include "otgen/memory.h"
 #include "otgen/npy.h"
 #include "otgen/sinkhorn.h"
 
@@ -39,6 +40,8 @@ void run_exact(const ExactArgs& a) {
           "the dimension of --source, " + std::to_string(x.d));
   AssignmentOptions opt;
   opt.solver = a.solver == "jv" ? AssignmentSolver::JonkerVolgenant : AssignmentSolver::NetworkSimplex;
+  require_memory("--source", a.source + " with " + std::to_string(x.n) + " points", exact_assignment_bytes(x.n, opt.solver),
+                 "the n x n cost matrix of --solver " + a.solver);
   const auto t0 = std::chrono::steady_clock::now();
   const AssignmentResult r = exact_assignment(x, y, a.ctx, opt);
   const double secs = seconds_since(t0);
@@ -100,7 +103,7 @@ void run_couple(const CoupleArgs& a) {
   const Points y = read_points_npy(a.data, "--data");
   const Points x = read_points_npy(a.noise, "--noise");
   std::vector<int64_t> labels;
-  if (!a.labels.empty()) labels = read_int64_npy(a.labels, "--labels");
+  if (!a.labels.empty()) labels = read_labels_npy(a.labels, "--labels");
   int64_t classes = a.num_classes;
   for (int64_t l : labels) classes = std::max(classes, l + 1);
   const CouplingData data{y.view(), labels, classes};

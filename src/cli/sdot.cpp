@@ -11,6 +11,7 @@
 
 #include "cli/command.h"
 #include "otgen/error.h"
+#include "otgen/memory.h"
 #include "otgen/npy.h"
 #include "otgen/record.h"
 #include "otgen/semidiscrete.h"
@@ -32,7 +33,7 @@ struct Target {
               "one weight per data point (" + std::to_string(y.n) + ")");
     }
     if (!labels.empty()) {
-      l = read_int64_npy(labels, "--labels");
+      l = read_labels_npy(labels, "--labels");
       require(static_cast<int64_t>(l.size()) == y.n, "--labels", "length " + std::to_string(l.size()),
               "one label per data point (" + std::to_string(y.n) + ")");
     }
@@ -125,6 +126,8 @@ void register_fit(CLI::App& root) {
     a->opt.validate();
     a->ctx.validate();
     a->target.load();
+    require_memory("--batch", a->opt.batch_size, rows_bytes(a->opt.batch_size, a->target.y.d, 32),
+                   "a batch of noise rows of dimension " + std::to_string(a->target.y.d) + " (4 d + 32 bytes a row)");
     std::vector<float> g0;
     if (a->init == "half-norm") {
       // g0_j = |y_j|^2 / 2, i.e. h = 0: the fit starts from the maximum inner-product map. For data far
@@ -204,6 +207,8 @@ void register_check(CLI::App& root) {
     require(a->batch >= 2, "--batch", a->batch, "at least 2");
     a->ctx.validate();
     a->target.load();
+    require_memory("--batch", std::min(a->batch, a->draws), rows_bytes(std::min(a->batch, a->draws), a->target.y.d, 32),
+                   "a batch of noise rows of dimension " + std::to_string(a->target.y.d) + " (4 d + 32 bytes a row)");
     const auto g = read_potential(a->potential, a->target.y.n);
     SemidiscreteMap m;
     m.y = a->target.y;
@@ -214,7 +219,7 @@ void register_check(CLI::App& root) {
     m.labels = a->target.l;
     m.class_penalty = a->class_penalty;
     const int64_t batch = std::min(a->batch, a->draws);
-    const int64_t repeats = (a->draws + batch - 1) / batch;
+    const int64_t repeats = (a->draws - 1) / batch + 1;  // draws + batch - 1 could overflow
     if (m.epsilon <= 0) sdot_prepare(m, a->ctx, a->engine);  // the int8 screen serves hard counts only
     const auto st = sdot_check(m, batch, repeats, a->ctx.seed, a->ctx, a->engine);
     std::cout << nlohmann::json{{"chi2", st.chi2},        {"tv", st.tv},

@@ -13,6 +13,7 @@
 
 #include "cli/command.h"
 #include "otgen/error.h"
+#include "otgen/memory.h"
 #include "otgen/npy.h"
 #include "otgen/rng.h"
 #include "otgen/semidiscrete.h"
@@ -44,7 +45,7 @@ void run_assign(const AssignArgs& a) {
   std::vector<double> b;
   std::vector<int64_t> labels, xl;
   if (!a.weights.empty()) b = read_vector_npy(a.weights, "--weights");
-  if (!a.labels.empty()) labels = read_int64_npy(a.labels, "--labels");
+  if (!a.labels.empty()) labels = read_labels_npy(a.labels, "--labels");
   SemidiscreteMap map;
   map.y = y;
   map.g = g;
@@ -56,6 +57,8 @@ void run_assign(const AssignArgs& a) {
   if (a.epsilon <= 0) sdot_prepare(map, a.ctx, a.engine);  // eps > 0 samples: no argmax to screen
   Points x;
   if (a.n >= 0) {
+    require_memory("--n", a.n, rows_bytes(a.n, y.d, 16),
+                   "n noise rows of dimension " + std::to_string(y.d) + ", their indices and classes (4 d + 16 bytes a row)");
     x = sdot_noise(a.n, y.d, a.ctx.seed, a.ctx);
     xl = sdot_noise_classes(map, a.n, a.ctx.seed);
     if (!a.noise_out.empty()) write_npy(a.noise_out, x);
@@ -63,7 +66,7 @@ void run_assign(const AssignArgs& a) {
     x = read_points_npy(a.noise, "--noise");
     require(x.d == y.d, "--noise", a.noise + " of dimension " + std::to_string(x.d),
             "the dimension of --data, " + std::to_string(y.d));
-    if (!a.noise_labels.empty()) xl = read_int64_npy(a.noise_labels, "--noise-labels");
+    if (!a.noise_labels.empty()) xl = read_labels_npy(a.noise_labels, "--noise-labels");
     require(labels.empty() || !xl.empty() || x.n == 0, "--noise-labels", "(none)",
             "the class of each noise row when --labels is given (or use --n to draw both)");
   }

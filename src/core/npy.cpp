@@ -1,5 +1,6 @@
 #include "otgen/npy.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -61,6 +62,22 @@ std::string dict_value(const std::string& header, const std::string& key, const 
   return v;
 }
 
+constexpr int64_t kMaxElements = int64_t{1} << 40;
+
+// A header is checked against the file before anything is allocated: a regular file must hold the
+// numel * itemsize bytes its header promises (a 193-byte file claiming 2^40 elements is refused here).
+void check_body_size(FILE* f, const Header& h, const std::string& path) {
+  struct stat st;
+  const long at = std::ftell(f);
+  if (at < 0 || ::fstat(::fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) return;  // pipes: read_body checks
+  const uint64_t have = static_cast<uint64_t>(st.st_size) > static_cast<uint64_t>(at) ? st.st_size - at : 0;
+  const uint64_t need = static_cast<uint64_t>(h.numel) * element_size_of(h.dtype);
+  if (have < need)
+    bad_file(path, "truncated: the header promises " + std::to_string(h.numel) + " " + dtype_name(h.dtype) +
+                       " elements (" + std::to_string(need) + " bytes), the file holds " + std::to_string(have) +
+                       " data bytes");
+}
+
 Header read_header(FILE* f, const std::string& path) {
   unsigned char magic[8];
   if (std::fread(magic, 1, 8, f) != 8 || std::memcmp(magic, "\x93NUMPY", 6) != 0)
@@ -93,7 +110,7 @@ Header read_header(FILE* f, const std::string& path) {
   if (fortran == "True") bad_file(path, "Fortran-ordered arrays are not supported (save with np.ascontiguousarray)");
   if (fortran != "False") bad_file(path, "malformed fortran_order '" + fortran + "'");
   const std::string shape = dict_value(header, "shape", path);
-  if (shape.front() != '(') bad_file(path, "malformed shape '" + shape + "'");
+  if (shape.empty() || shape.front() != '(') bad_file(path, "malformed shape '" + shape + "'");
   size_t pos = 1;
   while (pos < shape.size()) {
     while (pos < shape.size() && (shape[pos] == ' ' || shape[pos] == ',')) ++pos;
@@ -106,11 +123,13 @@ Header read_header(FILE* f, const std::string& path) {
       bad_file(path, "malformed shape '" + shape + "'");
     }
     if (v < 0 || used == 0) bad_file(path, "malformed shape '" + shape + "'");
+    if (v > kMaxElements || (v > 0 && h.numel > kMaxElements / v))
+      bad_file(path, "shape " + shape + " has more than 2^40 elements");
     h.shape.push_back(v);
-    if (v > 0 && h.numel > (int64_t{1} << 40) / v) bad_file(path, "array too large");
     h.numel *= v;
     pos += used;
   }
+  check_body_size(f, h, path);
   return h;
 }
 
@@ -229,6 +248,12 @@ std::vector<int64_t> read_int64_npy(const std::string& path, const std::string& 
   if (a.dtype != DType::Int64)
     fail_argument(argument, std::string("'") + path + "' of dtype " + dtype_name(a.dtype), "an int64 array");
   return std::vector<int64_t>(a.as<int64_t>(), a.as<int64_t>() + a.numel());
+}
+
+std::vector<int64_t> read_labels_npy(const std::string& path, const std::string& argument) {
+  std::vector<int64_t> l = read_int64_npy(path, argument);
+  require_labels(l, argument + " ('" + path + "')");
+  return l;
 }
 
 void write_npy(const std::string& path, std::span<const float> v, std::vector<int64_t> shape) { write_typed(path, v, shape, "<f4"); }

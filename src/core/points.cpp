@@ -3,15 +3,30 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 
 #include "otgen/error.h"
+#include "otgen/memory.h"
 
 namespace otgen {
 
 Points::Points(std::vector<float> values, int64_t n_, int64_t d_) : data(std::move(values)), n(n_), d(d_) {
   require(n_ >= 0 && d_ >= 0 && static_cast<int64_t>(data.size()) == n_ * d_, "points",
           std::to_string(data.size()) + " values", "n * d = " + std::to_string(n_ * d_) + " values");
+}
+
+int64_t require_labels(std::span<const int64_t> labels, std::string_view argument) {
+  int64_t top = -1;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    require(labels[i] >= 0, argument, labels[i], "labels >= 0 (entry " + std::to_string(i) + ")");
+    top = std::max(top, labels[i]);
+  }
+  require(top < std::numeric_limits<int64_t>::max(), argument, top, "labels below 2^63 - 1");
+  const int64_t classes = top + 1;
+  require_memory(argument, "largest label " + std::to_string(top), 64.0 * static_cast<double>(classes),
+                 std::to_string(classes) + " classes (per-class arrays, about 64 bytes a class)");
+  return classes;
 }
 
 namespace {

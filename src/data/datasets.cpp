@@ -6,10 +6,11 @@
 #include <filesystem>
 #include <numbers>
 #include <numeric>
-#include <sstream>
 
+#include "data/parsers.h"
 #include "otgen/data.h"
 #include "otgen/error.h"
+#include "otgen/memory.h"
 #include "otgen/npy.h"
 #include "otgen/rng.h"
 
@@ -52,69 +53,18 @@ uint32_t be32(const unsigned char* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
 }
 
-// IDX files (LeCun's MNIST format): magic 0x00000803 images (n, rows, cols) or 0x00000801 labels (n).
-std::vector<unsigned char> read_idx(const std::string& path, int dims, std::vector<int64_t>& shape) {
-  auto raw = read_gz(path, "dataset-fashion-mnist");
-  if (raw.size() < 4u + 4u * dims || be32(raw.data()) != 0x800u + static_cast<uint32_t>(dims))
-    throw Error("invalid IDX file '" + path + "': bad magic number or header");
-  shape.clear();
-  int64_t numel = 1;
-  for (int k = 0; k < dims; ++k) {
-    shape.push_back(be32(raw.data() + 4 + 4 * k));
-    numel *= shape.back();
-  }
-  const size_t off = 4 + 4 * dims;
-  if (raw.size() - off != static_cast<size_t>(numel))
-    throw Error("invalid IDX file '" + path + "': " + std::to_string(raw.size() - off) + " data bytes, header promises " +
-                std::to_string(numel));
-  return {raw.begin() + off, raw.end()};
-}
-
 Dataset fashion_mnist(const DatasetOptions& opt) {
   const std::string dir = fashion_mnist_dir();
   const std::string prefix = opt.test_split ? "t10k" : "train";
-  std::vector<int64_t> ishape, lshape;
-  auto pixels = read_idx(dir + "/" + prefix + "-images-idx3-ubyte.gz", 3, ishape);
-  auto labels = read_idx(dir + "/" + prefix + "-labels-idx1-ubyte.gz", 1, lshape);
-  if (ishape[0] != lshape[0]) throw Error("Fashion-MNIST images and labels disagree on the count in '" + dir + "'");
-  Dataset ds;
-  ds.name = "fashion-mnist";
-  ds.num_classes = 10;
-  ds.image_side = ishape[1];
-  ds.x = Points(ishape[0], ishape[1] * ishape[2]);
-  for (size_t k = 0; k < pixels.size(); ++k) ds.x.data[k] = pixels[k] / 127.5f - 1.0f;
-  ds.labels.assign(labels.begin(), labels.end());
-  return ds;
+  const std::string images = dir + "/" + prefix + "-images-idx3-ubyte.gz", labels = dir + "/" + prefix + "-labels-idx1-ubyte.gz";
+  return detail::parse_fashion_mnist(read_gz(images, "dataset-fashion-mnist"), read_gz(labels, "dataset-fashion-mnist"),
+                                     images, labels);
 }
 
 Dataset digits() {
   const std::string path = digits_csv_path();
-  auto raw = read_gz(path, "python3-sklearn");
-  Dataset ds;
-  ds.name = "digits";
-  ds.num_classes = 10;
-  ds.image_side = 8;
-  std::vector<float> values;
-  std::string line;
-  std::istringstream in(std::string(raw.begin(), raw.end()));
-  int64_t n = 0;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    std::vector<float> row;
-    size_t pos = 0;
-    while (pos <= line.size()) {
-      const size_t comma = std::min(line.find(',', pos), line.size());
-      row.push_back(std::strtof(line.c_str() + pos, nullptr));
-      pos = comma + 1;
-    }
-    if (row.size() != 65) throw Error("invalid digits file '" + path + "': line " + std::to_string(n + 1) + " has " +
-                                      std::to_string(row.size()) + " fields, expected 65");
-    for (int k = 0; k < 64; ++k) values.push_back(row[k] / 8.0f - 1.0f);  // pixels 0..16 -> [-1, 1]
-    ds.labels.push_back(static_cast<int64_t>(row[64]));
-    ++n;
-  }
-  ds.x = Points(std::move(values), n, 64);
-  return ds;
+  const auto raw = read_gz(path, "python3-sklearn");
+  return detail::parse_digits_csv(std::string_view(reinterpret_cast<const char*>(raw.data()), raw.size()), path);
 }
 
 Dataset user_npy(const DatasetOptions& opt) {
@@ -123,10 +73,9 @@ Dataset user_npy(const DatasetOptions& opt) {
   ds.name = "npy";
   ds.x = read_points_npy(opt.path, "--data");
   if (!opt.labels_path.empty()) {
-    ds.labels = read_int64_npy(opt.labels_path, "--labels");
+    ds.labels = read_labels_npy(opt.labels_path, "--labels");
     require(static_cast<int64_t>(ds.labels.size()) == ds.x.n, "--labels", std::to_string(ds.labels.size()) + " labels",
             "one per data point (" + std::to_string(ds.x.n) + ")");
-    for (int64_t l : ds.labels) require(l >= 0, "--labels", l, "labels >= 0");
     ds.num_classes = ds.labels.empty() ? 0 : *std::max_element(ds.labels.begin(), ds.labels.end()) + 1;
   }
   return ds;
@@ -177,6 +126,97 @@ Dataset gaussian_mixture(const std::string& name, const DatasetOptions& opt, int
 
 }  // namespace
 
+namespace detail {
+
+std::vector<unsigned char> parse_idx(std::span<const unsigned char> raw, int dims, std::vector<int64_t>& shape,
+                                     const std::string& path) {
+  if (raw.size() < 4u + 4u * dims || be32(raw.data()) != 0x800u + static_cast<uint32_t>(dims))
+    throw Error("invalid IDX file '" + path + "': bad magic number or header");
+  shape.clear();
+  // Each size is below 2^32: the product (up to 2^96) is compared with the data bytes without
+  // wrapping (a product above the data size stops growing at data + 1), and reported in double.
+  const size_t off = 4 + 4 * static_cast<size_t>(dims), data = raw.size() - off;
+  uint64_t numel = 1;
+  double promised = 1;
+  for (int k = 0; k < dims; ++k) {
+    const uint64_t s = be32(raw.data() + 4 + 4 * k);
+    shape.push_back(static_cast<int64_t>(s));
+    numel = s == 0 || numel <= data / s ? numel * s : data + 1;
+    promised *= static_cast<double>(s);
+  }
+  if (numel != data)
+    throw Error("invalid IDX file '" + path + "': " + std::to_string(data) + " data bytes, header promises " +
+                to_text(promised));
+  return {raw.begin() + off, raw.end()};
+}
+
+Dataset parse_fashion_mnist(std::span<const unsigned char> images, std::span<const unsigned char> labels,
+                            const std::string& images_path, const std::string& labels_path) {
+  std::vector<int64_t> ishape, lshape;
+  const auto pixels = parse_idx(images, 3, ishape, images_path);
+  const auto classes = parse_idx(labels, 1, lshape, labels_path);
+  if (ishape[0] != lshape[0])
+    throw Error("Fashion-MNIST images '" + images_path + "' (" + std::to_string(ishape[0]) + ") and labels '" +
+                labels_path + "' (" + std::to_string(lshape[0]) + ") disagree on the count");
+  if (ishape[1] != ishape[2] || ishape[1] == 0)
+    throw Error("invalid IDX file '" + images_path + "': images of " + std::to_string(ishape[1]) + " x " +
+                std::to_string(ishape[2]) + " pixels, expected square images");
+  for (const unsigned char l : classes)
+    if (l > 9) throw Error("invalid IDX file '" + labels_path + "': label " + std::to_string(l) + ", expected 0..9");
+  Dataset ds;
+  ds.name = "fashion-mnist";
+  ds.num_classes = 10;
+  ds.image_side = ishape[1];
+  ds.x = Points(ishape[0], ishape[1] * ishape[2]);
+  for (size_t k = 0; k < pixels.size(); ++k) ds.x.data[k] = pixels[k] / 127.5f - 1.0f;
+  ds.labels.assign(classes.begin(), classes.end());
+  return ds;
+}
+
+Dataset parse_digits_csv(std::string_view text, const std::string& path) {
+  Dataset ds;
+  ds.name = "digits";
+  ds.num_classes = 10;
+  ds.image_side = 8;
+  std::vector<float> values;
+  int64_t n = 0, line_no = 0;
+  auto bad = [&](const std::string& what) {
+    throw Error("invalid digits file '" + path + "': line " + std::to_string(line_no) + " " + what);
+  };
+  size_t start = 0;
+  while (start < text.size()) {
+    const size_t eol = std::min(text.find('\n', start), text.size());
+    std::string line(text.substr(start, eol - start));
+    if (!line.empty() && line.back() == '\r') line.pop_back();  // CRLF
+    start = eol + 1;
+    ++line_no;
+    if (line.empty()) continue;
+    std::vector<double> row;
+    size_t pos = 0;
+    while (pos <= line.size()) {
+      const size_t comma = std::min(line.find(',', pos), line.size());
+      const std::string field = line.substr(pos, comma - pos);
+      char* end = nullptr;
+      const double v = std::strtod(field.c_str(), &end);
+      if (field.empty() || end != field.c_str() + field.size()) bad("has the field '" + field + "', expected a number");
+      row.push_back(v);
+      pos = comma + 1;
+    }
+    if (row.size() != 65) bad("has " + std::to_string(row.size()) + " fields, expected 65");
+    for (int k = 0; k < 64; ++k) {
+      if (!(row[k] >= 0 && row[k] <= 16)) bad("has the pixel " + to_text(row[k]) + ", expected 0..16");
+      values.push_back(static_cast<float>(row[k] / 8.0 - 1.0));  // pixels 0..16 -> [-1, 1]
+    }
+    if (!(row[64] >= 0 && row[64] <= 9 && row[64] == std::floor(row[64]))) bad("has the label " + to_text(row[64]) + ", expected 0..9");
+    ds.labels.push_back(static_cast<int64_t>(row[64]));
+    ++n;
+  }
+  ds.x = Points(std::move(values), n, 64);
+  return ds;
+}
+
+}  // namespace detail
+
 void DatasetOptions::validate() const {
   require(n >= 0, "n", n, "0 (default) or a positive count");
   require(means.size() % 2 == 0, "means", std::to_string(means.size()) + " values", "K x 2 values (2-D means)");
@@ -208,6 +248,7 @@ Dataset load_dataset(const std::string& name, const DatasetOptions& opt) {
   opt.validate();
   const bool real = name == "fashion-mnist" || name == "digits" || name == "npy";
   const int64_t n = opt.n > 0 ? opt.n : 1000;
+  if (!real) require_memory("n", n, 16.0 * static_cast<double>(n), "n 2-D float32 points and int64 labels");
   Dataset ds;
   if (name == "fashion-mnist") ds = fashion_mnist(opt);
   else if (name == "digits") ds = digits();

@@ -12,6 +12,7 @@
 #include "ot/jv.h"
 #include "ot/weights.h"
 #include "otgen/error.h"
+#include "otgen/memory.h"
 
 #ifdef OTGEN_HAVE_LEMON
 #include <lemon/network_simplex.h>
@@ -179,10 +180,17 @@ AssignmentResult solve_assignment(std::span<const double> cost, int64_t n, const
   return assignment_impl(cost, n, opt);
 }
 
+double exact_assignment_bytes(int64_t n, AssignmentSolver solver) {
+  const double n2 = static_cast<double>(n) * static_cast<double>(n);
+  return (solver == AssignmentSolver::JonkerVolgenant ? 4.0 : 52.0) * n2;
+}
+
 AssignmentResult exact_assignment(PointsView x, PointsView y, const Context& ctx, const AssignmentOptions& opt) {
   opt.validate();
   ctx.validate();
   check_points(x, y, true);
+  require_memory("x", std::to_string(x.n) + " points", exact_assignment_bytes(x.n, opt.solver),
+                 "the n x n cost matrix of the exact assignment");
   AssignmentResult r;
   if (opt.solver == AssignmentSolver::JonkerVolgenant) {
     // -<x_i - xm, y_j - ym>: the half squared cost minus row and column constants (the same optimal

@@ -18,6 +18,7 @@
 #include "ot/jv.h"
 #include "ot/weights.h"
 #include "otgen/error.h"
+#include "otgen/memory.h"
 #include "otgen/progress.h"
 #include "otgen/rng.h"
 
@@ -296,6 +297,9 @@ SinkhornResult sinkhorn(PointsView x, PointsView y, std::span<const double> a_in
   const bool dense = opt.mode == SinkhornMode::Dense ||
                      (opt.mode == SinkhornMode::Auto && 4 * static_cast<double>(n) * m <= opt.dense_max_bytes);
   res.dense = dense;
+  if (dense)
+    require_memory("mode", "dense", 4.0 * static_cast<double>(n) * static_cast<double>(m),
+                   "the " + std::to_string(n) + " x " + std::to_string(m) + " float matrix of the dense mode");
   std::unique_ptr<Kernel> kernel;
   if (dense) {
     auto dk = std::make_unique<DenseKernel>(x, y, loga, logb, ctx, opt.scores);

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "otgen/error.h"
+#include "otgen/memory.h"
 #include "otgen/wfr.h"
 
 namespace otgen::wfr {
@@ -11,6 +12,9 @@ Points initial_particles(const Target& target, std::string_view spec_view, int64
   const std::string spec(spec_view);
   require(n >= 1, "particles", n, "a positive count");
   const int64_t d = target.dim();
+  require_memory("particles", n, 48.0 * static_cast<double>(n) * static_cast<double>(d),
+                 std::to_string(n) + " particles of dimension " + std::to_string(d) +
+                     " (positions, gradients, proposals: about 48 bytes a coordinate)");
   Rng rng(seed, 0);  // stream 0: the start (steps use streams 1, 2, ...)
   if (spec == "gaussian") {
     Points x(n, d);

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "otgen/error.h"
+#include "otgen/memory.h"
 #include "otgen/wfr.h"
 
 namespace otgen::wfr {
@@ -236,7 +237,9 @@ std::unique_ptr<GaussianMixture> make_gaussian(std::vector<double> mean, std::ve
 }
 
 std::unique_ptr<GaussianMixture> make_standard_normal(int64_t d) {
-  require(d >= 1, "d", d, "a positive dimension");
+  require(d >= 1, "dim", d, "a positive dimension");
+  require_memory("dim", d, 24.0 * static_cast<double>(d) * static_cast<double>(d),
+                 "the d x d covariance, its Cholesky factor and inverse");
   std::vector<double> cov(d * d, 0.0);
   for (int64_t a = 0; a < d; ++a) cov[a * d + a] = 1.0;
   return make_gaussian(std::vector<double>(d, 0.0), std::move(cov));
