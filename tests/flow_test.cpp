@@ -102,6 +102,25 @@ TEST(FlowModel, LoadRejectsMissingForeignAndCorruptFiles) {
   test::expect_error_contains([&] { FlowModel::load(dir.file("cut.pt")); }, "--model");
 }
 
+TEST(ModelSpec, IntegerFieldsGivenAsHugeFloatsAreRefused) {
+  // Fuzzing finding F1 (docs/RELIABILITY.md): the committed input, and the same for TrainOptions.
+  const nlohmann::json spec =
+      nlohmann::json::parse(slurp(std::string(OTGEN_SOURCE_DIR) + "/tests/data/fuzz_regressions/fuzz_json/int_field_1e69.json"));
+  test::expect_error_contains([&] { ModelSpec::from_json(spec); }, "channels");
+  nlohmann::json good = mlp_spec(2).to_json();
+  EXPECT_NO_THROW(ModelSpec::from_json(good));
+  good["mults"] = {1, 2.5};
+  test::expect_error_contains([&] { ModelSpec::from_json(good); }, "mults");
+  TrainOptions o;
+  o.model = mlp_spec(2);
+  nlohmann::json j = o.to_json();
+  EXPECT_NO_THROW(TrainOptions::from_json(j));
+  j["steps"] = 1e30;
+  test::expect_error_contains([&] { TrainOptions::from_json(j); }, "steps");
+  j["steps"] = 18446744073709551615ull;  // beyond int64
+  test::expect_error_contains([&] { TrainOptions::from_json(j); }, "steps");
+}
+
 TEST(ModelSpec, ValidateNamesTheOption) {
   ModelSpec s = unet_spec(28, 1, 32, {1, 2, 2, 2}, 8);  // 28 is not divisible by 8
   test::expect_error_contains([&] { s.validate(); }, "fewer --mults");

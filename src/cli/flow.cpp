@@ -60,10 +60,16 @@ struct TrainArgs {
             {"seed", ctx.seed},     {"options", opt.to_json()}};
   }
   void from_json(const nlohmann::json& j) {
+    // Integers only as JSON integers: a float such as 1e69 would be an out-of-range conversion.
+    auto integer = [&](const char* key) {
+      const nlohmann::json& v = j.at(key);
+      if (!v.is_number_integer()) throw Error(std::string("--resume: malformed run.json (") + key + " = " + v.dump() + ", expected an integer)");
+      return v;
+    };
     try {
       data = j.at("data").get<std::string>();
-      n = j.at("n").get<int64_t>();
-      data_seed = j.at("data_seed").get<uint64_t>();
+      n = integer("n").get<int64_t>();
+      data_seed = integer("data_seed").get<uint64_t>();
       coupling = j.at("coupling").get<std::string>();
       potential = j.at("potential").get<std::string>();
       sd_epsilon = j.at("sd_epsilon").get<double>();
@@ -72,8 +78,8 @@ struct TrainArgs {
       const nlohmann::json cp = j.value("class_penalty", nlohmann::json("inf"));
       class_penalty = cp.is_string() ? std::numeric_limits<double>::infinity() : cp.get<double>();
       sinkhorn_epsilon = j.at("sinkhorn_epsilon").get<double>();
-      fit_steps = j.at("fit_steps").get<int64_t>();
-      ctx.seed = j.at("seed").get<uint64_t>();
+      fit_steps = integer("fit_steps").get<int64_t>();
+      ctx.seed = integer("seed").get<uint64_t>();
       opt = TrainOptions::from_json(j.at("options"));
     } catch (const nlohmann::json::exception& e) {
       throw Error("--resume: malformed run.json (" + std::string(e.what()) + ")");

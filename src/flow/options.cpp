@@ -83,20 +83,34 @@ nlohmann::json ModelSpec::to_json() const {
           {"time_scale", time_scale}};
 }
 
+namespace {
+
+// An integer field of a stored spec or run: only JSON integers within int64 (a float such as 1e69 would
+// be an out-of-range conversion in nlohmann's get<int64_t>(): docs/RELIABILITY.md, finding F1).
+int64_t integer_of(const nlohmann::json& v, const char* key) {
+  if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t{INT64_MAX}))
+    throw Error(std::string("malformed options: ") + key + " = " + v.dump() + ", expected an integer");
+  return v.get<int64_t>();
+}
+int64_t integer_at(const nlohmann::json& j, const char* key) { return integer_of(j.at(key), key); }
+
+}  // namespace
+
 ModelSpec ModelSpec::from_json(const nlohmann::json& j) {
   try {
     ModelSpec s;
     s.kind = parse_model_kind(j.at("kind").get<std::string>(), "model kind");
-    s.dim = j.at("dim").get<int64_t>();
-    s.width = j.at("width").get<int64_t>();
-    s.depth = j.at("depth").get<int64_t>();
-    s.time_dim = j.at("time_dim").get<int64_t>();
-    s.image_side = j.at("image_side").get<int64_t>();
-    s.channels = j.at("channels").get<int64_t>();
-    s.base_channels = j.at("base_channels").get<int64_t>();
-    s.mults = j.at("mults").get<std::vector<int64_t>>();
-    s.groups = j.at("groups").get<int64_t>();
-    s.num_classes = j.value("num_classes", int64_t{0});  // absent in unconditional models of otgen <= 0.1
+    s.dim = integer_at(j, "dim");
+    s.width = integer_at(j, "width");
+    s.depth = integer_at(j, "depth");
+    s.time_dim = integer_at(j, "time_dim");
+    s.image_side = integer_at(j, "image_side");
+    s.channels = integer_at(j, "channels");
+    s.base_channels = integer_at(j, "base_channels");
+    s.mults.clear();
+    for (const auto& m : j.at("mults")) s.mults.push_back(integer_of(m, "mults"));
+    s.groups = integer_at(j, "groups");
+    s.num_classes = j.contains("num_classes") ? integer_at(j, "num_classes") : 0;  // absent in unconditional models of otgen <= 0.1
     s.meanflow = j.value("meanflow", false);
     s.time_scale = j.value("time_scale", 1000.0);
     s.validate();
@@ -156,8 +170,8 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
   try {
     TrainOptions o;
     o.model = ModelSpec::from_json(j.at("model"));
-    o.batch = j.at("batch").get<int64_t>();
-    o.steps = j.at("steps").get<int64_t>();
+    o.batch = integer_at(j, "batch");
+    o.steps = integer_at(j, "steps");
     o.time = parse_time_sampling(j.at("time").get<std::string>(), "time");
     o.logit_mean = j.at("logit_mean").get<double>();
     o.logit_std = j.at("logit_std").get<double>();
@@ -167,14 +181,14 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
     o.beta2 = j.at("beta2").get<double>();
     o.adam_eps = j.at("adam_eps").get<double>();
     o.weight_decay = j.at("weight_decay").get<double>();
-    o.warmup = j.at("warmup").get<int64_t>();
+    o.warmup = integer_at(j, "warmup");
     o.schedule = parse_schedule(j.at("schedule").get<std::string>(), "schedule");
     o.lr_final = j.at("lr_final").get<double>();
     o.ema_decay = j.at("ema_decay").get<double>();
     o.grad_clip = j.at("grad_clip").get<double>();
     o.precision = parse_precision(j.at("precision").get<std::string>(), "precision");
-    o.checkpoint_every = j.at("checkpoint_every").get<int64_t>();
-    o.log_every = j.at("log_every").get<int64_t>();
+    o.checkpoint_every = integer_at(j, "checkpoint_every");
+    o.log_every = integer_at(j, "log_every");
     o.label_dropout = j.value("label_dropout", 0.1);
     o.mf_ratio = j.value("mf_ratio", 0.25);
     o.mf_power = j.value("mf_power", 1.0);
