@@ -597,3 +597,76 @@ TEST(Scores, ErrorsNameTheArgument) {
 
 }  // namespace
 }  // namespace otgen
+
+namespace otgen {
+namespace {
+
+TEST(ScorePartials, ShardsOfYMergedInColumnOrderGiveTheWholeResult) {
+  // y cut into three shards at multiples of tile_cols: each shard's partials, with its column_offset,
+  // merged with the public merges, equal the call on the whole y (argmax and Gumbel-max bit for bit;
+  // the LSE to double rounding), on both block paths. Shard 2 is fully masked in one variant.
+  const int64_t n = 97, m = 700, d = 9, tc = 64;
+  const Points x = random_points(n, d, 21, 1.0), y = random_points(m, d, 22, 1.0);
+  std::vector<float> h = random_vec(m, 23, 1.0), log_b = random_vec(m, 24, 0.5);
+  const int64_t cuts[] = {0, 3 * tc, 5 * tc, m};
+  for (bool mask_shard : {false, true}) {
+    if (mask_shard) std::fill(h.begin() + cuts[1], h.begin() + cuts[2], -kInfF);
+    for (int64_t dm : {0, 16}) {
+      ScoreOptions opt;
+      opt.tile_rows = 16;
+      opt.tile_cols = tc;
+      opt.direct_max_dim = dm;
+      const Context ctx{2};
+      std::vector<int64_t> idx(n), g(n);
+      std::vector<float> val(n), lse(n);
+      row_argmax({x, y, h}, idx, val, ctx, opt);
+      row_gumbel_argmax({x, y, h}, 2.0f, log_b, 77, g, ctx, opt, 3);
+      row_logsumexp({x, y, h}, 2.0f, log_b, lse, ctx, opt);
+      std::vector<ArgmaxPartial<float>> pa(n * 3);
+      std::vector<ArgmaxPartial<double>> pg(n * 3);
+      std::vector<LsePartial> pl(n * 3);
+      for (int s = 0; s < 3; ++s) {
+        const int64_t c0 = cuts[s], mc = cuts[s + 1] - c0;
+        const ScoreProblem shard{x, {y.row(c0), mc, d}, std::span<const float>(h).subspan(c0, mc), static_cast<uint64_t>(c0)};
+        std::vector<ArgmaxPartial<float>> a(n);
+        std::vector<ArgmaxPartial<double>> b(n);
+        std::vector<LsePartial> l(n);
+        row_argmax_partials(shard, a, ctx, opt);
+        row_gumbel_partials(shard, 2.0f, std::span<const float>(log_b).subspan(c0, mc), 77, b, ctx, opt, 3);
+        row_logsumexp_partials(shard, 2.0f, std::span<const float>(log_b).subspan(c0, mc), l, ctx, opt);
+        for (int64_t i = 0; i < n; ++i) pa[i * 3 + s] = a[i], pg[i * 3 + s] = b[i], pl[i * 3 + s] = l[i];
+      }
+      for (int64_t i = 0; i < n; ++i) {
+        const auto ma = merge_argmax(std::span<const ArgmaxPartial<float>>(pa).subspan(i * 3, 3));
+        EXPECT_EQ(ma.index, idx[i]) << "row " << i;
+        EXPECT_EQ(ma.value, val[i]) << "row " << i;
+        EXPECT_EQ(merge_argmax(std::span<const ArgmaxPartial<double>>(pg).subspan(i * 3, 3)).index, g[i]) << "row " << i;
+        const double l = lse_value(merge_lse(std::span<const LsePartial>(pl).subspan(i * 3, 3)));
+        EXPECT_NEAR(l, lse[i], 1e-6 * (1 + std::abs(l))) << "row " << i;
+        if (mask_shard) EXPECT_EQ(pa[i * 3 + 1].index, -1);
+      }
+    }
+  }
+}
+
+TEST(ScorePartials, MergesFollowTheirDefinitions) {
+  // merge_argmax: largest value, lowest index on ties, empty partials ignored, in any order.
+  using A = ArgmaxPartial<float>;
+  const std::vector<A> parts = {{1.0f, 7}, {}, {2.0f, 9}, {2.0f, 3}, {-kInfF, 1}};
+  EXPECT_EQ(merge_argmax(std::span<const A>(parts)).index, 3);
+  EXPECT_EQ(merge_argmax(std::span<const A>(parts.data() + 1, 1)).index, -1);
+  // merge_lse: log(e^1 * 2 + e^3 * 0.5) against the closed form; an empty partial changes nothing.
+  const std::vector<LsePartial> l = {{1.0f, 2.0}, {}, {3.0f, 0.5}};
+  EXPECT_NEAR(lse_value(merge_lse(std::span<const LsePartial>(l))), std::log(2 * std::exp(1.0) + 0.5 * std::exp(3.0)), 1e-14);
+  EXPECT_EQ(lse_value(merge_lse(std::span<const LsePartial>(l.data() + 1, 1))), -kInf);
+  // merge_topk: the k best of sorted lists, ties by index; empty entries last.
+  const std::vector<TopkEntry> t = {{5, 4}, {1, 0}, {}, {5, 2}, {3, 8}, {1, 1}, {}, {}, {}};
+  std::vector<TopkEntry> out(3);
+  merge_topk(t, 3, out);
+  EXPECT_EQ(out[0].index, 2);
+  EXPECT_EQ(out[1].index, 4);
+  EXPECT_EQ(out[2].index, 8);
+}
+
+}  // namespace
+}  // namespace otgen

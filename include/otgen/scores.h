@@ -21,6 +21,7 @@
 
 #include "otgen/context.h"
 #include "otgen/points.h"
+#include "otgen/score_partials.h"
 
 namespace otgen {
 
@@ -48,6 +49,9 @@ struct ScoreProblem {
   PointsView x;
   PointsView y;
   std::span<const float> h;  // empty = 0
+  // Global index of y's first point when y is one shard of a larger set: random keys (Gumbel draws)
+  // use the global column index column_offset + j, so a sharded computation draws what the whole would.
+  uint64_t column_offset = 0;
   void validate() const;      // shapes, d match, h length and values
 };
 
@@ -80,7 +84,7 @@ void softmax_column_sums(const ScoreProblem& p, float scale, std::span<const flo
                          const ScoreOptions& opt = {});
 
 // Categorical sampling by Gumbel-max: index[i] = argmax_j (scale * S_ij + log_b_j + G_ij), where
-// G_ij = gumbel_at(seed, row_offset + i, j) (otgen/rng.h). Length n. Same errors as row_argmax.
+// G_ij = gumbel_at(seed, row_offset + i, p.column_offset + j) (otgen/rng.h). Length n. Same errors as row_argmax.
 // row_offset lets a caller draw one large batch in pieces with the same result.
 // Exact, but cheap: gumbel_at is bounded (G <= 53 ln 2 ~ 36.74 for every u < 1), so columns whose logit
 // is more than that below the best value so far are skipped; the rest get a vectorised Philox word and
@@ -90,6 +94,20 @@ void softmax_column_sums(const ScoreProblem& p, float scale, std::span<const flo
 void row_gumbel_argmax(const ScoreProblem& p, float scale, std::span<const float> log_b,
                        uint64_t seed, std::span<int64_t> index, const Context& ctx,
                        const ScoreOptions& opt = {}, uint64_t row_offset = 0);
+
+// Partial results for sharded data (otgen/score_partials.h): the same reductions, stopped before
+// each row's finish, with indices made global (p.column_offset + j). Merging the partials of the
+// shards of y, in column order, with merge_argmax / merge_lse gives the result for the whole y: bit
+// for bit for the argmax and the Gumbel-max when every shard starts at a multiple of
+// opt.tile_cols (the blocks are then the same), and to rounding for the LSE (one more rescaling).
+// Unlike the full calls, a shard may be entirely masked (index -1, max -inf). Length n each.
+void row_argmax_partials(const ScoreProblem& p, std::span<ArgmaxPartial<float>> out, const Context& ctx,
+                         const ScoreOptions& opt = {});
+void row_gumbel_partials(const ScoreProblem& p, float scale, std::span<const float> log_b, uint64_t seed,
+                         std::span<ArgmaxPartial<double>> out, const Context& ctx, const ScoreOptions& opt = {},
+                         uint64_t row_offset = 0);
+void row_logsumexp_partials(const ScoreProblem& p, float scale, std::span<const float> log_b,
+                            std::span<LsePartial> out, const Context& ctx, const ScoreOptions& opt = {});
 
 // Squared-distance kernels, with |x_i - y_j|^2 = |x_i|^2 + |y_j|^2 - 2 <x_i, y_j> clamped at 0.
 // out[i] = log sum_j exp(log_w_j - alpha * |x_i - y_j|^2); log_w empty = 0; alpha > 0. Length n.

@@ -1,5 +1,5 @@
-// The score engine (otgen/scores.h): every reduction is a Fold over blocks computed by the tile engine
-// (tile_engine.h) into per-(row, column tile) partials, merged per row in column-tile order.
+// The score engine (otgen/scores.h): every row reduction is a reducer type (kernels/reducers.h, or
+// here beside its entry point) run by kernels::reduce_rows over the blocks of the tile engine.
 #include "otgen/scores.h"
 
 #include <algorithm>
@@ -12,6 +12,7 @@
 
 #include <omp.h>
 
+#include "kernels/reducers.h"
 #include "kernels/tile_engine.h"
 #include "otgen/error.h"
 #include "otgen/rng.h"
@@ -46,8 +47,6 @@ void ScoreProblem::validate() const {
 
 namespace {
 
-// Bytes of per-(row, column tile) partial state a row group may use.
-constexpr int64_t kPartialBudget = int64_t{16} << 20;
 // Every finite value of gumbel_at is <= 53 ln 2 = 36.7368 (u <= 1 - 2^-53); a little slack on top.
 constexpr double kGumbelBound = 36.75;
 
@@ -75,14 +74,6 @@ void require_some_column(const ScoreProblem& p, std::span<const float> log_b) {
 
 void check_pair(PointsView x, PointsView y) { ScoreProblem{x, y, {}}.validate(); }
 
-// Rows per group so that group_rows * nct * slot_bytes stays within the partial budget (>= tile_rows).
-int64_t group_rows(const Tiling& t, int64_t slot_bytes) {
-  const int64_t per_row = std::max<int64_t>(1, t.nct * slot_bytes);
-  int64_t g = std::max<int64_t>(t.tr, kPartialBudget / per_row / t.tr * t.tr);
-  const int64_t n_up = (t.n + t.tr - 1) / t.tr * t.tr;
-  return std::max<int64_t>(t.tr, std::min(g, n_up));
-}
-
 // c_j = a * h_j + log_b_j (either may be absent); empty when both are.
 std::vector<float> column_offsets(std::span<const float> h, float a, std::span<const float> log_b, int64_t m) {
   if (h.empty() && log_b.empty()) return {};
@@ -92,45 +83,6 @@ std::vector<float> column_offsets(std::span<const float> h, float a, std::span<c
     c[j] = (std::isinf(hj) || std::isinf(bj)) ? kNegInfF : a * hj + bj;
   }
   return c;
-}
-
-
-// Merges (max_t, sum_t) partials of one row: log sum_t sum_t exp(max_t).
-inline double merge_lse(const float* pm, const double* ps, int64_t nct) {
-  float mx = kNegInfF;
-  for (int64_t t = 0; t < nct; ++t) mx = std::max(mx, pm[t]);
-  if (mx == kNegInfF) return kNegInfD;
-  double s = 0;
-  for (int64_t t = 0; t < nct; ++t)
-    if (pm[t] != kNegInfF) s += ps[t] * std::exp(static_cast<double>(pm[t]) - mx);
-  return mx + std::log(s);
-}
-
-// lse[i] = log sum_j exp(a * B_ij + off_j), B = the blocks of `bc` (inner products or squared distances).
-void lse_reduce(const BlockComputer& bc, const Tiling& t, float a, const std::vector<float>& off,
-                std::span<double> lse, const Context& ctx) {
-  if (t.m == 0) {
-    std::fill(lse.begin(), lse.end(), kNegInfD);
-    return;
-  }
-  const int64_t G = group_rows(t, sizeof(float) + sizeof(double));
-  std::vector<float> pm(static_cast<size_t>(G * t.nct));
-  std::vector<double> ps(static_cast<size_t>(G * t.nct));
-  const float* offp = off.empty() ? nullptr : off.data();
-  kernels::run_row_reduction(
-      bc, t, G, ctx,
-      [&](int64_t i, float* s, int64_t c0, int64_t cols, int64_t ct) {
-        const float mx = kernels::affine_max(s, cols, a, offp ? offp + c0 : nullptr);
-        const size_t slot = static_cast<size_t>((i % G) * t.nct + ct);
-        pm[slot] = mx;
-        ps[slot] = mx == kNegInfF ? 0.0 : exp_sum(s, cols, 1.0f, -mx, false);
-      },
-      [&](int64_t g0, int64_t g1) {
-        for (int64_t i = g0; i < g1; ++i) {
-          const size_t slot = static_cast<size_t>((i - g0) * t.nct);
-          lse[i] = merge_lse(pm.data() + slot, ps.data() + slot, t.nct);
-        }
-      });
 }
 
 
@@ -170,6 +122,22 @@ void gumbel_scan(const float* s, int64_t cols, uint64_t seed, uint64_t gi, uint6
 #endif
 }
 
+
+// The common start of a reduction: the tiling and the block computer of one call.
+struct Engine {
+  Tiling t;
+  BlockComputer bc;
+  Engine(PointsView x, PointsView y, BlockKind kind, const ScoreOptions& opt)
+      : t(x.n, y.n, opt, x.d <= opt.direct_max_dim), bc(x, y, kind, opt) {}
+  template <class R>
+  void run(R& r, const Context& ctx) const { kernels::reduce_rows(bc, t, ctx, r); }
+};
+
+void lse_reduce(const Engine& e, float a, const std::vector<float>& off, std::span<double> lse, const Context& ctx) {
+  kernels::LseReducer r{a, off.empty() ? nullptr : off.data(), lse};
+  e.run(r, ctx);
+}
+
 }  // namespace
 
 void row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<float> value, const Context& ctx,
@@ -180,35 +148,8 @@ void row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<float
   check_len("value", value.size(), p.x.n);
   require_some_column(p, {});
   if (p.x.n == 0) return;
-  const Tiling t(p.x.n, p.y.n, opt, p.x.d <= opt.direct_max_dim);
-  const BlockComputer bc(p.x, p.y, BlockKind::Dot, opt);
-  const int64_t G = group_rows(t, sizeof(float) + sizeof(int64_t));
-  std::vector<float> pv(static_cast<size_t>(G * t.nct));
-  std::vector<int64_t> pi(static_cast<size_t>(G * t.nct));
-  const float* h = p.h.empty() ? nullptr : p.h.data();
-  kernels::run_row_reduction(
-      bc, t, G, ctx,
-      [&](int64_t i, float* s, int64_t c0, int64_t cols, int64_t ct) {
-        const float mx = kernels::affine_max(s, cols, 1.0f, h ? h + c0 : nullptr);  // s + h, exactly rounded
-        const size_t slot = static_cast<size_t>((i % G) * t.nct + ct);
-        pv[slot] = mx;
-        pi[slot] = mx == kNegInfF ? -1 : c0 + kernels::first_equal(s, cols, mx);
-      },
-      [&](int64_t g0, int64_t g1) {
-        for (int64_t i = g0; i < g1; ++i) {
-          const size_t base = static_cast<size_t>((i - g0) * t.nct);
-          float best = kNegInfF;
-          int64_t arg = -1;
-          for (int64_t ct = 0; ct < t.nct; ++ct)
-            if (pi[base + ct] >= 0 && (arg < 0 || pv[base + ct] > best)) best = pv[base + ct], arg = pi[base + ct];
-          if (arg < 0) {  // every unmasked score overflowed to -inf: the first unmasked column
-            arg = 0;
-            while (h && std::isinf(h[arg])) ++arg;
-          }
-          index[i] = arg;
-          value[i] = best;
-        }
-      });
+  kernels::ArgmaxReducer r{p.h.empty() ? nullptr : p.h.data(), index, value};
+  Engine(p.x, p.y, BlockKind::Dot, opt).run(r, ctx);
 }
 
 void row_topk(const ScoreProblem& p, int64_t k, std::span<int64_t> index, std::span<float> value, const Context& ctx,
@@ -219,53 +160,8 @@ void row_topk(const ScoreProblem& p, int64_t k, std::span<int64_t> index, std::s
   check_len("index", index.size(), p.x.n * k);
   check_len("value", value.size(), p.x.n * k);
   if (p.x.n == 0) return;
-  const Tiling t(p.x.n, p.y.n, opt, p.x.d <= opt.direct_max_dim);
-  const BlockComputer bc(p.x, p.y, BlockKind::Dot, opt);
-  const int64_t G = group_rows(t, k * static_cast<int64_t>(sizeof(float) + sizeof(int64_t)));
-  std::vector<float> pv(static_cast<size_t>(G * t.nct * k));
-  std::vector<int64_t> pi(static_cast<size_t>(G * t.nct * k));
-  const float* h = p.h.empty() ? nullptr : p.h.data();
-  constexpr int64_t kEmpty = std::numeric_limits<int64_t>::max();
-  // (va, ia) ranks before (vb, ib): larger value, then lower index.
-  auto better = [](float va, int64_t ia, float vb, int64_t ib) { return va > vb || (va == vb && ia < ib); };
-  kernels::run_row_reduction(
-      bc, t, G, ctx,
-      [&](int64_t i, float* s, int64_t c0, int64_t cols, int64_t ct) {
-        if (h) {
-          const float* hc = h + c0;
-#pragma omp simd
-          for (int64_t c = 0; c < cols; ++c) s[c] += hc[c];
-        }
-        float* v = pv.data() + ((i % G) * t.nct + ct) * k;
-        int64_t* ix = pi.data() + ((i % G) * t.nct + ct) * k;
-        std::fill(v, v + k, kNegInfF);
-        std::fill(ix, ix + k, kEmpty);
-        for (int64_t c = 0; c < cols; ++c) {
-          const float sv = s[c];
-          const int64_t j = c0 + c;
-          if (!better(sv, j, v[k - 1], ix[k - 1])) continue;
-          int64_t q = k - 1;
-          while (q > 0 && better(sv, j, v[q - 1], ix[q - 1])) {
-            v[q] = v[q - 1];
-            ix[q] = ix[q - 1];
-            --q;
-          }
-          v[q] = sv;
-          ix[q] = j;
-        }
-      },
-      [&](int64_t g0, int64_t g1) {
-        std::vector<std::pair<float, int64_t>> cand;
-        for (int64_t i = g0; i < g1; ++i) {
-          cand.clear();
-          const size_t base = static_cast<size_t>((i - g0) * t.nct * k);
-          for (int64_t q = 0; q < t.nct * k; ++q)
-            if (pi[base + q] != kEmpty) cand.emplace_back(pv[base + q], pi[base + q]);
-          std::partial_sort(cand.begin(), cand.begin() + k, cand.end(),
-                            [&](auto& a, auto& b) { return better(a.first, a.second, b.first, b.second); });
-          for (int64_t q = 0; q < k; ++q) index[i * k + q] = cand[q].second, value[i * k + q] = cand[q].first;
-        }
-      });
+  kernels::TopkReducer r{p.h.empty() ? nullptr : p.h.data(), k, index, value};
+  Engine(p.x, p.y, BlockKind::Dot, opt).run(r, ctx);
 }
 
 void row_logsumexp(const ScoreProblem& p, float scale, std::span<const float> log_b, std::span<float> lse,
@@ -276,72 +172,62 @@ void row_logsumexp(const ScoreProblem& p, float scale, std::span<const float> lo
   check_log_weights("log_b", log_b, p.y.n);
   check_len("lse", lse.size(), p.x.n);
   if (p.x.n == 0) return;
-  const Tiling t(p.x.n, p.y.n, opt, p.x.d <= opt.direct_max_dim);
-  const BlockComputer bc(p.x, p.y, BlockKind::Dot, opt);
   std::vector<double> out(static_cast<size_t>(p.x.n));
-  lse_reduce(bc, t, scale, column_offsets(p.h, scale, log_b, p.y.n), out, ctx);
+  lse_reduce(Engine(p.x, p.y, BlockKind::Dot, opt), scale, column_offsets(p.h, scale, log_b, p.y.n), out, ctx);
   for (int64_t i = 0; i < p.x.n; ++i) lse[i] = static_cast<float>(out[i]);
 }
 
-void softmax_column_sums(const ScoreProblem& p, float scale, std::span<const float> log_b, std::span<double> col_sums,
-                         std::span<float> lse, const Context& ctx, const ScoreOptions& opt) {
-  p.validate();
-  opt.validate();
-  check_scale(scale);
-  check_log_weights("log_b", log_b, p.y.n);
-  check_len("col_sums", col_sums.size(), p.y.n);
-  check_len("lse", lse.size(), p.x.n);
-  std::fill(col_sums.begin(), col_sums.end(), 0.0);
-  const int64_t n = p.x.n, m = p.y.n;
-  if (n == 0) return;
-  if (m == 0) {
-    std::fill(lse.begin(), lse.end(), kNegInfF);
-    return;
-  }
-  const Tiling t(n, m, opt, p.x.d <= opt.direct_max_dim);
-  const BlockComputer bc(p.x, p.y, BlockKind::Dot, opt);
-  const std::vector<float> off = column_offsets(p.h, scale, log_b, m);
-  const float* offp = off.empty() ? nullptr : off.data();
-  const int64_t fit_rows = opt.buffer_bytes / (m * static_cast<int64_t>(sizeof(float)));
+namespace {
 
-  if (fit_rows < std::min<int64_t>(n, 32)) {
-    // Two passes: the row LSE, then every tile recomputed and exp(logit - lse_i) summed per column.
-    std::vector<double> l(static_cast<size_t>(n));
-    lse_reduce(bc, t, scale, off, l, ctx);
-    for (int64_t i = 0; i < n; ++i) lse[i] = static_cast<float>(l[i]);
-    kernels::BlasSingleThread blas_guard;
-    const int threads = kernels::team_size(ctx, t.nct, static_cast<double>(n) * m * (bc.d() + 16));
+// softmax_column_sums in two passes: the row LSE, then every tile recomputed and exp(logit - lse_i)
+// summed per column.
+void softmax_two_pass(const Engine& e, float scale, const std::vector<float>& off, std::span<double> col_sums,
+                      std::span<float> lse, const Context& ctx) {
+  const Tiling& t = e.t;
+  const BlockComputer& bc = e.bc;
+  const int64_t n = t.n, m = t.m;
+  const float* offp = off.empty() ? nullptr : off.data();
+  std::vector<double> l(static_cast<size_t>(n));
+  lse_reduce(e, scale, off, l, ctx);
+  for (int64_t i = 0; i < n; ++i) lse[i] = static_cast<float>(l[i]);
+  kernels::BlasSingleThread blas_guard;
+  const int threads = kernels::team_size(ctx, t.nct, static_cast<double>(n) * m * (bc.d() + 16));
 #pragma omp parallel num_threads(threads)
-    {
-      std::vector<float> block(static_cast<size_t>(std::min(t.tr, n) * std::min(t.tc, m)));
-      std::vector<float> scratch;
+  {
+    std::vector<float> block(static_cast<size_t>(std::min(t.tr, n) * std::min(t.tc, m)));
+    std::vector<float> scratch;
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t ct = 0; ct < t.nct; ++ct) {  // one thread owns a column tile: deterministic sums
-        const int64_t c0 = ct * t.tc, cols = t.cols(ct);
-        double* cs = col_sums.data() + c0;
-        for (int64_t r0 = 0; r0 < n; r0 += t.tr) {
-          const int64_t rows = std::min(t.tr, n - r0);
-          bc.compute(r0, rows, c0, cols, block.data(), cols, scratch);
-          for (int64_t r = 0; r < rows; ++r) {
-            if (l[r0 + r] == kNegInfD) continue;
-            float* s = block.data() + r * cols;
-            kernels::affine_max(s, cols, scale, offp ? offp + c0 : nullptr);  // the logits of pass 1
-            exp_accumulate(s, cols, 1.0f, -static_cast<float>(l[r0 + r]), 1.0, cs);
-          }
+    for (int64_t ct = 0; ct < t.nct; ++ct) {  // one thread owns a column tile: deterministic sums
+      const int64_t c0 = ct * t.tc, cols = t.cols(ct);
+      double* cs = col_sums.data() + c0;
+      for (int64_t r0 = 0; r0 < n; r0 += t.tr) {
+        const int64_t rows = std::min(t.tr, n - r0);
+        bc.compute(r0, rows, c0, cols, block.data(), cols, scratch);
+        for (int64_t r = 0; r < rows; ++r) {
+          if (l[r0 + r] == kNegInfD) continue;
+          float* s = block.data() + r * cols;
+          kernels::affine_max(s, cols, scale, offp ? offp + c0 : nullptr);  // the logits of pass 1
+          exp_accumulate(s, cols, 1.0f, -static_cast<float>(l[r0 + r]), 1.0, cs);
         }
       }
     }
-    return;
   }
+}
 
-  // One pass: a group of G rows keeps its scores for all m columns (as exp(logit - tile max)).
-  // Balanced groups: as few as the buffer allows, of equal size (1024 rows at 60 MiB: 4 x 256).
+// softmax_column_sums in one pass: a group of G rows keeps its scores for all m columns (as
+// exp(logit - tile max)) while their LSE is completed. Balanced groups: as few as the buffer allows, of
+// equal size (1024 rows at 60 MiB: 4 x 256).
+void softmax_one_pass(const Engine& e, float scale, const std::vector<float>& off, int64_t fit_rows,
+                      std::span<double> col_sums, std::span<float> lse, const Context& ctx) {
+  const Tiling& t = e.t;
+  const BlockComputer& bc = e.bc;
+  const int64_t n = t.n, m = t.m;
+  const float* offp = off.empty() ? nullptr : off.data();
   const int64_t groups = (n + std::min(n, fit_rows) - 1) / std::min(n, fit_rows);
   const int64_t G = (n + groups - 1) / groups;
   const int64_t tr = std::min(t.tr, G);
   const kernels::HugeBuffer buf(static_cast<size_t>(G * m));
-  std::vector<float> pm(static_cast<size_t>(G * t.nct));
-  std::vector<double> ps(static_cast<size_t>(G * t.nct));
+  std::vector<LsePartial> part(static_cast<size_t>(G * t.nct));
   kernels::BlasSingleThread blas_guard;
   for (int64_t g0 = 0; g0 < n; g0 += G) {
     const int64_t rows_g = std::min(G, n - g0);
@@ -361,14 +247,13 @@ void softmax_column_sums(const ScoreProblem& p, float scale, std::span<const flo
         for (int64_t r = 0; r < rows; ++r) {
           float* s = out + r * m;
           const float mx = kernels::affine_max(s, cols, scale, offp ? offp + c0 : nullptr);
-          const size_t slot = static_cast<size_t>((r0 + r) * t.nct + ct);
-          pm[slot] = mx;
-          ps[slot] = mx == kNegInfF ? 0.0 : exp_sum(s, cols, 1.0f, -mx, true);
+          part[static_cast<size_t>((r0 + r) * t.nct + ct)] = {mx, mx == kNegInfF ? 0.0 : exp_sum(s, cols, 1.0f, -mx, true)};
         }
       }
       // Row LSE: every thread merges the (cheap) partials itself, which saves a barrier.
       std::vector<double> lrow(static_cast<size_t>(rows_g));
-      for (int64_t r = 0; r < rows_g; ++r) lrow[r] = merge_lse(pm.data() + r * t.nct, ps.data() + r * t.nct, t.nct);
+      for (int64_t r = 0; r < rows_g; ++r)
+        lrow[r] = lse_value(merge_lse(std::span<const LsePartial>(part.data() + r * t.nct, static_cast<size_t>(t.nct))));
       if (omp_get_thread_num() == 0)
         for (int64_t r = 0; r < rows_g; ++r) lse[g0 + r] = static_cast<float>(lrow[r]);
       // Column sums: each thread owns a contiguous range of column tiles (deterministic: every column
@@ -378,7 +263,7 @@ void softmax_column_sums(const ScoreProblem& p, float scale, std::span<const flo
       for (int64_t r = 0; r < rows_g; ++r) {
         if (lrow[r] == kNegInfD) continue;
         for (int64_t ct = ct_lo; ct < ct_hi; ++ct) {
-          const float mt = pm[static_cast<size_t>(r * t.nct + ct)];
+          const float mt = part[static_cast<size_t>(r * t.nct + ct)].max;
           if (mt == kNegInfF) continue;
           const double w = std::exp(static_cast<double>(mt) - lrow[r]);  // exp(tile max - lse_i)
           const int64_t c0 = ct * t.tc, cols = t.cols(ct);
@@ -392,6 +277,69 @@ void softmax_column_sums(const ScoreProblem& p, float scale, std::span<const flo
   }
 }
 
+}  // namespace
+
+void softmax_column_sums(const ScoreProblem& p, float scale, std::span<const float> log_b, std::span<double> col_sums,
+                         std::span<float> lse, const Context& ctx, const ScoreOptions& opt) {
+  p.validate();
+  opt.validate();
+  check_scale(scale);
+  check_log_weights("log_b", log_b, p.y.n);
+  check_len("col_sums", col_sums.size(), p.y.n);
+  check_len("lse", lse.size(), p.x.n);
+  std::fill(col_sums.begin(), col_sums.end(), 0.0);
+  const int64_t n = p.x.n, m = p.y.n;
+  if (n == 0) return;
+  if (m == 0) {
+    std::fill(lse.begin(), lse.end(), kNegInfF);
+    return;
+  }
+  const Engine e(p.x, p.y, BlockKind::Dot, opt);
+  const std::vector<float> off = column_offsets(p.h, scale, log_b, m);
+  const int64_t fit_rows = opt.buffer_bytes / (m * static_cast<int64_t>(sizeof(float)));
+  if (fit_rows < std::min<int64_t>(n, 32))
+    softmax_two_pass(e, scale, off, col_sums, lse, ctx);
+  else
+    softmax_one_pass(e, scale, off, fit_rows, col_sums, lse, ctx);
+}
+
+namespace {
+
+// argmax_j (scale * S_ij + off_j + gumbel_at(seed, row_offset + i, column_offset + j)).
+struct GumbelReducer {
+  using Slot = ArgmaxPartial<double>;
+  float scale;
+  const float* off;  // null = 0
+  uint64_t seed, row_offset, column_offset;
+  std::span<int64_t> index;
+
+  int64_t width() const { return 1; }
+  void fold(int64_t i, float* s, int64_t c0, int64_t cols, Slot* part) const {
+    const float mx = kernels::affine_max(s, cols, scale, off ? off + c0 : nullptr);
+    *part = Slot{};
+    if (mx == kNegInfF) return;
+    const uint64_t gi = row_offset + static_cast<uint64_t>(i), key0 = column_offset + static_cast<uint64_t>(c0);
+    int64_t c_best = 0;
+    while (s[c_best] != mx) ++c_best;
+    double best = static_cast<double>(mx) + gumbel_at(seed, gi, key0 + static_cast<uint64_t>(c_best));
+    gumbel_scan(s, cols, seed, gi, key0, best, c_best);
+    *part = Slot{best, c0 + c_best};
+  }
+  void merge(const Slot* parts, int64_t count, Slot* out) const {
+    *out = merge_argmax(std::span<const Slot>(parts, static_cast<size_t>(count)));
+  }
+  void finish(int64_t i, const Slot* m) {
+    int64_t arg = m->index;
+    if (arg < 0) {  // every unmasked logit overflowed to -inf: the first unmasked column
+      arg = 0;
+      while (off && off[arg] == kNegInfF) ++arg;
+    }
+    index[i] = arg;
+  }
+};
+
+}  // namespace
+
 void row_gumbel_argmax(const ScoreProblem& p, float scale, std::span<const float> log_b, uint64_t seed,
                        std::span<int64_t> index, const Context& ctx, const ScoreOptions& opt, uint64_t row_offset) {
   p.validate();
@@ -401,43 +349,58 @@ void row_gumbel_argmax(const ScoreProblem& p, float scale, std::span<const float
   check_len("index", index.size(), p.x.n);
   require_some_column(p, log_b);
   if (p.x.n == 0) return;
-  const Tiling t(p.x.n, p.y.n, opt, p.x.d <= opt.direct_max_dim);
-  const BlockComputer bc(p.x, p.y, BlockKind::Dot, opt);
   const std::vector<float> off = column_offsets(p.h, scale, log_b, p.y.n);
-  const float* offp = off.empty() ? nullptr : off.data();
-  const int64_t G = group_rows(t, sizeof(double) + sizeof(int64_t));
-  std::vector<double> pv(static_cast<size_t>(G * t.nct));
-  std::vector<int64_t> pi(static_cast<size_t>(G * t.nct));
-  kernels::run_row_reduction(
-      bc, t, G, ctx,
-      [&](int64_t i, float* s, int64_t c0, int64_t cols, int64_t ct) {
-        const float mx = kernels::affine_max(s, cols, scale, offp ? offp + c0 : nullptr);
-        const size_t slot = static_cast<size_t>((i % G) * t.nct + ct);
-        pv[slot] = kNegInfD;
-        pi[slot] = -1;
-        if (mx == kNegInfF) return;
-        const uint64_t gi = row_offset + static_cast<uint64_t>(i);
-        int64_t c_best = 0;
-        while (s[c_best] != mx) ++c_best;
-        double best = static_cast<double>(mx) + gumbel_at(seed, gi, static_cast<uint64_t>(c0 + c_best));
-        gumbel_scan(s, cols, seed, gi, static_cast<uint64_t>(c0), best, c_best);
-        pv[slot] = best;
-        pi[slot] = c0 + c_best;
-      },
-      [&](int64_t g0, int64_t g1) {
-        for (int64_t i = g0; i < g1; ++i) {
-          const size_t base = static_cast<size_t>((i - g0) * t.nct);
-          double best = kNegInfD;
-          int64_t arg = -1;
-          for (int64_t ct = 0; ct < t.nct; ++ct)
-            if (pi[base + ct] >= 0 && (arg < 0 || pv[base + ct] > best)) best = pv[base + ct], arg = pi[base + ct];
-          if (arg < 0) {  // every unmasked logit overflowed to -inf: the first unmasked column
-            arg = 0;
-            while (offp && offp[arg] == kNegInfF) ++arg;
-          }
-          index[i] = arg;
-        }
-      });
+  GumbelReducer r{scale, off.empty() ? nullptr : off.data(), seed, row_offset, p.column_offset, index};
+  Engine(p.x, p.y, BlockKind::Dot, opt).run(r, ctx);
+}
+
+namespace {
+
+template <class T>
+void make_global(std::span<ArgmaxPartial<T>> parts, uint64_t column_offset) {
+  for (auto& q : parts)
+    if (q.index >= 0) q.index += static_cast<int64_t>(column_offset);
+}
+
+}  // namespace
+
+void row_argmax_partials(const ScoreProblem& p, std::span<ArgmaxPartial<float>> out, const Context& ctx,
+                         const ScoreOptions& opt) {
+  p.validate();
+  opt.validate();
+  check_len("out", out.size(), p.x.n);
+  if (p.x.n == 0) return;
+  kernels::PartialsOf<kernels::ArgmaxReducer> r{{p.h.empty() ? nullptr : p.h.data(), {}, {}}, out};
+  Engine(p.x, p.y, BlockKind::Dot, opt).run(r, ctx);
+  make_global(out, p.column_offset);
+}
+
+void row_gumbel_partials(const ScoreProblem& p, float scale, std::span<const float> log_b, uint64_t seed,
+                         std::span<ArgmaxPartial<double>> out, const Context& ctx, const ScoreOptions& opt,
+                         uint64_t row_offset) {
+  p.validate();
+  opt.validate();
+  check_scale(scale);
+  check_log_weights("log_b", log_b, p.y.n);
+  check_len("out", out.size(), p.x.n);
+  if (p.x.n == 0) return;
+  const std::vector<float> off = column_offsets(p.h, scale, log_b, p.y.n);
+  kernels::PartialsOf<GumbelReducer> r{{scale, off.empty() ? nullptr : off.data(), seed, row_offset, p.column_offset, {}}, out};
+  Engine(p.x, p.y, BlockKind::Dot, opt).run(r, ctx);
+  make_global(out, p.column_offset);
+}
+
+void row_logsumexp_partials(const ScoreProblem& p, float scale, std::span<const float> log_b,
+                            std::span<LsePartial> out, const Context& ctx, const ScoreOptions& opt) {
+  p.validate();
+  opt.validate();
+  check_scale(scale);
+  check_log_weights("log_b", log_b, p.y.n);
+  check_len("out", out.size(), p.x.n);
+  if (p.x.n == 0) return;
+  const std::vector<float> off = column_offsets(p.h, scale, log_b, p.y.n);
+  kernels::PartialsOf<kernels::LseReducer> r{{scale, off.empty() ? nullptr : off.data(), {}}, out};
+  Engine(p.x, p.y, BlockKind::Dot, opt).run(r, ctx);
 }
 
 void kernel_row_logsumexp(PointsView x, PointsView y, double alpha, std::span<const float> log_w, std::span<float> out,
@@ -448,12 +411,9 @@ void kernel_row_logsumexp(PointsView x, PointsView y, double alpha, std::span<co
   check_log_weights("log_w", log_w, y.n);
   check_len("out", out.size(), x.n);
   if (x.n == 0) return;
-  const Tiling t(x.n, y.n, opt, x.d <= opt.direct_max_dim);
-  const BlockComputer bc(x, y, BlockKind::SqDist, opt);
-  std::vector<float> off;
-  if (!log_w.empty()) off.assign(log_w.begin(), log_w.end());
+  const std::vector<float> off(log_w.begin(), log_w.end());
   std::vector<double> l(static_cast<size_t>(x.n));
-  lse_reduce(bc, t, static_cast<float>(-alpha), off, l, ctx);
+  lse_reduce(Engine(x, y, BlockKind::SqDist, opt), static_cast<float>(-alpha), off, l, ctx);
   for (int64_t i = 0; i < x.n; ++i) out[i] = static_cast<float>(l[i]);
 }
 
@@ -466,25 +426,13 @@ void kernel_row_sums(PointsView x, PointsView y, std::span<const double> alphas,
   check_len("out", out.size(), x.n * A);
   std::fill(out.begin(), out.end(), 0.0);
   if (x.n == 0 || y.n == 0 || A == 0) return;
-  const Tiling t(x.n, y.n, opt, x.d <= opt.direct_max_dim);
-  const BlockComputer bc(x, y, BlockKind::SqDist, opt);
-  const int64_t G = group_rows(t, A * static_cast<int64_t>(sizeof(double)));
-  std::vector<double> part(static_cast<size_t>(G * t.nct * A));
   std::vector<float> neg_alpha(static_cast<size_t>(A));
   for (int64_t a = 0; a < A; ++a) neg_alpha[a] = static_cast<float>(-alphas[a]);
-  kernels::run_row_reduction(
-      bc, t, G, ctx,
-      [&](int64_t i, float* s, int64_t, int64_t cols, int64_t ct) {
-        double* dst = part.data() + ((i % G) * t.nct + ct) * A;
-        for (int64_t a = 0; a < A; ++a) {
-          dst[a] = exp_sum(s, cols, neg_alpha[a], 0.0f, false);
-        }
-      },
-      [&](int64_t g0, int64_t g1) {
-        for (int64_t i = g0; i < g1; ++i)
-          for (int64_t ct = 0; ct < t.nct; ++ct)
-            for (int64_t a = 0; a < A; ++a) out[i * A + a] += part[((i - g0) * t.nct + ct) * A + a];
-      });
+  auto sums = [&](float* s, int64_t cols, double* dst) {
+    for (int64_t a = 0; a < A; ++a) dst[a] = exp_sum(s, cols, neg_alpha[a], 0.0f, false);
+  };
+  kernels::RowSumReducer<decltype(sums)> r{A, sums, out};
+  Engine(x, y, BlockKind::SqDist, opt).run(r, ctx);
 }
 
 void distance_row_sums(PointsView x, PointsView y, std::span<double> out, const Context& ctx, const ScoreOptions& opt) {
@@ -493,22 +441,14 @@ void distance_row_sums(PointsView x, PointsView y, std::span<double> out, const 
   check_len("out", out.size(), x.n);
   std::fill(out.begin(), out.end(), 0.0);
   if (x.n == 0 || y.n == 0) return;
-  const Tiling t(x.n, y.n, opt, x.d <= opt.direct_max_dim);
-  const BlockComputer bc(x, y, BlockKind::SqDist, opt);
-  const int64_t G = group_rows(t, sizeof(double));
-  std::vector<double> part(static_cast<size_t>(G * t.nct));
-  kernels::run_row_reduction(
-      bc, t, G, ctx,
-      [&](int64_t i, float* s, int64_t, int64_t cols, int64_t ct) {
-        double sum = 0;
+  auto sum_sqrt = [](float* s, int64_t cols, double* dst) {
+    double sum = 0;
 #pragma omp simd reduction(+ : sum)
-        for (int64_t c = 0; c < cols; ++c) sum += std::sqrt(static_cast<double>(s[c]));
-        part[static_cast<size_t>((i % G) * t.nct + ct)] = sum;
-      },
-      [&](int64_t g0, int64_t g1) {
-        for (int64_t i = g0; i < g1; ++i)
-          for (int64_t ct = 0; ct < t.nct; ++ct) out[i] += part[static_cast<size_t>((i - g0) * t.nct + ct)];
-      });
+    for (int64_t c = 0; c < cols; ++c) sum += std::sqrt(static_cast<double>(s[c]));
+    *dst = sum;
+  };
+  kernels::RowSumReducer<decltype(sum_sqrt)> r{1, sum_sqrt, out};
+  Engine(x, y, BlockKind::SqDist, opt).run(r, ctx);
 }
 
 void score_matrix(const ScoreProblem& p, std::span<float> out, const Context& ctx, const ScoreOptions& opt) {
@@ -517,8 +457,9 @@ void score_matrix(const ScoreProblem& p, std::span<float> out, const Context& ct
   check_len("out", out.size(), p.x.n * p.y.n);
   const int64_t n = p.x.n, m = p.y.n;
   if (n == 0 || m == 0) return;
-  const Tiling t(n, m, opt, p.x.d <= opt.direct_max_dim);
-  const BlockComputer bc(p.x, p.y, BlockKind::Dot, opt);
+  const Engine e(p.x, p.y, BlockKind::Dot, opt);
+  const Tiling& t = e.t;
+  const BlockComputer& bc = e.bc;
   const int64_t nrb = (n + t.tr - 1) / t.tr, items = nrb * t.nct;
   const float* h = p.h.empty() ? nullptr : p.h.data();
   kernels::BlasSingleThread blas_guard;
