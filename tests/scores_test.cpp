@@ -670,3 +670,33 @@ TEST(ScorePartials, MergesFollowTheirDefinitions) {
 
 }  // namespace
 }  // namespace otgen
+
+#include <thread>
+
+namespace otgen {
+namespace {
+
+TEST(Scores, ConcurrentCallsRestoreTheBlasThreadCount) {
+  // Engine calls pin OpenBLAS to one thread while any of them runs; calls from several threads at once
+  // leave the count as it was when the last one returns.
+  const int before = openblas_get_num_threads();
+  openblas_set_num_threads(2);
+  const Points x = random_points(64, 40, 31, 1.0), y = random_points(500, 40, 32, 1.0);
+  int wrong = 0;
+  for (int round = 0; round < 20; ++round) {
+    std::vector<std::thread> pool;
+    for (int t = 0; t < 4; ++t)
+      pool.emplace_back([&] {
+        std::vector<int64_t> idx(64);
+        std::vector<float> val(64);
+        for (int k = 0; k < 10; ++k) row_argmax({x, y, {}}, idx, val, Context{1});
+      });
+    for (auto& t : pool) t.join();
+    if (openblas_get_num_threads() != 2) ++wrong, openblas_set_num_threads(2);
+  }
+  EXPECT_EQ(wrong, 0) << "rounds that left OpenBLAS at another thread count";
+  openblas_set_num_threads(before);
+}
+
+}  // namespace
+}  // namespace otgen

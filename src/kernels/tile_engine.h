@@ -25,6 +25,7 @@
 #include <cstdlib>
 #include <new>
 #include <limits>
+#include <mutex>
 #include <vector>
 
 #include "otgen/context.h"
@@ -243,20 +244,36 @@ inline void exp_accumulate(const float* s, int64_t n, float a, float b, double w
 }
 #endif
 
-// Pins OpenBLAS to one thread while alive (our OpenMP region supplies the parallelism).
+// Pins OpenBLAS to one thread while any engine call runs (our OpenMP region supplies the
+// parallelism). OpenBLAS's thread count is process-wide, so concurrent calls (Python threads with the
+// GIL released) share one pin: the first to enter saves the count and sets 1, the last to leave
+// restores it, under a mutex. Another thread's own BLAS calls meanwhile run on one thread.
 class BlasSingleThread {
  public:
-  BlasSingleThread() : saved_(openblas_get_num_threads()) {
-    if (saved_ != 1) openblas_set_num_threads(1);
+  BlasSingleThread() {
+    std::lock_guard<std::mutex> lock(state().mutex);
+    if (state().depth++ == 0) {
+      state().saved = openblas_get_num_threads();
+      if (state().saved != 1) openblas_set_num_threads(1);
+    }
   }
   ~BlasSingleThread() {
-    if (saved_ != 1) openblas_set_num_threads(saved_);
+    std::lock_guard<std::mutex> lock(state().mutex);
+    if (--state().depth == 0 && state().saved != 1) openblas_set_num_threads(state().saved);
   }
   BlasSingleThread(const BlasSingleThread&) = delete;
   BlasSingleThread& operator=(const BlasSingleThread&) = delete;
 
  private:
-  int saved_;
+  struct State {
+    std::mutex mutex;
+    int depth = 0;
+    int saved = 1;
+  };
+  static State& state() {
+    static State s;
+    return s;
+  }
 };
 
 // An uninitialised float buffer on 2 MiB-aligned memory with transparent huge pages requested
