@@ -25,9 +25,9 @@
 #include <cstdlib>
 #include <new>
 #include <limits>
-#include <mutex>
 #include <vector>
 
+#include "otgen/blas_threads.h"
 #include "otgen/context.h"
 #include "otgen/points.h"
 #include "otgen/scores.h"
@@ -244,37 +244,7 @@ inline void exp_accumulate(const float* s, int64_t n, float a, float b, double w
 }
 #endif
 
-// Pins OpenBLAS to one thread while any engine call runs (our OpenMP region supplies the
-// parallelism). OpenBLAS's thread count is process-wide, so concurrent calls (Python threads with the
-// GIL released) share one pin: the first to enter saves the count and sets 1, the last to leave
-// restores it, under a mutex. Another thread's own BLAS calls meanwhile run on one thread.
-class BlasSingleThread {
- public:
-  BlasSingleThread() {
-    std::lock_guard<std::mutex> lock(state().mutex);
-    if (state().depth++ == 0) {
-      state().saved = openblas_get_num_threads();
-      if (state().saved != 1) openblas_set_num_threads(1);
-    }
-  }
-  ~BlasSingleThread() {
-    std::lock_guard<std::mutex> lock(state().mutex);
-    if (--state().depth == 0 && state().saved != 1) openblas_set_num_threads(state().saved);
-  }
-  BlasSingleThread(const BlasSingleThread&) = delete;
-  BlasSingleThread& operator=(const BlasSingleThread&) = delete;
-
- private:
-  struct State {
-    std::mutex mutex;
-    int depth = 0;
-    int saved = 1;
-  };
-  static State& state() {
-    static State s;
-    return s;
-  }
-};
+using otgen::BlasSingleThread;  // the shared OpenBLAS pin (otgen/blas_threads.h)
 
 // An uninitialised float buffer on 2 MiB-aligned memory with transparent huge pages requested
 // (madvise): the one-pass softmax buffer is written with a row stride of m floats, which touches a

@@ -9,10 +9,10 @@
 #include <string>
 
 #include "otgen/assignment.h"
+#include "otgen/blas_threads.h"
 #include "otgen/error.h"
 #include "otgen/rng.h"
 #include "otgen/scores.h"
-#include "kernels/tile_engine.h"
 #include "metrics/ustat.h"
 
 extern "C" void dsyevd_(const char* jobz, const char* uplo, const int* n, double* a, const int* lda, double* w,
@@ -42,7 +42,7 @@ double mean_distance(PointsView a, PointsView b, const Context& ctx) {
 // overwritten by the eigenvectors (columns in column-major), w gets the eigenvalues ascending.
 // OpenBLAS runs on one thread here, so the result does not depend on its thread count.
 void symmetric_eigen(std::vector<double>& a, std::vector<double>& w, int n) {
-  kernels::BlasSingleThread blas_guard;
+  BlasSingleThread blas_guard;
   w.assign(n, 0.0);
   int info = 0, lwork = -1, liwork = -1, iwork_query = 0;
   double work_query = 0;
@@ -59,7 +59,7 @@ void symmetric_eigen(std::vector<double>& a, std::vector<double>& w, int n) {
 
 // c = a b for n x n row-major matrices (DGEMM on one OpenBLAS thread).
 std::vector<double> matmul(const std::vector<double>& a, const std::vector<double>& b, int n) {
-  kernels::BlasSingleThread blas_guard;
+  BlasSingleThread blas_guard;
   std::vector<double> c(static_cast<size_t>(n) * n, 0.0);
   cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, a.data(), n, b.data(), n, 0.0, c.data(), n);
   return c;
@@ -75,7 +75,7 @@ std::vector<double> psd_sqrt(std::vector<double> a, int n) {
     const double s = std::sqrt(std::sqrt(std::max(w[k], 0.0)));
     for (int i = 0; i < n; ++i) scaled[static_cast<size_t>(k) * n + i] *= s;
   }
-  kernels::BlasSingleThread blas_guard;
+  BlasSingleThread blas_guard;
   std::vector<double> out(static_cast<size_t>(n) * n, 0.0);
   cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, n, n, 1.0, scaled.data(), n, 0.0, out.data(), n);
   for (int i = 0; i < n; ++i)
@@ -94,7 +94,7 @@ void mean_cov(const T* data, int64_t n, int64_t d, std::vector<double>& mu, std:
   cov.assign(static_cast<size_t>(d * d), 0.0);
   constexpr int64_t kBlock = 256;
   std::vector<double> block(static_cast<size_t>(std::min(n, kBlock) * d));
-  kernels::BlasSingleThread blas_guard;
+  BlasSingleThread blas_guard;
   for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
     const int64_t b = std::min(kBlock, n - i0);
     for (int64_t i = 0; i < b; ++i)
@@ -381,7 +381,7 @@ double frechet_distance(PointsView x, PointsView y, const PcaBasis& basis) {
     std::vector<double> z(static_cast<size_t>(p.n * k));
     constexpr int64_t kBlock = 256;
     std::vector<double> block(static_cast<size_t>(std::min(p.n, kBlock) * d));
-    kernels::BlasSingleThread blas_guard;
+    BlasSingleThread blas_guard;
     for (int64_t i0 = 0; i0 < p.n; i0 += kBlock) {
       const int64_t rows = std::min(kBlock, p.n - i0);
       for (int64_t i = 0; i < rows; ++i)

@@ -1,0 +1,37 @@
+// The shared OpenBLAS pin (otgen/blas_threads.h).
+#include "otgen/blas_threads.h"
+
+#include <cblas.h>
+
+#include <mutex>
+
+namespace otgen {
+namespace {
+
+struct Pin {
+  std::mutex mutex;
+  int depth = 0;  // pins alive
+  int saved = 1;  // the count before the first
+};
+
+Pin& pin() {
+  static Pin p;
+  return p;
+}
+
+}  // namespace
+
+BlasSingleThread::BlasSingleThread() {
+  std::lock_guard<std::mutex> lock(pin().mutex);
+  if (pin().depth++ == 0) {
+    pin().saved = openblas_get_num_threads();
+    if (pin().saved != 1) openblas_set_num_threads(1);
+  }
+}
+
+BlasSingleThread::~BlasSingleThread() {
+  std::lock_guard<std::mutex> lock(pin().mutex);
+  if (--pin().depth == 0 && pin().saved != 1) openblas_set_num_threads(pin().saved);
+}
+
+}  // namespace otgen

@@ -1,0 +1,99 @@
+"""The layering of DESIGN.md, checked on the sources: a layer includes public headers of its own layer
+and the layers below it only, internal headers (src/<layer>/*.h) of its own layer only, and each layer
+library in CMakeLists.txt links only layers below it. A new public header must be given a layer here."""
+import pathlib
+import re
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+# layer -> the layers it may use (transitively closed below).
+BELOW = {
+    "core": set(),
+    "data": {"core"},
+    "kernels": {"core"},
+    "ode": {"core"},
+    "ot": {"core", "kernels"},
+    "wfr": {"core", "kernels"},
+    "coupling": {"core", "kernels", "ot"},
+    "metrics": {"core", "kernels", "ot"},
+    "flow": {"core", "data", "kernels", "ode", "ot", "wfr", "coupling", "metrics"},
+}
+FRONT_ENDS = {"cli", "python"}
+
+# Public header (include/otgen/NAME.h) -> its layer.
+HEADER_LAYER = {
+    "blas_threads": "core", "context": "core", "error": "core", "memory": "core", "npy": "core",
+    "points": "core", "progress": "core", "record": "core", "rng": "core", "termination": "core",
+    "version": "core",
+    "data": "data",
+    "lattice": "kernels", "score_partials": "kernels", "scores": "kernels",
+    "ode": "ode",
+    "assignment": "ot", "semidiscrete": "ot", "sinkhorn": "ot",
+    "coupling": "coupling",
+    "evaluation": "metrics", "metrics": "metrics",
+    "flow_sde": "wfr", "wfr": "wfr",
+    "flow": "flow",
+}
+
+INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+
+
+def includes(path):
+    return INCLUDE.findall(path.read_text(errors="replace"))
+
+
+def sources():
+    """(layer, file) for every library source and public header."""
+    for f in sorted((ROOT / "src").glob("*/*")):
+        if f.suffix in (".cpp", ".h"):
+            yield f.parent.name, f
+    for f in sorted((ROOT / "include" / "otgen").glob("*.h")):
+        yield HEADER_LAYER.get(f.stem, "?"), f
+
+
+def test_every_public_header_has_a_layer():
+    unknown = [f.name for f in (ROOT / "include" / "otgen").glob("*.h") if f.stem not in HEADER_LAYER]
+    assert not unknown, f"give these headers a layer in {__file__}: {unknown}"
+
+
+def violations():
+    bad = []
+    for layer, f in sources():
+        if layer in FRONT_ENDS:
+            continue
+        allowed = BELOW[layer] | {layer}
+        for inc in includes(f):
+            head, _, rest = inc.partition("/")
+            if head == "otgen":
+                used = HEADER_LAYER.get(pathlib.Path(rest).stem)
+                if used is not None and used not in allowed:
+                    bad.append(f"{f.relative_to(ROOT)} ({layer}) includes {inc} ({used})")
+            elif head in BELOW and head != layer:
+                bad.append(f"{f.relative_to(ROOT)} ({layer}) includes {inc}, internal to {head}")
+    return bad
+
+
+def test_layers_include_only_layers_below_them():
+    assert violations() == []
+
+
+def test_the_check_sees_an_upward_include(tmp_path, monkeypatch):
+    # The check itself: a kernels file including an ot header and an internal header of ot is caught.
+    fake = ROOT / "src" / "kernels" / "zz_layer_probe.h"
+    try:
+        fake.write_text('#include "otgen/semidiscrete.h"\n#include "ot/semidiscrete_internal.h"\n')
+        found = violations()
+    finally:
+        fake.unlink()
+    assert len([v for v in found if "zz_layer_probe" in v]) == 2
+
+
+def test_layer_libraries_link_only_layers_below():
+    text = (ROOT / "CMakeLists.txt").read_text()
+    calls = re.findall(r"otgen_layer\((\w+)([^)]*)\)", text)
+    assert {name for name, _ in calls} == set(BELOW) - {"flow"}
+    for name, args in calls:
+        deps = set(re.findall(r"otgen_(\w+)", args))
+        assert deps <= BELOW[name], f"otgen_{name} links {deps - BELOW[name]}"
+    flow = re.search(r"target_link_libraries\(otgen_flow([^)]*)\)", text).group(1)
+    assert set(re.findall(r"otgen_(\w+)", flow)) - {"flow"} <= BELOW["flow"]
