@@ -27,6 +27,7 @@
 #include "otgen/scores.h"
 #include "otgen/semidiscrete.h"
 #include "otgen/sinkhorn.h"
+#include "otgen/streams.h"
 #include "otgen/version.h"
 #include "otgen/wfr.h"
 
@@ -639,6 +640,36 @@ PYBIND11_MODULE(_otgen, m) {
       py::arg("relative_epsilon") = false, py::arg("tol") = 1e-4, py::arg("max_iterations") = 10000,
       py::arg("check_every") = 1, py::arg("eps_scaling") = true, py::arg("mode") = "auto", py::arg("threads") = 0);
 
+  // ---- random streams (otgen/streams.h) -------------------------------------------------------
+  m.def(
+      "stream_key",
+      [](uint64_t seed, const std::string& stream, uint64_t step) {
+        if (stream == "noise") return stream_key(seed, Stream::Noise, step);
+        if (stream == "assign") return stream_key(seed, Stream::Assign, step);
+        value_error("stream: '" + stream + "', expected 'noise' or 'assign'");
+      },
+      py::arg("seed"), py::arg("stream"), py::arg("step") = 0);
+  m.def(
+      "noise",
+      [](int64_t n, int64_t d, uint64_t seed, uint64_t step, int threads) {
+        if (n < 0) value_error("n: " + std::to_string(n) + ", expected n >= 0");
+        if (d < 1) value_error("d: " + std::to_string(d) + ", expected d >= 1");
+        Points x;
+        {
+          py::gil_scoped_release release;
+          x = sdot_noise(n, d, seed, context(threads, seed), step);
+        }
+        return owned(std::move(x.data), {n, d});
+      },
+      py::arg("n"), py::arg("d"), py::arg("seed") = 0, py::arg("step") = 0, py::arg("threads") = 0);
+  m.def(
+      "noise_classes",
+      [](py::object class_weights, int64_t n, uint64_t seed, uint64_t step) {
+        F64 W = optional_f64(class_weights, "class_weights");
+        return owned(noise_classes(std::span<const double>(W.data(), W.size()), n, seed, step), {n});
+      },
+      py::arg("class_weights"), py::arg("n"), py::arg("seed") = 0, py::arg("step") = 0);
+
   // ---- couplings ------------------------------------------------------------------------------
   // A coupling owns (a reference to) its data arrays; sample() returns (target rows, labels or None).
   struct PyCoupling {
@@ -662,7 +693,12 @@ PYBIND11_MODULE(_otgen, m) {
              return py::make_tuple(owned(std::move(p.target), {n}), labels);
            },
            py::arg("noise"), py::arg("noise_labels") = py::none(), py::arg("seed") = 0, py::arg("threads") = 0)
-      .def_property_readonly("name", [](const PyCoupling& c) { return c.coupling->name(); });
+      .def_property_readonly("name", [](const PyCoupling& c) { return c.coupling->name(); })
+      .def_property_readonly("class_weights", [](const PyCoupling& c) {
+        std::vector<double> w = c.coupling->class_weights();
+        const auto k = static_cast<py::ssize_t>(w.size());
+        return owned(std::move(w), {k});
+      });
   m.def(
       "make_coupling",
       [](const std::string& kind, py::handle y, py::object labels, int64_t num_classes, py::object g, py::object weights,

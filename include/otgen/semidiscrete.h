@@ -82,11 +82,14 @@ void sdot_prepare(SemidiscreteMap& map, const Context& ctx, const ScoreOptions& 
 // Whether map.prepared screens its eps = 0 searches in int8 (data on an 8-bit lattice, AVX-512 VNNI).
 bool sdot_int8_screen(const SemidiscreteMap& map);
 
-// n draws of N(0, I_d), the default source: row i comes from its own counter-based stream of `seed`,
-// so the draws do not depend on the thread count.
-Points sdot_noise(int64_t n, int64_t d, uint64_t seed, const Context& ctx);
-// n noise classes k ~ w_k = sum_{l_j = k} b_j for a conditional map (empty for an unconditional one).
-std::vector<int64_t> sdot_noise_classes(const SemidiscreteMap& map, int64_t n, uint64_t seed);
+// n draws of N(0, I_d), the default source: batch `step` of stream (seed, Stream::Noise)
+// (otgen/streams.h); row i has its own counter-based stream, so the draws do not depend on threads.
+Points sdot_noise(int64_t n, int64_t d, uint64_t seed, const Context& ctx, uint64_t step = 0);
+// n noise classes k ~ w_k = sum_{l_j = k} b_j for a conditional map (empty for an unconditional one),
+// from the classes twin of the same stream.
+std::vector<int64_t> sdot_noise_classes(const SemidiscreteMap& map, int64_t n, uint64_t seed, uint64_t step = 0);
+// The same classes from explicit class weights w (w_k >= 0, some > 0): what a coupling uses.
+std::vector<int64_t> noise_classes(std::span<const double> class_weights, int64_t n, uint64_t seed, uint64_t step = 0);
 
 // The row of each noise point under the map. x: (n, d) with the map's d. x_labels: the class of
 // each noise row (required iff the map has labels; values in [0, K)).

@@ -41,7 +41,8 @@ class SemidiscreteResult:
     converged : bool
         The chi2 stopping rule was met.
     termination : str
-        ``converged``, ``max_steps`` or ``numerical_failure``; ``message`` says more.
+        ``converged``, ``max_steps`` or ``numerical_failure`` (``loaded`` for
+        :meth:`SemidiscreteOT.from_potential`); ``message`` says more.
     epsilon : float
         The absolute epsilon used; ``reference_cost_std`` is std(C) when epsilon was relative.
     int8_screen : bool
@@ -146,8 +147,43 @@ class SemidiscreteOT:
 
     def sample(self, x, seed=0, labels=None):
         """Draw ``j ~ s(x)`` per row by Gumbel-max (eps > 0; equals :meth:`assign` at eps = 0). Depends on
-        ``seed`` only, not on the thread count."""
-        return self._map().assign(x=x, x_labels=labels, sample=True, seed=seed, threads=self.threads)
+        ``seed`` only, not on the thread count: the draws of ``otgen sdot assign --noise X --epsilon E
+        --seed S`` (stream (seed, assign, 0), docs/ARCHITECTURE.md)."""
+        return self._map().assign(x=x, x_labels=labels, sample=True, seed=_otgen.stream_key(int(seed), "assign"),
+                                  threads=self.threads)
+
+    def noise(self, n, seed=0):
+        """``n`` draws of N(0, I) (n, d) float32, and for a conditional map their classes drawn with the
+        class weights: ``x`` or ``(x, labels)``. The noise of ``otgen sdot assign --n N --seed S``."""
+        self._map()
+        x = _otgen.noise(int(n), self.y.shape[1], seed=int(seed), threads=self.threads)
+        if self.labels is None:
+            return x
+        return x, _otgen.noise_classes(self._class_weights(), int(n), seed=int(seed))
+
+    def _class_weights(self):
+        labels = np.asarray(self.labels, dtype=np.int64)
+        b = np.full(len(labels), 1.0 / len(labels)) if self.weights is None else np.asarray(self.weights, np.float64)
+        return np.bincount(labels, weights=b, minlength=int(labels.max()) + 1)
+
+    @classmethod
+    def from_potential(cls, y, g, weights=None, labels=None, epsilon=0.0, **options):
+        """A solver holding a potential fitted elsewhere (``otgen sdot fit --out g.npy``), without refitting:
+        ``y`` (N, d), ``g`` (N,), and the ``weights`` / ``labels`` / ``epsilon`` it was fitted with; the
+        other keyword arguments are those of the constructor (``cost``, ``class_penalty``, ``threads``...)."""
+        sd = cls(epsilon=epsilon, **options)
+        sd.y = _float32_points(y, "y")
+        g = np.ascontiguousarray(g, dtype=np.float32)
+        if g.shape != (sd.y.shape[0],):
+            raise ValueError(f"g: shape {g.shape}, expected ({sd.y.shape[0]},): one value per point of y")
+        if not np.all(np.isfinite(g)):
+            raise ValueError("g: non-finite values, expected a finite potential")
+        sd.weights, sd.labels = weights, labels
+        sd.result = SemidiscreteResult({"g": g, "epsilon": float(epsilon), "history": {}, "steps": 0, "chi2": None,
+                                        "reference_cost_std": None, "int8_screen": False, "seconds": 0.0,
+                                        "termination": "loaded", "message": "loaded with from_potential"})
+        sd._map()  # validates y, weights and labels against g now
+        return sd
 
     def topk(self, x, k, labels=None):
         """The ``k`` best data indices per noise row, best first: (n, k) int64."""

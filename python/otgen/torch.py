@@ -8,8 +8,11 @@
         t = torch.rand(len(x0), 1)
         loss = ((model(t, (1 - t) * x0 + t * x1) - (x1 - x0)) ** 2).mean()
 
-Each coupling draws x0 ~ N(0, I) with its own seeded torch.Generator and pairs it with data rows by
+Each coupling draws x0 ~ N(0, I) from otgen's counter-based streams and pairs it with data rows by
 otgen's C++ samplers; with labels it also yields the class of each pair (for conditional models).
+Batch k with seed S uses noise stream (S, noise, k), classes from the data's class weights and the
+coupling's draws (S, assign, k) -- the seed rule of docs/ARCHITECTURE.md: the first batch is exactly
+what ``otgen sdot assign --n B --seed S [--epsilon E]`` and ``SemidiscreteOT.noise`` / ``sample`` draw.
 
 For torchcfm users, ``SemidiscreteConditionalFlowMatcher`` has the shape of torchcfm's
 ``ConditionalFlowMatcher``: it takes the user's noise batch and returns ``(t, xt, ut, x1, idx)``::
@@ -43,11 +46,8 @@ class _CouplingBase:
         num_classes = 0 if self.labels_np is None else int(self.labels_np.max()) + 1
         self._c = _otgen.make_coupling(kind, self.y_np, labels=self.labels_np, num_classes=num_classes, **kw)
         self.batch_size, self.seed, self.threads = int(batch_size), int(seed), int(threads)
-        self.generator = torch.Generator().manual_seed(self.seed)
         self.step = 0
-        if self.labels_np is not None:
-            counts = np.bincount(self.labels_np, minlength=num_classes)
-            self._class_probs = torch.as_tensor(counts / counts.sum(), dtype=torch.float64)
+        self._class_weights = self._c.class_weights if self.labels_np is not None else None
 
     @property
     def name(self):
@@ -57,15 +57,19 @@ class _CouplingBase:
         """One batch: ``(x0, x1)`` or, for labelled data, ``(x0, x1, label)``. ``labels`` (conditional
         only) fixes the class of each noise row; by default classes are drawn with the data's frequencies."""
         n = self.batch_size if batch_size is None else int(batch_size)
-        x0 = torch.randn(n, self.y.shape[1], generator=self.generator)
+        # Batch k: noise (seed, noise, k), classes from the coupling's class weights, the coupling's
+        # draws (seed, assign, k): the first batch is what `otgen sdot assign --n` draws (ARCHITECTURE.md).
+        x0_np = _otgen.noise(n, self.y.shape[1], seed=self.seed, step=self.step, threads=self.threads)
         noise_labels = None
         if self.labels_np is not None:
             if labels is None:
-                labels = torch.multinomial(self._class_probs, n, replacement=True, generator=self.generator)
-            noise_labels = np.ascontiguousarray(torch.as_tensor(labels).cpu().numpy(), dtype=np.int64)
-        target, pair_labels = self._c.sample(x0.numpy(), noise_labels=noise_labels,
-                                             seed=self.seed * 1_000_003 + self.step, threads=self.threads)
+                noise_labels = _otgen.noise_classes(self._class_weights, n, seed=self.seed, step=self.step)
+            else:
+                noise_labels = np.ascontiguousarray(torch.as_tensor(labels).cpu().numpy(), dtype=np.int64)
+        target, pair_labels = self._c.sample(x0_np, noise_labels=noise_labels,
+                                             seed=_otgen.stream_key(self.seed, "assign", self.step), threads=self.threads)
         self.step += 1
+        x0 = torch.from_numpy(x0_np)
         x1 = self.y[torch.from_numpy(target)]
         if pair_labels is None:
             return x0, x1
@@ -223,7 +227,7 @@ class SemidiscreteConditionalFlowMatcher:
             if self.labels_np is None:
                 raise ValueError("y0_labels: given, but the matcher has no data labels (pass labels= to it)")
             nl = _check_labels(y0_labels, "y0_labels", x0_np.shape[0], self.num_classes)
-        target, _ = self._c.sample(x0_np, noise_labels=nl, seed=self.seed * 1_000_003 + self.calls,
+        target, _ = self._c.sample(x0_np, noise_labels=nl, seed=_otgen.stream_key(self.seed, "assign", self.calls),
                                    threads=self.threads)
         self.calls += 1
         return torch.from_numpy(target)

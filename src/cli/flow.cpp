@@ -25,6 +25,7 @@
 #include "otgen/record.h"
 #include "otgen/rng.h"
 #include "otgen/semidiscrete.h"
+#include "otgen/streams.h"
 
 namespace otgen::cli {
 namespace {
@@ -198,7 +199,7 @@ std::unique_ptr<Coupling> make_coupling(TrainArgs& a, const Dataset& ds, const s
     so.chi2_every = std::min<int64_t>(1000, a.fit_steps);
     so.class_penalty = a.class_penalty;
     Context fctx = a.ctx;
-    fctx.seed = mix_seed(a.ctx.seed, 0x736466ull);
+    fctx.seed = stream_key(a.ctx.seed, Stream::SdFit);
     const auto r = SemidiscreteOT(so).fit(ds.x, {}, fctx, data.labels);
     if (r.termination == Termination::NumericalFailure) throw Error("semidiscrete fit: " + r.message);
     if (!a.ctx.quiet)

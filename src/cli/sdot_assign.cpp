@@ -17,6 +17,7 @@
 #include "otgen/npy.h"
 #include "otgen/rng.h"
 #include "otgen/semidiscrete.h"
+#include "otgen/streams.h"
 
 namespace otgen::cli {
 namespace {
@@ -75,7 +76,7 @@ void run_assign(const AssignArgs& a) {
   if (!a.noise_labels_out.empty()) write_npy(a.noise_labels_out, xl, {static_cast<int64_t>(xl.size())});
   // eps = 0: argmax_j g_j - c(x_i, y_j); eps > 0: a draw from s(x_i) by Gumbel-max (seeded).
   const std::vector<int64_t> idx =
-      a.epsilon > 0 ? sdot_sample(map, x, mix_seed(a.ctx.seed, 0x417373ULL), a.ctx, xl, a.engine)
+      a.epsilon > 0 ? sdot_sample(map, x, stream_key(a.ctx.seed, Stream::Assign), a.ctx, xl, a.engine)
                     : sdot_assign(map, x, a.ctx, xl, a.engine);
   write_npy(a.out, idx, {x.n});
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

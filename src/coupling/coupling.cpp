@@ -11,6 +11,7 @@
 #include "otgen/error.h"
 #include "otgen/rng.h"
 #include "otgen/scores.h"
+#include "otgen/streams.h"
 
 namespace otgen {
 
@@ -192,7 +193,7 @@ Pairs BatchOTCoupling::sample(PointsView noise, std::span<const int64_t> noise_l
     const std::vector<int64_t>* pool = noise_labels.empty() ? nullptr : &by_class_[k];
     const int64_t pool_n = pool ? static_cast<int64_t>(pool->size()) : data_.x.n;
     const std::vector<int64_t> batch = draw(pool, pool_n, static_cast<int64_t>(rows.size()), rng);
-    match(noise, rows, batch, mix_seed(seed, 0x5a, k), ctx, target);
+    match(noise, rows, batch, stream_key(seed, Stream::BatchOT, k), ctx, target);
   }
   return with_labels(std::move(target), data_);
 }

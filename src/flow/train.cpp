@@ -16,6 +16,7 @@
 #include "otgen/error.h"
 #include "otgen/rng.h"
 #include "otgen/semidiscrete.h"
+#include "otgen/streams.h"
 
 namespace otgen::flow {
 namespace {
@@ -194,7 +195,7 @@ TrainResult train_flow(const TrainOptions& opt_in, const CouplingData& data, con
   const uint64_t data_hash = fingerprint(data);
 
   State s;
-  s.net = Net::create(opt.model, mix_seed(ctx.seed, 0x6d6f64656cull));
+  s.net = Net::create(opt.model, stream_key(ctx.seed, Stream::ModelInit));
   s.flatten();
   if (resume) {
     torch::serialize::InputArchive ar;
@@ -270,23 +271,23 @@ TrainResult train_flow(const TrainOptions& opt_in, const CouplingData& data, con
       // The chunk's noise: LibTorch's vectorised normal sampler on a generator seeded from (seed, chunk)
       // (deterministic; 5-10x faster than per-row Philox Box-Muller, a visible share of a small MLP step).
       chunk_x0 = Points(chunk_steps * B, d);
-      at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(mix_seed(ctx.seed, 1, static_cast<uint64_t>(c)));
+      at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(stream_key(ctx.seed, Stream::TrainNoise, static_cast<uint64_t>(c)));
       at::from_blob(chunk_x0.data.data(), {chunk_steps * B, d}, at::kFloat).normal_(0.0, 1.0, gen);
       chunk_labels.clear();
       if (K > 0) {  // the noise classes, drawn from the class weights
-        Rng lrng(mix_seed(ctx.seed, 4, static_cast<uint64_t>(c)));
+        Rng lrng(stream_key(ctx.seed, Stream::TrainLabels, static_cast<uint64_t>(c)));
         chunk_labels.resize(static_cast<size_t>(chunk_steps * B));
         for (auto& l : chunk_labels)
           l = std::min<int64_t>(K - 1, std::upper_bound(class_cdf.begin(), class_cdf.end(), lrng.uniform()) - class_cdf.begin());
       }
-      chunk_target = coupling.sample(chunk_x0, chunk_labels, mix_seed(ctx.seed, 3, static_cast<uint64_t>(c)), ctx).target;
+      chunk_target = coupling.sample(chunk_x0, chunk_labels, stream_key(ctx.seed, Stream::TrainPairs, static_cast<uint64_t>(c)), ctx).target;
     }
     const PointsView x0{chunk_x0.data.data() + (k - chunk_first) * B * d, B, d};
     const std::span<const int64_t> target(chunk_target.data() + (k - chunk_first) * B, static_cast<size_t>(B));
     const std::span<const int64_t> labels =
         K > 0 ? std::span<const int64_t>(chunk_labels.data() + (k - chunk_first) * B, static_cast<size_t>(B))
               : std::span<const int64_t>();
-    Rng trng(mix_seed(ctx.seed, 2, static_cast<uint64_t>(k)));
+    Rng trng(stream_key(ctx.seed, Stream::TrainTime, static_cast<uint64_t>(k)));
     for (int64_t i = 0; i < B; ++i) {
       tv[i] = static_cast<float>(draw_time(trng));
       if (mf) {  // MeanFlow: (t, r) = the ordered pair of two draws, r = t for a share 1 - mf_ratio
@@ -298,7 +299,7 @@ TrainResult train_flow(const TrainOptions& opt_in, const CouplingData& data, con
       }
     }
     if (K > 0) {  // classifier-free guidance: the null class K with probability label_dropout
-      Rng drng(mix_seed(ctx.seed, 5, static_cast<uint64_t>(k)));
+      Rng drng(stream_key(ctx.seed, Stream::TrainDropout, static_cast<uint64_t>(k)));
       for (int64_t i = 0; i < B; ++i) yv[i] = drng.uniform() < opt.label_dropout ? K : labels[i];
     }
     if (on_pairs) on_pairs(k, x0, target, labels);

@@ -13,6 +13,7 @@
 #include "otgen/error.h"
 #include "otgen/rng.h"
 #include "otgen/scores.h"
+#include "otgen/streams.h"
 #include "metrics/ustat.h"
 
 extern "C" void dsyevd_(const char* jobz, const char* uplo, const int* n, double* a, const int* lda, double* w,
@@ -403,8 +404,7 @@ std::vector<int64_t> bootstrap_indices(int64_t n, uint64_t seed, int64_t replica
   require(n >= 2, "n", n, "at least 2 rows to resample");
   require(replicate >= 0, "replicate", replicate, "a non-negative index");
   require(side == 0 || side == 1, "side", side, "0 (samples) or 1 (reference)");
-  constexpr uint64_t kBootstrapTag = 0xB0075794A9E5ULL;  // keeps these streams apart from the seed's others
-  Rng rng(mix_seed(seed, kBootstrapTag, static_cast<uint64_t>(replicate)), static_cast<uint64_t>(side));
+  Rng rng(stream_key(seed, Stream::Bootstrap, static_cast<uint64_t>(replicate)), static_cast<uint64_t>(side));
   std::vector<int64_t> idx(n);
   while (true) {
     for (auto& i : idx) i = rng.below(n);

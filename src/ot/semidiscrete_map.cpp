@@ -10,6 +10,7 @@
 #include "otgen/error.h"
 #include "otgen/rng.h"
 #include "otgen/semidiscrete.h"
+#include "otgen/streams.h"
 
 namespace otgen {
 
@@ -20,8 +21,6 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr float kNegInfF = -std::numeric_limits<float>::infinity();
 
 // Stream tags of the counter-based RNG (one per use, so draws never collide).
-constexpr uint64_t kTagClasses = 0x436c61737365ULL;
-constexpr uint64_t kTagFloor = 0x466c6f6f72ULL;
 
 Prepared prepare_groups(PointsView y, std::span<const double> b, SdotCost cost, std::span<const int64_t> labels,
                         double class_penalty);
@@ -164,18 +163,28 @@ Points draw_noise(uint64_t seed, uint64_t tag, uint64_t step, int64_t n, int64_t
   return x;
 }
 
-std::vector<int64_t> draw_classes(const Prepared& P, uint64_t seed, uint64_t tag, uint64_t step, int64_t n) {
-  if (P.num_classes == 0) return {};
-  std::vector<double> cum(P.class_w.size());
-  std::partial_sum(P.class_w.begin(), P.class_w.end(), cum.begin());
-  Rng r(mix_seed(seed, tag ^ kTagClasses, step));
+namespace {
+
+// n classes k ~ w_k from stream (seed, tag ^ Classes, step).
+std::vector<int64_t> draw_classes(std::span<const double> w, uint64_t seed, uint64_t tag, uint64_t step, int64_t n) {
+  const int64_t K = static_cast<int64_t>(w.size());
+  std::vector<double> cum(w.size());
+  std::partial_sum(w.begin(), w.end(), cum.begin());
+  Rng r(mix_seed(seed, tag ^ static_cast<uint64_t>(Stream::Classes), step));
   std::vector<int64_t> out(static_cast<size_t>(n));
   for (auto& k : out) {
     const double u = r.uniform() * cum.back();
-    k = std::min<int64_t>(std::upper_bound(cum.begin(), cum.end(), u) - cum.begin(), P.num_classes - 1);
-    while (P.class_w[k] <= 0) --k;  // unreachable after validation; guards rounding at the end
+    k = std::min<int64_t>(std::upper_bound(cum.begin(), cum.end(), u) - cum.begin(), K - 1);
+    while (w[k] <= 0) --k;  // u lands past the last positive weight only by rounding
   }
   return out;
+}
+
+}  // namespace
+
+std::vector<int64_t> draw_classes(const Prepared& P, uint64_t seed, uint64_t tag, uint64_t step, int64_t n) {
+  if (P.num_classes == 0) return {};
+  return draw_classes(P.class_w, seed, tag, step, n);
 }
 
 Split split_rows(const Prepared& P, PointsView x, std::span<const int64_t> x_labels) {
@@ -303,7 +312,7 @@ double tv_floor(std::span<const double> b, int64_t M, uint64_t seed) {
   std::vector<double> cum(b.size());
   std::partial_sum(b.begin(), b.end(), cum.begin());
   std::vector<int64_t> counts(b.size(), 0);
-  Rng r(mix_seed(seed, kTagFloor));
+  Rng r(stream_key(seed, Stream::Floor));
   for (int64_t t = 0; t < M; ++t) {
     const double u = r.uniform() * cum.back();
     int64_t j = std::min<int64_t>(std::upper_bound(cum.begin(), cum.end(), u) - cum.begin(),
@@ -318,11 +327,10 @@ double tv_floor(std::span<const double> b, int64_t M, uint64_t seed) {
 
 SdotMarginalStats marginal_stats(const Prepared& P, std::span<const double> g, double eps, int64_t batch,
                                  int64_t repeats, uint64_t seed, const Context& ctx, const ScoreOptions& engine) {
-  constexpr uint64_t kTagCheck = 0x436865636bULL;
   std::vector<double> s1(static_cast<size_t>(P.N), 0.0), s2(static_cast<size_t>(P.N), 0.0);
   for (int64_t r = 0; r < repeats; ++r) {
-    const Points x = draw_noise(seed, kTagCheck, static_cast<uint64_t>(r), batch, P.d, ctx);
-    const auto xl = draw_classes(P, seed, kTagCheck, static_cast<uint64_t>(r), batch);
+    const Points x = draw_noise(seed, static_cast<uint64_t>(Stream::Check), static_cast<uint64_t>(r), batch, P.d, ctx);
+    const auto xl = draw_classes(P, seed, static_cast<uint64_t>(Stream::Check), static_cast<uint64_t>(r), batch);
     accumulate_batch(P, x, xl, g, eps, s1, s2, ctx, engine);
   }
   SdotMarginalStats st;
@@ -480,16 +488,27 @@ void sdot_prepare(SemidiscreteMap& map, const Context& ctx, const ScoreOptions& 
 
 bool sdot_int8_screen(const SemidiscreteMap& map) { return map.prepared && map.prepared->screened(); }
 
-Points sdot_noise(int64_t n, int64_t d, uint64_t seed, const Context& ctx) {
+Points sdot_noise(int64_t n, int64_t d, uint64_t seed, const Context& ctx, uint64_t step) {
   require(n >= 0, "n", n, "n >= 0");
   require(d >= 1, "d", d, "d >= 1");
-  return draw_noise(seed, 0x4e6f697365ULL, 0, n, d, ctx);
+  return draw_noise(seed, static_cast<uint64_t>(Stream::Noise), step, n, d, ctx);
 }
 
-std::vector<int64_t> sdot_noise_classes(const SemidiscreteMap& map, int64_t n, uint64_t seed) {
+std::vector<int64_t> noise_classes(std::span<const double> class_weights, int64_t n, uint64_t seed, uint64_t step) {
+  require(n >= 0, "n", n, "n >= 0");
+  double total = 0;
+  for (double w : class_weights) {
+    require(w >= 0 && std::isfinite(w), "class_weights", w, "finite non-negative weights");
+    total += w;
+  }
+  require(total > 0, "class_weights", "all zero (" + std::to_string(class_weights.size()) + " classes)", "some positive weight");
+  return draw_classes(class_weights, seed, static_cast<uint64_t>(Stream::Noise), step, n);
+}
+
+std::vector<int64_t> sdot_noise_classes(const SemidiscreteMap& map, int64_t n, uint64_t seed, uint64_t step) {
   require(n >= 0, "n", n, "n >= 0");
   const Prepared P = prepare(map.y, map.b, map.cost, map.labels, map.class_penalty);
-  return draw_classes(P, seed, 0x4e6f697365ULL, 0, n);
+  return draw_classes(P, seed, static_cast<uint64_t>(Stream::Noise), step, n);
 }
 
 std::vector<int64_t> sdot_assign(const SemidiscreteMap& map, PointsView x, const Context& ctx,
@@ -506,7 +525,7 @@ std::vector<int64_t> sdot_sample(const SemidiscreteMap& map, PointsView x, uint6
   if (map.epsilon <= 0) return sdot_assign(map, x, ctx, x_labels, engine);
   const MapCall c = start_call(map, x, x_labels, ctx, engine, /*argmax=*/false);
   return c.rows(x, 1, [&](size_t k, const Group& G, PointsView xk, const std::vector<float>& h, std::vector<int64_t>& idx) {
-    const uint64_t key = c.P.num_classes == 0 ? seed : mix_seed(seed, 0x47756d62656cULL, k);
+    const uint64_t key = c.P.num_classes == 0 ? seed : stream_key(seed, Stream::ClassGumbel, k);
     row_gumbel_argmax(ScoreProblem{xk, G.y, h}, static_cast<float>(1.0 / map.epsilon), G.log_b, key, idx, ctx, engine);
   });
 }
@@ -547,7 +566,7 @@ double sdot_reference_cost_std(PointsView y, std::span<const double> b, SdotCost
   for (int64_t j = 0; j < P.N; ++j)
     if (P.b[j] > 0) support.push_back(j);
   if (static_cast<int64_t>(support.size()) > max_points) {
-    Rng r(mix_seed(seed, 0x526566ULL, 1));
+    Rng r(stream_key(seed, Stream::CostScale, 1));
     for (int64_t t = 0; t < max_points; ++t) {
       const int64_t u = t + r.below(static_cast<int64_t>(support.size()) - t);
       std::swap(support[t], support[u]);
@@ -558,7 +577,7 @@ double sdot_reference_cost_std(PointsView y, std::span<const double> b, SdotCost
   const int64_t m = static_cast<int64_t>(support.size());
   Points ys(m, y.d);
   for (int64_t c = 0; c < m; ++c) std::copy_n(y.row(support[c]), y.d, ys.row(c));
-  const Points x = draw_noise(seed, 0x526566ULL, 0, noise_draws, y.d, ctx);
+  const Points x = draw_noise(seed, static_cast<uint64_t>(Stream::CostScale), 0, noise_draws, y.d, ctx);
   std::vector<float> S(static_cast<size_t>(noise_draws * m));
   score_matrix(ScoreProblem{x, ys, {}}, S, ctx);
   const auto nx = squared_norms(x), ny = squared_norms(ys);

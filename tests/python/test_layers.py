@@ -23,7 +23,7 @@ FRONT_ENDS = {"cli", "python"}
 # Public header (include/otgen/NAME.h) -> its layer.
 HEADER_LAYER = {
     "blas_threads": "core", "context": "core", "error": "core", "memory": "core", "npy": "core",
-    "points": "core", "progress": "core", "record": "core", "rng": "core", "termination": "core",
+    "points": "core", "progress": "core", "record": "core", "rng": "core", "streams": "core", "termination": "core",
     "version": "core",
     "data": "data",
     "lattice": "kernels", "score_partials": "kernels", "scores": "kernels",
@@ -59,7 +59,7 @@ def test_every_public_header_has_a_layer():
 def violations():
     bad = []
     for layer, f in sources():
-        if layer in FRONT_ENDS:
+        if layer in FRONT_ENDS or layer not in BELOW:  # unknown headers: test_every_public_header_has_a_layer
             continue
         allowed = BELOW[layer] | {layer}
         for inc in includes(f):
