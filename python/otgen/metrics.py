@@ -15,7 +15,7 @@ __all__ = ["energy_distance", "mmd", "mmd_per_bandwidth", "median_distance", "sl
            "evaluate", "METRICS"]
 
 #: The metric names of :func:`evaluate` (and of ``otgen eval --metrics``).
-METRICS = ("energy", "mmd", "sw2", "w1", "fd", "fd-pca", "w2", "prd")
+METRICS = ("energy", "mmd", "sw2", "w1", "fd", "fd-pca", "fd-features", "w2", "prd")
 
 
 def energy_distance(x, y, threads=0):
@@ -108,23 +108,70 @@ def bootstrap_indices(n, seed, replicate, side):
 
 def evaluate(samples, reference, metrics=("energy", "mmd", "sw2"), pca_data=None, pca_dim=None, bootstrap=0,
              projections=256, max_points=2048, k=3, mmd_scales=(0.5, 1.0, 2.0), level=0.95,
-             return_replicates=False, seed=0, threads=0):
+             return_replicates=False, seed=0, threads=0, features=None):
     """``otgen eval`` from Python: a dict with the same keys as its JSON.
 
     ``metrics``: names from :data:`METRICS` (a list, or a comma-separated string). ``fd-pca`` needs
     ``pca_data``, the (N, d) training set whose PCA basis is the feature space (``pca_dim`` components,
-    default ``min(d, 64, N - 1)``). ``mmd`` uses bandwidths ``sigma = mmd_scales x`` the median distance
-    (:func:`median_distance`), reported as ``mmd_bandwidths`` and ``mmd_gammas``. ``bootstrap=R > 0``
-    adds ``<key>_ci = [lo, hi]``, the ``level`` percentile interval of R replicates (both sets
-    resampled with replacement, see :func:`bootstrap_indices`), for every metric except ``w2`` and
-    ``prd``; ``return_replicates=True`` also returns the replicate values (``bootstrap_replicates``).
-    Invalid arguments raise ValueError naming them.
+    default ``min(d, 64, N - 1)``). ``fd-features`` needs ``features``, a feature net written by
+    ``otgen features train`` (run here with torch.jit: ``frechet_features``, its interval and a
+    ``features`` summary, as the CLI reports them). ``mmd`` uses bandwidths ``sigma = mmd_scales x``
+    the median distance (:func:`median_distance`), reported as ``mmd_bandwidths`` and ``mmd_gammas``.
+    ``bootstrap=R > 0`` adds ``<key>_ci = [lo, hi]``, the ``level`` percentile interval of R replicates
+    (both sets resampled with replacement, see :func:`bootstrap_indices`), for every metric except
+    ``w2`` and ``prd``; ``return_replicates=True`` also returns the replicate values
+    (``bootstrap_replicates``). Invalid arguments raise ValueError naming them.
     """
     if isinstance(metrics, str):
         metrics = metrics.split(",")
     metrics = [str(m) for m in metrics]
     scales = [float(s) for s in np.atleast_1d(mmd_scales)]
-    doc = _otgen.evaluate(samples, reference, metrics, pca_data, pca_dim, int(bootstrap), int(projections),
-                          int(max_points), int(k), scales, float(level), bool(return_replicates), int(seed),
-                          int(threads))
-    return json.loads(doc)
+    with_features = "fd-features" in metrics
+    if with_features != (features is not None):
+        raise ValueError("features: None, expected a feature net .pt (otgen features train) for fd-features"
+                         if with_features else "metrics: expected fd-features among them when features= is given")
+    rest = [m for m in metrics if m != "fd-features"]
+
+    def run(a, b, names):
+        return json.loads(_otgen.evaluate(a, b, names, pca_data, pca_dim, int(bootstrap), int(projections),
+                                          int(max_points), int(k), scales, float(level), bool(return_replicates),
+                                          int(seed), int(threads)))
+
+    doc = run(samples, reference, rest) if rest else {}
+    if with_features:
+        fs, fr, info = _features_of(features, samples, reference)
+        pca_data, pca_dim = None, None
+        f = run(fs, fr, ["fd"])
+        for key in ("n", "m", "seed", "bootstrap"):
+            if key in f and key not in doc:
+                doc[key] = f[key]
+        doc["d"] = int(np.shape(samples)[1])
+        doc["frechet_features"] = f["frechet"]
+        if "frechet_ci" in f:
+            doc["frechet_features_ci"] = f["frechet_ci"]
+        doc["features"] = info
+    return doc
+
+
+def _features_of(path, samples, reference):
+    """The feature net's features of both sets (float32), and the summary eval reports."""
+    import torch
+    try:
+        extra = {"otgen.json": ""}
+        net = torch.jit.load(str(path), _extra_files=extra)
+        meta = json.loads(extra["otgen.json"])
+    except Exception as e:  # noqa: BLE001 - torch raises several types for unreadable files
+        raise ValueError(f"features: '{path}', expected a feature net written by otgen features train ({e})") from None
+    if meta.get("format") != "otgen.features/1":
+        raise ValueError(f"features: '{path}', expected a feature net (format otgen.features/1)")
+    out = []
+    for name, x in (("samples", samples), ("reference", reference)):
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != meta["dim"]:
+            raise ValueError(f"{name}: shape {x.shape}, expected (n, {meta['dim']}): the feature net's input dimension")
+        with torch.no_grad():
+            out.append(np.concatenate([net.features(torch.from_numpy(x[i:i + 1024])).numpy()
+                                       for i in range(0, len(x), 1024)]).astype(np.float32))
+    info = {"model": str(path), "feature_dim": meta["feature_dim"], "dataset": meta.get("dataset", ""),
+            "test_accuracy": meta.get("test_accuracy", 0.0)}
+    return out[0], out[1], info

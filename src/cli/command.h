@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "otgen/context.h"
+#include "otgen/data.h"
 #include "otgen/scores.h"
 
 namespace otgen::cli {
@@ -33,6 +34,11 @@ void require_output_file(const std::string& path, const std::string& argument,
                          std::initializer_list<std::pair<const char*, const std::string*>> inputs = {});
 // "a,b,c" -> {"a", "b", "c"} (empty items kept: "a,,b" has three).
 std::vector<std::string> split_list(const std::string& s);
+// --data as a named dataset (`digits`, `8gaussians`, ...: n points, seed for generators) or an
+// (n, d) float .npy file with optional --labels (int64 .npy; then the first n points when n > 0).
+// Square dimensions (d = side^2) of a .npy are taken as images.
+Dataset load_data(const std::string& data, int64_t n, uint64_t seed, const std::string& labels = {});
+bool is_npy_path(const std::string& s);
 // --no-int8-screen: the float32 search even for 8-bit lattice data (otgen/lattice.h).
 void add_engine_options(CLI::App* cmd, ScoreOptions& engine);
 

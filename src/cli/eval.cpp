@@ -16,6 +16,9 @@
 #include "cli/plot.h"
 #include "otgen/error.h"
 #include "otgen/evaluation.h"
+#ifdef OTGEN_WITH_FLOW
+#include "otgen/features.h"
+#endif
 #include "otgen/metrics.h"
 #include "otgen/npy.h"
 #include "otgen/record.h"
@@ -25,7 +28,7 @@ namespace otgen::cli {
 namespace {
 
 struct EvalArgs {
-  std::string samples, reference, metrics = "energy,mmd,sw2", out, pca_data, format = "auto";
+  std::string samples, reference, metrics = "energy,mmd,sw2", out, pca_data, format = "auto", features;
   EvalOptions options;
   int64_t pca_dim = 0;  // used only when --pca-dim is given
   CLI::Option* pca_dim_option = nullptr;
@@ -79,6 +82,10 @@ void print_table(const nlohmann::json& j, const EvalOptions& o, std::ostream& os
     if (m == "sw2") row("sliced W2 (" + std::to_string(j["sw2_projections"].get<int64_t>()) + " directions)", "sw2");
     if (m == "w1") row("mean marginal W1", "mean_marginal_w1");
     if (m == "fd") row("Frechet distance", "frechet");
+    if (m == "fd-features")
+      row("Frechet distance, classifier features (" + std::to_string(j["features"]["feature_dim"].get<int64_t>()) +
+              " dims, test accuracy " + percent(j["features"]["test_accuracy"].get<double>()) + ")",
+          "frechet_features");
     if (m == "fd-pca")
       row("Frechet distance, PCA basis (" + std::to_string(j["frechet_pca_dim"].get<int64_t>()) + " dims, " +
               percent(j["frechet_pca_explained_variance"].get<double>()) + " var.)",
@@ -94,24 +101,60 @@ void print_table(const nlohmann::json& j, const EvalOptions& o, std::ostream& os
        << " replicates (samples and reference resampled with replacement), percentile intervals\n";
 }
 
+// fd-features: the Frechet distance of the feature net's features of both sets (with the same
+// bootstrap resamples as the other metrics), merged into j as frechet_features[_ci] and "features".
+void add_feature_distance(nlohmann::json& j, const EvalArgs& a, const Points& x, const Points& y) {
+#ifdef OTGEN_WITH_FLOW
+  const features::FeatureNet net = features::FeatureNet::load(a.features, "--features");
+  EvalOptions fo = a.options;
+  fo.metrics = {"fd"};
+  fo.pca_dim.reset();
+  const Points fx = net.features(x, a.ctx, "--samples");  // samples first: their error is reported first
+  const Points fy = net.features(y, a.ctx, "--reference");
+  const nlohmann::json jf = evaluate(fx, fy, PointsView{}, fo, a.ctx);
+  for (const char* k : {"n", "m", "seed", "bootstrap"})
+    if (jf.contains(k) && !j.contains(k)) j[k] = jf[k];
+  j["d"] = x.d;
+  j["frechet_features"] = jf["frechet"];
+  if (jf.contains("frechet_ci")) j["frechet_features_ci"] = jf["frechet_ci"];
+  const nlohmann::json& meta = net.meta();
+  j["features"] = {{"model", a.features}, {"feature_dim", net.feature_dim()}, {"dataset", meta.value("dataset", "")},
+                   {"test_accuracy", meta.value("test_accuracy", 0.0)}};
+#else
+  (void)j, (void)x, (void)y;
+  fail_argument("--features", "'" + a.features + "'", "a build with flow matching (LibTorch): this otgen has none");
+#endif
+}
+
 void run_eval(EvalArgs& a) {
   EvalOptions& o = a.options;
   o.cli_names = true;
-  o.metrics = split_list(a.metrics);
+  const std::vector<std::string> listed = split_list(a.metrics);
+  o.metrics.clear();
+  for (const auto& m : listed)
+    if (m != "fd-features") o.metrics.push_back(m);
+  const bool with_features = o.metrics.size() < listed.size();
+  require(with_features == !a.features.empty(), with_features ? "--features" : "--metrics",
+          with_features ? "(none)" : a.metrics,
+          with_features ? "a feature net .pt (otgen features train) for fd-features" : "fd-features among them with --features");
   if (a.pca_dim_option->count() > 0) o.pca_dim = a.pca_dim;
-  o.validate();  // option mistakes first, then the output, then the inputs: all before any metric runs
+  if (!o.metrics.empty()) o.validate();  // option mistakes first, then the output, then the inputs: all before any metric runs
   a.ctx.validate();
   if (!a.out.empty())
-    require_output_file(a.out, "--out", {{"--samples", &a.samples}, {"--reference", &a.reference}, {"--pca-data", &a.pca_data}});
+    require_output_file(a.out, "--out", {{"--samples", &a.samples}, {"--reference", &a.reference}, {"--pca-data", &a.pca_data},
+                                         {"--features", &a.features}});
   const Points x = read_points_npy(a.samples, "--samples");
   const Points y = read_points_npy(a.reference, "--reference");
   Points train;
   if (!a.pca_data.empty()) train = read_points_npy(a.pca_data, "--pca-data");
-  nlohmann::json j = evaluate(x, y, a.pca_data.empty() ? PointsView{} : train.view(), o, a.ctx);
+  nlohmann::json j = o.metrics.empty() ? nlohmann::json::object()
+                                       : evaluate(x, y, a.pca_data.empty() ? PointsView{} : train.view(), o, a.ctx);
+  if (with_features) add_feature_distance(j, a, x, y);
   j["samples"] = a.samples;
   j["reference"] = a.reference;
   if (!a.pca_data.empty()) j["pca_data"] = a.pca_data;
   if (!a.out.empty()) write_json(a.out, j);
+  o.metrics = listed;  // the table's rows, in the order asked
   if (a.format == "table" || (a.format == "auto" && ::isatty(STDOUT_FILENO)))
     print_table(j, o, std::cout);
   else
@@ -126,9 +169,10 @@ void register_eval(CLI::App& root) {
   cmd->add_option("--metrics", a->metrics,
                   "energy (energy distance), mmd (unbiased RBF MMD^2, median-heuristic bandwidths), sw2 (sliced W2), "
                   "w1 (mean marginal W1), fd (Frechet distance of fitted Gaussians), fd-pca (the same in the PCA basis "
-                  "of --pca-data), w2 (exact W2 on equal-size random subsamples), prd (k-NN precision and recall, "
-                  "Kynkaanniemi et al. 2019)")
+                  "of --pca-data), fd-features (the same in the features of --features), w2 (exact W2 on equal-size random "
+                  "subsamples), prd (k-NN precision and recall, Kynkaanniemi et al. 2019)")
       ->capture_default_str();
+  cmd->add_option("--features", a->features, "fd-features: a feature net .pt (otgen features train)");
   cmd->add_option("--pca-data", a->pca_data, "fd-pca: the training set whose PCA basis is the feature space: (N, d) .npy");
   a->pca_dim_option =
       cmd->add_option("--pca-dim", a->pca_dim, "fd-pca: principal components kept (default min(d, 64, N - 1))");

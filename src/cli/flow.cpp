@@ -88,41 +88,6 @@ struct TrainArgs {
   }
 };
 
-bool is_npy_path(const std::string& s) { return s.size() > 4 && s.compare(s.size() - 4, 4, ".npy") == 0; }
-
-Dataset load_data(const std::string& data, int64_t n, uint64_t seed, const std::string& labels = {}) {
-  if (is_npy_path(data)) {
-    Dataset ds;
-    ds.name = data;
-    ds.x = read_points_npy(data, "--data");
-    require(ds.x.n >= 1, "--data", "'" + data + "' with 0 points", "at least one point");
-    if (!labels.empty()) {
-      ds.labels = read_int64_npy(labels, "--labels");
-      require(static_cast<int64_t>(ds.labels.size()) == ds.x.n, "--labels", "length " + std::to_string(ds.labels.size()),
-              "one class per data point (" + std::to_string(ds.x.n) + ")");
-      for (size_t i = 0; i < ds.labels.size(); ++i) {
-        require(ds.labels[i] >= 0 && ds.labels[i] < (int64_t{1} << 20), "--labels",
-                to_text(ds.labels[i]) + " at index " + std::to_string(i), "classes in [0, 2^20)");
-        ds.num_classes = std::max(ds.num_classes, ds.labels[i] + 1);
-      }
-    }
-    if (n > 0) {
-      require(n <= ds.x.n, "--n", n, "at most the file's " + std::to_string(ds.x.n) + " points");
-      ds.x.data.resize(static_cast<size_t>(n * ds.x.d));
-      ds.x.n = n;
-      if (!ds.labels.empty()) ds.labels.resize(static_cast<size_t>(n));
-    }
-    const auto side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(ds.x.d))));
-    if (side * side == ds.x.d && side > 1) ds.image_side = side;
-    return ds;
-  }
-  require(labels.empty(), "--labels", "'" + labels + "'", "a .npy --data (named datasets bring their labels)");
-  DatasetOptions o;
-  o.n = n;
-  o.seed = seed;
-  return load_dataset(data, o);
-}
-
 // The coupling's view of the data: labelled for conditional training.
 CouplingData coupling_data(const TrainArgs& a, const Dataset& ds) {
   if (!a.conditional) return {ds.x.view(), {}, 0};
