@@ -149,6 +149,19 @@ std::string fmt(double v) {
   return b;
 }
 
+// The keys of otgen eval's JSON that a --metrics name reports (the tables and plots show these).
+std::vector<std::string> report_keys(const std::vector<std::string>& metrics) {
+  static const std::map<std::string, std::vector<std::string>> keys = {
+      {"mmd", {"mmd2"}}, {"w1", {"mean_marginal_w1"}}, {"fd", {"frechet"}}, {"fd-pca", {"frechet_pca"}},
+      {"fd-features", {"frechet_features"}}, {"prd", {"precision", "recall"}}};
+  std::vector<std::string> out;
+  for (const auto& m : metrics) {
+    const auto it = keys.find(m);
+    for (const auto& k : it == keys.end() ? std::vector<std::string>{m} : it->second) out.push_back(k);
+  }
+  return out;
+}
+
 void run_study(const StudyArgs& a) {
   json cfg;
   {
@@ -162,11 +175,11 @@ void run_study(const StudyArgs& a) {
   }
   if (!cfg.is_object()) fail_argument("--config", "'" + a.config + "'", "a JSON object");
   static const std::vector<std::string> known = {"name", "data", "n", "labels", "train", "couplings", "seeds", "solvers",
-                                                 "samples", "sample", "metrics", "eval", "reference", "primary"};
+                                                 "samples", "sample", "metrics", "eval", "reference", "primary", "features"};
   for (const auto& [key, v] : cfg.items())
     if (std::find(known.begin(), known.end(), key) == known.end())
       fail_argument("--config", "key '" + key + "'", "one of name, data, n, labels, train, couplings, seeds, solvers, "
-                                                     "samples, sample, metrics, eval, reference, primary");
+                                                     "samples, sample, metrics, eval, reference, primary, features");
   if (!cfg.contains("data") || !cfg["data"].is_string()) fail_argument("--config", "data", "a dataset name or .npy path");
   const std::string data = cfg["data"];
   const int64_t n = cfg.value("n", int64_t{0});
@@ -190,7 +203,7 @@ void run_study(const StudyArgs& a) {
   const int64_t samples = cfg.value("samples", int64_t{2000});
   if (samples < 2) fail_argument("--config", "samples: " + std::to_string(samples), "at least 2");
   const std::string metrics = cfg.value("metrics", std::string("energy,sw2"));
-  const std::vector<std::string> metric_names = split_list(metrics);
+  const std::vector<std::string> metric_names = report_keys(split_list(metrics));
   const std::string primary = cfg.value("primary", metric_names.front());
 
   fs::create_directories(a.out + "/runs");
@@ -225,6 +238,26 @@ void run_study(const StudyArgs& a) {
          "writing the reference set");
   } else {
     fail_argument("--config", "reference", "a .npy path or {\"n\": N, \"data_seed\": S}");
+  }
+
+  // fd-features: a feature net given as a path, or trained here once (cached by otgen features train).
+  std::vector<std::string> eval_extra;
+  if (cfg.contains("features")) {
+    const json& f = cfg["features"];
+    std::string path;
+    if (f.is_string()) {
+      path = f.get<std::string>();
+    } else if (f.is_object()) {
+      path = a.out + "/features.pt";
+      std::vector<std::string> fargs = {"features", "train"};
+      fargs.insert(fargs.end(), data_args.begin(), data_args.end());
+      for (const auto& o : options_of(f, "features")) fargs.push_back(o);
+      fargs.insert(fargs.end(), {"--out", path, "-q"});
+      self(fargs, "training the feature net");
+    } else {
+      fail_argument("--config", "features", "a feature net .pt path or an object of otgen features train options");
+    }
+    eval_extra = {"--features", path};
   }
 
   json rows = json::array();
@@ -282,6 +315,7 @@ void run_study(const StudyArgs& a) {
         const json ss = self(sargs, "sampling " + tag);
         std::vector<std::string> eargs = {"eval", "--samples", xs, "--reference", reference, "--metrics", metrics, "--out", ev};
         for (const auto& o : options_of(cfg.value("eval", json::object()), "eval")) eargs.push_back(o);
+        eargs.insert(eargs.end(), eval_extra.begin(), eval_extra.end());
         self(eargs, "evaluating " + tag);
         json m;
         {
