@@ -24,6 +24,7 @@
 #include "otgen/lattice.h"
 #include "otgen/memory.h"
 #include "otgen/metrics.h"
+#include "otgen/potential_meta.h"
 #include "otgen/scores.h"
 #include "otgen/semidiscrete.h"
 #include "otgen/sinkhorn.h"
@@ -639,6 +640,21 @@ PYBIND11_MODULE(_otgen, m) {
       py::arg("x"), py::arg("y"), py::arg("a") = py::none(), py::arg("b") = py::none(), py::arg("epsilon") = 0.05,
       py::arg("relative_epsilon") = false, py::arg("tol") = 1e-4, py::arg("max_iterations") = 10000,
       py::arg("check_every") = 1, py::arg("eps_scaling") = true, py::arg("mode") = "auto", py::arg("threads") = 0);
+
+  // ---- potential sidecars (otgen/potential_meta.h) --------------------------------------------
+  m.def(
+      "check_potential_meta",
+      [](const std::string& path, py::handle y, py::object labels, py::object weights, double epsilon,
+         const std::string& cost, double class_penalty) {
+        auto Y = points(y, "y");
+        I64 L = optional_i64(labels, "labels");
+        F64 W = optional_f64(weights, "weights");
+        const auto meta = potential_meta(Y.view, span_of_t(L), std::span<const double>(W.data(), W.size()), epsilon,
+                                         parse_sdot_cost(cost, "cost"), class_penalty);
+        return check_potential_meta(path, meta, "g", "allow_foreign_potential=True");
+      },
+      py::arg("path"), py::arg("y"), py::arg("labels") = py::none(), py::arg("weights") = py::none(),
+      py::arg("epsilon") = 0.0, py::arg("cost") = "sqeuclidean_half", py::arg("class_penalty") = inf);
 
   // ---- random streams (otgen/streams.h) -------------------------------------------------------
   m.def(

@@ -12,6 +12,7 @@ are twice otgen's.
 """
 
 import math
+import os
 
 import numpy as np
 
@@ -169,10 +170,19 @@ class SemidiscreteOT:
     @classmethod
     def from_potential(cls, y, g, weights=None, labels=None, epsilon=0.0, **options):
         """A solver holding a potential fitted elsewhere (``otgen sdot fit --out g.npy``), without refitting:
-        ``y`` (N, d), ``g`` (N,), and the ``weights`` / ``labels`` / ``epsilon`` it was fitted with; the
-        other keyword arguments are those of the constructor (``cost``, ``class_penalty``, ``threads``...)."""
+        ``y`` (N, d), ``g`` (N,) or the path of its .npy, and the ``weights`` / ``labels`` / ``epsilon`` it
+        was fitted with; the other keyword arguments are those of the constructor (``cost``,
+        ``class_penalty``, ``threads``...). A path's sidecar ``g.npy.json`` (written by the CLI's fit) must
+        describe this data, labels, weights and cost, else ValueError (``allow_foreign_potential=True``
+        skips the check)."""
+        allow_foreign = bool(options.pop("allow_foreign_potential", False))
         sd = cls(epsilon=epsilon, **options)
         sd.y = _float32_points(y, "y")
+        if isinstance(g, (str, os.PathLike)):  # a .npy, checked against its sidecar g.npy.json if any
+            path, g = os.fspath(g), np.load(g)
+            if not allow_foreign:
+                _otgen.check_potential_meta(path, sd.y, labels, weights, float(epsilon), sd.options["cost"],
+                                            sd.options["class_penalty"])
         g = np.ascontiguousarray(g, dtype=np.float32)
         if g.shape != (sd.y.shape[0],):
             raise ValueError(f"g: shape {g.shape}, expected ({sd.y.shape[0]},): one value per point of y")

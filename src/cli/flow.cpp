@@ -21,6 +21,7 @@
 #include "otgen/error.h"
 #include "otgen/flow.h"
 #include "otgen/npy.h"
+#include "otgen/potential_meta.h"
 #include "otgen/progress.h"
 #include "otgen/record.h"
 #include "otgen/rng.h"
@@ -38,6 +39,7 @@ using namespace otgen::flow;
 struct TrainArgs {
   std::string data = "8gaussians", coupling = "independent", potential, labels, out, resume, record;
   bool conditional = false;       // class-conditional model on the data's labels (--labels implies it)
+  bool allow_foreign_potential = false;  // --allow-foreign-potential (not kept in run.json)
   double class_penalty = std::numeric_limits<double>::infinity();  // semidiscrete, conditional: beta
   int64_t n = 0;                  // data points (0 = the dataset's default)
   uint64_t data_seed = 0;
@@ -138,6 +140,10 @@ void check_coupling_args(const TrainArgs& a, const Dataset& ds) {
       const auto gd = read_vector_npy(a.potential, "--potential");
       require(static_cast<int64_t>(gd.size()) == ds.x.n, "--potential", "length " + std::to_string(gd.size()),
               "one value per data point (" + std::to_string(ds.x.n) + ")");
+      if (!a.allow_foreign_potential)
+        check_potential_meta(a.potential, potential_meta(ds.x, coupling_data(a, ds).labels, {}, a.sd_epsilon,
+                                                         SdotCost::SqEuclideanHalf, a.class_penalty),
+                             "--potential");
     }
   } else if (a.coupling != "independent") {
     fail_argument("--coupling", "'" + a.coupling + "'", "one of independent | exact | sinkhorn | semidiscrete");
@@ -172,6 +178,8 @@ std::unique_ptr<Coupling> make_coupling(TrainArgs& a, const Dataset& ds, const s
                 << r.seconds << " s)\n";
     a.potential = run_dir + "/potential.npy";
     write_npy(a.potential, r.g, {static_cast<int64_t>(r.g.size())});
+    write_potential_meta(a.potential, potential_meta(ds.x, data.labels, {}, a.sd_epsilon, SdotCost::SqEuclideanHalf,
+                                                     a.class_penalty));
   }
   const auto g = read_vector_npy(a.potential, "--potential");
   return std::make_unique<SemidiscreteCoupling>(data, std::vector<float>(g.begin(), g.end()), a.sd_epsilon,
@@ -324,6 +332,8 @@ void register_train(CLI::App& root) {
   cmd->add_option("--data-seed", a->data_seed, "seed of generated datasets");
   cmd->add_option("--coupling", a->coupling, "independent | exact | sinkhorn | semidiscrete")->capture_default_str();
   cmd->add_option("--potential", a->potential, "semidiscrete: the potential g.npy of `otgen sdot fit` (default: fit it first)");
+  cmd->add_flag("--allow-foreign-potential", a->allow_foreign_potential,
+                "use --potential even when its sidecar (g.npy.json) says it was fitted on other data or labels");
   cmd->add_option("--sd-epsilon", a->sd_epsilon, "semidiscrete: absolute epsilon of the potential (0 = argmax pairs)")
       ->capture_default_str();
   cmd->add_option("--fit-steps", a->fit_steps, "semidiscrete without --potential: steps of the fit")->capture_default_str();

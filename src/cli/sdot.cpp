@@ -13,6 +13,7 @@
 #include "otgen/error.h"
 #include "otgen/memory.h"
 #include "otgen/npy.h"
+#include "otgen/potential_meta.h"
 #include "otgen/record.h"
 #include "otgen/semidiscrete.h"
 
@@ -153,6 +154,8 @@ void register_fit(CLI::App& root) {
     };
     auto write_outputs = [a, summary_of](const SemidiscreteOT::Result& r, bool final) {
       write_npy(a->out, r.g, {static_cast<int64_t>(r.g.size())});
+      write_potential_meta(a->out, potential_meta(a->target.y, a->target.l, a->target.b, r.epsilon, a->opt.cost,
+                                                  a->opt.class_penalty));
       if (a->record.empty()) return;
       nlohmann::json rec = run_record("sdot fit", a->ctx);
       rec["data"] = a->target.data;
@@ -185,6 +188,7 @@ struct CheckArgs {
   std::string potential, cost = "sqeuclidean_half";
   double epsilon = 0, class_penalty = std::numeric_limits<double>::infinity();
   int64_t draws = 65536, batch = 4096;
+  bool allow_foreign = false;
   ScoreOptions engine;
 };
 
@@ -198,6 +202,8 @@ void register_check(CLI::App& root) {
   cmd->add_option("--epsilon", a->epsilon, "absolute epsilon of the map (0 = hard)")->capture_default_str();
   cmd->add_option("--cost", a->cost, "sqeuclidean_half | dot")->capture_default_str();
   cmd->add_option("--class-penalty", a->class_penalty, "labels: beta (default inf = per class)");
+  cmd->add_flag("--allow-foreign-potential", a->allow_foreign,
+                "use --potential even when its sidecar (g.npy.json) says it was fitted on other data, labels, weights or cost");
   cmd->add_option("--draws", a->draws, "noise draws (rounded up to a multiple of --batch)")->capture_default_str();
   cmd->add_option("--batch", a->batch, "draws per engine call")->capture_default_str();
   add_context_options(cmd, a->ctx);
@@ -218,6 +224,8 @@ void register_check(CLI::App& root) {
     m.cost = parse_sdot_cost(a->cost, "--cost");
     m.labels = a->target.l;
     m.class_penalty = a->class_penalty;
+    if (!a->allow_foreign)
+      check_potential_meta(a->potential, potential_meta(m.y, m.labels, m.b, m.epsilon, m.cost, m.class_penalty), "--potential");
     const int64_t batch = std::min(a->batch, a->draws);
     const int64_t repeats = (a->draws - 1) / batch + 1;  // draws + batch - 1 could overflow
     if (m.epsilon <= 0) sdot_prepare(m, a->ctx, a->engine);  // the int8 screen serves hard counts only

@@ -15,6 +15,7 @@
 #include "otgen/error.h"
 #include "otgen/memory.h"
 #include "otgen/npy.h"
+#include "otgen/potential_meta.h"
 #include "otgen/rng.h"
 #include "otgen/semidiscrete.h"
 #include "otgen/streams.h"
@@ -27,6 +28,7 @@ struct AssignArgs {
   std::string cost = "sqeuclidean_half";
   double epsilon = 0, class_penalty = std::numeric_limits<double>::infinity();
   int64_t n = -1;
+  bool allow_foreign = false;
   Context ctx;
   ScoreOptions engine;
 };
@@ -55,6 +57,8 @@ void run_assign(const AssignArgs& a) {
   map.cost = parse_sdot_cost(a.cost, "--cost");
   map.labels = labels;
   map.class_penalty = a.class_penalty;
+  if (!a.allow_foreign)
+    check_potential_meta(a.potential, potential_meta(y, labels, b, a.epsilon, map.cost, a.class_penalty), "--potential");
   if (a.epsilon <= 0) sdot_prepare(map, a.ctx, a.engine);  // eps > 0 samples: no argmax to screen
   Points x;
   if (a.n >= 0) {
@@ -102,6 +106,8 @@ void register_sdot_assign(CLI::App& root) {
   cmd->add_option("--noise-labels", a->noise_labels, "(n,) int64 .npy classes of --noise rows");
   cmd->add_option("--noise-labels-out", a->noise_labels_out, "with --n and --labels: write the drawn classes");
   cmd->add_option("--class-penalty", a->class_penalty, "labels: beta of c + beta [k != l] (default inf)");
+  cmd->add_flag("--allow-foreign-potential", a->allow_foreign,
+                "use --potential even when its sidecar (g.npy.json) says it was fitted on other data, labels, weights or cost");
   cmd->add_option("--cost", a->cost, "sqeuclidean_half | dot")->capture_default_str();
   cmd->add_option("--out", a->out, "output (n,) int64 .npy of data indices")->required();
   add_context_options(cmd, a->ctx);

@@ -28,11 +28,11 @@ HEADER_LAYER = {
     "data": "data",
     "lattice": "kernels", "score_partials": "kernels", "scores": "kernels",
     "ode": "ode",
-    "assignment": "ot", "semidiscrete": "ot", "sinkhorn": "ot",
+    "assignment": "ot", "potential_meta": "ot", "semidiscrete": "ot", "sinkhorn": "ot",
     "coupling": "coupling",
     "evaluation": "metrics", "metrics": "metrics",
     "flow_sde": "wfr", "wfr": "wfr",
-    "flow": "flow",
+    "features": "flow", "flow": "flow",
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)

@@ -1,0 +1,47 @@
+// What a fitted potential was fitted on, in a sidecar JSON beside it (ot layer).
+//
+// A potential g is one number per data point and means nothing for other data, another weighting,
+// another cost or another labelling. `otgen sdot fit --out g.npy` (and train's own fit) writes
+// g.npy.json:
+//   {"format": "otgen.potential/1", "n": N, "d": d, "data_hash": "...", "labels_hash": "..." | null,
+//    "weights_hash": "..." | null, "epsilon": eps, "cost": "sqeuclidean_half" | "dot",
+//    "class_penalty": beta | "inf" | null}
+// and every command that uses a potential compares it with the data it was given, refusing a
+// mismatch with one line naming the potential's argument (`--allow-foreign-potential` overrides; a
+// potential without a sidecar is used as is). The hashes are 64-bit content hashes of the float32 /
+// int64 / float64 values (fingerprint in otgen/points.h's terms: the bytes in row-major order).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "otgen/points.h"
+#include "otgen/semidiscrete.h"
+
+namespace otgen {
+
+// A 64-bit content hash of raw bytes as 16 hex digits (stable across runs and machines).
+std::string content_hash(const void* data, size_t bytes);
+
+// The sidecar document of a potential fitted on this data.
+nlohmann::json potential_meta(PointsView y, std::span<const int64_t> labels, std::span<const double> weights,
+                              double epsilon, SdotCost cost, double class_penalty);
+
+// g_path + ".json".
+std::string potential_meta_path(const std::string& g_path);
+
+// Writes the sidecar of g_path atomically.
+void write_potential_meta(const std::string& g_path, const nlohmann::json& meta);
+
+// Compares the sidecar of g_path (if any) with `actual` (potential_meta of the data at hand): data
+// shape and hash, labels, weights and cost must match (epsilon and the class penalty are reported,
+// not required: a potential may be used at another eps). Throws otgen::Error naming `argument` and
+// the first difference, and override_flag as the way out. No sidecar: returns false; a match: true.
+bool check_potential_meta(const std::string& g_path, const nlohmann::json& actual, std::string_view argument,
+                          std::string_view override_flag = "--allow-foreign-potential");
+
+}  // namespace otgen
