@@ -399,6 +399,8 @@ PYBIND11_MODULE(_otgen, m) {
         for (auto item : options) {
           const std::string key = py::str(item.first);
           py::handle v = item.second;
+          if (v.is_none() && (key == "lr" || key == "lr_final" || key == "chi2_every" || key == "chi2_repeats"))
+            continue;  // None = auto
           if (key == "epsilon") o.epsilon = v.cast<double>();
           else if (key == "relative_epsilon") o.relative_epsilon = v.cast<bool>();
           else if (key == "cost") o.cost = parse_sdot_cost(v.cast<std::string>());
@@ -420,6 +422,10 @@ PYBIND11_MODULE(_otgen, m) {
           else if (key == "chi2_every") o.chi2_every = v.cast<int64_t>();
           else if (key == "chi2_repeats") o.chi2_repeats = v.cast<int64_t>();
           else if (key == "chi2_threshold") o.chi2_threshold = v.cast<double>();
+          else if (key == "target_chi2") o.target_chi2 = v.cast<double>();
+          else if (key == "time_limit") o.time_limit = v.cast<double>();
+          else if (key == "poly_gamma") o.poly_gamma = v.cast<double>();
+          else if (key == "init") o.init = parse_sdot_init(v.cast<std::string>());
           else if (key == "log_every") o.log_every = v.cast<int64_t>();
           else if (key == "class_penalty") o.class_penalty = v.cast<double>();
           else if (key == "int8_screen") o.engine.int8_screen = v.cast<bool>();
@@ -440,12 +446,13 @@ PYBIND11_MODULE(_otgen, m) {
         }
         const auto rows = static_cast<py::ssize_t>(r.history.size());
         std::vector<int64_t> step(rows);
-        std::vector<double> chi2(rows), tv(rows), tv_bound(rows), loss(rows), lr(rows), eps(rows), secs(rows);
+        std::vector<double> chi2(rows), tv(rows), tv_bound(rows), chi2_sd(rows), loss(rows), lr(rows), eps(rows),
+            secs(rows);
         const double nan = std::numeric_limits<double>::quiet_NaN();
         for (py::ssize_t k = 0; k < rows; ++k) {
           const auto& h = r.history[k];
           step[k] = h.step, chi2[k] = h.chi2.value_or(nan), tv[k] = h.tv.value_or(nan), loss[k] = h.loss;
-          tv_bound[k] = h.tv_bound.value_or(nan);
+          tv_bound[k] = h.tv_bound.value_or(nan), chi2_sd[k] = h.chi2_sd.value_or(nan);
           lr[k] = h.lr, eps[k] = h.epsilon, secs[k] = h.seconds;
         }
         py::dict history;
@@ -453,6 +460,7 @@ PYBIND11_MODULE(_otgen, m) {
         history["chi2"] = owned(std::move(chi2), {rows});
         history["tv"] = owned(std::move(tv), {rows});
         history["tv_bound"] = owned(std::move(tv_bound), {rows});
+        history["chi2_sd"] = owned(std::move(chi2_sd), {rows});
         history["loss"] = owned(std::move(loss), {rows});
         history["lr"] = owned(std::move(lr), {rows});
         history["epsilon"] = owned(std::move(eps), {rows});
@@ -469,6 +477,16 @@ PYBIND11_MODULE(_otgen, m) {
         out["reference_cost_std"] = optional_value(r.reference_cost_std);
         out["seconds"] = r.seconds;
         out["int8_screen"] = r.int8_screen;
+        out["stopped_by"] = r.stopped_by;
+        py::dict resolved;  // what the automatic defaults resolved to
+        resolved["init"] = r.init;
+        resolved["lr"] = r.lr;
+        resolved["lr_final"] = r.lr_final;
+        resolved["gap_scale"] = r.gap_scale;
+        resolved["lr_scale"] = r.lr_scale;
+        resolved["chi2_every"] = r.chi2_every;
+        resolved["chi2_repeats"] = r.chi2_repeats;
+        out["resolved"] = resolved;
         return out;
       },
       py::arg("y"), py::arg("weights"), py::arg("labels"), py::arg("g0"), py::arg("options"), py::arg("seed"),

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ot/semidiscrete_internal.h"
+#include "otgen/data.h"
 #include "otgen/npy.h"
 #include "otgen/record.h"
 #include "otgen/rng.h"
@@ -90,6 +91,7 @@ SemidiscreteOT::Options accurate_options(int64_t steps) {
   o.steps = steps;
   o.batch_size = 1024;
   o.chi2_threshold = 0;
+  o.target_chi2 = 0;
   o.chi2_every = steps;
   o.chi2_repeats = 4;
   return o;
@@ -558,6 +560,86 @@ TEST(SemidiscreteFit, StopsWhenChi2ReachesThresholdAndRecordsHistory) {
   for (size_t i = 1; i < res.history.size(); ++i) EXPECT_GE(res.history[i].seconds, res.history[i - 1].seconds);
 }
 
+TEST(SemidiscreteFit, TargetChi2StopsAtTheFirstCheckWhoseUpperBoundMeetsIt) {
+  const auto y = sorted_normal(40, 2);
+  SemidiscreteOT::Options o;  // automatic step sizes and init
+  o.chi2_every = 25;
+  o.chi2_repeats = 8;
+  o.target_chi2 = 0.02;
+  o.log_every = 25;
+  const auto res = SemidiscreteOT(o).fit(PointsView{y.data(), 40, 1}, {}, quiet_ctx());
+  EXPECT_EQ(res.termination, Termination::Converged) << res.message;
+  EXPECT_EQ(res.stopped_by, "target_chi2");
+  ASSERT_GE(res.history.size(), 2u);  // not met at the first check
+  for (size_t i = 0; i < res.history.size(); ++i) {
+    const auto& h = res.history[i];
+    ASSERT_TRUE(h.chi2 && h.chi2_sd) << i;
+    const double upper = *h.chi2 + 2 * *h.chi2_sd;
+    if (i + 1 < res.history.size()) EXPECT_GT(upper, 0.02) << "met at step " << h.step << " but did not stop";
+    else EXPECT_LE(upper, 0.02);
+    // The sd is the U-statistic's (sdot_chi2_sd) and tv_bound is its TV bound.
+    EXPECT_NEAR(*h.tv_bound, 0.5 * std::sqrt(std::max(0.0, upper)), 1e-12);
+  }
+  EXPECT_EQ(res.steps, res.history.back().step);
+  // The stopped potential is what a fresh check measures (independent draws).
+  const auto st = sdot_check(SemidiscreteOT(o).map(PointsView{y.data(), 40, 1}, {}, res), 4096, 64, 77, quiet_ctx());
+  EXPECT_LT(st.chi2, 0.02 + 3 * *st.chi2_sd);
+}
+
+TEST(SemidiscreteFit, EpsilonPositiveTargetUsesTheSpreadOfTheBatchesAndTimeLimitStops) {
+  const auto y = sorted_normal(20, 6);
+  SemidiscreteOT::Options o;
+  o.epsilon = 0.05;
+  o.chi2_every = 20;
+  o.chi2_repeats = 4;
+  o.target_chi2 = 0.05;
+  const auto res = SemidiscreteOT(o).fit(PointsView{y.data(), 20, 1}, {}, quiet_ctx());
+  EXPECT_EQ(res.stopped_by, "target_chi2") << res.message;
+  ASSERT_TRUE(res.history.back().chi2_sd.has_value());
+  EXPECT_GT(*res.history.back().chi2_sd, 0.0);
+  EXPECT_LE(*res.history.back().chi2 + 2 * *res.history.back().chi2_sd, 0.05);
+  // A time limit already passed after the first step: one step, checked, stopped by the limit.
+  o.time_limit = 1e-9;
+  o.target_chi2 = 0;
+  const auto t = SemidiscreteOT(o).fit(PointsView{y.data(), 20, 1}, {}, quiet_ctx());
+  EXPECT_EQ(t.stopped_by, "time_limit");
+  EXPECT_EQ(t.termination, Termination::MaxSteps);
+  EXPECT_EQ(t.steps, 1);
+  ASSERT_EQ(t.history.size(), 1u);
+  EXPECT_TRUE(t.history[0].chi2.has_value());
+  EXPECT_NE(t.message.find("time limit"), std::string::npos) << t.message;
+}
+
+// Default options (automatic step sizes, init and checks) on small versions of the rows of
+// docs/semidiscrete.md: chi2 <= 0.01 on fresh draws within a bounded number of steps, whatever the scale.
+void expect_defaults_converge(const Points& y, const char* what, const char* init) {
+  SemidiscreteOT::Options o;
+  o.steps = 3000;
+  const SemidiscreteOT ot(o);
+  const auto res = ot.fit(y, {}, quiet_ctx(2, 1));
+  EXPECT_EQ(res.stopped_by, "target_chi2") << what << ": " << res.message;
+  EXPECT_EQ(res.init, init) << what;
+  const auto st = sdot_check(ot.map(y, {}, res), 1024, 64, 99, quiet_ctx(2));
+  EXPECT_LE(st.chi2, 0.01) << what << " after " << res.steps << " steps; fit check " << *res.chi2 << " sd "
+                           << *res.history.back().chi2_sd << " fresh sd " << *st.chi2_sd;
+}
+
+Points scaled(const Points& y, float c, int64_t n) {
+  Points out(n, y.d);
+  for (int64_t i = 0; i < n * y.d; ++i) out.data[i] = c * y.data[i];
+  return out;
+}
+
+TEST(SemidiscreteDefaults, ConvergeOnDigitsAtScales01And10AndOnA2DMixture) {
+  const Dataset digits = load_dataset("digits");
+  expect_defaults_converge(scaled(digits.x, 0.1f, 400), "digits[:400] x 0.1", "zero");
+  expect_defaults_converge(scaled(digits.x, 10.0f, 400), "digits[:400] x 10", "half-norm");
+  DatasetOptions mix;
+  mix.n = 1500;
+  mix.seed = 1;
+  expect_defaults_converge(load_dataset("8gaussians", mix).x, "8gaussians 1500", "multiscale");
+}
+
 TEST(SemidiscreteFit, SchedulesWarmupAndHugeStepSizeFailsNumerically) {
   const auto y = sorted_normal(6, 2);
   auto o = accurate_options(100);
@@ -705,7 +787,11 @@ TEST(SemidiscreteErrors, OptionsValidateNamesTheField) {
   bad([](auto& o) { o.batch_size = 1; }, "batch_size");
   bad([](auto& o) { o.steps = 0; }, "steps");
   bad([](auto& o) { o.lr = 0; }, "lr");
-  bad([](auto& o) { o.lr_final = 100; }, "lr_final");
+  bad([](auto& o) { o.lr = 1, o.lr_final = 100; }, "lr_final");
+  bad([](auto& o) { o.lr_final = -1; }, "lr_final");
+  bad([](auto& o) { o.poly_gamma = -1; }, "poly_gamma");
+  bad([](auto& o) { o.target_chi2 = -0.1; }, "target_chi2");
+  bad([](auto& o) { o.time_limit = std::nan(""); }, "time_limit");
   bad([](auto& o) { o.adam_beta1 = 1; }, "adam_beta1");
   bad([](auto& o) { o.adam_beta2 = -0.1; }, "adam_beta2");
   bad([](auto& o) { o.adam_eps = 0; }, "adam_eps");
@@ -723,6 +809,9 @@ TEST(SemidiscreteErrors, OptionsValidateNamesTheField) {
   test::expect_error_contains([] { parse_sdot_cost("l1"); }, "sqeuclidean_half");
   EXPECT_EQ(parse_sdot_schedule("cosine"), SdotSchedule::Cosine);
   EXPECT_EQ(parse_sdot_averaging("polyak"), SdotAveraging::Polyak);
+  EXPECT_EQ(parse_sdot_averaging("poly"), SdotAveraging::Poly);
+  EXPECT_EQ(parse_sdot_init("gaussian"), SdotInit::Gaussian);
+  test::expect_error_contains([] { parse_sdot_init("ones", "--init"); }, "--init");
 }
 
 
@@ -746,7 +835,7 @@ TEST(SemidiscreteCli, FitCheckAndAssignEndToEnd) {
   const std::vector<float> sq = {1, 1, 1, -1, -1, 1, -1, -1};
   write_npy(dir.file("y.npy"), sq, {4, 2});
   auto r = test::run_cli("sdot fit --data " + dir.file("y.npy") + " --steps 400 --batch 256 --optimizer adam --lr 0.01"
-                         " --lr-final 0.0001 --chi2-every 100 --chi2-threshold 0 --seed 3 --threads 1 --quiet --out " +
+                         " --lr-final 0.0001 --chi2-every 100 --chi2-threshold 0 --target-chi2 0 --seed 3 --threads 1 --quiet --out " +
                          dir.file("g.npy") + " --record " + dir.file("run.json"));
   ASSERT_EQ(r.exit_code, 0) << r.out;
   const auto summary = last_json_line(r.out);

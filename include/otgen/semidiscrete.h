@@ -42,19 +42,23 @@ namespace otgen {
 enum class SdotCost { SqEuclideanHalf, Dot };
 enum class SdotOptimizer { Sgd, Adam };
 enum class SdotSchedule { Constant, Linear, Cosine };
-enum class SdotAveraging { None, Ema, Polyak };
+enum class SdotAveraging { None, Ema, Polyak, Poly };
+enum class SdotInit { Auto, Zero, HalfNorm, Gaussian };
 
 // Names used by the CLI, the run record and error messages: "sqeuclidean_half", "dot"; "sgd", "adam";
-// "constant", "linear", "cosine"; "none", "ema", "polyak" (termination names: termination_name in otgen/termination.h).
+// "constant", "linear", "cosine"; "none", "ema", "polyak", "poly"; "auto", "zero", "half-norm", "gaussian"
+// (termination names: termination_name in otgen/termination.h).
 const char* to_string(SdotCost v);
 const char* to_string(SdotOptimizer v);
 const char* to_string(SdotSchedule v);
 const char* to_string(SdotAveraging v);
+const char* to_string(SdotInit v);
 // Parsers: throw otgen::Error naming `argument`, the value and the valid names.
 SdotCost parse_sdot_cost(std::string_view s, std::string_view argument = "cost");
 SdotOptimizer parse_sdot_optimizer(std::string_view s, std::string_view argument = "optimizer");
 SdotSchedule parse_sdot_schedule(std::string_view s, std::string_view argument = "schedule");
 SdotAveraging parse_sdot_averaging(std::string_view s, std::string_view argument = "averaging");
+SdotInit parse_sdot_init(std::string_view s, std::string_view argument = "init");
 
 namespace sdot_detail {
 struct Prepared;
@@ -148,6 +152,8 @@ double sdot_reference_cost_std(PointsView y, std::span<const double> b, SdotCost
 class SemidiscreteOT {
  public:
   struct Result;
+  // Fields marked "auto" are derived from the data when unset (docs/semidiscrete.md, "Automatic
+  // defaults"); Result says what was used. A set field means what it always meant.
   struct Options {
     double epsilon = 0.0;          // >= 0; 0 = hard (unregularised) OT
     bool relative_epsilon = false; // epsilon (and warmup_delta) are multiples of std(C) of a reference batch
@@ -155,23 +161,46 @@ class SemidiscreteOT {
     int64_t batch_size = 1024;     // noise draws per step (>= 2)
     int64_t steps = 10000;         // maximum number of steps (>= 1)
     SdotOptimizer optimizer = SdotOptimizer::Sgd;
-    SdotSchedule schedule = SdotSchedule::Linear;  // SGD step size schedule (Adam uses it too)
-    double lr = 10.0;              // step size at step 0 (> 0): SGD g += lr * (b - m_hat)
-    double lr_final = 0.05;        // step size at the last step for linear / cosine (>= 0, <= lr)
+    SdotSchedule schedule = SdotSchedule::Linear;  // step size schedule from lr to lr_final over `steps`
+    // Step size at step 0 (> 0): SGD g += lr * (b - m_hat); Adam: lr * m / (sqrt(v) + adam_eps).
+    // auto: lr_scale() of the data times 0.5 (SGD), or gap_scale times 0.5 (Adam).
+    std::optional<double> lr;
+    // Step size at the last step for linear / cosine (>= 0, <= lr). auto: lr / 100 when lr is auto,
+    // else min(0.05, lr) (the historical default).
+    std::optional<double> lr_final;
     double adam_beta1 = 0.9;       // Adam moments, in [0, 1)
     double adam_beta2 = 0.999;
     double adam_eps = 1e-8;        // > 0
-    SdotAveraging averaging = SdotAveraging::Ema;  // the returned iterate (the last one is noisy)
+    // The returned iterate (the last one is noisy). poly: polynomial-decay averaging,
+    // gbar += (1 + poly_gamma) / (t + 1 + poly_gamma) * (g - gbar): a running average whose window
+    // grows with the run, so its noise keeps falling (EMA's stops at its fixed window).
+    SdotAveraging averaging = SdotAveraging::Poly;
+    double poly_gamma = 3.0;       // >= 0 (0 = the uniform average of every iterate)
     double ema_decay = 0.99;       // EMA: gbar = decay * gbar + (1 - decay) * g, in [0, 1)
     double polyak_start = 0.5;     // Polyak: uniform average of the iterates from step polyak_start * steps
     double polyak_prior = 0;       // Polyak, warm start g0 only: g0 counts as this many averaged iterates
                                    // (resume an averaged fit: the steps the previous run averaged); >= 0
+    // Starting potential when no g0 is given: zero (g = 0), half-norm (g = |y|^2 / 2 for the half cost,
+    // i.e. h = 0), gaussian (h_j = -|y_j - mu|^2 / (2 s): the Brenier map of N(0, I) to N(mu, s^2 I),
+    // mu and s from the weighted data, per class for per-class potentials), or auto: the candidate
+    // with the smallest chi2 on one fresh batch of max(batch_size, 4096) draws.
+    SdotInit init = SdotInit::Auto;
     double warmup_delta = 0.0;     // eps warm-up: eps_t = eps + delta * (1 - t / warmup_steps) ...
     int64_t warmup_steps = 0;      // ... for t < warmup_steps (>= 0); delta >= 0
-    int64_t chi2_every = 1000;     // evaluate chi2 of the averaged g every K steps and at the end
-                                   // (0 = never: no stopping rule, no chi2 in the result) ...
-    int64_t chi2_repeats = 16;     // ... over R fresh batches (>= 1) of batch_size draws, pooled
-    double chi2_threshold = 1e-3;  // stop (Converged) when chi2 <= threshold after the warm-up; 0 = never
+    // Evaluate chi2 of the averaged g every K steps and at the end (0 = never: no stopping rule, no
+    // chi2 in the result). auto: max(50, 4 * chi2_repeats) steps.
+    std::optional<int64_t> chi2_every;
+    // ... over R fresh batches (>= 1) of batch_size draws, pooled. auto (eps = 0): enough draws M for
+    // a chi2 standard deviation of target_chi2 / 4 at a perfect g (sd ~ sqrt(2 N) / M), clamped to
+    // [4, 256]; 16 without a target or at eps > 0.
+    std::optional<int64_t> chi2_repeats;
+    // Stop (Converged, stopped_by "target_chi2") at the first check, after the warm-up, where
+    // chi2 + 2 sd <= target_chi2 (an upper bound on the true chi2 at ~97.7% confidence; sd: the
+    // U-statistic's at eps = 0, the spread of the per-batch estimates at eps > 0). 0 = never.
+    double target_chi2 = 0.01;
+    double chi2_threshold = 0;     // also stop (stopped_by "chi2_threshold") when the estimate alone
+                                   // is <= this; 0 = never
+    double time_limit = 0;         // stop after this many seconds (stopped_by "time_limit"); 0 = none
     int64_t log_every = 100;       // one history row per log_every steps (>= 1), plus every chi2 check
     double class_penalty = std::numeric_limits<double>::infinity();  // beta of the augmented cost (> 0)
     int64_t reference_draws = 1024;   // relative epsilon: noise draws of the reference cost matrix
@@ -188,6 +217,7 @@ class SemidiscreteOT {
     std::optional<double> chi2;    // at chi2 checks only
     std::optional<double> tv;      // at chi2 checks: TV of the pooled check batches (noisy, biased up)
     std::optional<double> tv_bound;  // at chi2 checks, eps = 0: 0.5 sqrt(chi2 + 2 sd) (SdotMarginalStats)
+    std::optional<double> chi2_sd;   // at chi2 checks: the standard deviation of chi2 (see target_chi2)
     double loss = 0;               // minibatch semi-dual F(g) of the current iterate, mean since last row
     double lr = 0;
     double epsilon = 0;            // absolute eps of that step (warm-up included)
@@ -202,7 +232,16 @@ class SemidiscreteOT {
     std::optional<double> chi2;    // the last chi2 check
     std::vector<HistoryRow> history;
     Termination termination = Termination::MaxSteps;
+    // The rule that ended the run: "target_chi2", "chi2_threshold", "steps", "time_limit" or
+    // "numerical_failure".
+    std::string stopped_by = "steps";
     std::string message;
+    // What the automatic defaults resolved to (or the options as given).
+    double lr = 0, lr_final = 0;
+    int64_t chi2_every = 0, chi2_repeats = 0;
+    std::string init = "zero";     // "given" (g0), "zero", "half-norm" or "gaussian"
+    double gap_scale = 0;          // q: the 10% quantile of the top-2 score gap at the start (eps = 0 scores)
+    double lr_scale = 0;           // 1 / mean Hessian diagonal estimated from q: 5 q N_support (+ eps N_support)
     double seconds = 0;
     bool int8_screen = false;      // the eps = 0 searches used the int8 screen (otgen/lattice.h)
   };

@@ -37,13 +37,19 @@ class SemidiscreteResult:
     g : ndarray (N,) float32
         The averaged potential, centred (per class for per-class conditioning).
     history : dict of ndarray
-        ``step, chi2, tv, tv_bound, loss, lr, epsilon, seconds``; ``chi2``/``tv``/``tv_bound`` are NaN
-        between checks (``tv_bound``: eps = 0 only, see :meth:`SemidiscreteOT.check`).
+        ``step, chi2, chi2_sd, tv, tv_bound, loss, lr, epsilon, seconds``; ``chi2``/``chi2_sd``/``tv``/
+        ``tv_bound`` are NaN between checks (``tv_bound``: eps = 0 only, see :meth:`SemidiscreteOT.check`).
     converged : bool
-        The chi2 stopping rule was met.
+        A chi2 stopping rule was met.
     termination : str
         ``converged``, ``max_steps`` or ``numerical_failure`` (``loaded`` for
         :meth:`SemidiscreteOT.from_potential`); ``message`` says more.
+    stopped_by : str
+        The rule that ended the run: ``target_chi2``, ``chi2_threshold``, ``steps``, ``time_limit`` or
+        ``numerical_failure``.
+    resolved : dict
+        What the automatic defaults resolved to: ``init``, ``lr``, ``lr_final``, ``gap_scale``,
+        ``lr_scale``, ``chi2_every``, ``chi2_repeats``.
     epsilon : float
         The absolute epsilon used; ``reference_cost_std`` is std(C) when epsilon was relative.
     int8_screen : bool
@@ -61,6 +67,8 @@ class SemidiscreteResult:
         self.reference_cost_std = d["reference_cost_std"]
         self.int8_screen = d["int8_screen"]
         self.seconds = d["seconds"]
+        self.stopped_by = d["stopped_by"]
+        self.resolved = d["resolved"]
 
     @property
     def converged(self):
@@ -84,10 +92,18 @@ class SemidiscreteOT:
         Noise draws per step; maximum number of steps.
     optimizer : {"sgd", "adam"}
     lr, lr_final, schedule : step size at step 0 and at the end (``constant``, ``linear``, ``cosine``).
-    averaging : {"ema", "polyak", "none"}
-        The returned iterate (the last one is noisy); ``ema_decay`` / ``polyak_start``.
-    chi2_every, chi2_repeats, chi2_threshold : the stopping rule: chi2 of the averaged g on
-        ``chi2_repeats`` fresh batches every ``chi2_every`` steps; stop when <= threshold (0 = never).
+        ``None`` (default) = automatic, from the data (docs/semidiscrete.md, "Automatic defaults").
+    averaging : {"poly", "ema", "polyak", "none"}
+        The returned iterate (the last one is noisy); ``poly_gamma`` / ``ema_decay`` / ``polyak_start``.
+    init : {"auto", "zero", "half-norm", "gaussian"}
+        The starting potential when no ``g0`` is given.
+    target_chi2 : float
+        Default 0.01: stop at the first check where chi2 + 2 sd <= target_chi2 (0 = no target).
+    time_limit : float
+        Stop after this many seconds (0 = none).
+    chi2_every, chi2_repeats, chi2_threshold : the checks: chi2 of the averaged g on ``chi2_repeats``
+        fresh batches every ``chi2_every`` steps (``None`` = automatic); also stop when the estimate
+        alone is <= chi2_threshold (0 = never).
     warmup_delta, warmup_steps : epsilon warm-up from eps + delta down to eps.
     cost : {"sqeuclidean_half", "dot"}
     class_penalty : float
@@ -100,10 +116,13 @@ class SemidiscreteOT:
         when the CPU has AVX-512 VNNI (about 4x faster); False forces float32.
     """
 
-    def __init__(self, epsilon=0.0, batch_size=1024, steps=10000, optimizer="sgd", lr=10.0, seed=0, threads=0,
-                 progress=False, cost="sqeuclidean_half", class_penalty=math.inf, **options):
+    def __init__(self, epsilon=0.0, batch_size=1024, steps=10000, optimizer="sgd", lr=None, seed=0, threads=0,
+                 progress=False, cost="sqeuclidean_half", class_penalty=math.inf, target_chi2=0.01, time_limit=0.0,
+                 **options):
         self.options = dict(epsilon=float(epsilon), batch_size=int(batch_size), steps=int(steps),
-                            optimizer=optimizer, lr=float(lr), cost=cost, class_penalty=float(class_penalty), **options)
+                            optimizer=optimizer, lr=None if lr is None else float(lr), cost=cost,
+                            class_penalty=float(class_penalty), target_chi2=float(target_chi2),
+                            time_limit=float(time_limit), **options)
         self.seed, self.threads, self.progress = int(seed), int(threads), bool(progress)
         self.y = self.weights = self.labels = self.result = None
         self._prepared = None
@@ -191,7 +210,8 @@ class SemidiscreteOT:
         sd.weights, sd.labels = weights, labels
         sd.result = SemidiscreteResult({"g": g, "epsilon": float(epsilon), "history": {}, "steps": 0, "chi2": None,
                                         "reference_cost_std": None, "int8_screen": False, "seconds": 0.0,
-                                        "termination": "loaded", "message": "loaded with from_potential"})
+                                        "termination": "loaded", "message": "loaded with from_potential",
+                                        "stopped_by": "loaded", "resolved": {}})
         sd._map()  # validates y, weights and labels against g now
         return sd
 

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 
 #include <nlohmann/json.hpp>
 
@@ -54,6 +55,9 @@ std::vector<float> read_potential(const std::string& path, int64_t N) {
   return {g.begin(), g.end()};
 }
 
+template <class T>
+nlohmann::json auto_json(const std::optional<T>& v) { return v ? nlohmann::json(*v) : nlohmann::json("auto"); }
+
 nlohmann::json options_json(const SemidiscreteOT::Options& o) {
   return {{"epsilon", o.epsilon},
           {"relative_epsilon", o.relative_epsilon},
@@ -62,18 +66,38 @@ nlohmann::json options_json(const SemidiscreteOT::Options& o) {
           {"steps", o.steps},
           {"optimizer", to_string(o.optimizer)},
           {"schedule", to_string(o.schedule)},
-          {"lr", o.lr},
-          {"lr_final", o.lr_final},
+          {"lr", auto_json(o.lr)},
+          {"lr_final", auto_json(o.lr_final)},
           {"averaging", to_string(o.averaging)},
+          {"poly_gamma", o.poly_gamma},
           {"ema_decay", o.ema_decay},
           {"polyak_start", o.polyak_start},
           {"polyak_prior", o.polyak_prior},
+          {"init", to_string(o.init)},
           {"warmup_delta", o.warmup_delta},
           {"warmup_steps", o.warmup_steps},
-          {"chi2_every", o.chi2_every},
-          {"chi2_repeats", o.chi2_repeats},
+          {"chi2_every", auto_json(o.chi2_every)},
+          {"chi2_repeats", auto_json(o.chi2_repeats)},
+          {"target_chi2", o.target_chi2},
           {"chi2_threshold", o.chi2_threshold},
+          {"time_limit", o.time_limit},
           {"class_penalty", std::isinf(o.class_penalty) ? nlohmann::json("inf") : nlohmann::json(o.class_penalty)}};
+}
+
+// "auto" (unset) or a number, for the options whose default is derived from the data.
+template <class T>
+std::optional<T> parse_auto(const std::string& s, std::string_view argument) {
+  if (s == "auto") return std::nullopt;
+  size_t used = 0;
+  T v{};
+  try {
+    if constexpr (std::is_integral_v<T>) v = static_cast<T>(std::stoll(s, &used));
+    else v = std::stod(s, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != s.size()) fail_argument(argument, s, "'auto' or a number");
+  return v;
 }
 
 nlohmann::json opt_json(const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); }
@@ -82,8 +106,9 @@ struct FitArgs {
   Target target;
   SemidiscreteOT::Options opt;
   Context ctx;
-  std::string optimizer = "sgd", schedule = "linear", averaging = "ema", cost = "sqeuclidean_half";
-  std::string out, record, init;
+  std::string optimizer = "sgd", schedule = "linear", averaging = "poly", cost = "sqeuclidean_half";
+  std::string lr = "auto", lr_final = "auto", chi2_every = "auto", chi2_repeats = "auto";
+  std::string out, record, init = "auto";
 };
 
 void register_fit(CLI::App& root) {
@@ -99,9 +124,10 @@ void register_fit(CLI::App& root) {
   cmd->add_option("--batch", o.batch_size, "noise draws per step")->capture_default_str();
   cmd->add_option("--optimizer", a->optimizer, "sgd | adam")->capture_default_str();
   cmd->add_option("--schedule", a->schedule, "step size schedule: constant | linear | cosine")->capture_default_str();
-  cmd->add_option("--lr", o.lr, "initial step size")->capture_default_str();
-  cmd->add_option("--lr-final", o.lr_final, "final step size (linear, cosine)")->capture_default_str();
-  cmd->add_option("--averaging", a->averaging, "returned iterate: ema | polyak | none")->capture_default_str();
+  cmd->add_option("--lr", a->lr, "initial step size, or auto (from the data: docs/semidiscrete.md)")->capture_default_str();
+  cmd->add_option("--lr-final", a->lr_final, "final step size (linear, cosine), or auto")->capture_default_str();
+  cmd->add_option("--averaging", a->averaging, "returned iterate: poly | ema | polyak | none")->capture_default_str();
+  cmd->add_option("--poly-gamma", o.poly_gamma, "poly averaging: weight (1 + gamma) / (t + 1 + gamma)")->capture_default_str();
   cmd->add_option("--ema-decay", o.ema_decay, "EMA decay")->capture_default_str();
   cmd->add_option("--polyak-start", o.polyak_start, "Polyak: average from this fraction of --steps")->capture_default_str();
   cmd->add_option("--polyak-prior", o.polyak_prior,
@@ -109,11 +135,18 @@ void register_fit(CLI::App& root) {
       ->capture_default_str();
   cmd->add_option("--warmup-delta", o.warmup_delta, "eps warm-up: start at eps + delta ...")->capture_default_str();
   cmd->add_option("--warmup-steps", o.warmup_steps, "... decaying linearly to eps over these steps")->capture_default_str();
-  cmd->add_option("--chi2-every", o.chi2_every, "evaluate chi2 every K steps and at the end (0 = never)")->capture_default_str();
-  cmd->add_option("--chi2-repeats", o.chi2_repeats, "over R batches of fresh noise")->capture_default_str();
-  cmd->add_option("--chi2-threshold", o.chi2_threshold, "stop when chi2 <= this (0 = never)")->capture_default_str();
+  cmd->add_option("--chi2-every", a->chi2_every, "evaluate chi2 every K steps and at the end (0 = never), or auto")
+      ->capture_default_str();
+  cmd->add_option("--chi2-repeats", a->chi2_repeats, "over R batches of fresh noise, or auto")->capture_default_str();
+  cmd->add_option("--target-chi2", o.target_chi2, "stop when chi2 + 2 sd <= this at a check (0 = no target)")
+      ->capture_default_str();
+  cmd->add_option("--chi2-threshold", o.chi2_threshold, "also stop when the chi2 estimate alone is <= this (0 = never)")
+      ->capture_default_str();
+  cmd->add_option("--time-limit", o.time_limit, "stop after this many seconds (0 = none)")->capture_default_str();
   cmd->add_option("--class-penalty", o.class_penalty, "labels: beta of c + beta [k != l] (default inf = per class)");
-  cmd->add_option("--init", a->init, "warm start: a (N,) potential .npy, or 'half-norm' (g0 = |y|^2 / 2, h = 0)");
+  cmd->add_option("--init", a->init,
+                  "start: auto | zero | half-norm (g0 = |y|^2 / 2, h = 0) | gaussian, or a (N,) potential .npy")
+      ->capture_default_str();
   cmd->add_option("--out", a->out, "output potential g: (N,) float32 .npy, centred")->required();
   cmd->add_option("--record", a->record, "output run record (options, history, result) as JSON");
   add_context_options(cmd, a->ctx);
@@ -123,26 +156,26 @@ void register_fit(CLI::App& root) {
     a->opt.schedule = parse_sdot_schedule(a->schedule, "--schedule");
     a->opt.averaging = parse_sdot_averaging(a->averaging, "--averaging");
     a->opt.cost = parse_sdot_cost(a->cost, "--cost");
-    a->opt.log_every = a->opt.chi2_every > 0 ? std::min<int64_t>(100, a->opt.chi2_every) : 100;
+    a->opt.lr = parse_auto<double>(a->lr, "--lr");
+    a->opt.lr_final = parse_auto<double>(a->lr_final, "--lr-final");
+    a->opt.chi2_every = parse_auto<int64_t>(a->chi2_every, "--chi2-every");
+    a->opt.chi2_repeats = parse_auto<int64_t>(a->chi2_repeats, "--chi2-repeats");
+    const bool named_init = a->init == "auto" || a->init == "zero" || a->init == "half-norm" || a->init == "gaussian";
+    if (named_init) a->opt.init = parse_sdot_init(a->init, "--init");
+    const int64_t every = a->opt.chi2_every.value_or(100);
+    a->opt.log_every = every > 0 ? std::min<int64_t>(100, every) : 100;
     a->opt.validate();
     a->ctx.validate();
     a->target.load();
     require_memory("--batch", a->opt.batch_size, rows_bytes(a->opt.batch_size, a->target.y.d, 32),
                    "a batch of noise rows of dimension " + std::to_string(a->target.y.d) + " (4 d + 32 bytes a row)");
     std::vector<float> g0;
-    if (a->init == "half-norm") {
-      // g0_j = |y_j|^2 / 2, i.e. h = 0: the fit starts from the maximum inner-product map. For data far
-      // from the noise (images), this removes most of the initial imbalance that g = 0 has.
-      const auto nrm = squared_norms(a->target.y);
-      g0.resize(nrm.size());
-      for (size_t j = 0; j < nrm.size(); ++j) g0[j] = 0.5f * nrm[j];
-    } else if (!a->init.empty()) {
-      g0 = read_potential(a->init, a->target.y.n);
-    }
+    if (!named_init) g0 = read_potential(a->init, a->target.y.n);
     // The outputs, written (atomically) after every chi2 check and at the end: a long run that is
     // interrupted leaves its latest potential and record.
     auto summary_of = [](const SemidiscreteOT::Result& r) {
       return nlohmann::json{{"termination", termination_name(r.termination)},
+                            {"stopped_by", r.stopped_by},
                             {"message", r.message},
                             {"steps", r.steps},
                             {"chi2", opt_json(r.chi2)},
@@ -150,6 +183,13 @@ void register_fit(CLI::App& root) {
                             {"reference_cost_std", opt_json(r.reference_cost_std)},
                             {"seconds", r.seconds},
                             {"int8_screen", r.int8_screen},
+                            {"init", r.init},
+                            {"lr", r.lr},
+                            {"lr_final", r.lr_final},
+                            {"gap_scale", r.gap_scale},
+                            {"lr_scale", r.lr_scale},
+                            {"chi2_every", r.chi2_every},
+                            {"chi2_repeats", r.chi2_repeats},
                             {"steps_per_second", r.seconds > 0 ? r.steps / r.seconds : 0.0}};
     };
     auto write_outputs = [a, summary_of](const SemidiscreteOT::Result& r, bool final) {
@@ -167,7 +207,7 @@ void register_fit(CLI::App& root) {
       nlohmann::json hist = nlohmann::json::array();
       for (const auto& h : r.history)
         hist.push_back({{"step", h.step}, {"chi2", opt_json(h.chi2)}, {"tv", opt_json(h.tv)},
-                        {"tv_bound", opt_json(h.tv_bound)}, {"loss", h.loss},
+                        {"tv_bound", opt_json(h.tv_bound)}, {"chi2_sd", opt_json(h.chi2_sd)}, {"loss", h.loss},
                         {"lr", h.lr}, {"epsilon", h.epsilon}, {"seconds", h.seconds}});
       rec["history"] = hist;
       write_json(a->record, rec);

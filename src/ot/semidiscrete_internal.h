@@ -89,9 +89,16 @@ double accumulate_batch(const Prepared& P, PointsView x, std::span<const int64_t
                         std::span<const double> g, double eps, std::span<double> col_sum,
                         std::span<double> col_sum_sq, const Context& ctx, const ScoreOptions& engine);
 
-// Pooled marginal statistics over `repeats` batches of `batch` fresh draws (seeded).
+// Pooled marginal statistics over `repeats` batches of `batch` fresh draws (seeded). repeat_chi2, when
+// given, receives the one-batch chi2 estimate of each repeat (their spread gives an sd at eps > 0).
 SdotMarginalStats marginal_stats(const Prepared& P, std::span<const double> g, double eps, int64_t batch,
-                                 int64_t repeats, uint64_t seed, const Context& ctx, const ScoreOptions& engine);
+                                 int64_t repeats, uint64_t seed, const Context& ctx, const ScoreOptions& engine,
+                                 std::vector<double>* repeat_chi2 = nullptr);
+
+// The gap between the best and the second-best hard score (eps = 0) of each row of x among its
+// group's support, for the potential g; rows whose group has fewer than 2 support points are skipped.
+std::vector<double> score_gaps(const Prepared& P, PointsView x, std::span<const int64_t> x_labels,
+                               std::span<const double> g, const Context& ctx, const ScoreOptions& engine);
 
 // Expected-size multinomial noise floor of TV at sample size M (exact draw, seeded).
 double tv_floor(std::span<const double> b, int64_t M, uint64_t seed);

@@ -308,6 +308,26 @@ double accumulate_batch(const Prepared& P, PointsView x, std::span<const int64_t
   return f_sum;
 }
 
+std::vector<double> score_gaps(const Prepared& P, PointsView x, std::span<const int64_t> x_labels,
+                               std::span<const double> g, const Context& ctx, const ScoreOptions& engine) {
+  const Split sp = split_rows(P, x, x_labels);
+  std::vector<double> gaps;
+  std::vector<float> h;
+  for (size_t k = 0; k < P.groups.size(); ++k) {
+    const PointsView xk = sp.view(k, x);
+    const Group& G = P.groups[k];
+    int64_t support = 0;
+    for (int64_t c = 0; c < G.size(); ++c) support += P.b[G.global(c)] > 0;
+    if (xk.n == 0 || support < 2) continue;
+    P.group_h(k, g, h);
+    std::vector<int64_t> idx(static_cast<size_t>(2 * xk.n));
+    std::vector<float> val(static_cast<size_t>(2 * xk.n));
+    row_topk(ScoreProblem{xk, G.y, h}, 2, idx, val, ctx, engine);
+    for (int64_t i = 0; i < xk.n; ++i) gaps.push_back(static_cast<double>(val[2 * i]) - val[2 * i + 1]);
+  }
+  return gaps;
+}
+
 double tv_floor(std::span<const double> b, int64_t M, uint64_t seed) {
   std::vector<double> cum(b.size());
   std::partial_sum(b.begin(), b.end(), cum.begin());
@@ -326,12 +346,23 @@ double tv_floor(std::span<const double> b, int64_t M, uint64_t seed) {
 }
 
 SdotMarginalStats marginal_stats(const Prepared& P, std::span<const double> g, double eps, int64_t batch,
-                                 int64_t repeats, uint64_t seed, const Context& ctx, const ScoreOptions& engine) {
+                                 int64_t repeats, uint64_t seed, const Context& ctx, const ScoreOptions& engine,
+                                 std::vector<double>* repeat_chi2) {
   std::vector<double> s1(static_cast<size_t>(P.N), 0.0), s2(static_cast<size_t>(P.N), 0.0);
+  std::vector<double> r1, r2;
+  if (repeat_chi2) repeat_chi2->clear();
   for (int64_t r = 0; r < repeats; ++r) {
     const Points x = draw_noise(seed, static_cast<uint64_t>(Stream::Check), static_cast<uint64_t>(r), batch, P.d, ctx);
     const auto xl = draw_classes(P, seed, static_cast<uint64_t>(Stream::Check), static_cast<uint64_t>(r), batch);
-    accumulate_batch(P, x, xl, g, eps, s1, s2, ctx, engine);
+    if (!repeat_chi2) {
+      accumulate_batch(P, x, xl, g, eps, s1, s2, ctx, engine);
+      continue;
+    }
+    r1.assign(s1.size(), 0.0);
+    r2.assign(s2.size(), 0.0);
+    accumulate_batch(P, x, xl, g, eps, r1, r2, ctx, engine);
+    for (size_t j = 0; j < s1.size(); ++j) s1[j] += r1[j], s2[j] += r2[j];
+    repeat_chi2->push_back(sdot_chi2_estimate(r1, r2, P.b, batch));
   }
   SdotMarginalStats st;
   const int64_t M = batch * repeats;

@@ -16,7 +16,7 @@ def test_fit_matches_discretised_pot_emd_duals(cli, tmp_path):
     np.save(tmp_path / "b.npy", b)
     r = cli("sdot", "fit", "--data", tmp_path / "y.npy", "--weights", tmp_path / "b.npy", "--steps", 4000,
             "--batch", 1024, "--optimizer", "adam", "--lr", 0.003, "--lr-final", 1e-5, "--averaging", "polyak",
-            "--chi2-every", 4000, "--chi2-threshold", 0, "--seed", 1, "--threads", 1, "--quiet",
+            "--chi2-every", 4000, "--chi2-threshold", 0, "--target-chi2", 0, "--seed", 1, "--threads", 1, "--quiet",
             "--out", tmp_path / "g.npy")
     assert json.loads(r.stdout)["termination"] == "max_steps"
     g = np.load(tmp_path / "g.npy").astype(np.float64)
@@ -58,3 +58,24 @@ def test_check_reports_marginal_of_zero_potential_on_symmetric_square(cli, tmp_p
     assert chi2 > 0.05
     assert st["chi2"] == pytest.approx(chi2, abs=0.005)
     assert st["tv"] == pytest.approx(0.5 * np.abs(m - 0.25).sum(), abs=0.005)
+
+
+def test_python_fit_stops_on_the_target_or_the_time_limit_and_says_which():
+    import otgen
+    y = np.sort(np.random.default_rng(2).normal(size=(40, 1))).astype(np.float32)
+    sd = otgen.SemidiscreteOT(seed=1, threads=1, target_chi2=0.02, chi2_every=25, chi2_repeats=8)
+    r = sd.fit(y)
+    assert r.stopped_by == "target_chi2" and r.converged, r.message
+    checks = ~np.isnan(r.history["chi2"])
+    upper = r.history["chi2"][checks] + 2 * r.history["chi2_sd"][checks]
+    assert upper[-1] <= 0.02 and np.all(upper[:-1] > 0.02), upper
+    assert r.resolved["lr"] > 0 and r.resolved["chi2_every"] == 25
+    # Independent check with numpy: hard assignments of fresh draws against h = g - y^2 / 2.
+    h = r.g.astype(np.float64) - 0.5 * y[:, 0].astype(np.float64) ** 2
+    xs = np.random.default_rng(5).normal(size=400_000)
+    m = np.bincount(np.argmax(np.outer(xs, y[:, 0]) + h, axis=1), minlength=40) / len(xs)
+    assert 40 * (m ** 2).sum() - 1 < 0.03
+    t = otgen.SemidiscreteOT(seed=1, threads=1, time_limit=1e-9, target_chi2=0).fit(y)
+    assert t.stopped_by == "time_limit" and t.steps == 1 and t.termination == "max_steps"
+    with pytest.raises(ValueError, match="target_chi2"):
+        otgen.SemidiscreteOT(target_chi2=-1).fit(y)
