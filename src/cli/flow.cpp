@@ -296,8 +296,6 @@ void run_train(TrainArgs& a) {
             << a.opt.steps << " steps, " << to_string(a.opt.precision) << ", " << a.ctx.resolved_threads()
             << " threads\n";
   Progress bar("train", a.opt.steps, a.ctx);
-  const bool lines = !bar.enabled() && !a.ctx.quiet;
-  const int64_t line_every = std::max<int64_t>(1, a.opt.steps / 10);
   double loss_ema = 0;
   auto t0 = std::chrono::steady_clock::now();
   int64_t first = -1;
@@ -305,12 +303,11 @@ void run_train(TrainArgs& a) {
     if (first < 0) first = step - 1;
     loss_ema = (step - first == 1) ? loss : 0.98 * loss_ema + 0.02 * loss;
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    char status[128];
-    std::snprintf(status, sizeof status, "loss %.4f, %.0f pairs/s", loss_ema,
+    char status[64];
+    std::snprintf(status, sizeof status, "%.0f pairs/s",
                   secs > 0 ? static_cast<double>((step - first) * a.opt.batch) / secs : 0.0);
+    bar.set_metric("loss", loss_ema);
     bar.update(step, status);
-    if (lines && (step % line_every == 0 || step == a.opt.steps))
-      std::cerr << "train: step " << step << "/" << a.opt.steps << ", " << status << "\n";
     return g_interrupted == 0;
   };
   // Ctrl-C / SIGTERM: finish the step, write the checkpoint and model.pt, exit 130.
