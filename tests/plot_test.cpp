@@ -1,5 +1,5 @@
 // Tests of the CLI's PNG plots (src/cli/plot.h): canvas and font, atomic PNG writes, 1-2-5 ticks, image
-// grids and 2-D panels, read back with stb_image; and `otgen wfr --png`.
+// grids and 2-D panels, PLplot charts (src/cli/chart.h), read back with stb_image; and `otgen wfr --png`.
 // OTGEN_PLOT_KEEP=<folder> keeps a sample grid and panel PNG there for a look.
 #include <gtest/gtest.h>
 
@@ -12,6 +12,7 @@
 #include <random>
 #include <sstream>
 
+#include "cli/chart.h"
 #include "cli/plot.h"
 #include "test_util.h"
 
@@ -753,6 +754,100 @@ TEST(Panels, SampleFiguresForALook) {
 }
 
 // ---------------------------------------------------------------------------------------------- CLI
+
+// ------------------------------------------------------------------------------------------ charts
+
+bool close_rgb(Rgb a, Rgb b, int tol) {
+  return std::abs(a.r - b.r) <= tol && std::abs(a.g - b.g) <= tol && std::abs(a.b - b.b) <= tol;
+}
+
+int64_t count_near(const Canvas& c, Rgb want, int tol, int x0 = 0, int x1 = -1) {
+  if (x1 < 0) x1 = c.width();
+  int64_t n = 0;
+  for (int y = 0; y < c.height(); ++y)
+    for (int x = x0; x < x1; ++x)
+      if (close_rgb(c.pixel(x, y), want, tol)) ++n;
+  return n;
+}
+
+std::vector<Chart> two_charts() {
+  const Rgb red{214, 39, 40}, blue{31, 119, 180};
+  Chart a{"energy vs NFE", "NFE", "energy", ChartKind::Lines, true, true,
+          {{"I-FM", {1, 10, 100}, {1, 0.1, 0.05}, {0.5, 0.05, 0.02}, {2, 0.2, 0.1}, red}}};
+  Chart b{"linear", "x", "y", ChartKind::Lines, false, false, {{"B", {0, 1, 2, 3}, {0, 1, 0, 1}, {}, {}, blue}}};
+  return {a, b};
+}
+
+TEST(Charts, EachChartDrawsItsSeriesInItsColourInItsOwnColumnWithATitleBand) {
+  ChartOptions o;
+  o.chart_width = 300;
+  o.chart_height = 260;
+  o.title = "Figure";
+  const Canvas c = render_charts(two_charts(), o);
+  ASSERT_EQ(c.width(), 600);
+  ASSERT_EQ(c.height(), 260 + 36);
+  const Rgb red{214, 39, 40}, blue{31, 119, 180};
+  EXPECT_GT(count_near(c, red, 30, 0, 300), 100);   // lines, markers, error bars, legend sample
+  EXPECT_EQ(count_near(c, red, 30, 300, 600), 0);
+  EXPECT_GT(count_near(c, blue, 30, 300, 600), 100);
+  EXPECT_EQ(count_near(c, blue, 30, 0, 300), 0);
+  auto ink = [](const Canvas& k, int y0, int y1) {
+    int64_t n = 0;
+    for (int y = y0; y < y1; ++y)
+      for (int x = 0; x < k.width(); ++x) n += close_rgb(k.pixel(x, y), kBlack, 60);
+    return n;
+  };
+  EXPECT_GT(ink(c, 0, 36), 20);  // the figure title
+  // Without the chart titles, axis labels and legends, less ink: they are drawn.
+  auto bare = two_charts();
+  for (auto& ch : bare) {
+    ch.title = ch.xlabel = ch.ylabel = "";
+    ch.series[0].label = "";
+  }
+  const Canvas b = render_charts(bare, o);
+  EXPECT_GT(ink(b, 36, b.height()), 300) << "axes, ticks and tick labels";
+  EXPECT_GT(ink(c, 36, c.height()), ink(b, 36, b.height()) + 200);
+  EXPECT_EQ(render_charts(two_charts(), o).pixels(), c.pixels());  // deterministic
+}
+
+TEST(Charts, BarsFillTheirAreaAndWriteChartsGivesADecodablePngWithoutLeftovers) {
+  TempDir dir;
+  const Rgb green{44, 160, 44}, orange{255, 127, 14};
+  Chart bars{"cost", "coupling", "seconds", ChartKind::Bars, false, false,
+             {{"A", {}, {2.0}, {1.5}, {2.5}, green}, {"B", {}, {1.0}, {}, {}, orange}}};
+  const std::string path = dir.file("cost.png");
+  write_charts(path, {bars});
+  const Decoded d = decode(path);
+  ASSERT_EQ(d.w, 480);
+  ASSERT_EQ(d.h, 400);
+  EXPECT_EQ(folder_entries(dir.path), std::vector<std::string>{"cost.png"});
+  Canvas c(d.w, d.h);
+  for (int y = 0; y < d.h; ++y)
+    for (int x = 0; x < d.w; ++x) c.set(x, y, d.at(x, y));
+  const int64_t g = count_near(c, green, 8), o = count_near(c, orange, 8);
+  EXPECT_GT(g, 5000);  // the bar of height 2 ...
+  EXPECT_GT(o, 2000);  // ... and the one of height 1, about half its area
+  EXPECT_LT(o, g);
+  keep(path);
+}
+
+TEST(Charts, RejectBadSeriesNamingThem) {
+  auto charts = two_charts();
+  charts[0].series[0].y[1] = 0;  // log axis
+  expect_error_contains([&] { render_charts(charts); }, "charts[0].series[0].y");
+  charts = two_charts();
+  charts[1].series[0].x.pop_back();
+  expect_error_contains([&] { render_charts(charts); }, "charts[1].series[0].x");
+  charts = two_charts();
+  charts[1].series[0].lo = {1};
+  expect_error_contains([&] { render_charts(charts); }, "charts[1].series[0].lo/hi");
+  charts = two_charts();
+  charts[1].series[0].y[2] = std::numeric_limits<double>::quiet_NaN();
+  expect_error_contains([&] { render_charts(charts); }, "charts[1].series[0].y");
+  Chart bars{"", "", "", ChartKind::Bars, false, false, {{"A", {}, {1.0, 2.0}, {}, {}, kBlack}}};
+  expect_error_contains([&] { render_charts({bars}); }, "charts[0].series[0].y");
+  expect_error_contains([&] { render_charts({}); }, "charts");
+}
 
 TEST(WfrCli, PngOfTheDoubleWellIsAHistogramPanelWithAxes) {
   TempDir dir;

@@ -1,0 +1,292 @@
+#include "cli/chart.h"
+
+#include <plplot/plplot.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
+#include "otgen/error.h"
+
+namespace otgen::cli {
+
+namespace {
+
+constexpr int kBackground = 0, kInk = 1, kGrid = 2, kFirstSeries = 3;
+
+struct Range {
+  double lo = std::numeric_limits<double>::infinity(), hi = -std::numeric_limits<double>::infinity();
+  void add(double v) {
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  // Padded by `pad` of the span each side (a flat range gets +-0.5, or +-1 decade on a log axis).
+  Range padded(double pad) const {
+    if (hi - lo <= 1e-12 * std::max(1.0, std::abs(hi))) return {lo - 0.5, hi + 0.5};
+    return {lo - pad * (hi - lo), hi + pad * (hi - lo)};
+  }
+};
+
+double axis_value(double v, bool log) { return log ? std::log10(v) : v; }
+
+void validate_values(const std::vector<double>& v, bool log, const std::string& name) {
+  for (size_t i = 0; i < v.size(); ++i) {
+    require(std::isfinite(v[i]), name, "[" + to_text(i) + "] = " + to_text(v[i]), "a finite value");
+    require(!log || v[i] > 0, name, "[" + to_text(i) + "] = " + to_text(v[i]), "a positive value on a log axis");
+  }
+}
+
+void validate_chart(const Chart& c, size_t k) {
+  const std::string at = "charts[" + to_text(k) + "]";
+  require(!c.series.empty() && c.series.size() <= 16, at + ".series", to_text(c.series.size()) + " series", "1..16");
+  require(c.kind == ChartKind::Lines || (!c.logx && !c.logy), at, "a log axis on a bar or scatter chart", "linear axes");
+  for (size_t s = 0; s < c.series.size(); ++s) {
+    const ChartSeries& ser = c.series[s];
+    const std::string name = at + ".series[" + to_text(s) + "]";
+    const size_t n = ser.y.size();
+    if (c.kind == ChartKind::Bars) require(n == 1, name + ".y", to_text(n) + " values", "one value per bar");
+    else require(ser.x.size() == n && (n >= 1 || c.kind == ChartKind::Points), name + ".x", to_text(ser.x.size()) + " values", "as many as y (" + to_text(n) + ", >= 1)");
+    require(ser.lo.size() == ser.hi.size() && (ser.lo.empty() || ser.lo.size() == n), name + ".lo/hi",
+            to_text(ser.lo.size()) + " and " + to_text(ser.hi.size()) + " values", "none, or one each per point");
+    if (c.kind == ChartKind::Points) {
+      require(ser.lo.empty(), name + ".lo/hi", "error bars", "none on a scatter plot");
+      require(ser.alpha >= 0 && ser.alpha <= 1, name + ".alpha", ser.alpha, "0..1");
+      continue;
+    }
+    if (c.kind == ChartKind::Lines) validate_values(ser.x, c.logx, name + ".x");
+    validate_values(ser.y, c.logy, name + ".y");
+    validate_values(ser.lo, c.logy, name + ".lo");
+    validate_values(ser.hi, c.logy, name + ".hi");
+  }
+}
+
+// A log axis is labelled at its decades: data spanning less than a factor of 10 get a linear axis
+// (which looks the same over so short a range) instead.
+Chart effective_axes(Chart c) {
+  if (c.kind != ChartKind::Lines) return c;
+  Range x, y;
+  for (const ChartSeries& ser : c.series) {
+    for (double v : ser.x) x.add(v);
+    for (const auto* vals : {&ser.y, &ser.lo, &ser.hi})
+      for (double v : *vals) y.add(v);
+  }
+  c.logx = c.logx && x.hi >= 10 * x.lo;
+  c.logy = c.logy && y.hi >= 10 * y.lo;
+  return c;
+}
+
+// Data limits in axis coordinates (log10 on a log axis), padded.
+void chart_limits(const Chart& c, Range& x, Range& y) {
+  x = Range{};
+  y = Range{};
+  for (size_t s = 0; s < c.series.size(); ++s) {
+    const ChartSeries& ser = c.series[s];
+    for (size_t i = 0; i < ser.x.size(); ++i)
+      if (std::isfinite(ser.x[i]) && std::isfinite(ser.y[i])) x.add(axis_value(ser.x[i], c.logx));
+    for (const auto* vals : {&ser.y, &ser.lo, &ser.hi})
+      for (size_t i = 0; i < vals->size(); ++i)
+        if (std::isfinite((*vals)[i]) && (ser.x.empty() || std::isfinite(ser.x[i]))) y.add(axis_value((*vals)[i], c.logy));
+  }
+  if (!(x.lo <= x.hi)) x = Range{-1, 1};  // a scatter plot without a finite point
+  if (!(y.lo <= y.hi)) y = Range{-1, 1};
+  if (c.kind == ChartKind::Bars) {
+    x = Range{-0.6, static_cast<double>(c.series.size()) - 0.4};
+    y.add(0.0);
+    y = Range{std::min(y.lo, 0.0), y.hi + 0.12 * (y.hi - y.lo)};
+    if (y.hi <= y.lo) y.hi = y.lo + 1;
+    return;
+  }
+  x = x.padded(0.05);
+  y = y.padded(0.08);
+}
+
+void set_colour(int index, Rgb c) { plscol0a(index, c.r, c.g, c.b, 1.0); }
+
+// Tick labels: decades as 10^k on a log axis (PLplot passes log10 of the value), otherwise %g-style
+// with up to 4 significant digits (no "x10^k" factor beside the axis).
+struct AxisLog {
+  bool x = false, y = false;
+};
+
+void tick_text(PLINT axis, PLFLT value, char* label, PLINT length, PLPointer data) {
+  const auto* log = static_cast<const AxisLog*>(data);
+  const bool is_log = axis == PL_X_AXIS ? log->x : log->y;
+  if (is_log) std::snprintf(label, static_cast<size_t>(length), "10#u%d#d", static_cast<int>(std::lround(value)));
+  else std::snprintf(label, static_cast<size_t>(length), "%.4g", std::abs(value) < 1e-12 ? 0.0 : value);
+}
+
+std::vector<PLFLT> on_axis(const std::vector<double>& v, bool log) {
+  std::vector<PLFLT> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) out[i] = axis_value(v[i], log);
+  return out;
+}
+
+// Scatter dots, or a path broken at non-finite points, in colour `index` at the series' opacity.
+void draw_points(const ChartSeries& ser, int index) {
+  PLINT r = 0, g = 0, b = 0;
+  PLFLT a = 1;
+  plgcol0a(index, &r, &g, &b, &a);
+  plscol0a(index, r, g, b, ser.alpha);
+  plcol0(index);
+  std::vector<PLFLT> x, y;
+  auto flush = [&] {
+    if (ser.path && x.size() >= 2) plline(static_cast<PLINT>(x.size()), x.data(), y.data());
+    if (!ser.path && !x.empty()) plpoin(static_cast<PLINT>(x.size()), x.data(), y.data(), 17);
+    x.clear();
+    y.clear();
+  };
+  for (size_t i = 0; i < ser.x.size(); ++i) {
+    if (std::isfinite(ser.x[i]) && std::isfinite(ser.y[i])) {
+      x.push_back(ser.x[i]);
+      y.push_back(ser.y[i]);
+    } else if (ser.path) {
+      flush();
+    }
+  }
+  flush();
+  plscol0a(index, r, g, b, 1.0);  // the legend shows the colour opaque
+}
+
+void draw_series(const Chart& c) {
+  for (size_t s = 0; s < c.series.size(); ++s) {
+    const ChartSeries& ser = c.series[s];
+    plcol0(kFirstSeries + static_cast<int>(s));
+    if (c.kind == ChartKind::Bars) {
+      const PLFLT x0 = static_cast<double>(s) - 0.35, x1 = static_cast<double>(s) + 0.35, y = ser.y[0];
+      PLFLT bx[4] = {x0, x0, x1, x1}, by[4] = {0, y, y, 0};
+      plfill(4, bx, by);
+      if (!ser.lo.empty()) {
+        plcol0(kInk);
+        PLFLT xs = static_cast<double>(s), lo = ser.lo[0], hi = ser.hi[0];
+        plerry(1, &xs, &lo, &hi);
+      }
+      continue;
+    }
+    if (c.kind == ChartKind::Points) {
+      draw_points(ser, kFirstSeries + static_cast<int>(s));
+      continue;
+    }
+    const auto x = on_axis(ser.x, c.logx), y = on_axis(ser.y, c.logy);
+    plwidth(2.0);
+    if (x.size() >= 2) plline(static_cast<PLINT>(x.size()), x.data(), y.data());
+    plwidth(1.0);
+    plpoin(static_cast<PLINT>(x.size()), x.data(), y.data(), 17);  // a filled dot at each point
+    if (!ser.lo.empty()) {
+      const auto lo = on_axis(ser.lo, c.logy), hi = on_axis(ser.hi, c.logy);
+      plerry(static_cast<PLINT>(x.size()), x.data(), lo.data(), hi.data());
+    }
+  }
+}
+
+// text: the page's text scale (pllegend sizes relative to PLplot's default size, not plschr's).
+void draw_legend(const Chart& c, double text) {
+  std::vector<PLINT> opts, colours, symbol_numbers, styles, text_colours;
+  std::vector<PLFLT> widths, scales;
+  std::vector<const char*> texts, symbols;
+  for (size_t s = 0; s < c.series.size(); ++s) {
+    if (c.series[s].label.empty()) continue;
+    const bool dots = c.kind == ChartKind::Points && !c.series[s].path;
+    opts.push_back(c.kind == ChartKind::Bars ? PL_LEGEND_COLOR_BOX : dots ? PL_LEGEND_SYMBOL : PL_LEGEND_LINE);
+    colours.push_back(kFirstSeries + static_cast<int>(s));
+    text_colours.push_back(kInk);
+    texts.push_back(c.series[s].label.c_str());
+    symbols.push_back("#[0x25cf]");  // a filled dot
+    symbol_numbers.push_back(1);
+    styles.push_back(1);
+    widths.push_back(2.0);
+    scales.push_back(1.2 * text);
+  }
+  if (texts.empty()) return;
+  std::vector<PLINT> patterns(texts.size(), 0);
+  PLFLT w = 0, h = 0;
+  pllegend(&w, &h, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX, PL_POSITION_TOP | PL_POSITION_RIGHT | PL_POSITION_INSIDE,
+           0.02, 0.02, 0.1, kBackground, kInk, 1, 0, 0, static_cast<PLINT>(texts.size()), opts.data(), 0.8, 1.1 * text, 2.0,
+           0.0, text_colours.data(), texts.data(), colours.data(), patterns.data(), scales.data(), widths.data(),
+           colours.data(), styles.data(), widths.data(), colours.data(), scales.data(), symbol_numbers.data(),
+           symbols.data());
+}
+
+// One chart in the viewport [vx0, vx1] x [vy0, vy1] (normalised device coordinates); text as in draw_legend.
+void draw_chart(const Chart& requested, PLFLT vx0, PLFLT vx1, PLFLT vy0, PLFLT vy1, double text) {
+  const Chart c = effective_axes(requested);
+  Range x, y;
+  chart_limits(c, x, y);
+  plvpor(vx0, vx1, vy0, vy1);
+  plwind(x.lo, x.hi, y.lo, y.hi);
+  AxisLog log{c.logx, c.logy};
+  plslabelfunc(tick_text, &log);
+  const std::string lx = c.logx ? "l" : "", ly = c.logy ? "l" : "";
+  plcol0(kGrid);
+  plbox(c.kind == ChartKind::Bars ? "" : ("g" + lx).c_str(), 0, 0, ("g" + ly).c_str(), 0, 0);
+  draw_series(c);
+  plcol0(kInk);
+  plbox(c.kind == ChartKind::Bars ? "bc" : ("bcnsto" + lx).c_str(), 0, 0, ("bcnstvo" + ly).c_str(), 0, 0);
+  plslabelfunc(nullptr, nullptr);
+  pllab(c.xlabel.c_str(), c.ylabel.c_str(), c.title.c_str());
+  if (c.kind == ChartKind::Bars)
+    for (size_t s = 0; s < c.series.size(); ++s)
+      plmtex("b", 1.3, (static_cast<double>(s) - x.lo) / (x.hi - x.lo), 0.5, c.series[s].label.c_str());
+  draw_legend(c, text);
+}
+
+}  // namespace
+
+void ChartOptions::validate() const {
+  require(chart_width >= 200 && chart_width <= 4096, "chart_width", chart_width, "200..4096 px");
+  require(chart_height >= 200 && chart_height <= 4096, "chart_height", chart_height, "200..4096 px");
+}
+
+Canvas render_charts(const std::vector<Chart>& charts, const ChartOptions& opt) {
+  opt.validate();
+  require(!charts.empty(), "charts", "none", "at least one chart");
+  require(static_cast<int64_t>(charts.size()) * opt.chart_width <= Canvas::kMaxSide, "charts",
+          to_text(charts.size()) + " charts of " + to_text(opt.chart_width) + " px",
+          "at most " + to_text(Canvas::kMaxSide) + " px in all");
+  for (size_t k = 0; k < charts.size(); ++k) validate_chart(charts[k], k);
+  const int top = opt.title.empty() ? 0 : 36;
+  const int W = static_cast<int>(charts.size()) * opt.chart_width, H = opt.chart_height + top;
+  std::vector<unsigned char> rgba(static_cast<size_t>(W) * H * 4, 255);
+  plsdev("memcairo");
+  plsmema(W, H, rgba.data());
+  plscmap0n(kFirstSeries + 16);
+  plinit();
+  pladv(0);
+  set_colour(kBackground, kWhite);
+  set_colour(kInk, kBlack);
+  set_colour(kGrid, {225, 225, 225});
+  // PLplot sizes text and symbols in proportion to the page: scale them back to one chart's size.
+  const double text = static_cast<double>(opt.chart_width + opt.chart_height) / (W + H);
+  plschr(0, 1.25 * text);
+  plssym(0, 2.0 * text);
+  const PLFLT top_ndc = 1.0 - static_cast<double>(top) / H;
+  if (!opt.title.empty()) {
+    plvpor(0, 1, top_ndc, 1);
+    plwind(0, 1, 0, 1);
+    plcol0(kInk);
+    plschr(0, 1.45 * text);
+    plmtex("t", -1.8, 0.5, 0.5, opt.title.c_str());
+    plschr(0, 1.25 * text);
+  }
+  for (size_t k = 0; k < charts.size(); ++k) {
+    const Chart& c = charts[k];
+    for (size_t s = 0; s < c.series.size(); ++s) set_colour(kFirstSeries + static_cast<int>(s), c.series[s].color);
+    const double x0 = static_cast<double>(k) / static_cast<double>(charts.size()), w = 1.0 / static_cast<double>(charts.size());
+    const double px = 1.0 / W, py = 1.0 / H;  // margins in px: tick labels and axis labels
+    draw_chart(c, x0 + 80 * px, x0 + w - 18 * px, 60 * py, top_ndc - 36 * py, text);
+  }
+  plend();
+  Canvas canvas(W, H);
+  for (int r = 0; r < H; ++r)
+    for (int q = 0; q < W; ++q) {
+      const unsigned char* p = &rgba[(static_cast<size_t>(r) * W + q) * 4];
+      canvas.set(q, r, {p[0], p[1], p[2]});
+    }
+  return canvas;
+}
+
+void write_charts(const std::string& path, const std::vector<Chart>& charts, const ChartOptions& opt) {
+  write_png(path, render_charts(charts, opt));
+}
+
+}  // namespace otgen::cli

@@ -1,0 +1,51 @@
+// Line and bar charts drawn by PLplot (Debian's libplplot, its memcairo device: anti-aliased, headless,
+// no display needed): axes with ticks (log axes labelled by decades), axis labels, a title per chart, a
+// figure title, a legend and error bars. The charts are rendered into a Canvas, so files are written by
+// write_png (atomically: a temporary file, then a rename). Used for the study's metric_vs_nfe.png,
+// cost.png and samples.png and for `otgen sample --png` of 2-D models; image grids, `otgen plot` and
+// `otgen wfr --png` (histograms, density fields) stay in plot.h.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "cli/plot.h"
+
+namespace otgen::cli {
+
+struct ChartSeries {
+  std::string label;           // legend entry (empty: none)
+  std::vector<double> x, y;    // Lines: a line with markers through (x[i], y[i]); Bars: y[0], x unused
+  std::vector<double> lo, hi;  // empty, or an error bar from lo[i] to hi[i] at each point
+  Rgb color = palette(0);
+  bool path = false;           // Points: a polyline (e.g. an ODE trajectory) instead of dots
+  double alpha = 1.0;          // Points: opacity of the dots or path
+};
+
+// Lines: curves with markers; Bars: one bar per series; Points: a scatter plot (non-finite points are
+// left out, not an error: samples of a diverged model still plot).
+enum class ChartKind { Lines, Bars, Points };
+
+struct Chart {
+  std::string title, xlabel, ylabel;
+  ChartKind kind = ChartKind::Lines;
+  // log10 axes, ticks at decades (Lines only): every x, y, lo, hi must be > 0; data spanning less than
+  // a factor of 10 on that axis get a linear one (no decade to label; the two look alike there).
+  bool logx = false, logy = false;
+  std::vector<ChartSeries> series;  // 1..16; Bars: one bar per series, left to right, labelled below the axis
+};
+
+struct ChartOptions {
+  int chart_width = 480;  // each chart's size in px (200..4096)
+  int chart_height = 400;
+  std::string title;      // a line above all charts (optional)
+  void validate() const;
+};
+
+// The charts side by side, left to right. Throws otgen::Error naming the chart and series
+// ("charts[0].series[1].x") for mismatched lengths, non-finite values, values <= 0 on a log axis, a
+// bar without exactly one value, or no data at all.
+Canvas render_charts(const std::vector<Chart>& charts, const ChartOptions& opt = {});
+void write_charts(const std::string& path, const std::vector<Chart>& charts, const ChartOptions& opt = {});
+
+}  // namespace otgen::cli
