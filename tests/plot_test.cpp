@@ -831,6 +831,25 @@ TEST(Charts, BarsFillTheirAreaAndWriteChartsGivesADecodablePngWithoutLeftovers) 
   keep(path);
 }
 
+TEST(Charts, SamplesChartScattersDataSamplesAndPathsSkippingNonFinitePoints) {
+  Points data(200, 2), samples(100, 2);
+  Rng(4).fill_normal(data.data);
+  Rng(5).fill_normal(samples.data);
+  samples.data[7] = kNaN;  // a diverged sample is left out, not an error
+  std::vector<float> paths;
+  for (int f = 0; f < 5; ++f)
+    for (int i = 0; i < 3; ++i) paths.insert(paths.end(), {0.5f * f, 0.4f * f * (i - 1)});
+  const Chart c = samples_chart("samples (euler, NFE 2)", samples.view(), data.view(), paths, 3);
+  ASSERT_EQ(c.series.size(), 3u);
+  EXPECT_EQ(c.series[0].label, "data");
+  EXPECT_EQ(c.series[2].x.size(), 3u * 6u);  // 5 frames and a break per path
+  const Canvas k = render_charts({c});
+  EXPECT_GT(count_near(k, palette(0), 40), 200);  // sample dots
+  EXPECT_GT(count_near(k, palette(3), 60), 50);   // the paths (and their legend line)
+  EXPECT_GT(count_near(k, Rgb{170, 170, 170}, 30), 200);
+  expect_error_contains([&] { samples_chart("", Points(3, 3).view(), PointsView{}); }, "samples");
+}
+
 TEST(Charts, RejectBadSeriesNamingThem) {
   auto charts = two_charts();
   charts[0].series[0].y[1] = 0;  // log axis

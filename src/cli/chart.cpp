@@ -232,6 +232,42 @@ void draw_chart(const Chart& requested, PLFLT vx0, PLFLT vx1, PLFLT vy0, PLFLT v
 
 }  // namespace
 
+ChartSeries points_series(PointsView xy, std::string label, Rgb color, double alpha, std::string_view argument) {
+  require(xy.d == 2, argument, "points of dimension " + to_text(xy.d), "2-D points");
+  ChartSeries s;
+  s.label = std::move(label);
+  s.color = color;
+  s.alpha = alpha;
+  s.x.resize(static_cast<size_t>(xy.n));
+  s.y.resize(static_cast<size_t>(xy.n));
+  for (int64_t i = 0; i < xy.n; ++i) {
+    s.x[static_cast<size_t>(i)] = xy.data[i * 2];
+    s.y[static_cast<size_t>(i)] = xy.data[i * 2 + 1];
+  }
+  return s;
+}
+
+Chart samples_chart(std::string title, PointsView samples, PointsView data, std::span<const float> paths,
+                    int64_t npaths) {
+  Chart c{std::move(title), "x", "y", ChartKind::Points, false, false, {}};
+  if (data.n > 0) c.series.push_back(points_series(data, "data", {170, 170, 170}, 0.5, "data"));
+  c.series.push_back(points_series(samples, "samples", palette(0), 0.6, "samples"));
+  if (npaths <= 0) return c;
+  // One series, the paths separated by a NaN vertex (a break).
+  const int64_t frames = static_cast<int64_t>(paths.size()) / (2 * npaths);
+  ChartSeries p{"ODE paths", {}, {}, {}, {}, palette(3), true, 0.8};
+  for (int64_t i = 0; i < npaths; ++i) {
+    for (int64_t f = 0; f < frames; ++f) {
+      p.x.push_back(paths[static_cast<size_t>((f * npaths + i) * 2)]);
+      p.y.push_back(paths[static_cast<size_t>((f * npaths + i) * 2 + 1)]);
+    }
+    p.x.push_back(std::numeric_limits<double>::quiet_NaN());
+    p.y.push_back(std::numeric_limits<double>::quiet_NaN());
+  }
+  c.series.push_back(std::move(p));
+  return c;
+}
+
 void ChartOptions::validate() const {
   require(chart_width >= 200 && chart_width <= 4096, "chart_width", chart_width, "200..4096 px");
   require(chart_height >= 200 && chart_height <= 4096, "chart_height", chart_height, "200..4096 px");

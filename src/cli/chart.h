@@ -6,7 +6,9 @@
 // `otgen wfr --png` (histograms, density fields) stay in plot.h.
 #pragma once
 
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cli/plot.h"
@@ -41,6 +43,13 @@ struct ChartOptions {
   std::string title;      // a line above all charts (optional)
   void validate() const;
 };
+
+// A scatter series of (n, 2) points (otgen::Error naming `argument` for another dimension).
+ChartSeries points_series(PointsView xy, std::string label, Rgb color, double alpha, std::string_view argument);
+// The 2-D samples of a model over its data (grey; omitted when data.n == 0), and optional paths, e.g.
+// ODE trajectories: path i is paths[(f * npaths + i) * 2 + {0, 1}] for frames f.
+Chart samples_chart(std::string title, PointsView samples, PointsView data, std::span<const float> paths = {},
+                    int64_t npaths = 0);
 
 // The charts side by side, left to right. Throws otgen::Error naming the chart and series
 // ("charts[0].series[1].x") for mismatched lengths, non-finite values, values <= 0 on a log axis, a

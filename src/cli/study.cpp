@@ -423,18 +423,13 @@ void run_study(const StudyArgs& a) {
     const std::string first = solvers.front().steps ? solvers.front().method + std::to_string(solvers.front().steps)
                                                     : solvers.front().method;
     if (ref_pts.d == 2) {
-      std::vector<Points> keep;
-      std::vector<Panel> sp;
-      keep.reserve(couplings.size());
+      std::vector<Chart> sp;
       for (const auto& [cname, copts] : couplings.items()) {
-        keep.push_back(read_points_npy(a.out + "/samples/" + cname + "-s" + std::to_string(seeds[0]) + "-" + first + ".npy", "samples"));
-        Panel p;
-        p.title = cname + ", " + solvers.front().name;
-        p.series.push_back({ref_pts.view(), {170, 170, 170}, "reference", 1.2f, 0.5f});
-        p.series.push_back({keep.back().view(), {31, 119, 180}, "samples", 1.5f, 0.5f});
-        sp.push_back(std::move(p));
+        const Points x = read_points_npy(a.out + "/samples/" + cname + "-s" + std::to_string(seeds[0]) + "-" + first + ".npy", "samples");
+        sp.push_back(samples_chart(cname + ", " + solvers.front().name, x.view(), ref_pts.view()));
+        sp.back().series.front().label = "reference";
       }
-      write_panels(a.out + "/samples.png", sp, PanelOptions{});
+      write_charts(a.out + "/samples.png", sp);
       outputs["samples"] = a.out + "/samples.png";
     } else {
       const int64_t side = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(ref_pts.d))));
