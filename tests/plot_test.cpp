@@ -863,6 +863,10 @@ TEST(Charts, RejectBadSeriesNamingThem) {
   charts = two_charts();
   charts[1].series[0].y[2] = std::numeric_limits<double>::quiet_NaN();
   expect_error_contains([&] { render_charts(charts); }, "charts[1].series[0].y");
+  ChartSeries hist{"h", {0, 1}, {1, 2}, {}, {}, kBlack};
+  hist.histogram = true;  // n heights need n + 1 edges
+  expect_error_contains([&] { render_charts({Chart{"", "", "", ChartKind::Points, false, false, {hist}}}); },
+                        "charts[0].series[0].x");
   Chart bars{"", "", "", ChartKind::Bars, false, false, {{"A", {}, {1.0, 2.0}, {}, {}, kBlack}}};
   expect_error_contains([&] { render_charts({bars}); }, "charts[0].series[0].y");
   expect_error_contains([&] { render_charts({}); }, "charts");

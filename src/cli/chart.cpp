@@ -45,6 +45,15 @@ void validate_chart(const Chart& c, size_t k) {
     const ChartSeries& ser = c.series[s];
     const std::string name = at + ".series[" + to_text(s) + "]";
     const size_t n = ser.y.size();
+    if (ser.histogram) {
+      require(c.kind == ChartKind::Points && ser.x.size() == n + 1 && n >= 1, name + ".x",
+              to_text(ser.x.size()) + " edges", "one more than the " + to_text(n) + " heights, on a scatter chart");
+      validate_values(ser.x, false, name + ".x");
+      for (size_t k = 0; k < n; ++k)
+        require(ser.x[k] < ser.x[k + 1] && std::isfinite(ser.y[k]) && ser.y[k] >= 0, name + ".y", "bin " + to_text(k),
+                "increasing edges and a finite height >= 0");
+      continue;
+    }
     if (c.kind == ChartKind::Bars) require(n == 1, name + ".y", to_text(n) + " values", "one value per bar");
     else require(ser.x.size() == n && (n >= 1 || c.kind == ChartKind::Points), name + ".x", to_text(ser.x.size()) + " values", "as many as y (" + to_text(n) + ", >= 1)");
     require(ser.lo.size() == ser.hi.size() && (ser.lo.empty() || ser.lo.size() == n), name + ".lo/hi",
@@ -80,8 +89,16 @@ Chart effective_axes(Chart c) {
 void chart_limits(const Chart& c, Range& x, Range& y) {
   x = Range{};
   y = Range{};
+  bool histogram = false;
   for (size_t s = 0; s < c.series.size(); ++s) {
     const ChartSeries& ser = c.series[s];
+    if (ser.histogram) {
+      histogram = true;
+      x.add(ser.x.front());
+      x.add(ser.x.back());
+      for (double v : ser.y) y.add(v);
+      continue;
+    }
     for (size_t i = 0; i < ser.x.size(); ++i)
       if (std::isfinite(ser.x[i]) && std::isfinite(ser.y[i])) x.add(axis_value(ser.x[i], c.logx));
     for (const auto* vals : {&ser.y, &ser.lo, &ser.hi})
@@ -98,7 +115,8 @@ void chart_limits(const Chart& c, Range& x, Range& y) {
     return;
   }
   x = x.padded(0.05);
-  y = y.padded(0.08);
+  if (histogram) y = Range{0.0, std::max(y.hi, 0.0)}.padded(0.08), y.lo = 0;  // bars stand on 0
+  else y = y.padded(0.08);
 }
 
 void set_colour(int index, Rgb c) { plscol0a(index, c.r, c.g, c.b, 1.0); }
@@ -129,6 +147,15 @@ void draw_points(const ChartSeries& ser, int index) {
   plgcol0a(index, &r, &g, &b, &a);
   plscol0a(index, r, g, b, ser.alpha);
   plcol0(index);
+  if (ser.histogram) {
+    for (size_t k = 0; k < ser.y.size(); ++k) {
+      PLFLT bx[4] = {ser.x[k], ser.x[k], ser.x[k + 1], ser.x[k + 1]}, by[4] = {0, ser.y[k], ser.y[k], 0};
+      if (ser.y[k] > 0) plfill(4, bx, by);
+    }
+    plscol0a(index, r, g, b, 1.0);
+    return;
+  }
+  plwidth(ser.width);
   std::vector<PLFLT> x, y;
   auto flush = [&] {
     if (ser.path && x.size() >= 2) plline(static_cast<PLINT>(x.size()), x.data(), y.data());
@@ -145,6 +172,7 @@ void draw_points(const ChartSeries& ser, int index) {
     }
   }
   flush();
+  plwidth(1.0);
   plscol0a(index, r, g, b, 1.0);  // the legend shows the colour opaque
 }
 
@@ -186,15 +214,18 @@ void draw_legend(const Chart& c, double text) {
   std::vector<const char*> texts, symbols;
   for (size_t s = 0; s < c.series.size(); ++s) {
     if (c.series[s].label.empty()) continue;
-    const bool dots = c.kind == ChartKind::Points && !c.series[s].path;
-    opts.push_back(c.kind == ChartKind::Bars ? PL_LEGEND_COLOR_BOX : dots ? PL_LEGEND_SYMBOL : PL_LEGEND_LINE);
+    const ChartSeries& ser = c.series[s];
+    const bool dots = c.kind == ChartKind::Points && !ser.path && !ser.histogram;
+    opts.push_back(c.kind == ChartKind::Bars || ser.histogram ? PL_LEGEND_COLOR_BOX
+                   : dots                                    ? PL_LEGEND_SYMBOL
+                                                             : PL_LEGEND_LINE);
     colours.push_back(kFirstSeries + static_cast<int>(s));
     text_colours.push_back(kInk);
     texts.push_back(c.series[s].label.c_str());
     symbols.push_back("#[0x25cf]");  // a filled dot
     symbol_numbers.push_back(1);
     styles.push_back(1);
-    widths.push_back(2.0);
+    widths.push_back(ser.path ? std::max(ser.width, 1.5) : 2.0);
     scales.push_back(1.2 * text);
   }
   if (texts.empty()) return;
@@ -291,8 +322,9 @@ Canvas render_charts(const std::vector<Chart>& charts, const ChartOptions& opt) 
   set_colour(kBackground, kWhite);
   set_colour(kInk, kBlack);
   set_colour(kGrid, {225, 225, 225});
-  // PLplot sizes text and symbols in proportion to the page: scale them back to one chart's size.
-  const double text = static_cast<double>(opt.chart_width + opt.chart_height) / (W + H);
+  // PLplot sizes text and symbols in proportion to the page: scale them to the size they have on one
+  // 480 x 400 chart, whatever the page.
+  const double text = 880.0 / (W + H);
   plschr(0, 1.25 * text);
   plssym(0, 2.0 * text);
   const PLFLT top_ndc = 1.0 - static_cast<double>(top) / H;

@@ -2,8 +2,8 @@
 // no display needed): axes with ticks (log axes labelled by decades), axis labels, a title per chart, a
 // figure title, a legend and error bars. The charts are rendered into a Canvas, so files are written by
 // write_png (atomically: a temporary file, then a rename). Used for the study's metric_vs_nfe.png,
-// cost.png and samples.png and for `otgen sample --png` of 2-D models; image grids, `otgen plot` and
-// `otgen wfr --png` (histograms, density fields) stay in plot.h.
+// cost.png and samples.png, `otgen sample --png` of 2-D models and `otgen wfr --png` of 1-D targets;
+// image grids, `otgen plot` and the 2-D `wfr --png` (particles over a density field) stay in plot.h.
 #pragma once
 
 #include <span>
@@ -22,6 +22,8 @@ struct ChartSeries {
   Rgb color = palette(0);
   bool path = false;           // Points: a polyline (e.g. an ODE trajectory) instead of dots
   double alpha = 1.0;          // Points: opacity of the dots or path
+  double width = 1.0;          // Points: line width of a path
+  bool histogram = false;      // Points: bars from x[k] to x[k + 1] (n + 1 edges) of height y[k] >= 0
 };
 
 // Lines: curves with markers; Bars: one bar per series; Points: a scatter plot (non-finite points are
