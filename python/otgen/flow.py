@@ -72,11 +72,13 @@ def _progress_event(line):
         event = json.loads(line)
     except ValueError:
         return None
-    return event if isinstance(event, dict) and {"step", "total", "metrics"} <= event.keys() else None
+    return event if isinstance(event, dict) and {"progress", "step", "total", "metrics"} <= event.keys() else None
 
 
 def _run_with_callback(cmd, callback):
-    """Runs cmd with OTGEN_PROGRESS=json, passing its progress lines to callback; -> (rc, stdout, stderr)."""
+    """Runs cmd with OTGEN_PROGRESS=json, passing the progress lines of its own loop (labelled as the
+    command, e.g. "train"; not those of nested loops such as a coupling's Sinkhorn) to callback;
+    -> (rc, stdout, stderr)."""
     env = dict(os.environ, OTGEN_PROGRESS="json")
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as p:
         out = []
@@ -88,7 +90,7 @@ def _run_with_callback(cmd, callback):
                 event = _progress_event(line)
                 if event is None:
                     err.append(line)
-                else:
+                elif event["progress"] == cmd[1]:
                     callback(event["step"], event["total"], event["metrics"])
         except BaseException:
             p.kill()
