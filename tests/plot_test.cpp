@@ -14,6 +14,7 @@
 
 #include "cli/chart.h"
 #include "cli/plot.h"
+#include "otgen/npy.h"
 #include "test_util.h"
 
 #define STB_IMAGE_STATIC
@@ -870,6 +871,36 @@ TEST(Charts, RejectBadSeriesNamingThem) {
   Chart bars{"", "", "", ChartKind::Bars, false, false, {{"A", {}, {1.0, 2.0}, {}, {}, kBlack}}};
   expect_error_contains([&] { render_charts({bars}); }, "charts[0].series[0].y");
   expect_error_contains([&] { render_charts({}); }, "charts");
+}
+
+TEST(PlotCli, SideBySideScatterChartsOfPointSetsWithAFigureTitle) {
+  TempDir dir;
+  Points a(300, 2), b(300, 2), r(500, 2), bad(10, 3);
+  Rng(1).fill_normal(a.data);
+  Rng(2).fill_normal(b.data);
+  Rng(3).fill_normal(r.data);
+  write_npy(dir.file("a.npy"), a);
+  write_npy(dir.file("b.npy"), b);
+  write_npy(dir.file("r.npy"), r);
+  write_npy(dir.file("bad.npy"), bad);
+  const auto res = test::run_cli("plot --points " + dir.file("a.npy") + "," + dir.file("b.npy") + " --titles A,B --reference " +
+                                 dir.file("r.npy") + " --title Samples --out " + dir.file("p.png"));
+  ASSERT_EQ(res.exit_code, 0) << res.out;
+  const Decoded d = decode(dir.file("p.png"));
+  EXPECT_EQ(d.w, 960);
+  EXPECT_EQ(d.h, 436);
+  int64_t left = 0, right = 0;  // each set in its own colour in its own chart
+  for (int y = 0; y < d.h; ++y)
+    for (int x = 0; x < d.w; ++x) {
+      left += x < 480 && close_rgb(d.at(x, y), palette(0), 40);
+      right += x >= 480 && close_rgb(d.at(x, y), palette(1), 40);
+    }
+  EXPECT_GT(left, 300);
+  EXPECT_GT(right, 300);
+  const auto err = test::run_cli("plot --points " + dir.file("bad.npy") + " --out " + dir.file("q.png"));
+  EXPECT_EQ(err.exit_code, 2);
+  EXPECT_NE(err.out.find("--points"), std::string::npos) << err.out;
+  EXPECT_FALSE(fs::exists(dir.file("q.png")));
 }
 
 TEST(WfrCli, PngOfTheDoubleWellIsAHistogramPanelWithAxes) {
