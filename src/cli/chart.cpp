@@ -13,7 +13,8 @@ namespace otgen::cli {
 
 namespace {
 
-constexpr int kBackground = 0, kInk = 1, kGrid = 2, kFirstSeries = 3;
+constexpr int kBackground = 0, kInk = 1, kGrid = 2, kFirstSeries = 3, kField = kFirstSeries + 16;
+double symbol_scale = 1.0;  // the page's dot size (render_charts sets it; PLplot is not reentrant anyway)
 
 struct Range {
   double lo = std::numeric_limits<double>::infinity(), hi = -std::numeric_limits<double>::infinity();
@@ -41,6 +42,10 @@ void validate_chart(const Chart& c, size_t k) {
   const std::string at = "charts[" + to_text(k) + "]";
   require(!c.series.empty() && c.series.size() <= 16, at + ".series", to_text(c.series.size()) + " series", "1..16");
   require(c.kind == ChartKind::Lines || (!c.logx && !c.logy), at, "a log axis on a bar or scatter chart", "linear axes");
+  require(!c.limits || c.kind == ChartKind::Points, at + ".limits", "set", "only on a scatter chart");
+  if (c.limits) c.limits->validate(at + ".limits");
+  require(!c.field || (c.limits && c.field->eval && c.field->cells >= 2 && c.field->cells <= 2048), at + ".field",
+          "set", "fixed limits, an eval function and 2..2048 cells");
   for (size_t s = 0; s < c.series.size(); ++s) {
     const ChartSeries& ser = c.series[s];
     const std::string name = at + ".series[" + to_text(s) + "]";
@@ -87,6 +92,11 @@ Chart effective_axes(Chart c) {
 
 // Data limits in axis coordinates (log10 on a log axis), padded.
 void chart_limits(const Chart& c, Range& x, Range& y) {
+  if (c.limits) {
+    x = Range{c.limits->xlo, c.limits->xhi};
+    y = Range{c.limits->ylo, c.limits->yhi};
+    return;
+  }
   x = Range{};
   y = Range{};
   bool histogram = false;
@@ -140,6 +150,36 @@ std::vector<PLFLT> on_axis(const std::vector<double>& v, bool log) {
   return out;
 }
 
+// The field shaded over the whole window of a chart with limits (cmap1 from low to high).
+void draw_field(const ChartField& f, const Limits& lim) {
+  const int n = f.cells;
+  Points centres(static_cast<int64_t>(n) * n, 2);
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) {
+      float* xy = centres.row(static_cast<int64_t>(i) * n + j);
+      xy[0] = static_cast<float>(lim.xlo + (i + 0.5) / n * (lim.xhi - lim.xlo));
+      xy[1] = static_cast<float>(lim.ylo + (j + 0.5) / n * (lim.yhi - lim.ylo));
+    }
+  const std::vector<double> v = f.eval(centres.view());
+  require(static_cast<int64_t>(v.size()) == centres.n, "field", to_text(v.size()) + " values",
+          "one per cell (" + to_text(centres.n) + ")");
+  double vmin = std::numeric_limits<double>::infinity(), vmax = -vmin;
+  for (double x : v)
+    if (std::isfinite(x)) vmin = std::min(vmin, x), vmax = std::max(vmax, x);
+  if (!(vmin <= vmax)) vmin = vmax = 0;
+  if (f.span > 0) vmin = vmax - f.span;
+  if (vmax <= vmin) vmax = vmin + 1;
+  std::vector<PLFLT> cells(v.size());
+  std::vector<PLFLT*> rows(static_cast<size_t>(n));
+  for (size_t k = 0; k < v.size(); ++k) cells[k] = std::isfinite(v[k]) ? std::clamp(v[k], vmin, vmax) : (v[k] > 0 ? vmax : vmin);
+  for (int i = 0; i < n; ++i) rows[static_cast<size_t>(i)] = &cells[static_cast<size_t>(i) * n];
+  PLFLT pos[2] = {0, 1}, r[2] = {f.low.r / 255.0, f.high.r / 255.0}, g[2] = {f.low.g / 255.0, f.high.g / 255.0},
+        b[2] = {f.low.b / 255.0, f.high.b / 255.0};
+  plscmap1n(256);
+  plscmap1l(1, 2, pos, r, g, b, nullptr);
+  plimage(rows.data(), n, n, lim.xlo, lim.xhi, lim.ylo, lim.yhi, vmin, vmax, lim.xlo, lim.xhi, lim.ylo, lim.yhi);
+}
+
 // Scatter dots, or a path broken at non-finite points, in colour `index` at the series' opacity.
 void draw_points(const ChartSeries& ser, int index) {
   PLINT r = 0, g = 0, b = 0;
@@ -159,7 +199,11 @@ void draw_points(const ChartSeries& ser, int index) {
   std::vector<PLFLT> x, y;
   auto flush = [&] {
     if (ser.path && x.size() >= 2) plline(static_cast<PLINT>(x.size()), x.data(), y.data());
-    if (!ser.path && !x.empty()) plpoin(static_cast<PLINT>(x.size()), x.data(), y.data(), 17);
+    if (!ser.path && !x.empty()) {
+      plssym(0, symbol_scale * ser.size);
+      plpoin(static_cast<PLINT>(x.size()), x.data(), y.data(), 17);
+      plssym(0, symbol_scale);
+    }
     x.clear();
     y.clear();
   };
@@ -226,7 +270,19 @@ void draw_legend(const Chart& c, double text) {
     symbol_numbers.push_back(1);
     styles.push_back(1);
     widths.push_back(ser.path ? std::max(ser.width, 1.5) : 2.0);
-    scales.push_back(1.2 * text);
+    scales.push_back(1.2 * text * ser.size);
+  }
+  if (c.field && !c.field->label.empty()) {
+    set_colour(kField, c.field->high);
+    opts.push_back(PL_LEGEND_COLOR_BOX);
+    colours.push_back(kField);
+    text_colours.push_back(kInk);
+    texts.push_back(c.field->label.c_str());
+    symbols.push_back("");
+    symbol_numbers.push_back(1);
+    styles.push_back(1);
+    widths.push_back(1.0);
+    scales.push_back(1.0);
   }
   if (texts.empty()) return;
   std::vector<PLINT> patterns(texts.size(), 0);
@@ -248,8 +304,9 @@ void draw_chart(const Chart& requested, PLFLT vx0, PLFLT vx1, PLFLT vy0, PLFLT v
   AxisLog log{c.logx, c.logy};
   plslabelfunc(tick_text, &log);
   const std::string lx = c.logx ? "l" : "", ly = c.logy ? "l" : "";
+  if (c.field) draw_field(*c.field, *c.limits);
   plcol0(kGrid);
-  plbox(c.kind == ChartKind::Bars ? "" : ("g" + lx).c_str(), 0, 0, ("g" + ly).c_str(), 0, 0);
+  if (!c.field) plbox(c.kind == ChartKind::Bars ? "" : ("g" + lx).c_str(), 0, 0, ("g" + ly).c_str(), 0, 0);
   draw_series(c);
   plcol0(kInk);
   plbox(c.kind == ChartKind::Bars ? "bc" : ("bcnsto" + lx).c_str(), 0, 0, ("bcnstvo" + ly).c_str(), 0, 0);
@@ -316,7 +373,7 @@ Canvas render_charts(const std::vector<Chart>& charts, const ChartOptions& opt) 
   std::vector<unsigned char> rgba(static_cast<size_t>(W) * H * 4, 255);
   plsdev("memcairo");
   plsmema(W, H, rgba.data());
-  plscmap0n(kFirstSeries + 16);
+  plscmap0n(kField + 1);
   plinit();
   pladv(0);
   set_colour(kBackground, kWhite);
@@ -326,7 +383,8 @@ Canvas render_charts(const std::vector<Chart>& charts, const ChartOptions& opt) 
   // 480 x 400 chart, whatever the page.
   const double text = 880.0 / (W + H);
   plschr(0, 1.25 * text);
-  plssym(0, 2.0 * text);
+  symbol_scale = 2.0 * text;
+  plssym(0, symbol_scale);
   const PLFLT top_ndc = 1.0 - static_cast<double>(top) / H;
   if (!opt.title.empty()) {
     plvpor(0, 1, top_ndc, 1);

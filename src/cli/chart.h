@@ -6,6 +6,8 @@
 // image grids, `otgen plot` and the 2-D `wfr --png` (particles over a density field) stay in plot.h.
 #pragma once
 
+#include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -23,12 +25,25 @@ struct ChartSeries {
   bool path = false;           // Points: a polyline (e.g. an ODE trajectory) instead of dots
   double alpha = 1.0;          // Points: opacity of the dots or path
   double width = 1.0;          // Points: line width of a path
+  double size = 1.0;           // Points: dot size (a multiple of the default)
   bool histogram = false;      // Points: bars from x[k] to x[k + 1] (n + 1 edges) of height y[k] >= 0
 };
 
 // Lines: curves with markers; Bars: one bar per series; Points: a scatter plot (non-finite points are
 // left out, not an error: samples of a diverged model still plot).
 enum class ChartKind { Lines, Bars, Points };
+
+// A scalar field (e.g. a log density) shaded under a scatter chart: eval gets the centres of a grid of
+// cells over the chart's limits, (m, 2), and returns m values, shaded from `low` (the range's bottom,
+// also NaN and -inf) to `high` (its top). Range: [max - span, max] with span > 0, else [min, max].
+struct ChartField {
+  std::function<std::vector<double>(PointsView xy)> eval = {};
+  double span = 0;
+  Rgb low = kWhite;
+  Rgb high{135, 165, 255};
+  std::string label = {};  // legend entry (a swatch of `high`)
+  int cells = 200;         // grid cells along each axis
+};
 
 struct Chart {
   std::string title, xlabel, ylabel;
@@ -37,6 +52,8 @@ struct Chart {
   // a factor of 10 on that axis get a linear one (no decade to label; the two look alike there).
   bool logx = false, logy = false;
   std::vector<ChartSeries> series;  // 1..16; Bars: one bar per series, left to right, labelled below the axis
+  std::optional<Limits> limits = {};    // Points: fixed limits instead of the padded data bounds
+  std::optional<ChartField> field = {};  // Points with limits: a shaded background
 };
 
 struct ChartOptions {

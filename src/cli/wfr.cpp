@@ -130,12 +130,9 @@ void plot_2d(const std::string& path, const Target& t, const WeightedParticles& 
   }
   const int64_t nh = static_cast<int64_t>(hv.size() / 2), nl = static_cast<int64_t>(lv.size() / 2);
   const Points heavy(std::move(hv), nh, 2), light(std::move(lv), nl, 2);
-  Panel panel;
-  panel.title = title;
-  panel.xlabel = "x1";
-  panel.ylabel = "x2";
-  panel.limits = lim;
-  Field field;
+  Chart chart{title, "x1", "x2", ChartKind::Points, false, false, {}};
+  chart.limits = lim;
+  ChartField field;
   field.eval = [&t](PointsView xy) {
     std::vector<double> lp(static_cast<size_t>(xy.n));
     t.log_density(xy, lp, {});
@@ -143,14 +140,17 @@ void plot_2d(const std::string& path, const Target& t, const WeightedParticles& 
   };
   field.span = 12.0;
   field.label = "target log density (12 nats)";
-  panel.field = std::move(field);
+  chart.field = std::move(field);
   const Rgb red{200, 20, 20};
-  if (heavy.n > 0) panel.series.push_back({heavy.view(), red, "particles", 2.5f, 1.0f});
-  if (light.n > 0) panel.series.push_back({light.view(), red, "particles, weight < max / 4", 1.0f, 1.0f});
-  PanelOptions opt;
-  opt.panel_width = 560;
-  opt.panel_height = 540;
-  write_panels(path, {panel}, opt);
+  if (heavy.n > 0) chart.series.push_back(points_series(heavy.view(), "particles", red, 1.0, "particles"));
+  if (light.n > 0) {
+    chart.series.push_back(points_series(light.view(), "particles, weight < max / 4", red, 1.0, "particles"));
+    chart.series.back().size = 0.5;
+  }
+  ChartOptions opt;
+  opt.chart_width = 560;
+  opt.chart_height = 540;
+  write_charts(path, {chart}, opt);
 }
 
 void run_wfr(const WfrArgs& a, const Context& ctx) {
