@@ -25,6 +25,7 @@
 #include "otgen/memory.h"
 #include "otgen/metrics.h"
 #include "otgen/potential_meta.h"
+#include "otgen/progress.h"
 #include "otgen/scores.h"
 #include "otgen/semidiscrete.h"
 #include "otgen/sinkhorn.h"
@@ -97,6 +98,19 @@ Context context(int threads, uint64_t seed = 0) {
   ctx.quiet = true;
   ctx.validate();
   return ctx;
+}
+
+// A progress callback calling fn(step, total, metrics) with the GIL held; fn is borrowed (the caller's
+// argument keeps it alive during the call). None: no callback. A Python exception in fn ends the run
+// and is raised by the call.
+ProgressCallback python_progress(py::handle fn) {
+  if (fn.is_none()) return {};
+  return [fn](const ProgressEvent& e) {
+    py::gil_scoped_acquire acquire;
+    py::dict metrics;
+    for (const auto& [name, value] : e.metrics) metrics[py::str(name)] = value;
+    fn(e.done, e.total, metrics);
+  };
 }
 
 // Optional 1-D float64 vector (weights); None -> empty.
@@ -394,7 +408,7 @@ PYBIND11_MODULE(_otgen, m) {
   m.def(
       "sdot_fit",
       [](py::handle y, py::object weights, py::object labels, py::object g0, py::dict options, uint64_t seed,
-         int threads, bool progress) {
+         int threads, bool progress, py::object callback) {
         SemidiscreteOT::Options o;
         for (auto item : options) {
           const std::string key = py::str(item.first);
@@ -437,6 +451,7 @@ PYBIND11_MODULE(_otgen, m) {
         F32 G0 = optional_vector(g0, "g0");
         Context ctx = context(threads, seed);
         ctx.quiet = !progress;
+        ctx.on_progress = python_progress(callback);
         require_memory("batch_size", o.batch_size, rows_bytes(o.batch_size, Y.view.d, 32),
                        "a batch of noise rows of dimension " + std::to_string(Y.view.d) + " (4 d + 32 bytes a row)");
         SemidiscreteOT::Result r;
@@ -490,7 +505,7 @@ PYBIND11_MODULE(_otgen, m) {
         return out;
       },
       py::arg("y"), py::arg("weights"), py::arg("labels"), py::arg("g0"), py::arg("options"), py::arg("seed"),
-      py::arg("threads"), py::arg("progress"));
+      py::arg("threads"), py::arg("progress"), py::arg("callback") = py::none());
 
   // The map (y, g, weights, labels, eps, cost, beta) and what runs on it.
   struct MapArgs {
@@ -771,7 +786,7 @@ PYBIND11_MODULE(_otgen, m) {
       [](py::object target, int64_t dim, double H, const std::string& sampler, int64_t n_particles, double step,
          int64_t steps, py::object init, double beta, py::object bandwidth, const std::string& bandwidth_rule,
          double ess_threshold, const std::string& resample, bool adaptive, bool mala_moves, int moves, uint64_t seed,
-         int threads) {
+         int threads, bool progress, py::object callback) {
         std::unique_ptr<wfr::Target> t;
         if (py::isinstance<py::str>(target)) {
           t = wfr::make_target(target.cast<std::string>(), H, dim);
@@ -818,7 +833,9 @@ PYBIND11_MODULE(_otgen, m) {
         }
         wfr::RunOptions run;
         run.steps = steps;
-        run.progress_bar = false;
+        run.progress_bar = progress;
+        ctx.quiet = !progress;
+        ctx.on_progress = python_progress(callback);
         wfr::RunResult r;
         {
           py::gil_scoped_release release;
@@ -859,7 +876,8 @@ PYBIND11_MODULE(_otgen, m) {
       py::arg("n_particles") = 300, py::arg("step") = 0.005, py::arg("steps") = 1000, py::arg("init") = "gaussian",
       py::arg("beta") = 1.0, py::arg("bandwidth") = py::none(), py::arg("bandwidth_rule") = "silverman",
       py::arg("ess_threshold") = 0.5, py::arg("resample") = "systematic", py::arg("adaptive") = false,
-      py::arg("mala_moves") = true, py::arg("moves") = 1, py::arg("seed") = 0, py::arg("threads") = 0);
+      py::arg("mala_moves") = true, py::arg("moves") = 1, py::arg("seed") = 0, py::arg("threads") = 0,
+      py::arg("progress") = false, py::arg("callback") = py::none());
 
   // ---- weighted SDEs on flow fields (otgen/flow_sde.h) -----------------------------------------
   py::class_<FlowFieldFn>(m, "FlowField", "a velocity field for flow_sde (built in C++)");

@@ -1,11 +1,16 @@
 // otgen sdot assign end to end: files in, int64 indices out, against a naive double loop; user errors
-// give one line on stderr and exit code 2.
+// give one line on stderr and exit code 2; the progress lines of a piped `sdot fit`.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "otgen/npy.h"
 #include "otgen/rng.h"
@@ -79,6 +84,54 @@ TEST(CliSdotAssign, UserErrorsExitTwoWithOneLine) {
   expect_user_error(run_cli(cmd("missing.npy", "g10.npy")), "missing.npy");
   expect_user_error(run_cli("sdot assign --data " + dir.file("y.npy")), "--potential");
   EXPECT_EQ(run_cli(cmd("x3.npy", "g10.npy")).exit_code, 0);
+}
+
+// Runs the CLI with stdout and stderr each to a file (not a terminal); returns the exit code.
+int run_cli_to_files(const std::string& env, const std::string& args, const TempDir& dir, std::string& out,
+                     std::string& err) {
+  const std::string cmd = env + " " + OTGEN_CLI_PATH + " " + args + " >" + dir.file("stdout") + " 2>" +
+                          dir.file("stderr");
+  const int status = std::system(cmd.c_str());
+  auto slurp = [](const std::string& path) {
+    std::ifstream f(path);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  out = slurp(dir.file("stdout"));
+  err = slurp(dir.file("stderr"));
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::vector<std::string> lines_starting(const std::string& text, const std::string& prefix) {
+  std::vector<std::string> got;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(prefix, 0) == 0) got.push_back(line);
+  return got;
+}
+
+// stderr not a terminal: one line per OTGEN_PROGRESS_INTERVAL (0: every step) and one at the end, with
+// step/total, chi2 once measured, rate and ETA; --quiet prints none; a run shorter than the interval none.
+TEST(CliProgress, PipedRunLogsPeriodicLinesWithStepChi2RateAndEta) {
+  TempDir dir;
+  write_npy(dir.file("y.npy"), normal_points(40, 2, 5));
+  const std::string fit = "sdot fit --data " + dir.file("y.npy") + " --steps 30 --batch 64 --lr 1 --chi2-every 10" +
+                          " --chi2-threshold 0 --threads 1 --out " + dir.file("g.npy");
+  std::string out, err;
+  ASSERT_EQ(run_cli_to_files("OTGEN_PROGRESS_INTERVAL=0", fit, dir, out, err), 0) << err;
+  EXPECT_EQ(nlohmann::json::parse(out)["steps"], 30);  // stdout stays the JSON summary alone
+  const auto lines = lines_starting(err, "sdot fit: step ");
+  ASSERT_EQ(lines.size(), 31u) << err;  // every step, then the last line
+  for (size_t k = 0; k < lines.size(); ++k) {
+    const int64_t step = std::min<int64_t>(static_cast<int64_t>(k) + 1, 30);
+    EXPECT_EQ(lines[k].rfind("sdot fit: step " + std::to_string(step) + "/30 (", 0), 0u) << lines[k];
+    EXPECT_NE(lines[k].find(" steps/s, eta "), std::string::npos) << lines[k];
+    EXPECT_NE(lines[k].find(", elapsed "), std::string::npos) << lines[k];
+    EXPECT_EQ(lines[k].find(", chi2 ") != std::string::npos, step >= 10) << lines[k];
+  }
+  ASSERT_EQ(run_cli_to_files("OTGEN_PROGRESS_INTERVAL=0", fit + " --quiet", dir, out, err), 0) << err;
+  EXPECT_EQ(err, "");
+  ASSERT_EQ(run_cli_to_files("OTGEN_PROGRESS_INTERVAL=100000", fit, dir, out, err), 0) << err;
+  EXPECT_EQ(err, "");
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -41,6 +42,22 @@ TEST(CliStudy, QuickStudyWritesEveryOutputAndItsTableRederivesFromTheJson) {
   ASSERT_EQ(r.exit_code, 0) << r.out;
   for (const char* f : {"study.json", "table.md", "metric_vs_nfe.png", "cost.png", "samples.png", "reference.npy"})
     EXPECT_TRUE(fs::exists(out + "/" + f)) << f;
+  // The PLplot charts: PNGs of the documented size (480 x 400 per chart, + 36 px for a figure title),
+  // not blank (a white image compresses to a few hundred bytes).
+  for (const auto& [f, w, h] : {std::tuple{"metric_vs_nfe.png", 960, 436}, std::tuple{"cost.png", 960, 400}}) {
+    const std::string png = slurp(out + "/" + f);
+    ASSERT_GT(png.size(), 24u) << f;
+    EXPECT_EQ(png.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8)) << f;
+    auto be32 = [&](size_t at) {
+      uint32_t v = 0;
+      for (size_t i = 0; i < 4; ++i) v = v << 8 | static_cast<unsigned char>(png[at + i]);
+      return static_cast<int>(v);
+    };
+    EXPECT_EQ(png.substr(12, 4), "IHDR") << f;
+    EXPECT_EQ(be32(16), w) << f;
+    EXPECT_EQ(be32(20), h) << f;
+    EXPECT_GT(png.size(), 10000u) << f;
+  }
   const json doc = json::parse(slurp(out + "/study.json"));
   const json cfg = json::parse(slurp(config));
   const size_t couplings = cfg["couplings"].size(), seeds = cfg["seeds"].size(), solvers = cfg["solvers"].size();

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -198,6 +199,98 @@ TEST(Progress, LineShowsCountRateAndStatus) {
   EXPECT_NE(line.find("50/100"), std::string::npos) << line;
   EXPECT_NE(line.find("50.0%"), std::string::npos) << line;
   EXPECT_NE(line.find("chi2 0.1"), std::string::npos) << line;
+}
+
+TEST(Progress, LogLineShowsStepMetricsRateEtaAndStatus) {
+  Context quiet;
+  quiet.quiet = true;
+  Progress p("sdot fit", 200, quiet);
+  EXPECT_EQ(p.mode(), ProgressMode::Off);
+  p.set_metric("chi2", 0.5);
+  p.set_metric("chi2", 0.25);  // replaces
+  const std::string line = p.log_line(50, "eps 0.1");
+  EXPECT_EQ(line.rfind("sdot fit: step 50/200 (25.0%), chi2 0.25, ", 0), 0u) << line;
+  EXPECT_NE(line.find(" steps/s, eta "), std::string::npos) << line;
+  EXPECT_NE(line.find(", elapsed "), std::string::npos) << line;
+  EXPECT_EQ(line.substr(line.size() - 9), ", eps 0.1") << line;
+  EXPECT_NE(p.line(50, "").find("chi2 0.25"), std::string::npos);
+}
+
+TEST(Progress, JsonLineCarriesTheEvent) {
+  Context quiet;
+  quiet.quiet = true;
+  Progress p("train", 10, quiet);
+  p.set_metric("loss", 1.5);
+  const std::string line = p.json_line(4, true);
+  EXPECT_EQ(line.rfind("{\"progress\":\"train\",\"step\":4,", 0), 0u) << line;  // wrappers key on this
+  const auto j = nlohmann::json::parse(line);
+  EXPECT_EQ(j["progress"], "train");
+  EXPECT_EQ(j["step"], 4);
+  EXPECT_EQ(j["total"], 10);
+  EXPECT_EQ(j["metrics"]["loss"], 1.5);
+  EXPECT_EQ(j["final"], true);
+  EXPECT_TRUE(j.contains("rate") && j.contains("eta") && j.contains("seconds"));
+}
+
+// Sets an environment variable for one scope.
+struct ScopedEnv {
+  std::string name;
+  ScopedEnv(const char* n, const char* v) : name(n) { ::setenv(n, v, 1); }
+  ~ScopedEnv() { ::unsetenv(name.c_str()); }
+};
+
+TEST(Progress, CallbackGetsEveryUpdateAtIntervalZeroAndTheEndEvenWhenQuiet) {
+  ScopedEnv env("OTGEN_PROGRESS_INTERVAL", "0");
+  std::vector<ProgressEvent> seen;
+  std::vector<double> losses;
+  Context ctx;
+  ctx.quiet = true;
+  ctx.on_progress = [&](const ProgressEvent& e) {
+    seen.push_back(e);
+    losses.push_back(e.metrics.empty() ? -1 : e.metrics[0].second);
+  };
+  {
+    Progress p("fit", 5, ctx);
+    EXPECT_TRUE(p.enabled());
+    for (int k = 1; k <= 5; ++k) {
+      p.set_metric("loss", 1.0 / k);
+      p.update(k);
+    }
+    p.finish();
+    p.finish();  // once
+  }
+  ASSERT_EQ(seen.size(), 6u);
+  for (int k = 0; k < 5; ++k) {
+    EXPECT_EQ(seen[k].done, k + 1);
+    EXPECT_EQ(seen[k].total, 5);
+    EXPECT_FALSE(seen[k].final);
+    EXPECT_DOUBLE_EQ(losses[k], 1.0 / (k + 1));
+  }
+  EXPECT_TRUE(seen[5].final);
+  EXPECT_EQ(seen[5].done, 5);
+}
+
+TEST(Progress, ModeFollowsQuietAndTheEnvironment) {
+  Context loud, quiet;
+  quiet.quiet = true;
+  {
+    ScopedEnv env("OTGEN_PROGRESS", "json");
+    EXPECT_EQ(Progress("a", 1, loud).mode(), ProgressMode::Json);
+    EXPECT_EQ(Progress("a", 1, quiet).mode(), ProgressMode::Off);
+    EXPECT_FALSE(Progress("a", 1, quiet).enabled());
+  }
+  {
+    ScopedEnv env("OTGEN_PROGRESS", "log");
+    EXPECT_EQ(Progress("a", 1, loud).mode(), ProgressMode::Log);
+  }
+  {
+    ScopedEnv env("OTGEN_PROGRESS_INTERVAL", "2.5");
+    EXPECT_DOUBLE_EQ(Progress::log_interval(), 2.5);
+  }
+  {
+    ScopedEnv env("OTGEN_PROGRESS_INTERVAL", "soon");
+    EXPECT_DOUBLE_EQ(Progress::log_interval(), 5.0);
+  }
 }
 
 TEST(Record, CarriesSeedThreadsAndVersion) {

@@ -1,6 +1,6 @@
-// Tests of the CLI's PNG plots (src/cli/plot.h): canvas and font, atomic PNG writes, 1-2-5 ticks, image
-// grids and 2-D panels, read back with stb_image; and `otgen wfr --png`.
-// OTGEN_PLOT_KEEP=<folder> keeps a sample grid and panel PNG there for a look.
+// Tests of the CLI's PNG plots: canvas and font, atomic PNG writes, 1-2-5 ticks, image grids
+// (src/cli/plot.h) and PLplot charts (src/cli/chart.h), read back with stb_image; `otgen plot` and
+// `otgen wfr --png`. OTGEN_PLOT_KEEP=<folder> keeps some PNGs there for a look.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -12,7 +12,9 @@
 #include <random>
 #include <sstream>
 
+#include "cli/chart.h"
 #include "cli/plot.h"
+#include "otgen/npy.h"
 #include "test_util.h"
 
 #define STB_IMAGE_STATIC
@@ -73,28 +75,6 @@ std::vector<std::string> folder_entries(const fs::path& dir) {
 void keep(const std::string& path) {
   if (const char* dir = std::getenv("OTGEN_PLOT_KEEP"))
     fs::copy_file(path, fs::path(dir) / fs::path(path).filename(), fs::copy_options::overwrite_existing);
-}
-
-::testing::AssertionResult near_rgb(Rgb got, Rgb want, int tol) {
-  if (std::abs(got.r - want.r) <= tol && std::abs(got.g - want.g) <= tol && std::abs(got.b - want.b) <= tol)
-    return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "got (" << int(got.r) << ", " << int(got.g) << ", " << int(got.b)
-                                       << "), want (" << int(want.r) << ", " << int(want.g) << ", " << int(want.b)
-                                       << ") +- " << tol;
-}
-
-
-Series series(PointsView p) {
-  Series s;
-  s.points = p;
-  return s;
-}
-
-Polyline line(std::vector<float> xy, Rgb c) {
-  Polyline l;
-  l.xy = std::move(xy);
-  l.color = c;
-  return l;
 }
 
 // Non-background pixels in [x0, x1) x [y0, y1).
@@ -431,330 +411,154 @@ TEST(ImageGrid, RejectsBadShapesOptionsAndOversizedGrids) {
   expect_error_contains([&] { image_grid_layout(300000, 28, {}); }, "at most 16384 px");
 }
 
-// ------------------------------------------------------------------------------------------- panels
+// ------------------------------------------------------------------------------------------ charts
 
-Limits unit_square() { return {-1, 1, -1, 1}; }
+bool close_rgb(Rgb a, Rgb b, int tol) {
+  return std::abs(a.r - b.r) <= tol && std::abs(a.g - b.g) <= tol && std::abs(a.b - b.b) <= tol;
+}
 
-TEST(Panels, PointIsDrawnInItsSeriesColourAtItsMappedPixel) {
+int64_t count_near(const Canvas& c, Rgb want, int tol, int x0 = 0, int x1 = -1) {
+  if (x1 < 0) x1 = c.width();
+  int64_t n = 0;
+  for (int y = 0; y < c.height(); ++y)
+    for (int x = x0; x < x1; ++x)
+      if (close_rgb(c.pixel(x, y), want, tol)) ++n;
+  return n;
+}
+
+std::vector<Chart> two_charts() {
+  const Rgb red{214, 39, 40}, blue{31, 119, 180};
+  Chart a{"energy vs NFE", "NFE", "energy", ChartKind::Lines, true, true,
+          {{"I-FM", {1, 10, 100}, {1, 0.1, 0.05}, {0.5, 0.05, 0.02}, {2, 0.2, 0.1}, red}}};
+  Chart b{"linear", "x", "y", ChartKind::Lines, false, false, {{"B", {0, 1, 2, 3}, {0, 1, 0, 1}, {}, {}, blue}}};
+  return {a, b};
+}
+
+TEST(Charts, EachChartDrawsItsSeriesInItsColourInItsOwnColumnWithATitleBand) {
+  ChartOptions o;
+  o.chart_width = 300;
+  o.chart_height = 260;
+  o.title = "Figure";
+  const Canvas c = render_charts(two_charts(), o);
+  ASSERT_EQ(c.width(), 600);
+  ASSERT_EQ(c.height(), 260 + 36);
+  const Rgb red{214, 39, 40}, blue{31, 119, 180};
+  EXPECT_GT(count_near(c, red, 30, 0, 300), 100);   // lines, markers, error bars, legend sample
+  EXPECT_EQ(count_near(c, red, 30, 300, 600), 0);
+  EXPECT_GT(count_near(c, blue, 30, 300, 600), 100);
+  EXPECT_EQ(count_near(c, blue, 30, 0, 300), 0);
+  auto ink = [](const Canvas& k, int y0, int y1) {
+    int64_t n = 0;
+    for (int y = y0; y < y1; ++y)
+      for (int x = 0; x < k.width(); ++x) n += close_rgb(k.pixel(x, y), kBlack, 60);
+    return n;
+  };
+  EXPECT_GT(ink(c, 0, 36), 20);  // the figure title
+  // Without the chart titles, axis labels and legends, less ink: they are drawn.
+  auto bare = two_charts();
+  for (auto& ch : bare) {
+    ch.title = ch.xlabel = ch.ylabel = "";
+    ch.series[0].label = "";
+  }
+  const Canvas b = render_charts(bare, o);
+  EXPECT_GT(ink(b, 36, b.height()), 300) << "axes, ticks and tick labels";
+  EXPECT_GT(ink(c, 36, c.height()), ink(b, 36, b.height()) + 200);
+  EXPECT_EQ(render_charts(two_charts(), o).pixels(), c.pixels());  // deterministic
+}
+
+TEST(Charts, BarsFillTheirAreaAndWriteChartsGivesADecodablePngWithoutLeftovers) {
   TempDir dir;
-  const Points a(std::vector<float>{0.3f, -0.7f, -0.5f, 0.55f}, 2, 2);
-  const Points b(std::vector<float>{0.1f, 0.2f}, 1, 2);
-  Panel p0, p1;
-  p0.title = "source";
-  p0.series.push_back({a, Rgb{220, 20, 20}, "red points", 2.0f, 1.0f});
-  p1.title = "target";
-  p1.series.push_back({b, Rgb{20, 20, 220}, "blue point", 2.0f, 1.0f});
-  PanelOptions opt;
-  opt.limits = unit_square();
-  opt.title = "two panels";
-  const std::string path = dir.file("panels.png");
-  const PanelReport rep = write_panels(path, {p0, p1}, opt);
-  keep(path);
+  const Rgb green{44, 160, 44}, orange{255, 127, 14};
+  Chart bars{"cost", "coupling", "seconds", ChartKind::Bars, false, false,
+             {{"A", {}, {2.0}, {1.5}, {2.5}, green}, {"B", {}, {1.0}, {}, {}, orange}}};
+  const std::string path = dir.file("cost.png");
+  write_charts(path, {bars});
   const Decoded d = decode(path);
-  ASSERT_EQ(d.w, 2 * opt.panel_width);
-  ASSERT_EQ(d.h, rep.height);
-  EXPECT_GT(d.h, opt.panel_height);  // room for the figure title
-  ASSERT_EQ(rep.frames.size(), 2u);
-  auto at = [&](const PanelFrame& f, double x, double y) {
-    return d.at(static_cast<int>(std::floor(f.to_px(x))), static_cast<int>(std::floor(f.to_py(y))));
-  };
-  EXPECT_EQ(at(rep.frames[0], 0.3, -0.7), (Rgb{220, 20, 20}));
-  EXPECT_EQ(at(rep.frames[0], -0.5, 0.55), (Rgb{220, 20, 20}));
-  EXPECT_EQ(at(rep.frames[1], 0.1, 0.2), (Rgb{20, 20, 220}));
-  EXPECT_GE(rep.frames[1].x0, opt.panel_width);  // the second panel sits to the right of the first
-  EXPECT_EQ(rep.frames[0].limits.xlo, -1);
-  EXPECT_EQ(rep.nonfinite_points, (std::vector<int64_t>{0, 0}));
-  EXPECT_EQ(rep.outside_points, (std::vector<int64_t>{0, 0}));
+  ASSERT_EQ(d.w, 480);
+  ASSERT_EQ(d.h, 400);
+  EXPECT_EQ(folder_entries(dir.path), std::vector<std::string>{"cost.png"});
+  Canvas c(d.w, d.h);
+  for (int y = 0; y < d.h; ++y)
+    for (int x = 0; x < d.w; ++x) c.set(x, y, d.at(x, y));
+  const int64_t g = count_near(c, green, 8), o = count_near(c, orange, 8);
+  EXPECT_GT(g, 5000);  // the bar of height 2 ...
+  EXPECT_GT(o, 2000);  // ... and the one of height 1, about half its area
+  EXPECT_LT(o, g);
+  keep(path);
 }
 
-TEST(Panels, TranslucentPointBlendsWithTheBackground) {
-  const Points a(std::vector<float>{0.3f, -0.7f}, 1, 2);
-  Panel p;
-  p.series.push_back({a, Rgb{0, 0, 255}, "", 1.5f, 0.6f});
-  PanelOptions opt;
-  opt.limits = unit_square();
-  PanelReport rep;
-  const Canvas c = render_panels({p}, opt, &rep);
-  const PanelFrame f = rep.frames[0];
-  const Rgb got = c.pixel(static_cast<int>(std::floor(f.to_px(0.3))), static_cast<int>(std::floor(f.to_py(-0.7))));
-  EXPECT_TRUE(near_rgb(got, Rgb{102, 102, 255}, 1));  // 255 + (0 - 255) * 0.6
+TEST(Charts, SamplesChartScattersDataSamplesAndPathsSkippingNonFinitePoints) {
+  Points data(200, 2), samples(100, 2);
+  Rng(4).fill_normal(data.data);
+  Rng(5).fill_normal(samples.data);
+  samples.data[7] = kNaN;  // a diverged sample is left out, not an error
+  std::vector<float> paths;
+  for (int f = 0; f < 5; ++f)
+    for (int i = 0; i < 3; ++i) paths.insert(paths.end(), {0.5f * f, 0.4f * f * (i - 1)});
+  const Chart c = samples_chart("samples (euler, NFE 2)", samples.view(), data.view(), paths, 3);
+  ASSERT_EQ(c.series.size(), 3u);
+  EXPECT_EQ(c.series[0].label, "data");
+  EXPECT_EQ(c.series[2].x.size(), 3u * 6u);  // 5 frames and a break per path
+  const Canvas k = render_charts({c});
+  EXPECT_GT(count_near(k, palette(0), 40), 200);  // sample dots
+  EXPECT_GT(count_near(k, palette(3), 60), 50);   // the paths (and their legend line)
+  EXPECT_GT(count_near(k, Rgb{170, 170, 170}, 30), 200);
+  expect_error_contains([&] { samples_chart("", Points(3, 3).view(), PointsView{}); }, "samples");
 }
 
-TEST(Panels, NonFinitePointsAreSkippedAndCountedNotDrawn) {
-  const Points bad(std::vector<float>{kNaN, 0.5f, kInf, 0.0f, 0.2f, -kInf}, 3, 2);
-  const Points mixed(std::vector<float>{0.0f, 0.0f, kNaN, 1.0f, 0.5f, 5.0f}, 3, 2);
-  PanelOptions opt;
-  opt.limits = unit_square();
-  Panel empty;
-  const Points none(0, 2);
-  empty.series.push_back({none, Rgb{0, 0, 0}, "", 2.0f, 1.0f});
-  Panel only_bad;
-  only_bad.series.push_back({bad, Rgb{0, 0, 0}, "", 2.0f, 1.0f});
-  Panel m;
-  m.series.push_back({mixed, Rgb{0, 0, 0}, "", 2.0f, 1.0f});
-  m.lines.push_back(line({0.0f, 0.0f, kNaN, 0.1f, 0.5f, 0.5f}, Rgb{0, 0, 0}));
-  PanelReport r0, r1, r2;
-  const Canvas c0 = render_panels({empty}, opt, &r0);
-  const Canvas c1 = render_panels({only_bad}, opt, &r1);
-  render_panels({m}, opt, &r2);
-  EXPECT_EQ(r1.nonfinite_points[0], 3);
-  EXPECT_EQ(r2.nonfinite_points[0], 2);  // one point, one polyline vertex
-  EXPECT_EQ(r2.outside_points[0], 1);    // (0.5, 5) lies above the limits
-  // Nothing of the bad points is drawn: the only difference is the note in the plot area's lower left.
-  const PanelFrame f = r1.frames[0];
-  int64_t diff = 0, diff_outside_note = 0;
-  for (int y = 0; y < c0.height(); ++y)
-    for (int x = 0; x < c0.width(); ++x)
-      if (!(c0.pixel(x, y) == c1.pixel(x, y))) {
-        ++diff;
-        const bool in_note = x >= f.x0 && x < f.x0 + 4 + Canvas::text_width("3 non-finite skipped") &&
-                             y >= f.y1 - 4 - Canvas::text_height() && y < f.y1;
-        diff_outside_note += !in_note;
-      }
-  EXPECT_GT(diff, 0);
-  EXPECT_EQ(diff_outside_note, 0);
+TEST(Charts, RejectBadSeriesNamingThem) {
+  auto charts = two_charts();
+  charts[0].series[0].y[1] = 0;  // log axis
+  expect_error_contains([&] { render_charts(charts); }, "charts[0].series[0].y");
+  charts = two_charts();
+  charts[1].series[0].x.pop_back();
+  expect_error_contains([&] { render_charts(charts); }, "charts[1].series[0].x");
+  charts = two_charts();
+  charts[1].series[0].lo = {1};
+  expect_error_contains([&] { render_charts(charts); }, "charts[1].series[0].lo/hi");
+  charts = two_charts();
+  charts[1].series[0].y[2] = std::numeric_limits<double>::quiet_NaN();
+  expect_error_contains([&] { render_charts(charts); }, "charts[1].series[0].y");
+  ChartSeries hist{"h", {0, 1}, {1, 2}, {}, {}, kBlack};
+  hist.histogram = true;  // n heights need n + 1 edges
+  expect_error_contains([&] { render_charts({Chart{"", "", "", ChartKind::Points, false, false, {hist}}}); },
+                        "charts[0].series[0].x");
+  Chart bars{"", "", "", ChartKind::Bars, false, false, {{"A", {}, {1.0, 2.0}, {}, {}, kBlack}}};
+  expect_error_contains([&] { render_charts({bars}); }, "charts[0].series[0].y");
+  expect_error_contains([&] { render_charts({}); }, "charts");
 }
 
-TEST(Panels, RejectNon2DPointsAndMalformedItemsNamingThem) {
-  const Points x3(4, 3);
-  Panel p;
-  p.series.push_back(series(x3));
-  expect_error_contains([&] { render_panels({Panel{}, p}, {}); }, "invalid panels[1].series[0].points = (4, 3): expected (n, 2)");
-  Panel odd;
-  odd.lines.push_back(line({0.0f, 1.0f, 2.0f}, Rgb{}));
-  expect_error_contains([&] { render_panels({odd}, {}); }, "panels[0].lines[0].xy");
-  Panel bars;
-  Bars two_heights_two_edges;
-  two_heights_two_edges.edges = {0, 1};
-  two_heights_two_edges.heights = {1, 2};
-  bars.bars.push_back(two_heights_two_edges);
-  expect_error_contains([&] { render_panels({bars}, {}); }, "panels[0].bars[0]");
-  Panel alpha;
-  const Points origin(1, 2);
-  alpha.series.push_back({origin, Rgb{}, "", 1.0f, 1.5f});
-  expect_error_contains([&] { render_panels({alpha}, {}); }, "panels[0].series[0].alpha");
-  PanelOptions lim;
-  lim.limits = Limits{1, 0, 0, 1};
-  expect_error_contains([&] { render_panels({Panel{}}, lim); }, "limits.x");
-  expect_error_contains([&] { render_panels({}, {}); }, "at least one panel");
-  PanelOptions small;
-  small.panel_width = 100;
-  expect_error_contains([&] { render_panels({Panel{}}, small); }, "panel_width");
-  Panel field;
-  field.field = Field();
-  field.field->eval = [](PointsView) { return std::vector<double>(3); };
-  expect_error_contains([&] { render_panels({field}, {}); }, "panels[0].field");
-}
-
-TEST(Panels, AutomaticLimitsArePaddedBoundsOfAllPanelsOrOfEach) {
-  const Points a(std::vector<float>{0, 0, 1, 1}, 2, 2);
-  const Points b(std::vector<float>{2, -1, 3, 0}, 2, 2);
-  Panel p0, p1;
-  p0.series.push_back(series(a));
-  p1.series.push_back(series(b));
-  PanelOptions opt;
-  PanelReport rep;
-  render_panels({p0, p1}, opt, &rep);
-  for (const auto& f : rep.frames) {
-    EXPECT_DOUBLE_EQ(f.limits.xlo, -0.15);  // [0, 3] padded by 5% of 3
-    EXPECT_DOUBLE_EQ(f.limits.xhi, 3.15);
-    EXPECT_DOUBLE_EQ(f.limits.ylo, -1.1);
-    EXPECT_DOUBLE_EQ(f.limits.yhi, 1.1);
-  }
-  opt.share_limits = false;
-  render_panels({p0, p1}, opt, &rep);
-  EXPECT_DOUBLE_EQ(rep.frames[0].limits.xhi, 1.05);
-  EXPECT_DOUBLE_EQ(rep.frames[1].limits.xlo, 1.95);
-  // One point only, and no data at all: a window around it, [0, 1] x [0, 1].
-  const Points one(std::vector<float>{2, 0}, 1, 2);
-  Panel single;
-  single.series.push_back(series(one));
-  render_panels({single, Panel{}}, opt, &rep);
-  EXPECT_DOUBLE_EQ(rep.frames[0].limits.xlo, 1.8);
-  EXPECT_DOUBLE_EQ(rep.frames[0].limits.ylo, -0.5);
-  EXPECT_DOUBLE_EQ(rep.frames[1].limits.xhi, 1.0);
-  // A panel's own limits win over the shared ones.
-  single.limits = Limits{-5, 5, -2, 2};
-  opt.limits = unit_square();
-  render_panels({single, Panel{}}, opt, &rep);
-  EXPECT_EQ(rep.frames[0].limits.xlo, -5);
-  EXPECT_EQ(rep.frames[1].limits.xlo, -1);
-}
-
-TEST(Panels, BarsStandOnZeroAndPolylinesAreDrawnInTheirColour) {
-  Panel p;
-  p.bars.push_back({{0, 1, 2}, {1, 2}, Rgb{150, 170, 210}, "histogram", 1.0f});
-  p.lines.push_back({{0.0f, 0.5f, 2.0f, 0.5f}, Rgb{0, 160, 0}, 1.0f, "level", 1});
-  PanelOptions opt;
-  opt.grid = false;
-  PanelReport rep;
-  const Canvas c = render_panels({p}, opt, &rep);
-  const PanelFrame f = rep.frames[0];
-  EXPECT_EQ(f.limits.ylo, 0);  // not padded below the bars
-  EXPECT_DOUBLE_EQ(f.limits.yhi, 2.1);
-  EXPECT_DOUBLE_EQ(f.limits.xlo, -0.1);
-  auto at = [&](double x, double y) {
-    return c.pixel(static_cast<int>(std::floor(f.to_px(x))), static_cast<int>(std::floor(f.to_py(y))));
-  };
-  EXPECT_EQ(at(1.5, 1.0), (Rgb{150, 170, 210}));
-  EXPECT_EQ(at(0.5, 1.5), kWhite);  // above the first bar
-  EXPECT_EQ(at(1.3, 0.5), (Rgb{0, 160, 0}));  // the line, over the bar
-}
-
-TEST(Panels, FieldShadesThePlotAreaFromLowToHigh) {
-  Panel p;
-  Field field;
-  field.eval = [](PointsView xy) {
-    std::vector<double> v(xy.n);
-    for (int64_t i = 0; i < xy.n; ++i) v[i] = xy.row(i)[0];
-    return v;
-  };
-  field.low = Rgb{255, 255, 255};
-  field.high = Rgb{0, 0, 255};
-  field.label = "x";
-  p.field = field;
-  PanelOptions opt;
-  opt.limits = unit_square();
-  opt.grid = false;
-  opt.legend = LegendPlace::None;
-  PanelReport rep;
-  const Canvas c = render_panels({p}, opt, &rep);
-  const PanelFrame f = rep.frames[0];
-  const int ym = (f.y0 + f.y1) / 2;
-  EXPECT_TRUE(near_rgb(c.pixel(f.x0, ym), Rgb{255, 255, 255}, 1));
-  EXPECT_TRUE(near_rgb(c.pixel(f.x1 - 1, ym), Rgb{0, 0, 255}, 1));
-  EXPECT_TRUE(near_rgb(c.pixel((f.x0 + f.x1) / 2, ym), Rgb{128, 128, 255}, 2));
-  // With a span, values more than span below the maximum get the low colour.
-  p.field->span = 0.5;
-  const Canvas s = render_panels({p}, opt, &rep);
-  EXPECT_EQ(s.pixel(f.x0 + 2, ym), kWhite);
-  EXPECT_EQ(s.pixel((f.x0 + f.x1) / 2 - 2, ym), kWhite);
-}
-
-TEST(Panels, AxesTickLabelsAxisLabelsTitleAndLegendAreDrawn) {
-  const Points a(std::vector<float>{-0.5f, -0.5f}, 1, 2);
-  Panel p;
-  p.title = "ODE trajectories";
-  p.xlabel = "x1";
-  p.ylabel = "x2";
-  p.series.push_back({a, Rgb{220, 20, 20}, "", 2.0f, 1.0f});
-  PanelOptions opt;
-  opt.limits = unit_square();
-  opt.legend = LegendPlace::TopRight;
-  PanelReport rep;
-  const Canvas plain = render_panels({p}, opt, &rep);
-  const PanelFrame f = rep.frames[0];
-  EXPECT_GT(ink(plain, f.x0, f.y1 + 1, f.x1, plain.height()), 0);  // x ticks, labels
-  EXPECT_GT(ink(plain, 0, f.y0, f.x0 - 1, f.y1), 0);               // y ticks, labels
-  EXPECT_GT(ink(plain, 0, 0, plain.width(), f.y0 - 1), 0);         // title
-  EXPECT_GT(ink(plain, 0, f.y0, 8 + Canvas::text_height(2), f.y1), 0);  // the rotated y label
-  EXPECT_EQ(plain.pixel(f.x0 - 1, f.y0 + 3), (Rgb{60, 60, 60}));   // the frame
-  // A labelled series adds a legend in the upper right of the plot area, and changes nothing else.
-  p.series[0].label = "samples";
-  const Canvas labelled = render_panels({p}, opt);
-  int64_t diff = 0, elsewhere = 0;
-  const int xm = (f.x0 + f.x1) / 2, ym = (f.y0 + f.y1) / 2;
-  for (int y = 0; y < plain.height(); ++y)
-    for (int x = 0; x < plain.width(); ++x)
-      if (!(plain.pixel(x, y) == labelled.pixel(x, y))) {
-        ++diff;
-        elsewhere += !(x >= xm && x < f.x1 && y >= f.y0 && y < ym);
-      }
-  EXPECT_GT(diff, 50);
-  EXPECT_EQ(elsewhere, 0);
-}
-
-TEST(Panels, BestLegendAvoidsTheCornerWithTheData) {
-  Points x(50, 2);
-  for (int64_t i = 0; i < x.n; ++i) {  // a crowd in the upper right
-    x.row(i)[0] = 0.6f + 0.006f * static_cast<float>(i);
-    x.row(i)[1] = 0.9f - 0.004f * static_cast<float>(i);
-  }
-  Panel p;
-  p.series.push_back({x, Rgb{220, 20, 20}, "", 2.0f, 1.0f});
-  PanelOptions opt;
-  opt.limits = unit_square();
-  PanelReport rep;
-  const Canvas plain = render_panels({p}, opt, &rep);
-  p.series[0].label = "crowd";
-  const Canvas best = render_panels({p}, opt);
-  const PanelFrame f = rep.frames[0];
-  const int xm = (f.x0 + f.x1) / 2, ym = (f.y0 + f.y1) / 2;
-  int64_t top_left = 0, elsewhere = 0;
-  for (int y = 0; y < plain.height(); ++y)
-    for (int x = 0; x < plain.width(); ++x)
-      if (!(plain.pixel(x, y) == best.pixel(x, y))) (x >= f.x0 && x < xm && y >= f.y0 && y < ym ? top_left : elsewhere)++;
-  EXPECT_GT(top_left, 50);
-  EXPECT_EQ(elsewhere, 0);
-}
-
-TEST(Panels, OutputIsDeterministic) {
+TEST(PlotCli, SideBySideScatterChartsOfPointSetsWithAFigureTitle) {
   TempDir dir;
-  const Points x = test::gaussian_points(500, 2, 7);
-  Panel p;
-  p.title = "samples";
-  p.series.push_back({x, palette(0), "x", 1.5f, 0.6f});
-  Polyline traj;
-  for (int k = 0; k <= 20; ++k) {
-    traj.xy.push_back(-2.0f + 0.2f * k);
-    traj.xy.push_back(std::sin(0.5f * k));
-  }
-  p.lines.push_back(traj);
-  write_panels(dir.file("a.png"), {p, p});
-  write_panels(dir.file("b.png"), {p, p});
-  std::ifstream fa(dir.file("a.png"), std::ios::binary), fb(dir.file("b.png"), std::ios::binary);
-  const std::string sa((std::istreambuf_iterator<char>(fa)), {}), sb((std::istreambuf_iterator<char>(fb)), {});
-  EXPECT_FALSE(sa.empty());
-  EXPECT_EQ(sa, sb);
-}
-
-// A sample grid and a two-panel figure for a look (OTGEN_PLOT_KEEP).
-TEST(Panels, SampleFiguresForALook) {
-  TempDir dir;
-  const int64_t side = 8;
-  Points im(30, side * side);
-  for (int64_t k = 0; k < im.n; ++k)
-    for (int64_t r = 0; r < side; ++r)
-      for (int64_t c = 0; c < side; ++c)
-        im.row(k)[r * side + c] = std::cos(0.3f * static_cast<float>(k) * static_cast<float>(r + c) / side) * 1.2f;
-  GridOptions g;
-  g.cols = 10;
-  g.title = "samples by class";
-  g.row_labels = {"class 0", "class 1", "class 2"};
-  const GridReport gr = write_image_grid(dir.file("sample_grid.png"), im, side, 1, g);
-  EXPECT_EQ(decode(dir.file("sample_grid.png")).w, gr.layout.width);
-  keep(dir.file("sample_grid.png"));
-
-  const Points noise = test::gaussian_points(400, 2, 3);
-  Points data = test::gaussian_points(400, 2, 4, 0.3f);
-  for (int64_t i = 0; i < data.n; ++i) data.row(i)[0] += i % 2 ? 2.5f : -2.5f;
-  Panel left, right;
-  left.title = "noise and data";
-  left.series.push_back({noise, palette(0), "noise x0", 1.5f, 0.6f});
-  left.series.push_back({data, palette(1), "data x1", 1.5f, 0.6f});
-  right.title = "ODE trajectories";
-  for (int64_t i = 0; i < 40; ++i) {
-    Polyline l;
-    l.color = palette(7);
-    l.alpha = 0.5f;
-    for (int k = 0; k <= 10; ++k) {
-      const float t = k / 10.0f;
-      l.xy.push_back((1 - t) * noise.row(i)[0] + t * data.row(i)[0]);
-      l.xy.push_back((1 - t) * noise.row(i)[1] + t * data.row(i)[1] + 0.3f * t * (1 - t));
+  Points a(300, 2), b(300, 2), r(500, 2), bad(10, 3);
+  Rng(1).fill_normal(a.data);
+  Rng(2).fill_normal(b.data);
+  Rng(3).fill_normal(r.data);
+  write_npy(dir.file("a.npy"), a);
+  write_npy(dir.file("b.npy"), b);
+  write_npy(dir.file("r.npy"), r);
+  write_npy(dir.file("bad.npy"), bad);
+  const auto res = test::run_cli("plot --points " + dir.file("a.npy") + "," + dir.file("b.npy") + " --titles A,B --reference " +
+                                 dir.file("r.npy") + " --title Samples --out " + dir.file("p.png"));
+  ASSERT_EQ(res.exit_code, 0) << res.out;
+  const Decoded d = decode(dir.file("p.png"));
+  EXPECT_EQ(d.w, 960);
+  EXPECT_EQ(d.h, 436);
+  int64_t left = 0, right = 0;  // each set in its own colour in its own chart
+  for (int y = 0; y < d.h; ++y)
+    for (int x = 0; x < d.w; ++x) {
+      left += x < 480 && close_rgb(d.at(x, y), palette(0), 40);
+      right += x >= 480 && close_rgb(d.at(x, y), palette(1), 40);
     }
-    right.lines.push_back(std::move(l));
-  }
-  right.lines[0].label = "trajectory";
-  right.series.push_back({PointsView{data.data.data(), 40, 2}, palette(1), "end points", 2.0f, 1.0f});
-  PanelOptions opt;
-  opt.title = "flow matching, 2-D";
-  write_panels(dir.file("sample_panels.png"), {left, right}, opt);
-  keep(dir.file("sample_panels.png"));
+  EXPECT_GT(left, 300);
+  EXPECT_GT(right, 300);
+  const auto err = test::run_cli("plot --points " + dir.file("bad.npy") + " --out " + dir.file("q.png"));
+  EXPECT_EQ(err.exit_code, 2);
+  EXPECT_NE(err.out.find("--points"), std::string::npos) << err.out;
+  EXPECT_FALSE(fs::exists(dir.file("q.png")));
 }
 
-// ---------------------------------------------------------------------------------------------- CLI
-
-TEST(WfrCli, PngOfTheDoubleWellIsAHistogramPanelWithAxes) {
+TEST(WfrCli, PngOfTheDoubleWellIsAHistogramChartWithAxes) {
   TempDir dir;
   const auto r = test::run_cli("wfr --target doublewell --sampler smc-wfr --particles 200 --steps 40 --quiet --png --out " +
                                dir.path.string());

@@ -3,13 +3,19 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 namespace otgen {
+
+struct ProgressEvent;  // otgen/progress.h
+using ProgressCallback = std::function<void(const ProgressEvent&)>;
 
 struct Context {
   int threads = 0;     // OpenMP threads for parallel regions; 0 = all the machine's cores
   uint64_t seed = 0;   // root seed of every random stream of the call
-  bool quiet = false;  // no progress bars (they are also off when stderr is not a terminal)
+  bool quiet = false;  // no progress on stderr (bar on a terminal, else periodic lines: otgen/progress.h)
+  // Called with the progress of long loops whether quiet or not (e.g. by the Python module); empty: none.
+  ProgressCallback on_progress = {};
 
   // The thread count to use: `threads` if positive, else the number of available cores.
   int resolved_threads() const;

@@ -31,8 +31,11 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 
 import numpy as np
+
+from ._progress import resolve as resolve_progress
 
 __all__ = ["train", "sample", "sample_sde", "load", "cli_path"]
 
@@ -61,21 +64,69 @@ def _options(kwargs):
     return args
 
 
+def _progress_event(line):
+    """The event of an OTGEN_PROGRESS=json line, or None for any other stderr line."""
+    if not line.startswith('{"progress"'):
+        return None
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) and {"progress", "step", "total", "metrics"} <= event.keys() else None
+
+
+def _run_with_callback(cmd, callback):
+    """Runs cmd with OTGEN_PROGRESS=json, passing the progress lines of its own loop (labelled as the
+    command, e.g. "train"; not those of nested loops such as a coupling's Sinkhorn) to callback;
+    -> (rc, stdout, stderr)."""
+    env = dict(os.environ, OTGEN_PROGRESS="json")
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as p:
+        out = []
+        reader = threading.Thread(target=lambda: out.append(p.stdout.read()))  # stdout never blocks the CLI
+        reader.start()
+        err = []
+        try:
+            for line in p.stderr:
+                event = _progress_event(line)
+                if event is None:
+                    err.append(line)
+                elif event["progress"] == cmd[1]:
+                    callback(event["step"], event["total"], event["metrics"])
+        except BaseException:
+            p.kill()
+            raise
+        finally:
+            reader.join()
+        return p.wait(), "".join(out), "".join(err)
+
+
+def _quiet(progress):
+    stderr_on, callback = resolve_progress(progress)
+    return [] if stderr_on or callback else ["-q"]
+
+
 def _run(args, progress=False):
-    r = subprocess.run([cli_path(), *args], stdout=subprocess.PIPE,
-                       stderr=None if progress else subprocess.PIPE, text=True)
-    if r.returncode == 2:
-        raise ValueError((r.stderr or "").strip().splitlines()[-1] if r.stderr else "invalid arguments")
-    if r.returncode != 0:
-        raise RuntimeError(f"otgen {args[0]} failed ({r.returncode}): {(r.stderr or '').strip()}")
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    stderr_on, callback = resolve_progress(progress)
+    cmd = [cli_path(), *args]
+    if callback is not None:
+        code, out, err = _run_with_callback(cmd, callback)
+    else:
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None if stderr_on else subprocess.PIPE, text=True)
+        code, out, err = r.returncode, r.stdout, r.stderr
+    if code == 2:
+        raise ValueError((err or "").strip().splitlines()[-1] if err else "invalid arguments")
+    if code != 0:
+        raise RuntimeError(f"otgen {args[0]} failed ({code}): {(err or '').strip()}")
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def train(data, out, coupling="independent", progress=False, labels=None, **options):
     """Trains a model on ``data`` (a dataset name or an (N, d) .npy path) into the run folder ``out``
-    (model.pt, checkpoint.pt, run.json, record.json) and returns the run record. ``progress=True``
-    shows the CLI's progress on stderr. ``labels``: per-point classes of a .npy ``data`` (a path, or an
-    (N,) integer array, kept as out/labels.npy); they make the model conditional."""
+    (model.pt, checkpoint.pt, run.json, record.json) and returns the run record. ``progress``: off by
+    default; ``True`` shows the CLI's progress on stderr; a callable ``progress(step, total, metrics)``
+    (metrics: ``loss``) or a tqdm bar receives it (otgen._progress). ``labels``: per-point classes of a
+    .npy ``data`` (a path, or an (N,) integer array, kept as out/labels.npy); they make the model
+    conditional."""
     if labels is not None and not isinstance(labels, (str, os.PathLike)):
         arr = np.asarray(labels)
         if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
@@ -86,14 +137,14 @@ def train(data, out, coupling="independent", progress=False, labels=None, **opti
     if labels is not None:
         options["labels"] = str(labels)
     _run(["train", "--data", str(data), "--coupling", coupling, "--out", str(out), *_options(options)]
-         + ([] if progress else ["-q"]), progress)
+         + _quiet(progress), progress)
     with open(os.path.join(out, "record.json")) as f:
         return json.load(f)
 
 
 def resume(out, progress=False, **options):
     """Continues the run in ``out`` from its checkpoint (``steps=`` may raise the total)."""
-    _run(["train", "--resume", str(out), *_options(options)] + ([] if progress else ["-q"]), progress)
+    _run(["train", "--resume", str(out), *_options(options)] + _quiet(progress), progress)
     with open(os.path.join(out, "record.json")) as f:
         return json.load(f)
 

@@ -17,6 +17,7 @@ import os
 import numpy as np
 
 from . import _otgen
+from ._progress import resolve as _resolve_progress
 
 __all__ = ["SemidiscreteOT", "SemidiscreteResult"]
 
@@ -109,8 +110,10 @@ class SemidiscreteOT:
     class_penalty : float
         With labels: beta of the augmented cost c + beta [k != l]; inf = one potential per class.
     seed, threads : reproducibility (same seed and threads = same bits) and parallelism (0 = all cores).
-    progress : bool
-        Progress bar on stderr (only when it is a terminal).
+    progress : bool, callable or tqdm-like bar
+        Default off. ``True``: progress on stderr (a bar on a terminal, else a line every few seconds);
+        ``progress(step, total, metrics)`` (metrics: ``chi2`` once measured) or a tqdm bar: see
+        ``otgen._progress``. ``fit(..., progress=...)`` overrides it for one fit.
     int8_screen : bool
         Default True: eps = 0 searches on data on an 8-bit lattice (images) use the exact int8 screen
         when the CPU has AVX-512 VNNI (about 4x faster); False forces float32.
@@ -123,7 +126,7 @@ class SemidiscreteOT:
                             optimizer=optimizer, lr=None if lr is None else float(lr), cost=cost,
                             class_penalty=float(class_penalty), target_chi2=float(target_chi2),
                             time_limit=float(time_limit), **options)
-        self.seed, self.threads, self.progress = int(seed), int(threads), bool(progress)
+        self.seed, self.threads, self.progress = int(seed), int(threads), progress
         self.y = self.weights = self.labels = self.result = None
         self._prepared = None
 
@@ -131,15 +134,17 @@ class SemidiscreteOT:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
         return f"SemidiscreteOT({opts}, seed={self.seed})"
 
-    def fit(self, y, weights=None, labels=None, g0=None):
+    def fit(self, y, weights=None, labels=None, g0=None, progress=None):
         """Fit the potential for target points ``y`` (N, d) with weights ``weights`` (N,; default uniform,
-        must sum to 1; zeros are masked) and optional class ``labels`` (N,) int. ``g0`` warm-starts.
+        must sum to 1; zeros are masked) and optional class ``labels`` (N,) int. ``g0`` warm-starts;
+        ``progress`` (default: the constructor's) as in the class docstring.
         Returns a :class:`SemidiscreteResult`; the solver keeps it for :meth:`assign` and friends."""
         self.y = _float32_points(y, "y")  # kept (once converted) for assign / sample / check
         self.weights, self.labels = weights, labels
         self._prepared = None
+        stderr, callback = _resolve_progress(self.progress if progress is None else progress)
         self.result = SemidiscreteResult(_otgen.sdot_fit(self.y, weights, labels, g0, self.options, self.seed,
-                                                         self.threads, self.progress))
+                                                         self.threads, stderr, callback))
         return self.result
 
     # The fitted map, prepared once for every later call: the data are not re-scanned for NaN (fit()

@@ -8,6 +8,7 @@ Samplers: ``ula``, ``mala`` (baselines), ``birth-death`` (Lu-Lu-Nolen jumps, KDE
 import numpy as np
 
 from . import _otgen
+from ._progress import resolve as _resolve_progress
 
 __all__ = ["sample", "WfrResult", "left_well_mass"]
 
@@ -33,7 +34,7 @@ class WfrResult(dict):
 
 def sample(target, sampler="smc-wfr", n_particles=300, step=0.005, steps=1000, init="gaussian", seed=0, H=6.0,
            dim=None, beta=1.0, bandwidth=None, bandwidth_rule="silverman", ess_threshold=0.5,
-           resample="systematic", adaptive=False, mala_moves=True, moves=1, threads=0):
+           resample="systematic", adaptive=False, mala_moves=True, moves=1, threads=0, progress=False):
     """Run a WFR sampler.
 
     Parameters
@@ -45,7 +46,11 @@ def sample(target, sampler="smc-wfr", n_particles=300, step=0.005, steps=1000, i
     init : str or array
         ``"gaussian"``, ``"point:<x>"``, ``"mode:<K>"`` (component K, 1-based, of a mixture), or an
         (N, d) array of starting points.
+    progress : bool, callable or tqdm-like bar
+        Off by default; ``True``: on stderr; ``progress(step, total, metrics)`` (metrics: ``ess``, and
+        ``lambda`` for tempered SMC) or a tqdm bar (see ``otgen._progress``).
     """
+    stderr, callback = _resolve_progress(progress)
     if not isinstance(target, str) and dim is None:
         raise ValueError("dim: None, expected the dimension of a Python target")
     if not isinstance(init, str):
@@ -56,7 +61,8 @@ def sample(target, sampler="smc-wfr", n_particles=300, step=0.005, steps=1000, i
                                        n_particles=n_particles, step=step, steps=steps, init=init, beta=beta,
                                        bandwidth=bandwidth, bandwidth_rule=bandwidth_rule,
                                        ess_threshold=ess_threshold, resample=resample, adaptive=adaptive,
-                                       mala_moves=mala_moves, moves=moves, seed=seed, threads=threads))
+                                       mala_moves=mala_moves, moves=moves, seed=seed, threads=threads,
+                                       progress=stderr, callback=callback))
 
 
 def left_well_mass(result, H=6.0, tilt=0.5):

@@ -1,6 +1,6 @@
 // otgen eval: sample-quality metrics of samples against reference data (SPEC.md §3; the driver is
 // otgen/evaluation.h); prints a table on a terminal, JSON otherwise.
-// otgen plot: side-by-side 2-D scatter panels of .npy point sets (e.g. samples of several models).
+// otgen plot: side-by-side 2-D scatter charts (PLplot) of .npy point sets (e.g. samples of several models).
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
-#include "cli/plot.h"
+#include "cli/chart.h"
 #include "otgen/error.h"
 #include "otgen/evaluation.h"
 #ifdef OTGEN_WITH_FLOW
@@ -216,18 +216,15 @@ void run_plot(const PlotArgs& a) {
   for (const auto& f : files) sets.push_back(read2(f, "--points"));
   Points ref;
   if (!a.reference.empty()) ref = read2(a.reference, "--reference");
-  std::vector<Panel> panels;
+  std::vector<Chart> charts;
   for (size_t k = 0; k < sets.size(); ++k) {
-    Panel p;
-    p.title = titles[k];
-    if (ref.n > 0) p.series.push_back({ref.view(), {170, 170, 170}, "data", 1.2f, 0.5f});
-    p.series.push_back({sets[k].view(), palette(static_cast<int>(k)), "samples", 1.5f, 0.6f});
-    panels.push_back(std::move(p));
+    charts.push_back(samples_chart(titles[k], sets[k].view(), ref.view()));
+    charts.back().series.back().color = palette(static_cast<int>(k));
   }
-  PanelOptions o;
+  ChartOptions o;
   o.title = a.title;
-  write_panels(a.out, panels, o);
-  std::cout << nlohmann::json{{"png", a.out}, {"panels", panels.size()}}.dump() << "\n";
+  write_charts(a.out, charts, o);
+  std::cout << nlohmann::json{{"png", a.out}, {"panels", charts.size()}}.dump() << "\n";
 }
 
 void register_plot(CLI::App& root) {

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "cli/chart.h"
 #include "cli/plot.h"
 #include "otgen/coupling.h"
 #include "otgen/data.h"
@@ -270,8 +271,6 @@ void run_train(TrainArgs& a) {
             << a.opt.steps << " steps, " << to_string(a.opt.precision) << ", " << a.ctx.resolved_threads()
             << " threads\n";
   Progress bar("train", a.opt.steps, a.ctx);
-  const bool lines = !bar.enabled() && !a.ctx.quiet;
-  const int64_t line_every = std::max<int64_t>(1, a.opt.steps / 10);
   double loss_ema = 0;
   auto t0 = std::chrono::steady_clock::now();
   int64_t first = -1;
@@ -279,12 +278,11 @@ void run_train(TrainArgs& a) {
     if (first < 0) first = step - 1;
     loss_ema = (step - first == 1) ? loss : 0.98 * loss_ema + 0.02 * loss;
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    char status[128];
-    std::snprintf(status, sizeof status, "loss %.4f, %.0f pairs/s", loss_ema,
+    char status[64];
+    std::snprintf(status, sizeof status, "%.0f pairs/s",
                   secs > 0 ? static_cast<double>((step - first) * a.opt.batch) / secs : 0.0);
+    bar.set_metric("loss", loss_ema);
     bar.update(step, status);
-    if (lines && (step % line_every == 0 || step == a.opt.steps))
-      std::cerr << "train: step " << step << "/" << a.opt.steps << ", " << status << "\n";
     return g_interrupted == 0;
   };
   // Ctrl-C / SIGTERM: finish the step, write the checkpoint and model.pt, exit 130.
@@ -452,12 +450,9 @@ void run_sample_sde(SampleArgs& a, const FlowModel& model, int64_t label, const 
   }
   if (!a.png.empty()) {
     require(d == 2, "--png", "a model of dimension " + std::to_string(d), "2-D data with --sde");
-    Panel panel;
-    panel.title = std::string(o.weighted ? "weighted SDE" : "SDE") + " (" + std::to_string(o.steps) + " steps, NFE " +
-                  std::to_string(r.nfe) + ")";
-    if (ref.n > 0) panel.series.push_back({ref.view(), {170, 170, 170}, "data", 1.2f, 0.5f});
-    panel.series.push_back({r.particles.x.view(), {31, 119, 180}, "samples", 1.5f, 0.5f});
-    write_panels(a.png, {panel}, PanelOptions{});
+    write_charts(a.png, {samples_chart(std::string(o.weighted ? "weighted SDE" : "SDE") + " samples (" +
+                                           std::to_string(o.steps) + " steps, NFE " + std::to_string(r.nfe) + ")",
+                                       r.particles.x.view(), ref.view())});
     summary["png"] = a.png;
   }
   std::cout << summary.dump() << "\n";
@@ -562,20 +557,9 @@ void run_sample(SampleArgs& a) {
   if (!a.png.empty()) {
     const int64_t side = model.metadata().value("image_side", int64_t{0});
     if (d == 2) {
-      Panel panel;
-      panel.title = "samples (" + std::string(ode_method_name(a.ode.method)) + ", NFE " + std::to_string(r.nfe) + ")";
-      if (ref.n > 0) panel.series.push_back({ref.view(), {170, 170, 170}, "data", 1.2f, 0.5f});
-      panel.series.push_back({x.view(), {31, 119, 180}, "samples", 1.5f, 0.5f});
-      const int64_t frames = ntraj > 0 ? static_cast<int64_t>(traj.size()) / (2 * ntraj) : 0;
-      for (int64_t i = 0; i < ntraj; ++i) {
-        Polyline line{{}, {214, 39, 40}, 0.8f, i == 0 ? "ODE paths" : "", 1};
-        for (int64_t f = 0; f < frames; ++f) {
-          line.xy.push_back(traj[(f * ntraj + i) * 2]);
-          line.xy.push_back(traj[(f * ntraj + i) * 2 + 1]);
-        }
-        panel.lines.push_back(std::move(line));
-      }
-      write_panels(a.png, {panel}, PanelOptions{});
+      write_charts(a.png, {samples_chart("samples (" + std::string(ode_method_name(a.ode.method)) + ", NFE " +
+                                             std::to_string(r.nfe) + ")",
+                                         x.view(), ref.view(), traj, ntraj)});
     } else if (side > 0 && d % (side * side) == 0) {
       GridOptions g;
       g.title = std::string(ode_method_name(a.ode.method)) + ", NFE " + std::to_string(r.nfe);

@@ -41,7 +41,7 @@ CLI::App* group(CLI::App& parent, const std::string& name, const std::string& de
 void add_context_options(CLI::App* cmd, Context& ctx, bool with_seed) {
   cmd->add_option("--threads", ctx.threads, "threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   if (with_seed) cmd->add_option("--seed", ctx.seed, "random seed (results depend on it only)");
-  cmd->add_flag("--quiet,-q", ctx.quiet, "no progress bar");
+  cmd->add_flag("--quiet,-q", ctx.quiet, "no progress on stderr (a bar on a terminal, else a line every few seconds)");
 }
 
 void require_output_file(const std::string& path, const std::string& argument,

@@ -1,7 +1,7 @@
-// PNG plots for the CLI: an RGB canvas with an embedded 5x7 bitmap font, image grids (flow-model
-// samples, class-conditional rows) and 2-D panels with axes, 1-2-5 ticks, tick labels, axis labels,
-// titles and a legend (scatter series, polylines such as ODE trajectories, histogram bars, curves and a
-// background field such as a log density). Internal to the CLI; the only user of stb_image_write.
+// PNG output for the CLI: an RGB canvas with an embedded 5x7 bitmap font, atomic PNG writes and image
+// grids (flow-model samples, class-conditional rows). Charts with axes (scatter, lines, bars,
+// histograms, density fields) are drawn by PLplot into a Canvas: cli/chart.h. Internal to the CLI; the
+// only user of stb_image_write.
 //
 // Coordinates: canvas pixel (x, y) covers [x, x + 1) x [y, y + 1), y grows downwards; shapes take
 // continuous coordinates, so a point mapped to (px, py) lands in pixel (floor(px), floor(py)).
@@ -147,100 +147,12 @@ Canvas render_image_grid(PointsView images, int64_t side, int64_t channels, cons
 GridReport write_image_grid(const std::string& path, PointsView images, int64_t side, int64_t channels,
                             const GridOptions& opt = {});
 
-// ------------------------------------------------------------------------------------------ panels
+// ------------------------------------------------------------------------------------------ limits
 
+// Axis limits of a chart (cli/chart.h).
 struct Limits {
   double xlo = 0, xhi = 1, ylo = 0, yhi = 1;
   void validate(std::string_view argument) const;  // finite, lo < hi (nice_ticks' rule) on both axes
 };
-
-// A scatter series: points must be (n, 2); non-finite points are skipped and counted.
-struct Series {
-  PointsView points;
-  Rgb color = palette(0);
-  std::string label;  // legend entry; empty: none
-  float radius = 1.5f;
-  float alpha = 0.6f;
-};
-
-// A polyline in data coordinates: x0, y0, x1, y1, ... (an ODE trajectory, a density curve).
-struct Polyline {
-  std::vector<float> xy;
-  Rgb color = palette(1);
-  float alpha = 0.8f;
-  std::string label;
-  int width = 1;
-};
-
-// Histogram bars: bar k spans [edges[k], edges[k + 1]] from 0 to heights[k] (edges increasing).
-struct Bars {
-  std::vector<double> edges;
-  std::vector<double> heights;
-  Rgb color{150, 170, 210};
-  std::string label;
-  float alpha = 1.0f;
-};
-
-// A scalar field under the data (e.g. a log density): eval gets the data coordinates of every plot-area
-// pixel centre, (m, 2), and returns m values, mapped linearly from [lo, hi] to [low, high] (clipped; NaN
-// and -inf map to low). Range: [max - span, max] with span, else [min, max] of the finite values.
-struct Field {
-  std::function<std::vector<double>(PointsView xy)> eval;
-  std::optional<double> span;
-  Rgb low = kWhite;
-  Rgb high{135, 165, 255};
-  std::string label;  // legend entry (a swatch of `high`)
-};
-
-struct Panel {
-  std::string title;
-  std::string xlabel = "x";
-  std::string ylabel = "y";
-  std::vector<Series> series;
-  std::vector<Polyline> lines;
-  std::vector<Bars> bars;
-  std::optional<Field> field;
-  std::optional<Limits> limits;  // this panel's own limits (win over PanelOptions::limits)
-};
-
-// Best: the corner of the plot area whose legend box covers the fewest drawn points (ties: in the order
-// top right, top left, bottom right, bottom left).
-enum class LegendPlace { Best, TopRight, TopLeft, BottomRight, BottomLeft, None };
-
-struct PanelOptions {
-  int panel_width = 420;          // each panel's size in px, margins included (160..4096)
-  int panel_height = 400;
-  std::string title;              // optional line above all panels (titles too wide for their scale are
-                                  // drawn at text_scale, then truncated with "..")
-  std::optional<Limits> limits;   // common limits for every panel
-  // Without limits: padded bounds of the data (bars include y = 0 and are not padded below it) of all
-  // panels together (true) or of each panel alone (false).
-  bool share_limits = true;
-  double pad = 0.05;              // automatic limits: this fraction of the data range added each side
-  bool grid = true;               // light grid lines at the ticks
-  LegendPlace legend = LegendPlace::Best;
-  int text_scale = 1;             // tick labels and legend; titles and axis labels use text_scale + 1
-  void validate() const;
-};
-
-// One panel's plot area [x0, x1) x [y0, y1) on the canvas and its limits.
-struct PanelFrame {
-  int x0 = 0, y0 = 0, x1 = 0, y1 = 0;
-  Limits limits;
-  double to_px(double x) const { return x0 + (x - limits.xlo) / (limits.xhi - limits.xlo) * (x1 - x0); }
-  double to_py(double y) const { return y1 - (y - limits.ylo) / (limits.yhi - limits.ylo) * (y1 - y0); }
-};
-
-struct PanelReport {
-  std::vector<PanelFrame> frames;          // one per panel
-  std::vector<int64_t> nonfinite_points;   // per panel: series points and polyline vertices skipped
-  std::vector<int64_t> outside_points;     // per panel: finite series points outside the limits
-  int width = 0, height = 0;
-};
-
-// Panels side by side, left to right. Throws otgen::Error naming the panel and item for series that are
-// not (n, 2), odd polyline lengths, bad bars, bad limits or options, or no panels.
-Canvas render_panels(const std::vector<Panel>& panels, const PanelOptions& opt, PanelReport* report = nullptr);
-PanelReport write_panels(const std::string& path, const std::vector<Panel>& panels, const PanelOptions& opt = {});
 
 }  // namespace otgen::cli

@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "cli/chart.h"
 #include "cli/plot.h"
 #include "otgen/error.h"
 #include "otgen/npy.h"
@@ -393,67 +394,60 @@ void run_study(const StudyArgs& a) {
           << " |\n";
   }
 
-  // metric_vs_nfe.png: one panel per metric, log2 NFE against log10 of the mean, with +- std bars.
-  std::vector<Panel> panels;
+  // A standard deviation for an error bar (one seed: none, drawn as 0).
+  auto finite_or_zero = [](const json& v) {
+    const double x = v.is_number() ? v.get<double>() : 0.0;
+    return std::isfinite(x) ? x : 0.0;
+  };
+  // metric_vs_nfe.png: one chart per metric, the mean against NFE on log-log axes, +- std error bars.
+  std::vector<Chart> charts;
   for (const std::string& metric : metric_names) {
-    Panel p;
-    p.title = metric + " vs NFE (mean, +- std)";
-    p.xlabel = "log2 NFE";
-    p.ylabel = "log10 " + metric;
+    Chart chart;
+    chart.title = metric + " vs NFE (mean +- std over seeds)";
+    chart.xlabel = "NFE (network evaluations per sample)";
+    chart.ylabel = metric;
+    chart.logx = chart.logy = true;
     int ci = 0;
-    bool any = false;
     for (const auto& [cname, copts] : couplings.items()) {
-      Polyline line{{}, palette(ci), 0.9f, cname, 2};
-      for (const Solver& s : solvers) {
-        const json& c = summary[cname][s.name];
+      ChartSeries ser{cname, {}, {}, {}, {}, palette(ci)};
+      // couplings side by side around the NFE (x 2^shift), so their error bars do not overlap
+      const double shift = 0.05 * (ci - 0.5 * (static_cast<double>(couplings.size()) - 1));
+      for (const Solver& sv : solvers) {
+        const json& c = summary[cname][sv.name];
         if (!c.contains(metric) || !c.contains("nfe")) continue;
-        // couplings side by side around the NFE, so their error bars do not overlap
-        const double shift = 0.05 * (ci - 0.5 * (static_cast<double>(couplings.size()) - 1));
-        const double m = c[metric]["mean"], sd = c[metric]["std"];
-        const double x = std::log2(std::max(1.0, c["nfe"]["mean"].get<double>())) + shift;
-        if (!(m > 0)) continue;
-        line.xy.push_back(static_cast<float>(x));
-        line.xy.push_back(static_cast<float>(std::log10(m)));
-        if (sd > 0) {
-          const double lo = std::log10(std::max(m - sd, m * 1e-3)), hi = std::log10(m + sd);
-          p.lines.push_back(Polyline{{static_cast<float>(x), static_cast<float>(lo), static_cast<float>(x), static_cast<float>(hi)},
-                                     palette(ci), 0.9f, "", 1});
-        }
+        const double m = c[metric]["mean"], sd = finite_or_zero(c[metric]["std"]);
+        if (!(m > 0) || !std::isfinite(m)) continue;
+        ser.x.push_back(std::max(1.0, c["nfe"]["mean"].get<double>()) * std::exp2(shift));
+        ser.y.push_back(m);
+        ser.lo.push_back(std::max(m - sd, m * 1e-3));
+        ser.hi.push_back(m + sd);
       }
-      if (line.xy.size() >= 2) {
-        any = true;
-        p.lines.push_back(std::move(line));
-      }
+      if (!ser.y.empty()) chart.series.push_back(std::move(ser));
       ++ci;
     }
-    if (any) panels.push_back(std::move(p));
+    if (!chart.series.empty()) charts.push_back(std::move(chart));
   }
   json outputs = {{"study", a.out + "/study.json"}, {"table", a.out + "/table.md"}};
-  if (!panels.empty()) {
-    PanelOptions po;
-    po.share_limits = false;
-    po.title = cfg.value("name", std::string("study")) + ": " + data;
-    write_panels(a.out + "/metric_vs_nfe.png", panels, po);
+  if (!charts.empty()) {
+    ChartOptions co;
+    co.title = cfg.value("name", std::string("study")) + ": " + data;
+    write_charts(a.out + "/metric_vs_nfe.png", charts, co);
     outputs["metric_vs_nfe"] = a.out + "/metric_vs_nfe.png";
   }
-  // cost.png: pair cost and training time per coupling (bars).
+  // cost.png: pair cost and training time per coupling (bars, +- std over seeds).
   {
-    Panel pc, pt;
-    pc.title = "pair cost |x1 - x0|^2 / 2";
-    pt.title = "training seconds";
-    pc.xlabel = pt.xlabel = "coupling (alphabetical, as in the legend)";
-    pc.ylabel = "mean over seeds";
-    pt.ylabel = "seconds";
+    Chart pc{"pair cost |x1 - x0|^2 / 2", "coupling", "mean over seeds", ChartKind::Bars, false, false, {}};
+    Chart pt{"training time", "coupling", "seconds", ChartKind::Bars, false, false, {}};
     int ci = 0;
     for (const auto& [cname, copts] : couplings.items()) {
       const json& t = summary[cname]["training"];
-      pc.bars.push_back(Bars{{ci + 0.1, ci + 0.9}, {t["pair_cost"]["mean"].get<double>()}, palette(ci), cname});
-      pt.bars.push_back(Bars{{ci + 0.1, ci + 0.9}, {t["train_seconds"]["mean"].get<double>()}, palette(ci), cname});
+      for (auto [chart, key] : {std::pair{&pc, "pair_cost"}, std::pair{&pt, "train_seconds"}}) {
+        const double m = t[key]["mean"].get<double>(), sd = finite_or_zero(t[key]["std"]);
+        chart->series.push_back({cname, {}, {m}, {m - sd}, {m + sd}, palette(ci)});
+      }
       ++ci;
     }
-    PanelOptions po;
-    po.share_limits = false;
-    write_panels(a.out + "/cost.png", {pc, pt}, po);
+    write_charts(a.out + "/cost.png", {pc, pt});
     outputs["cost"] = a.out + "/cost.png";
   }
   // Samples of the first seed: 2-D scatter panels side by side at the first solver, or image grids
@@ -463,18 +457,13 @@ void run_study(const StudyArgs& a) {
     const std::string first = solvers.front().steps ? solvers.front().method + std::to_string(solvers.front().steps)
                                                     : solvers.front().method;
     if (ref_pts.d == 2) {
-      std::vector<Points> keep;
-      std::vector<Panel> sp;
-      keep.reserve(couplings.size());
+      std::vector<Chart> sp;
       for (const auto& [cname, copts] : couplings.items()) {
-        keep.push_back(read_points_npy(a.out + "/samples/" + cname + "-s" + std::to_string(seeds[0]) + "-" + first + ".npy", "samples"));
-        Panel p;
-        p.title = cname + ", " + solvers.front().name;
-        p.series.push_back({ref_pts.view(), {170, 170, 170}, "reference", 1.2f, 0.5f});
-        p.series.push_back({keep.back().view(), {31, 119, 180}, "samples", 1.5f, 0.5f});
-        sp.push_back(std::move(p));
+        const Points x = read_points_npy(a.out + "/samples/" + cname + "-s" + std::to_string(seeds[0]) + "-" + first + ".npy", "samples");
+        sp.push_back(samples_chart(cname + ", " + solvers.front().name, x.view(), ref_pts.view()));
+        sp.back().series.front().label = "reference";
       }
-      write_panels(a.out + "/samples.png", sp, PanelOptions{});
+      write_charts(a.out + "/samples.png", sp);
       outputs["samples"] = a.out + "/samples.png";
     } else {
       const int64_t side = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(ref_pts.d))));

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "cli/chart.h"
 #include "cli/plot.h"
 #include "otgen/error.h"
 #include "otgen/npy.h"
@@ -64,17 +65,16 @@ void plot_1d(const std::string& path, const Target& t, const WeightedParticles& 
   const double pad = 0.1 * (hi - lo + 1e-3);
   const double a = lo - pad, b = hi + pad;
   const int bins = 80, grid = 640;
-  Bars hist;
-  hist.heights.assign(bins, 0.0);
-  for (int k = 0; k <= bins; ++k) hist.edges.push_back(a + (b - a) * k / bins);
+  ChartSeries hist{"particles (weighted histogram)", {}, std::vector<double>(bins, 0.0), {}, {}, {150, 170, 210}};
+  hist.histogram = true;
+  for (int k = 0; k <= bins; ++k) hist.x.push_back(a + (b - a) * k / bins);
   const double bw = (b - a) / bins;
   for (int64_t i = 0; i < p.size(); ++i) {
     const float x = p.x.row(i)[0];
     if (!std::isfinite(x)) continue;
     const int k = static_cast<int>((x - a) / bw);
-    hist.heights[std::clamp(k, 0, bins - 1)] += w[i] / bw;  // density
+    hist.y[std::clamp(k, 0, bins - 1)] += w[i] / bw;  // density
   }
-  hist.label = "particles (weighted histogram)";
   std::vector<float> gx(grid);
   for (int c = 0; c < grid; ++c) gx[c] = static_cast<float>(a + (b - a) * (c + 0.5) / grid);
   std::vector<double> lp(grid);
@@ -82,29 +82,15 @@ void plot_1d(const std::string& path, const Target& t, const WeightedParticles& 
   const double mx = *std::max_element(lp.begin(), lp.end());
   double z = 0;
   for (const double v : lp) z += std::exp(v - mx) * (b - a) / grid;
-  Polyline dens;
-  dens.color = {200, 30, 30};
-  dens.alpha = 1.0f;
-  dens.width = 2;
-  dens.label = "target density";
+  ChartSeries dens{"target density", {}, {}, {}, {}, {200, 30, 30}, true, 1.0, 2.0};
   for (int c = 0; c < grid; ++c) {
-    dens.xy.push_back(gx[c]);
-    dens.xy.push_back(static_cast<float>(std::exp(lp[c] - mx) / z));
+    dens.x.push_back(gx[c]);
+    dens.y.push_back(std::exp(lp[c] - mx) / z);
   }
-  double top = 0;
-  for (const double v : hist.heights) top = std::max(top, v);
-  for (size_t k = 1; k < dens.xy.size(); k += 2) top = std::max<double>(top, dens.xy[k]);
-  Panel panel;
-  panel.title = title;
-  panel.xlabel = "x";
-  panel.ylabel = "density";
-  panel.limits = Limits{a, b, 0.0, std::isfinite(top) && top > 0 ? 1.1 * top : 1.0};
-  panel.bars.push_back(std::move(hist));
-  panel.lines.push_back(std::move(dens));
-  PanelOptions opt;
-  opt.panel_width = 720;
-  opt.panel_height = 400;
-  write_panels(path, {panel}, opt);
+  ChartOptions opt;
+  opt.chart_width = 720;
+  opt.chart_height = 400;
+  write_charts(path, {Chart{title, "x", "density", ChartKind::Points, false, false, {hist, dens}}}, opt);
 }
 
 // Particles over the target's log density (12 nats of colour range); particles with weight below a
@@ -144,12 +130,9 @@ void plot_2d(const std::string& path, const Target& t, const WeightedParticles& 
   }
   const int64_t nh = static_cast<int64_t>(hv.size() / 2), nl = static_cast<int64_t>(lv.size() / 2);
   const Points heavy(std::move(hv), nh, 2), light(std::move(lv), nl, 2);
-  Panel panel;
-  panel.title = title;
-  panel.xlabel = "x1";
-  panel.ylabel = "x2";
-  panel.limits = lim;
-  Field field;
+  Chart chart{title, "x1", "x2", ChartKind::Points, false, false, {}};
+  chart.limits = lim;
+  ChartField field;
   field.eval = [&t](PointsView xy) {
     std::vector<double> lp(static_cast<size_t>(xy.n));
     t.log_density(xy, lp, {});
@@ -157,14 +140,17 @@ void plot_2d(const std::string& path, const Target& t, const WeightedParticles& 
   };
   field.span = 12.0;
   field.label = "target log density (12 nats)";
-  panel.field = std::move(field);
+  chart.field = std::move(field);
   const Rgb red{200, 20, 20};
-  if (heavy.n > 0) panel.series.push_back({heavy.view(), red, "particles", 2.5f, 1.0f});
-  if (light.n > 0) panel.series.push_back({light.view(), red, "particles, weight < max / 4", 1.0f, 1.0f});
-  PanelOptions opt;
-  opt.panel_width = 560;
-  opt.panel_height = 540;
-  write_panels(path, {panel}, opt);
+  if (heavy.n > 0) chart.series.push_back(points_series(heavy.view(), "particles", red, 1.0, "particles"));
+  if (light.n > 0) {
+    chart.series.push_back(points_series(light.view(), "particles, weight < max / 4", red, 1.0, "particles"));
+    chart.series.back().size = 0.5;
+  }
+  ChartOptions opt;
+  opt.chart_width = 560;
+  opt.chart_height = 540;
+  write_charts(path, {chart}, opt);
 }
 
 void run_wfr(const WfrArgs& a, const Context& ctx) {

@@ -580,11 +580,9 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
       break;
     }
     if (progress.enabled()) {
-      char status[96];
-      if (last_chi2)
-        std::snprintf(status, sizeof status, "chi2 %.4g  eps %.3g", *last_chi2, eps_t);
-      else
-        std::snprintf(status, sizeof status, "eps %.3g", eps_t);
+      if (check) progress.set_metric("chi2", *last_chi2);
+      char status[48];
+      std::snprintf(status, sizeof status, "eps %.3g", eps_t);
       progress.update(done, status);
     }
   }

@@ -379,7 +379,10 @@ SinkhornResult sinkhorn(PointsView x, PointsView y, std::span<const double> a_in
       }
       col_done = true;
       ++iter;
-      if (progress.enabled()) progress.update(iter, "eps " + to_text(e) + ", err " + to_text(err));
+      if (progress.enabled()) {
+        progress.set_metric("err", err);
+        progress.update(iter, "eps " + to_text(e));
+      }
     }
   }
   progress.finish();

@@ -246,11 +246,9 @@ RunResult Sampler::run(const Target& target, WeightedParticles start, const RunO
     r.trace.push_back(s.rec);
     r.steps = k;
     if (bar.enabled()) {
-      std::ostringstream os;
-      os.precision(3);
-      os << "ESS " << s.rec.ess;
-      if (s.rec.lambda) os << " lambda " << *s.rec.lambda;
-      bar.update(k, os.str());
+      bar.set_metric("ess", s.rec.ess);
+      if (s.rec.lambda) bar.set_metric("lambda", *s.rec.lambda);
+      bar.update(k);
     }
     if (!more) {
       r.termination = Termination::Converged;
