@@ -93,18 +93,20 @@ def test_relative_epsilon_and_online_mode(cli, tmp_path):
 
 @pytest.mark.parametrize("args,fragment", [
     (["exact", "--target", "Y"], "as many points"),
+    (["exact", "--target", "missing.npy"], "--target: cannot open 'missing.npy'"),
     (["sinkhorn", "--target", "Y", "--epsilon", "0"], "epsilon"),
     (["sinkhorn", "--target", "Y", "--epsilon", "0.1", "--tol", "-1"], "tol"),
 ])
 def test_bad_input_exits_2_with_one_line(cli, tmp_path, args, fragment):
     x = write(tmp_path, "x.npy", np.zeros((4, 2), np.float32))
     y = write(tmp_path, "y.npy", np.ones((3, 2), np.float32))
-    full = ["ot", args[0], "--source", x] + [y if a == "Y" else a for a in args[1:]]
+    missing = os.path.join(tmp_path, "missing.npy")
+    full = ["ot", args[0], "--source", x] + [y if a == "Y" else missing if a == "missing.npy" else a for a in args[1:]]
     if args[0] == "exact":
         full += ["--out", os.path.join(tmp_path, "p.npy")]
     r = cli(*full, check=False)
     assert r.returncode == 2
-    assert fragment in r.stderr and r.stderr.count("\n") == 1
+    assert fragment.replace("missing.npy", missing) in r.stderr and r.stderr.count("\n") == 1
 
 
 def test_couple_exact_pairs_are_a_batch_permutation_and_beat_independent(cli, tmp_path):
