@@ -438,12 +438,12 @@ PYBIND11_MODULE(_otgen, m) {
         }
         const auto rows = static_cast<py::ssize_t>(r.history.size());
         std::vector<int64_t> step(rows);
-        std::vector<double> chi2(rows), tv(rows), tv_bound(rows), loss(rows), lr(rows), eps(rows), secs(rows);
+        std::vector<double> chi2(rows), chi2_sd(rows), tv(rows), tv_bound(rows), loss(rows), lr(rows), eps(rows), secs(rows);
         const double nan = std::numeric_limits<double>::quiet_NaN();
         for (py::ssize_t k = 0; k < rows; ++k) {
           const auto& h = r.history[k];
           step[k] = h.step, chi2[k] = h.chi2.value_or(nan), tv[k] = h.tv.value_or(nan), loss[k] = h.loss;
-          tv_bound[k] = h.tv_bound.value_or(nan);
+          tv_bound[k] = h.tv_bound.value_or(nan), chi2_sd[k] = h.chi2_sd.value_or(nan);
           lr[k] = h.lr, eps[k] = h.epsilon, secs[k] = h.seconds;
         }
         py::dict history;
@@ -451,6 +451,7 @@ PYBIND11_MODULE(_otgen, m) {
         history["chi2"] = owned(std::move(chi2), {rows});
         history["tv"] = owned(std::move(tv), {rows});
         history["tv_bound"] = owned(std::move(tv_bound), {rows});
+        history["chi2_sd"] = owned(std::move(chi2_sd), {rows});
         history["loss"] = owned(std::move(loss), {rows});
         history["lr"] = owned(std::move(lr), {rows});
         history["epsilon"] = owned(std::move(eps), {rows});

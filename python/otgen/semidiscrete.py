@@ -36,7 +36,7 @@ class SemidiscreteResult:
     g : ndarray (N,) float32
         The averaged potential, centred (per class for per-class conditioning).
     history : dict of ndarray
-        ``step, chi2, tv, tv_bound, loss, lr, epsilon, seconds``; ``chi2``/``tv``/``tv_bound`` are NaN
+        ``step, chi2, chi2_sd, tv, tv_bound, loss, lr, epsilon, seconds``; ``chi2``/``chi2_sd``/``tv``/``tv_bound`` are NaN
         between checks (``tv_bound``: eps = 0 only, see :meth:`SemidiscreteOT.check`).
     converged : bool
         The chi2 stopping rule was met.

@@ -180,7 +180,7 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
   double loss_acc = 0;
   int64_t loss_n = 0;
   double g_dot_b = 0;
-  std::optional<double> last_chi2;
+  std::optional<double> last_chi2, last_chi2_sd;
   res.termination = Termination::MaxSteps;
 
   Progress progress("sdot fit", o.steps, ctx);
@@ -255,8 +255,10 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
                                        mix_seed(ctx.seed, kTagChi2, static_cast<uint64_t>(done)), ctx, o.engine);
         row.chi2 = st.chi2;
         row.tv = st.tv;
+        row.chi2_sd = st.chi2_sd;
         row.tv_bound = st.tv_bound;
         last_chi2 = st.chi2;
+        last_chi2_sd = st.chi2_sd;
       }
       row.seconds = seconds();
       res.history.push_back(row);
@@ -269,7 +271,7 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
       }
       if (check && done >= o.warmup_steps && o.chi2_threshold > 0 && *row.chi2 <= o.chi2_threshold) {
         res.termination = Termination::Converged;
-        res.message = "chi2 = " + to_text(*row.chi2) + " <= " + to_text(o.chi2_threshold) + " after " +
+        res.message = sdot_chi2_text(*row.chi2, row.chi2_sd, o.chi2_threshold) + " after " +
                       std::to_string(done) + " steps";
         t = done;
         break;
@@ -287,7 +289,7 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
   res.steps = std::min<int64_t>(t, o.steps);
   if (res.termination == Termination::MaxSteps)
     res.message = "reached the step limit (" + std::to_string(o.steps) + ")" +
-                  (last_chi2 ? ", chi2 = " + to_text(*last_chi2) : std::string());
+                  (last_chi2 ? ", " + sdot_chi2_text(*last_chi2, last_chi2_sd, o.chi2_threshold) : std::string());
   progress.finish(res.message);
   res.chi2 = last_chi2;
   res.g = centred(P, gbar);
