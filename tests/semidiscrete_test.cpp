@@ -371,9 +371,30 @@ TEST(SemidiscreteChi2, CheckMatchesNaiveFormulaOnTheSameDraws) {
     EXPECT_EQ(st.tv_bound.has_value(), eps == 0);
     if (eps == 0) {
       EXPECT_NEAR(*st.chi2_sd, sdot_chi2_sd(ref.col, b, 200), 1e-12);
-      EXPECT_DOUBLE_EQ(*st.tv_bound, 0.5 * std::sqrt(std::max(0.0, st.chi2 + 2 * *st.chi2_sd)));
+      EXPECT_DOUBLE_EQ(*st.tv_bound, std::min(1.0, 0.5 * std::sqrt(std::max(0.0, st.chi2 + 2 * *st.chi2_sd))));
     }
   }
+}
+
+// A potential far off sends almost every draw to one point: chi2 ~ N - 1, and the bound is clamped to
+// TV <= 1 while the TV of the draws is about 1 - 1/N.
+TEST(SemidiscreteChi2, TvBoundNeverExceedsOne) {
+  const int64_t N = 13, d = 3;
+  Rng r(5);
+  Points y(N, d);
+  r.fill_normal(y.data);
+  std::vector<float> g(N, 0.0f);
+  g[0] = 1000.0f;
+  const auto st = sdot_check(mk(y, g, {}, 0.0), 200, 1, 3, quiet_ctx());
+  EXPECT_NEAR(st.chi2, N - 1.0, 1e-9);
+  EXPECT_NEAR(st.tv, 1.0 - 1.0 / N, 1e-12);
+  EXPECT_EQ(*st.tv_bound, 1.0);
+}
+
+TEST(SemidiscreteChi2, TextSaysEstimateSdAndTarget) {
+  EXPECT_EQ(sdot_chi2_text(-0.00268, 0.0015, 0.001), "chi2 = -0.0027 +- 0.0015 (unbiased estimate, can be < 0; target 0.001 met)");
+  EXPECT_EQ(sdot_chi2_text(0.25, std::nullopt, 0.01), "chi2 = 0.25 (unbiased estimate; target 0.01 not met)");
+  EXPECT_EQ(sdot_chi2_text(0.0083, 0.0012), "chi2 = 0.0083 +- 0.0012 (unbiased estimate)");
 }
 
 TEST(SemidiscreteFit, EpsilonToZeroIsContinuous) {

@@ -117,9 +117,10 @@ struct SdotMarginalStats {
   std::optional<double> tv_floor;  // eps = 0: TV of an exact multinomial sample of the same size from b
                                    // (the noise floor of `tv` for a perfect g); empty for eps > 0
   std::optional<double> chi2_sd;   // eps = 0: standard deviation of the chi2 estimate (sdot_chi2_sd)
-  std::optional<double> tv_bound;  // eps = 0: 0.5 sqrt(chi2 + 2 chi2_sd), an upper bound on the true TV
-                                   // of m(g) (Cauchy-Schwarz: TV <= sqrt(chi2) / 2) at ~97.7% confidence;
-                                   // unlike `tv`, it needs no more draws than the chi2 does
+  std::optional<double> tv_bound;  // eps = 0: min(1, 0.5 sqrt(chi2 + 2 chi2_sd)), an upper bound on the
+                                   // true TV of m(g) (Cauchy-Schwarz: TV <= sqrt(chi2) / 2; TV <= 1) at
+                                   // ~97.7% confidence (chi2 estimate ~ normal); unlike `tv`, it needs no
+                                   // more draws than the chi2 does
   double min_ratio = 0;   // min_j m_hat_j / b_j over the support
   double max_ratio = 0;   // max_j m_hat_j / b_j over the support
   int64_t empty = 0;      // support points with m_hat_j = 0 (never assigned in the sample)
@@ -143,6 +144,10 @@ double sdot_chi2_estimate(std::span<const double> col_sum, std::span<const doubl
 //   Var = 4 (M - 2) / (M (M - 1)) Var_x(m_x / b_x) + 2 / (M (M - 1)) Var(h),  h(x, x') = [x = x'] / b_x - 1,
 // with its moments of m estimated without bias from the counts' factorial moments. M >= 3.
 double sdot_chi2_sd(std::span<const double> counts, std::span<const double> b, int64_t M);
+
+// The chi2 for people: "chi2 = -0.0027 +- 0.0015 (unbiased estimate; target 0.001 met)". The sd part
+// only with `sd`, the target part only with target > 0; "can be < 0" is said when the estimate is.
+std::string sdot_chi2_text(double chi2, std::optional<double> sd, double target = 0);
 
 // eps_abs = eps_rel * std(C), C the cost matrix of `noise_draws` N(0, I) draws (seeded) against up to
 // `max_points` support points (a seeded subset when N is larger), in double.

@@ -39,15 +39,29 @@ class SinkhornResult(dict):
                 f"termination={self['termination']!r})")
 
 
-def sinkhorn(x, y, epsilon=0.05, a=None, b=None, relative_epsilon=False, tol=1e-4, max_iterations=10000,
+#: Sinkhorn's epsilon when none is given, everywhere (CLI and Python): 0.05 x std(C).
+DEFAULT_RELATIVE_EPSILON = 0.05
+
+
+def resolve_epsilon(epsilon, relative_epsilon):
+    """One meaning of ``epsilon`` everywhere (docs/batch_ot.md#epsilon): a given epsilon is absolute, or a
+    multiple of std(C) with ``relative_epsilon=True``; ``None`` is 0.05 x std(C). -> (epsilon, relative)."""
+    if epsilon is None:
+        return DEFAULT_RELATIVE_EPSILON, True
+    return float(epsilon), bool(relative_epsilon)
+
+
+def sinkhorn(x, y, epsilon=None, a=None, b=None, relative_epsilon=False, tol=1e-4, max_iterations=10000,
              check_every=1, eps_scaling=True, mode="auto", threads=0):
     r"""Entropic OT by log-domain Sinkhorn between ``x`` (n, d) with weights ``a`` and ``y`` (m, d) with
     weights ``b`` (uniform when None), cost :math:`C_{ij} = |x_i - y_j|^2 / 2`.
 
     Alternates :math:`f_i = -\varepsilon\,\mathrm{LSE}_j((g_j - C_{ij})/\varepsilon + \log b_j)` and the
     same for g, with epsilon scaling and warm starts, until the L1 row-marginal error is <= ``tol``.
-    ``relative_epsilon``: epsilon is a multiple of std(C). ``mode="online"`` never stores C.
+    ``epsilon`` is absolute; ``relative_epsilon=True`` makes it a multiple of std(C); ``None`` (default)
+    is 0.05 x std(C), as in the CLI. ``mode="online"`` never stores C.
     """
+    epsilon, relative_epsilon = resolve_epsilon(epsilon, relative_epsilon)
     return SinkhornResult(_otgen.sinkhorn(x, y, a=a, b=b, epsilon=epsilon, relative_epsilon=relative_epsilon, tol=tol,
                                           max_iterations=max_iterations, check_every=check_every,
                                           eps_scaling=eps_scaling, mode=mode, threads=threads))

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from . import _otgen
+from .ot import resolve_epsilon
 
 __all__ = ["SemidiscreteCoupling", "BatchOTCoupling", "IndependentCoupling", "SemidiscreteConditionalFlowMatcher"]
 
@@ -94,11 +95,13 @@ class SemidiscreteCoupling(_CouplingBase):
 class BatchOTCoupling(_CouplingBase):
     """Minibatch OT: each batch of noise is matched with an equally large random batch of data by exact
     assignment (``method="exact"``, a permutation) or Sinkhorn (``method="sinkhorn"``, one partner per
-    row drawn from the plan's row; ``epsilon`` relative to std(C) by default)."""
+    row drawn from the plan's row). ``epsilon`` is absolute, a multiple of std(C) of each batch pair with
+    ``relative_epsilon=True``, and 0.05 x std(C) when None (the default), as everywhere in otgen."""
 
-    def __init__(self, y, method="exact", labels=None, epsilon=0.05, relative_epsilon=True,
+    def __init__(self, y, method="exact", labels=None, epsilon=None, relative_epsilon=False,
                  round_to_permutation=False, batch_size=256, seed=0, threads=0):
-        super().__init__(method, y, labels, batch_size, seed, threads, epsilon=float(epsilon),
+        epsilon, relative_epsilon = resolve_epsilon(epsilon, relative_epsilon)
+        super().__init__(method, y, labels, batch_size, seed, threads, epsilon=epsilon,
                          relative_epsilon=relative_epsilon, round_to_permutation=round_to_permutation)
 
 

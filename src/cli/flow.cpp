@@ -45,7 +45,9 @@ struct TrainArgs {
   int64_t n = 0;                  // data points (0 = the dataset's default)
   uint64_t data_seed = 0;
   double sd_epsilon = 0.0;        // semidiscrete: absolute epsilon of the potential (0 = argmax pairs)
-  double sinkhorn_epsilon = 0.05; // sinkhorn: relative to std(C) of the batch
+  double sinkhorn_epsilon = 0.05; // sinkhorn: absolute, or times std(C) of the batch with relative_epsilon
+  bool relative_epsilon = true;   // resolved by resolve_sinkhorn_epsilon (not given: 0.05 x std(C))
+  bool sinkhorn_epsilon_given = false, relative_epsilon_flag = false;  // on the command line
   int64_t fit_steps = 3000;       // semidiscrete without --potential: steps of the potential fit
   std::string model = "mlp", time = "uniform", optimizer = "adam", schedule = "constant", precision = "fp32";
   std::string mults = "1,2,2";
@@ -60,7 +62,7 @@ struct TrainArgs {
             {"potential", potential}, {"sd_epsilon", sd_epsilon},
             {"labels", labels},     {"conditional", conditional},
             {"class_penalty", std::isinf(class_penalty) ? nlohmann::json("inf") : nlohmann::json(class_penalty)},
-            {"sinkhorn_epsilon", sinkhorn_epsilon}, {"fit_steps", fit_steps},
+            {"sinkhorn_epsilon", sinkhorn_epsilon}, {"relative_epsilon", relative_epsilon}, {"fit_steps", fit_steps},
             {"seed", ctx.seed},     {"options", opt.to_json()}};
   }
   void from_json(const nlohmann::json& j) {
@@ -82,6 +84,7 @@ struct TrainArgs {
       const nlohmann::json cp = j.value("class_penalty", nlohmann::json("inf"));
       class_penalty = cp.is_string() ? std::numeric_limits<double>::infinity() : cp.get<double>();
       sinkhorn_epsilon = j.at("sinkhorn_epsilon").get<double>();
+      relative_epsilon = j.value("relative_epsilon", true);  // runs before the key existed: relative
       fit_steps = integer("fit_steps").get<int64_t>();
       ctx.seed = integer("seed").get<uint64_t>();
       opt = TrainOptions::from_json(j.at("options"));
@@ -124,10 +127,19 @@ void prepare_run_dir(const std::string& dir) {
   require(::access(dir.c_str(), W_OK) == 0, "--out", "'" + dir + "'", "a writable folder");
 }
 
+// One meaning of epsilon everywhere (docs/batch_ot.md#epsilon): a given --sinkhorn-epsilon is absolute
+// unless --relative-epsilon; not given, it is 0.05 x std(C) of each batch pair.
+void resolve_sinkhorn_epsilon(TrainArgs& a) {
+  if (!a.sinkhorn_epsilon_given) a.sinkhorn_epsilon = 0.05;
+  a.relative_epsilon = a.relative_epsilon_flag || !a.sinkhorn_epsilon_given;
+}
+
 // The coupling's arguments, checked before anything is written.
 void check_coupling_args(const TrainArgs& a, const Dataset& ds) {
   require(a.coupling == "semidiscrete" || std::isinf(a.class_penalty), "--class-penalty", a.class_penalty,
           "given with --coupling semidiscrete only (batch OT and independent pairs stay inside each class)");
+  require(a.coupling == "sinkhorn" || !a.relative_epsilon_flag, "--relative-epsilon", "given",
+          "with --coupling sinkhorn only (--sd-epsilon is absolute: the epsilon of the fit)");
   if (a.coupling == "exact" || a.coupling == "sinkhorn") {
     require(a.opt.batch <= ds.x.n, "--batch", a.opt.batch,
             "at most the number of data points (" + std::to_string(ds.x.n) + ") for batch OT");
@@ -160,7 +172,7 @@ std::unique_ptr<Coupling> make_coupling(TrainArgs& a, const Dataset& ds, const s
     BatchOTOptions o;
     o.method = a.coupling == "exact" ? BatchOTMethod::Exact : BatchOTMethod::Sinkhorn;
     o.sinkhorn.epsilon = a.sinkhorn_epsilon;
-    o.sinkhorn.relative_epsilon = true;
+    o.sinkhorn.relative_epsilon = a.relative_epsilon;
     o.validate();
     return std::make_unique<BatchOTCoupling>(data, o);
   }
@@ -217,6 +229,7 @@ void run_train(TrainArgs& a) {
     a.opt.precision = parse_precision(a.precision, "--precision");
     a.opt.model.mults = parse_list(a.mults, "--mults");
     if (a.opt.model.meanflow && !a.time_scale_given) a.opt.model.time_scale = 1.0;
+    resolve_sinkhorn_epsilon(a);
   }
   a.ctx.validate();
   std::string dir;
@@ -335,8 +348,10 @@ void register_train(CLI::App& root) {
   cmd->add_option("--sd-epsilon", a->sd_epsilon, "semidiscrete: absolute epsilon of the potential (0 = argmax pairs)")
       ->capture_default_str();
   cmd->add_option("--fit-steps", a->fit_steps, "semidiscrete without --potential: steps of the fit")->capture_default_str();
-  cmd->add_option("--sinkhorn-epsilon", a->sinkhorn_epsilon, "sinkhorn: epsilon relative to std(C) of the batch")
-      ->capture_default_str();
+  cmd->add_option("--sinkhorn-epsilon", a->sinkhorn_epsilon,
+                  "sinkhorn: absolute epsilon (default: 0.05 x std(C) of each batch pair)")
+      ->each([a](const std::string&) { a->sinkhorn_epsilon_given = true; });
+  cmd->add_flag("--relative-epsilon", a->relative_epsilon_flag, "sinkhorn: --sinkhorn-epsilon is a multiple of std(C) of each batch pair");
   cmd->add_flag("--conditional", a->conditional, "class-conditional model on the data's labels (guidance-ready)");
   cmd->add_option("--labels", a->labels, "per-point classes of a .npy --data: (N,) int64 .npy (implies --conditional)");
   cmd->add_option("--label-dropout", o.label_dropout, "conditional: probability of the null class in training (CFG)")

@@ -52,15 +52,26 @@ void run_exact(const ExactArgs& a) {
             << "\n";
 }
 
+// One meaning of epsilon in every command and in Python (docs/batch_ot.md#epsilon): a given epsilon is
+// absolute unless --relative-epsilon makes it a multiple of std(C); not given, Sinkhorn's is 0.05 x std(C).
+constexpr double kDefaultRelativeEpsilon = 0.05;
+
+void resolve_epsilon(SinkhornOptions& o, bool given) {
+  if (given) return;
+  o.epsilon = kDefaultRelativeEpsilon;
+  o.relative_epsilon = true;
+}
+
 struct SinkhornArgs {
   std::string source, target, out_f, out_g, mode = "auto";
   SinkhornOptions opt;
-  bool no_scaling = false;
+  bool no_scaling = false, epsilon_given = false;
   Context ctx;
 };
 
 void run_sinkhorn(SinkhornArgs a) {
   a.ctx.validate();
+  resolve_epsilon(a.opt, a.epsilon_given);
   a.opt.eps_scaling = !a.no_scaling;
   a.opt.mode = a.mode == "dense" ? SinkhornMode::Dense : a.mode == "online" ? SinkhornMode::Online : SinkhornMode::Auto;
   a.opt.validate();
@@ -92,14 +103,16 @@ void run_sinkhorn(SinkhornArgs a) {
 
 struct CoupleArgs {
   std::string coupling = "exact", data, labels, noise, potential, out;
-  double epsilon = 0.05;  // sinkhorn: relative epsilon; semidiscrete: absolute eps (0 = argmax)
+  double epsilon = 0.0;  // absolute (sinkhorn: times std(C) with relative_epsilon); not given: see resolve_epsilon
   int64_t num_classes = 0;
-  bool round = false;
+  bool round = false, relative_epsilon = false, epsilon_given = false;
   Context ctx;
 };
 
 void run_couple(const CoupleArgs& a) {
   a.ctx.validate();
+  require(a.coupling == "sinkhorn" || !a.relative_epsilon, "--relative-epsilon", "given",
+          "with --coupling sinkhorn only (a semidiscrete epsilon is absolute: the one of the fit)");
   const Points y = read_points_npy(a.data, "--data");
   const Points x = read_points_npy(a.noise, "--noise");
   std::vector<int64_t> labels;
@@ -121,6 +134,8 @@ void run_couple(const CoupleArgs& a) {
     BatchOTOptions opt;
     opt.method = a.coupling == "exact" ? BatchOTMethod::Exact : BatchOTMethod::Sinkhorn;
     opt.sinkhorn.epsilon = a.epsilon;
+    opt.sinkhorn.relative_epsilon = a.relative_epsilon;
+    resolve_epsilon(opt.sinkhorn, a.epsilon_given);
     opt.round_to_permutation = a.round;
     c = std::make_unique<BatchOTCoupling>(data, opt);
   }
@@ -152,8 +167,10 @@ void register_ot(CLI::App& root) {
   CLI::App* sk = ot->add_subcommand("sinkhorn", "entropic OT potentials by log-domain Sinkhorn (float64 .npy)");
   sk->add_option("--source", s->source, "(n, d) float .npy: the source points x")->required();
   sk->add_option("--target", s->target, "(m, d) float .npy: the target points y")->required();
-  sk->add_option("--epsilon", s->opt.epsilon, "entropic regularisation (> 0); POT's reg is 2 * epsilon")->required();
-  sk->add_flag("--relative-epsilon", s->opt.relative_epsilon, "epsilon is relative: times std of the cost matrix");
+  sk->add_option("--epsilon", s->opt.epsilon,
+                 "entropic regularisation (> 0), absolute (POT's reg is 2 * epsilon); default 0.05 x std(C)")
+      ->each([s](const std::string&) { s->epsilon_given = true; });
+  sk->add_flag("--relative-epsilon", s->opt.relative_epsilon, "--epsilon is a multiple of std(C), the std of the cost matrix");
   sk->add_option("--tol", s->opt.tol, "stop when the L1 marginal error <= tol (default 1e-4)");
   sk->add_option("--max-iter", s->opt.max_iterations, "iteration cap (default 10000)");
   sk->add_option("--check-every", s->opt.check_every, "test the stopping rule every k iterations (default 1)");
@@ -173,7 +190,10 @@ void register_ot(CLI::App& root) {
   cp->add_option("--noise", c->noise, "(n, d) float .npy: the noise batch x0")->required();
   cp->add_option("--labels", c->labels, "(N,) int64 .npy: data labels (reported per pair)");
   cp->add_option("--potential", c->potential, "semidiscrete: (N,) float .npy potential g (default 0)");
-  cp->add_option("--epsilon", c->epsilon, "sinkhorn: epsilon relative to std(C) (default 0.05); semidiscrete: eps (default 0.05, 0 = argmax)");
+  cp->add_option("--epsilon", c->epsilon,
+                 "absolute epsilon; sinkhorn: default 0.05 x std(C); semidiscrete: the fit's (default 0 = argmax)")
+      ->each([c](const std::string&) { c->epsilon_given = true; });
+  cp->add_flag("--relative-epsilon", c->relative_epsilon, "sinkhorn: --epsilon is a multiple of std(C) of the batch pair");
   cp->add_flag("--round", c->round, "sinkhorn: round the row draws to a permutation");
   cp->add_option("--out", c->out, "output (n,) int64 .npy: data row of each noise row");
   add_context_options(cp, c->ctx);

@@ -1,6 +1,7 @@
 // otgen sdot fit | check: fit the semidiscrete potential of a dataset, and measure a potential's
 // second marginal (chi2, TV). (`sdot assign` lives in sdot_assign.cpp.)
 #include <cmath>
+#include <cstdio>
 #include <iostream>
 #include <limits>
 #include <memory>
@@ -232,6 +233,19 @@ struct CheckArgs {
   ScoreOptions engine;
 };
 
+// The check's figures in words, on stderr (docs/semidiscrete.md#reading-the-figures): the chi2 with its
+// sd, the TV of the draws against its noise floor, and the bound on the true TV.
+std::string check_summary(const SdotMarginalStats& st) {
+  char buf[320];
+  int k = std::snprintf(buf, sizeof buf, "%s; TV of the %lld draws %.3f", sdot_chi2_text(st.chi2, st.chi2_sd).c_str(),
+                        static_cast<long long>(st.draws), st.tv);
+  if (st.tv_floor) k += std::snprintf(buf + k, sizeof buf - k, " (noise floor of a perfect g: %.3f)", *st.tv_floor);
+  if (st.tv_bound)
+    std::snprintf(buf + k, sizeof buf - k, "; true TV <= %.3f (tv_bound = min(1, 0.5 sqrt(chi2 + 2 sd)), ~97.7%%)",
+                  *st.tv_bound);
+  return buf;
+}
+
 void register_check(CLI::App& root) {
   CLI::App* sdot = group(root, "sdot", "semidiscrete optimal transport: fit a potential, check it, assign noise");
   auto a = std::make_shared<CheckArgs>();
@@ -278,6 +292,7 @@ void register_check(CLI::App& root) {
                                 {"int8_screen", sdot_int8_screen(m)}}
                      .dump()
               << "\n";
+    if (!a->ctx.quiet) std::cerr << check_summary(st) << "\n";
   });
 }
 

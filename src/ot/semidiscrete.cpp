@@ -506,7 +506,7 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
           "0 without a warm start (it weighs the initial potential g0 in the average)");
   double loss_acc = 0;
   int64_t loss_n = 0;
-  std::optional<double> last_chi2;
+  std::optional<double> last_chi2, last_chi2_sd;
   res.termination = Termination::MaxSteps;
 
   Progress progress("sdot fit", o.steps, ctx);
@@ -554,6 +554,7 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
         std::string unused;
         if (check_stop(o, row, unused) == "target_chi2") confirm(P, gbar, eps, o, plan.chi2_repeats, ctx, row);
         last_chi2 = row.chi2;
+        last_chi2_sd = row.chi2_sd;
       }
       row.seconds = seconds();
       res.history.push_back(row);
@@ -589,7 +590,7 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
   res.steps = std::min<int64_t>(t, o.steps);
   if (res.stopped_by == "steps")
     res.message = "reached the step limit (" + std::to_string(o.steps) + ")" +
-                  (last_chi2 ? ", chi2 = " + to_text(*last_chi2) : std::string());
+                  (last_chi2 ? ", " + sdot_chi2_text(*last_chi2, last_chi2_sd, o.chi2_threshold) : std::string());
   progress.finish(res.message);
   res.chi2 = last_chi2;
   res.g = centred(P, gbar);

@@ -2,6 +2,7 @@
 // assignment / sampling / top-k and the marginal checks (chi2, TV).
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <numeric>
 #include <string>
@@ -385,7 +386,7 @@ SdotMarginalStats marginal_stats(const Prepared& P, std::span<const double> g, d
     st.tv_floor = tv_floor(P.b, M, seed);
     if (M >= 3) {
       st.chi2_sd = sdot_chi2_sd(s1, P.b, M);
-      st.tv_bound = 0.5 * std::sqrt(std::max(0.0, st.chi2 + 2 * *st.chi2_sd));
+      st.tv_bound = std::min(1.0, 0.5 * std::sqrt(std::max(0.0, st.chi2 + 2 * *st.chi2_sd)));  // TV <= 1
     }
   }
   return st;
@@ -427,6 +428,16 @@ double sdot_chi2_sd(std::span<const double> counts, std::span<const double> b, i
   const double zeta1 = std::max(0.0, S3 - S2 * S2);
   const double zeta2 = std::max(0.0, S2b - 2 * S2 + 1 - (S2 - 1) * (S2 - 1));
   return std::sqrt(4 * (Md - 2) / pairs * zeta1 + 2 / pairs * zeta2);
+}
+
+std::string sdot_chi2_text(double chi2, std::optional<double> sd, double target) {
+  char buf[160];
+  int k = std::snprintf(buf, sizeof buf, "chi2 = %.2g", chi2);
+  if (sd) k += std::snprintf(buf + k, sizeof buf - k, " +- %.2g", *sd);
+  k += std::snprintf(buf + k, sizeof buf - k, " (unbiased estimate%s", chi2 < 0 ? ", can be < 0" : "");
+  if (target > 0) k += std::snprintf(buf + k, sizeof buf - k, "; target %g %s", target, chi2 <= target ? "met" : "not met");
+  std::snprintf(buf + k, sizeof buf - k, ")");
+  return buf;
 }
 
 void SemidiscreteMap::validate() const {

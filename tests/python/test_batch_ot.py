@@ -93,18 +93,20 @@ def test_relative_epsilon_and_online_mode(cli, tmp_path):
 
 @pytest.mark.parametrize("args,fragment", [
     (["exact", "--target", "Y"], "as many points"),
+    (["exact", "--target", "missing.npy"], "--target: cannot open 'missing.npy'"),
     (["sinkhorn", "--target", "Y", "--epsilon", "0"], "epsilon"),
     (["sinkhorn", "--target", "Y", "--epsilon", "0.1", "--tol", "-1"], "tol"),
 ])
 def test_bad_input_exits_2_with_one_line(cli, tmp_path, args, fragment):
     x = write(tmp_path, "x.npy", np.zeros((4, 2), np.float32))
     y = write(tmp_path, "y.npy", np.ones((3, 2), np.float32))
-    full = ["ot", args[0], "--source", x] + [y if a == "Y" else a for a in args[1:]]
+    missing = os.path.join(tmp_path, "missing.npy")
+    full = ["ot", args[0], "--source", x] + [y if a == "Y" else missing if a == "missing.npy" else a for a in args[1:]]
     if args[0] == "exact":
         full += ["--out", os.path.join(tmp_path, "p.npy")]
     r = cli(*full, check=False)
     assert r.returncode == 2
-    assert fragment in r.stderr and r.stderr.count("\n") == 1
+    assert fragment.replace("missing.npy", missing) in r.stderr and r.stderr.count("\n") == 1
 
 
 def test_couple_exact_pairs_are_a_batch_permutation_and_beat_independent(cli, tmp_path):
@@ -132,3 +134,50 @@ def test_couple_exact_pairs_are_a_batch_permutation_and_beat_independent(cli, tm
             S = noise.astype(np.float64) @ data.T.astype(np.float64) - 0.5 * (data.astype(np.float64) ** 2).sum(1)
             np.testing.assert_array_equal(idx, S.argmax(1))
     assert costs["exact"] < costs["independent"]
+
+
+def test_epsilon_means_one_thing_in_every_command_and_in_python(cli, tmp_path):
+    """docs/batch_ot.md#epsilon: a given epsilon is absolute, --relative-epsilon / relative_epsilon=True
+    makes it a multiple of std(C), and none given is 0.05 x std(C) -- in ot sinkhorn, ot couple, train,
+    otgen.sinkhorn and otgen.torch.BatchOTCoupling alike."""
+    import otgen
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((40, 3)).astype(np.float32)
+    y = (3 * rng.standard_normal((40, 3))).astype(np.float32)
+    std = half_sq(x, y).std()
+    xs, ys = write(tmp_path, "x.npy", x), write(tmp_path, "y.npy", y)
+
+    def cli_eps(*extra):
+        return json.loads(cli("ot", "sinkhorn", "--source", xs, "--target", ys, *extra).stdout)["epsilon"]
+
+    assert cli_eps() == pytest.approx(0.05 * std, rel=1e-5)
+    assert cli_eps("--epsilon", 0.05) == pytest.approx(0.05)
+    assert cli_eps("--epsilon", 0.2, "--relative-epsilon") == pytest.approx(0.2 * std, rel=1e-5)
+    assert otgen.sinkhorn(x, y).epsilon == pytest.approx(0.05 * std, rel=1e-5)
+    assert otgen.sinkhorn(x, y, epsilon=0.05).epsilon == pytest.approx(0.05)
+    assert otgen.sinkhorn(x, y, epsilon=0.2, relative_epsilon=True).epsilon == pytest.approx(0.2 * std, rel=1e-5)
+
+    # --relative-epsilon belongs to Sinkhorn only: a semidiscrete epsilon is the fit's, absolute.
+    r = cli("ot", "couple", "--coupling", "semidiscrete", "--data", ys, "--noise", xs, "--relative-epsilon", check=False)
+    assert r.returncode == 2 and "--relative-epsilon" in r.stderr
+
+    # train records what it used: not given = 0.05 relative; given = absolute unless --relative-epsilon.
+    for extra, eps, rel in [([], 0.05, True), (["--sinkhorn-epsilon", 0.3], 0.3, False),
+                            (["--sinkhorn-epsilon", 0.3, "--relative-epsilon"], 0.3, True)]:
+        run = os.path.join(tmp_path, f"run{len(extra)}")
+        cli("train", "--data", ys, "--coupling", "sinkhorn", "--batch", 16, "--steps", 1, "--width", 8, "--depth", 1,
+            "-q", "--out", run, *extra)
+        with open(os.path.join(run, "run.json")) as f:
+            info = json.load(f)
+        assert (info["sinkhorn_epsilon"], info["relative_epsilon"]) == (pytest.approx(eps), rel)
+
+    torch = pytest.importorskip("torch")
+    import otgen.torch as ot_torch
+
+    def pairs(**kw):
+        c = ot_torch.BatchOTCoupling(y, method="sinkhorn", batch_size=32, seed=3, **kw)
+        return torch.cat([c.sample()[1] for _ in range(4)])
+
+    default = pairs()
+    assert torch.equal(default, pairs(epsilon=0.05, relative_epsilon=True))
+    assert not torch.equal(default, pairs(epsilon=1e4))  # absolute 1e4: nearly independent draws
