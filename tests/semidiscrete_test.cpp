@@ -886,7 +886,7 @@ TEST(SemidiscreteCli, FitCheckAndAssignEndToEnd) {
   EXPECT_NEAR(gt[2], 2.0 - 2.5 / 3, 1e-5);
 
   r = test::run_cli("sdot check --data " + dir.file("y.npy") + " --potential " + dir.file("g.npy") +
-                    " --draws 20000 --seed 1 --threads 1");
+                    " --draws 20000 --seed 1 --threads 1 -q");  // -q: no stderr summary after the JSON
   ASSERT_EQ(r.exit_code, 0) << r.out;
   const auto st = last_json_line(r.out);
   for (const char* k : {"chi2", "tv", "min_ratio", "max_ratio", "empty"}) EXPECT_TRUE(st.contains(k)) << k;
