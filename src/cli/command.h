@@ -34,6 +34,8 @@ void require_output_file(const std::string& path, const std::string& argument,
                          std::initializer_list<std::pair<const char*, const std::string*>> inputs = {});
 // "a,b,c" -> {"a", "b", "c"} (empty items kept: "a,,b" has three).
 std::vector<std::string> split_list(const std::string& s);
+// "1,2,2" -> {1, 2, 2}; anything else fails naming `argument`.
+std::vector<int64_t> parse_int_list(const std::string& s, const std::string& argument);
 // --data as a named dataset (`digits`, `8gaussians`, ...: n points, seed for generators) or an
 // (n, d) float .npy file with optional --labels (int64 .npy; then the first n points when n > 0).
 // Square dimensions (d = side^2) of a .npy are taken as images.

@@ -82,6 +82,20 @@ void add_engine_options(CLI::App* cmd, ScoreOptions& engine) {
                          "eps = 0 searches in float32 even for 8-bit lattice data (default: int8 screen)");
 }
 
+std::vector<int64_t> parse_int_list(const std::string& s, const std::string& argument) {
+  std::vector<int64_t> v;
+  for (const std::string& item : split_list(s)) {
+    try {
+      size_t used = 0;
+      v.push_back(std::stoll(item, &used));
+      if (used != item.size()) throw std::invalid_argument(item);
+    } catch (const std::exception&) {
+      fail_argument(argument, "'" + s + "'", "comma-separated integers, e.g. 1,2,2");
+    }
+  }
+  return v;
+}
+
 bool is_npy_path(const std::string& s) { return s.size() > 4 && s.compare(s.size() - 4, 4, ".npy") == 0; }
 
 Dataset load_data(const std::string& data, int64_t n, uint64_t seed, const std::string& labels) {

@@ -72,6 +72,14 @@ void require_some_column(const ScoreProblem& p, std::span<const float> log_b) {
   require(any, "y", std::to_string(p.y.n) + " points, all masked", "at least one unmasked point");
 }
 
+// The checks of every call on scale * S_ij + log_b_j: the problem, the options, scale and log_b.
+void validate_scaled(const ScoreProblem& p, const ScoreOptions& opt, float scale, std::span<const float> log_b) {
+  p.validate();
+  opt.validate();
+  check_scale(scale);
+  check_log_weights("log_b", log_b, p.y.n);
+}
+
 void check_pair(PointsView x, PointsView y) { ScoreProblem{x, y, {}}.validate(); }
 
 // c_j = a * h_j + log_b_j (either may be absent); empty when both are.
@@ -166,10 +174,7 @@ void row_topk(const ScoreProblem& p, int64_t k, std::span<int64_t> index, std::s
 
 void row_logsumexp(const ScoreProblem& p, float scale, std::span<const float> log_b, std::span<float> lse,
                    const Context& ctx, const ScoreOptions& opt) {
-  p.validate();
-  opt.validate();
-  check_scale(scale);
-  check_log_weights("log_b", log_b, p.y.n);
+  validate_scaled(p, opt, scale, log_b);
   check_len("lse", lse.size(), p.x.n);
   if (p.x.n == 0) return;
   std::vector<double> out(static_cast<size_t>(p.x.n));
@@ -281,10 +286,7 @@ void softmax_one_pass(const Engine& e, float scale, const std::vector<float>& of
 
 void softmax_column_sums(const ScoreProblem& p, float scale, std::span<const float> log_b, std::span<double> col_sums,
                          std::span<float> lse, const Context& ctx, const ScoreOptions& opt) {
-  p.validate();
-  opt.validate();
-  check_scale(scale);
-  check_log_weights("log_b", log_b, p.y.n);
+  validate_scaled(p, opt, scale, log_b);
   check_len("col_sums", col_sums.size(), p.y.n);
   check_len("lse", lse.size(), p.x.n);
   std::fill(col_sums.begin(), col_sums.end(), 0.0);
@@ -342,10 +344,7 @@ struct GumbelReducer {
 
 void row_gumbel_argmax(const ScoreProblem& p, float scale, std::span<const float> log_b, uint64_t seed,
                        std::span<int64_t> index, const Context& ctx, const ScoreOptions& opt, uint64_t row_offset) {
-  p.validate();
-  opt.validate();
-  check_scale(scale);
-  check_log_weights("log_b", log_b, p.y.n);
+  validate_scaled(p, opt, scale, log_b);
   check_len("index", index.size(), p.x.n);
   require_some_column(p, log_b);
   if (p.x.n == 0) return;
@@ -378,10 +377,7 @@ void row_argmax_partials(const ScoreProblem& p, std::span<ArgmaxPartial<float>> 
 void row_gumbel_partials(const ScoreProblem& p, float scale, std::span<const float> log_b, uint64_t seed,
                          std::span<ArgmaxPartial<double>> out, const Context& ctx, const ScoreOptions& opt,
                          uint64_t row_offset) {
-  p.validate();
-  opt.validate();
-  check_scale(scale);
-  check_log_weights("log_b", log_b, p.y.n);
+  validate_scaled(p, opt, scale, log_b);
   check_len("out", out.size(), p.x.n);
   if (p.x.n == 0) return;
   const std::vector<float> off = column_offsets(p.h, scale, log_b, p.y.n);
@@ -392,10 +388,7 @@ void row_gumbel_partials(const ScoreProblem& p, float scale, std::span<const flo
 
 void row_logsumexp_partials(const ScoreProblem& p, float scale, std::span<const float> log_b,
                             std::span<LsePartial> out, const Context& ctx, const ScoreOptions& opt) {
-  p.validate();
-  opt.validate();
-  check_scale(scale);
-  check_log_weights("log_b", log_b, p.y.n);
+  validate_scaled(p, opt, scale, log_b);
   check_len("out", out.size(), p.x.n);
   if (p.x.n == 0) return;
   const std::vector<float> off = column_offsets(p.h, scale, log_b, p.y.n);
