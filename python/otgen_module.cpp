@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -54,6 +55,7 @@ F32 as_f32(py::handle obj, const char* name, int ndim) {
   if (kind != 'f' && kind != 'i' && kind != 'u')
     value_error(std::string(name) + ": dtype " + std::string(py::str(a.dtype())) +
                 " is not supported, expected a real numeric array (float32 is used without a copy)");
+  if (ndim == 2 && a.ndim() == 1) a = a.attr("reshape")(-1, 1);  // n points of dimension 1, as .npy files
   if (a.ndim() != ndim)
     value_error(std::string(name) + ": expected a " + std::to_string(ndim) + "-D array, got " + std::to_string(a.ndim()) +
                 "-D with shape " + std::string(py::str(py::tuple(a.attr("shape")))));
@@ -110,6 +112,20 @@ ProgressCallback python_progress(py::handle fn) {
     py::dict metrics;
     for (const auto& [name, value] : e.metrics) metrics[py::str(name)] = value;
     fn(e.done, e.total, metrics);
+  };
+}
+
+// Context::should_stop for long calls made without the GIL: a pending Python signal whose handler raises
+// (Ctrl-C: KeyboardInterrupt) ends the call with that exception. Checked at most every 50 ms.
+std::function<bool()> python_signals() {
+  auto last = std::make_shared<std::chrono::steady_clock::time_point>();
+  return [last] {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - *last < std::chrono::milliseconds(50)) return false;
+    *last = now;
+    py::gil_scoped_acquire acquire;
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+    return false;
   };
 }
 
@@ -452,6 +468,7 @@ PYBIND11_MODULE(_otgen, m) {
         Context ctx = context(threads, seed);
         ctx.quiet = !progress;
         ctx.on_progress = python_progress(callback);
+        ctx.should_stop = python_signals();
         require_memory("batch_size", o.batch_size, rows_bytes(o.batch_size, Y.view.d, 32),
                        "a batch of noise rows of dimension " + std::to_string(Y.view.d) + " (4 d + 32 bytes a row)");
         SemidiscreteOT::Result r;

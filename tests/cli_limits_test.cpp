@@ -97,20 +97,20 @@ TEST(CliLimits, RequestedSizesBeyondAvailableMemoryNameTheArgumentAndTheBytes) {
   expect_refusal(run_cli("sdot check --data " + f("y.npy") + " --potential " + f("g.npy") + " --batch 1000000000000 --draws 1000000000000"),
                  {"invalid --batch = 1000000000000", "need 44000000000000 bytes"});
   expect_refusal(run_cli("data export --dataset moons --n 1000000000000 --out " + f("moons.npy")),
-                 {"invalid n = 1000000000000", "need 16000000000000 bytes"});
+                 {"invalid --n = 1000000000000", "need 16000000000000 bytes"});
   expect_refusal(run_cli("wfr --target doublewell --sampler ula --particles 1000000000000 --steps 1 --out " + f("run")),
-                 {"invalid particles = 1000000000000", "need 48000000000000 bytes"});
+                 {"invalid --particles = 1000000000000", "need 48000000000000 bytes"});
   expect_refusal(run_cli("wfr --target gaussian --dim 1000000000 --sampler ula --steps 1 --out " + f("run")),
-                 {"invalid dim = 1000000000", "d x d covariance", "need 24000000000000000000 bytes"});
+                 {"invalid --dim = 1000000000", "d x d covariance", "need 24000000000000000000 bytes"});
   expect_refusal(run_cli("wfr --target gaussian --dim 100000 --sampler ula --particles 2 --steps 1 --out " + f("run")),
-                 {"invalid dim = 100000", "need 240000000000 bytes"});
+                 {"invalid --dim = 100000", "need 240000000000 bytes"});
   expect_refusal(run_cli("ot exact --source " + f("wide.npy") + " --target " + f("wide2.npy") + " --out " + f("p.npy")),
                  {"invalid --source", "200000 points", "need 160000000000 bytes", "--solver jv"});
   expect_refusal(run_cli("ot exact --solver network-simplex --source " + f("wide.npy") + " --target " + f("wide2.npy") +
                          " --out " + f("p.npy")),
                  {"invalid --source", "need 2080000000000 bytes"});
   expect_refusal(run_cli("ot sinkhorn --mode dense --epsilon 1 --source " + f("wide.npy") + " --target " + f("wide2.npy")),
-                 {"invalid mode = dense", "200000 x 200000 float matrix", "need 160000000000 bytes"});
+                 {"invalid --mode = dense", "200000 x 200000 float matrix", "need 160000000000 bytes"});
   // Floating-point text for an integer size is refused by the parser, naming the option.
   expect_refusal(run_cli("sdot assign --data " + f("y.npy") + " --potential " + f("g.npy") + " --n 1e12 --out " +
                          f("idx.npy")),
@@ -125,7 +125,7 @@ TEST(CliLimits, HostileLabelFilesAreRefusedNamingTheOption) {
                  {"invalid --labels", "largest label 1000000000000", "1000000000001 classes", "need 64000000000064 bytes"});
   expect_refusal(run_cli(assign + " --labels " + f("l_max.npy")), {"invalid --labels", "labels below 2^63 - 1"});
   expect_refusal(run_cli(assign + " --labels " + f("l_neg.npy")), {"invalid --labels", "= -2", "labels >= 0 (entry 7)"});
-  expect_refusal(run_cli(assign + " --labels " + f("l_float.npy")), {"invalid --labels", "float64", "an int64 array"});
+  expect_refusal(run_cli(assign + " --labels " + f("l_float.npy")), {"invalid --labels", "float64", "an integer array"});
   expect_refusal(run_cli("sdot assign --data " + f("y.npy") + " --potential " + f("g.npy") + " --noise " + f("x.npy") +
                          " --labels " + f("l.npy") + " --noise-labels " + f("l_huge.npy") + " --out " + f("i.npy")),
                  {"invalid --noise-labels", "1000000000001 classes"});
@@ -144,8 +144,8 @@ TEST(CliLimits, FilesThatAreNotNpyArraysOfTheRightKindAreRefusedNamingTheOption)
   write_bytes(f("empty.npy"), "");
   write_bytes(f("text.npy"), "x,y\n1,2\n");
   write_bytes(f("short.npy"), npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (20, 3), }", 200));
-  write_bytes(f("i4.npy"), npy_bytes("{'descr': '<i4', 'fortran_order': False, 'shape': (20, 3), }", 240));
-  write_bytes(f("be.npy"), npy_bytes("{'descr': '>f4', 'fortran_order': False, 'shape': (20, 3), }", 240));
+  write_bytes(f("b1.npy"), npy_bytes("{'descr': '|b1', 'fortran_order': False, 'shape': (20, 3), }", 60));
+  write_bytes(f("c8.npy"), npy_bytes("{'descr': '<c8', 'fortran_order': False, 'shape': (20, 3), }", 480));
   write_bytes(f("fortran.npy"), npy_bytes("{'descr': '<f4', 'fortran_order': True, 'shape': (20, 3), }", 240));
   write_bytes(f("cube.npy"), npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2, 5), }", 80));
   write_bytes(f("noshape.npy"), npy_bytes("{'descr': '<f4', 'fortran_order': False, }", 80));
@@ -162,13 +162,12 @@ TEST(CliLimits, FilesThatAreNotNpyArraysOfTheRightKindAreRefusedNamingTheOption)
   expect_refusal(run_cli(cmd(f("folder.npy"))), {"--data", f("folder.npy")});
   expect_refusal(run_cli(cmd(f("missing.npy"))), {"--data", f("missing.npy"), "No such file"});
   expect_refusal(run_cli(cmd(f("short.npy"))), {"--data", "60 float32 elements (240 bytes), the file holds 200 data bytes"});
-  expect_refusal(run_cli(cmd(f("i4.npy"))), {"--data", "dtype '<i4' is not supported"});
-  expect_refusal(run_cli(cmd(f("be.npy"))), {"--data", "dtype '>f4' is not supported"});
+  expect_refusal(run_cli(cmd(f("b1.npy"))), {"--data", "dtype '|b1' is not supported", "a real number type"});
+  expect_refusal(run_cli(cmd(f("c8.npy"))), {"--data", "dtype '<c8' is not supported"});
   expect_refusal(run_cli(cmd(f("fortran.npy"))), {"--data", "Fortran-ordered"});
   expect_refusal(run_cli(cmd(f("cube.npy"))), {"invalid --data", "shape (2, 2, 5)", "a 2-D (n, d) float array"});
   expect_refusal(run_cli(cmd(f("noshape.npy"))), {"--data", "no 'shape' entry"});
   expect_refusal(run_cli(cmd(f("nan.npy"))), {"--data", "NaN"});
-  expect_refusal(run_cli(cmd(f("l.npy"))), {"invalid --data", "dtype int64", "a float32 or float64 array"});
   EXPECT_FALSE(f.made("i.npy"));
 }
 

@@ -140,6 +140,37 @@ TEST_F(NpyTest, RejectsTruncatedFile) {
   test::expect_error_contains([&] { read_points_npy(path("f.npy"), "--data"); }, "truncated");
 }
 
+// The input policy (otgen/npy.h): every real dtype in either byte order is converted. The bytes below
+// are written by hand (big-endian int32, float16 with a subnormal, big-endian float64, uint8, uint64).
+TEST_F(NpyTest, ConvertsEveryRealDtypeInEitherByteOrder) {
+  auto write_body = [&](const std::string& name, const std::string& descr, const std::string& shape,
+                        const std::string& body) {
+    std::string h = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
+    while ((10 + h.size() + 1) % 64) h += ' ';
+    h += '\n';
+    std::ofstream f(path(name), std::ios::binary);
+    f << std::string("\x93NUMPY\x01\x00", 8) << static_cast<char>(h.size() & 0xff) << static_cast<char>(h.size() >> 8) << h << body;
+  };
+  // 1, -2, 70000 as big-endian int32: a (3, 1) column read as points and as labels (a 1-D file).
+  const std::string be_i4("\x00\x00\x00\x01\xff\xff\xff\xfe\x00\x01\x11\x70", 12);
+  write_body("be_i4.npy", ">i4", "(3, 1)", be_i4);
+  EXPECT_EQ(read_points_npy(path("be_i4.npy"), "--data").data, (std::vector<float>{1.0f, -2.0f, 70000.0f}));
+  write_body("be_i4_1d.npy", ">i4", "(3,)", be_i4);
+  EXPECT_EQ(read_int64_npy(path("be_i4_1d.npy"), "--labels"), (std::vector<int64_t>{1, -2, 70000}));
+  // float16 1.0 (0x3c00), -2.5 (0xc100), 65504 (0x7bff), 2^-24 (0x0001, the smallest subnormal).
+  write_body("f2.npy", "<f2", "(2, 2)", std::string("\x00\x3c\x00\xc1\xff\x7b\x01\x00", 8));
+  EXPECT_EQ(read_points_npy(path("f2.npy"), "--data").data, (std::vector<float>{1.0f, -2.5f, 65504.0f, 5.9604644775390625e-8f}));
+  // big-endian float64 0.1 and -3.
+  write_body("be_f8.npy", ">f8", "(2,)", std::string("\x3f\xb9\x99\x99\x99\x99\x99\x9a\xc0\x08\x00\x00\x00\x00\x00\x00", 16));
+  EXPECT_EQ(read_vector_npy(path("be_f8.npy"), "--weights"), (std::vector<double>{0.1, -3.0}));
+  write_body("u1.npy", "|u1", "(1, 3)", std::string("\x00\x80\xff", 3));
+  EXPECT_EQ(read_points_npy(path("u1.npy"), "--data").data, (std::vector<float>{0.0f, 128.0f, 255.0f}));
+  write_body("u8.npy", "<u8", "(1,)", std::string("\xff\xff\xff\xff\xff\xff\xff\xff", 8));
+  test::expect_error_contains([&] { read_int64_npy(path("u8.npy"), "--labels"); }, "above 2^63 - 1");
+  write_body("f4.npy", "<f4", "(1,)", std::string("\x00\x00\x80\x3f", 4));
+  test::expect_error_contains([&] { read_int64_npy(path("f4.npy"), "--labels"); }, "an integer array");
+}
+
 TEST_F(NpyTest, RejectsFortranOrderWrongDtypeAndBadMagic) {
   auto write_raw = [&](const std::string& name, const std::string& dict) {
     std::string h = dict;
@@ -151,10 +182,12 @@ TEST_F(NpyTest, RejectsFortranOrderWrongDtypeAndBadMagic) {
   };
   write_raw("fortran.npy", "{'descr': '<f4', 'fortran_order': True, 'shape': (4, 4), }");
   test::expect_error_contains([&] { read_points_npy(path("fortran.npy"), "--data"); }, "Fortran");
-  write_raw("int32.npy", "{'descr': '<i4', 'fortran_order': False, 'shape': (4,), }");
-  test::expect_error_contains([&] { read_npy(path("int32.npy")); }, "'<i4' is not supported");
-  write_raw("big.npy", "{'descr': '>f4', 'fortran_order': False, 'shape': (4,), }");
-  test::expect_error_contains([&] { read_npy(path("big.npy")); }, "not supported");
+  write_raw("bool.npy", "{'descr': '|b1', 'fortran_order': False, 'shape': (4,), }");
+  test::expect_error_contains([&] { read_npy(path("bool.npy")); }, "'|b1' is not supported");
+  write_raw("complex.npy", "{'descr': '<c8', 'fortran_order': False, 'shape': (4,), }");
+  test::expect_error_contains([&] { read_npy(path("complex.npy")); }, "not supported");
+  write_raw("f1.npy", "{'descr': '<f1', 'fortran_order': False, 'shape': (4,), }");
+  test::expect_error_contains([&] { read_npy(path("f1.npy")); }, "not supported");
   std::ofstream(path("text.npy")) << "hello, not numpy";
   test::expect_error_contains([&] { read_npy(path("text.npy")); }, "magic");
   test::expect_error_contains([&] { read_npy(path("missing.npy")); }, "cannot open");

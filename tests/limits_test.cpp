@@ -103,7 +103,8 @@ TEST(NpyLimits, MalformedHeadersNameTheFile) {
   expect(npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': }", 0), "malformed shape");
   expect(npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (-3,), }", 0), "malformed shape");
   expect(npy_bytes("{'descr': '<f4', 'fortran_order': False, }", 0), "no 'shape' entry");
-  expect(npy_bytes("{'descr': '>f4', 'fortran_order': False, 'shape': (1,), }", 4), "dtype '>f4' is not supported");
+  expect(npy_bytes("{'descr': '>c8', 'fortran_order': False, 'shape': (1,), }", 8), "dtype '>c8' is not supported");
+  expect(npy_bytes("{'descr': '<f3', 'fortran_order': False, 'shape': (1,), }", 4), "dtype '<f3' is not supported");
   expect(npy_bytes("{'descr': '<f4', 'fortran_order': True, 'shape': (1,), }", 4), "Fortran-ordered");
   expect(npy_bytes("{'descr': '<f4', 'fortran_order': Maybe, 'shape': (1,), }", 4), "malformed fortran_order");
   expect(std::string("\x93NUMPY\x01\x00\xff\x7f", 10), "truncated header");

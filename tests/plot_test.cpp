@@ -596,7 +596,7 @@ TEST(WfrCli, PngOfA3DTargetIsRefusedBeforeTheRun) {
   const auto r = test::run_cli("wfr --target gaussian --dim 3 --sampler ula --steps 5 --quiet --png --out " +
                                dir.path.string() + "/run");
   EXPECT_EQ(r.exit_code, 2) << r.out;
-  EXPECT_NE(r.out.find("invalid png = dimension 3"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("invalid --png = dimension 3"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(dir.path / "run"));
 }
 

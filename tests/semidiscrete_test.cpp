@@ -933,8 +933,8 @@ TEST(SemidiscreteCli, UserErrorsExitTwoWithOneLine) {
   const std::string y = " --data " + dir.file("y.npy");
   expect_user_error("sdot fit" + y + " --weights " + dir.file("b.npy") + " --out " + dir.file("o.npy"), "summing to 1");
   expect_user_error("sdot fit" + y + " --optimizer lbfgs --out " + dir.file("o.npy"), "one of sgd, adam");
-  expect_user_error("sdot fit" + y + " --batch 1 --out " + dir.file("o.npy"), "batch_size");
-  expect_user_error("sdot fit" + y + " --epsilon -1 --out " + dir.file("o.npy"), "epsilon");
+  expect_user_error("sdot fit" + y + " --batch 1 --out " + dir.file("o.npy"), "invalid --batch = 1");
+  expect_user_error("sdot fit" + y + " --epsilon -1 --out " + dir.file("o.npy"), "invalid --epsilon = -1");
   expect_user_error("sdot check" + y, "--potential");
   expect_user_error("sdot check" + y + " --potential " + dir.file("g.npy") + " --epsilon -2", "epsilon");
   expect_user_error("sdot assign" + y + " --potential " + dir.file("g.npy") + " --out " + dir.file("i.npy"),

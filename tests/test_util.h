@@ -52,11 +52,10 @@ struct CliResult {
   std::string out;  // stdout and stderr together
 };
 
-// Runs the built CLI with `args` (a shell-quoted string), capturing its output.
-inline CliResult run_cli(const std::string& args) {
-  const std::string cmd = std::string(OTGEN_CLI_PATH) + " " + args + " 2>&1";
+// Runs `script` with /bin/sh, capturing its stdout and stderr together.
+inline CliResult run_shell(const std::string& script) {
   CliResult r{-1, {}};
-  FILE* p = popen(cmd.c_str(), "r");
+  FILE* p = popen(("{ " + script + "\n} 2>&1").c_str(), "r");
   if (!p) return r;
   std::array<char, 4096> buf;
   size_t got;
@@ -65,5 +64,8 @@ inline CliResult run_cli(const std::string& args) {
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
 }
+
+// Runs the built CLI with `args` (a shell-quoted string), capturing its output.
+inline CliResult run_cli(const std::string& args) { return run_shell(std::string(OTGEN_CLI_PATH) + " " + args); }
 
 }  // namespace otgen::test

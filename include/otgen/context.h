@@ -16,6 +16,9 @@ struct Context {
   bool quiet = false;  // no progress on stderr (bar on a terminal, else periodic lines: otgen/progress.h)
   // Called with the progress of long loops whether quiet or not (e.g. by the Python module); empty: none.
   ProgressCallback on_progress = {};
+  // Polled by long loops (the semidiscrete fit) between steps; true stops the loop after its step, with
+  // the result so far and stopped_by "interrupted" (the CLI: Ctrl-C; Python: PyErr_CheckSignals).
+  std::function<bool()> should_stop = {};
 
   // The thread count to use: `threads` if positive, else the number of available cores.
   int resolved_threads() const;

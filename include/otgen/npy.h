@@ -1,6 +1,12 @@
-// NumPy .npy files (format versions 1.0-3.0): float32, float64 and int64, C order, little-endian.
-// Reading rejects Fortran order, other dtypes, bad headers and truncated files with otgen::Error.
-// Writing is atomic: the file is written under a temporary name in the same folder, then renamed.
+// NumPy .npy files (format versions 1.0-3.0), C order.
+//
+// The input policy (the same as the Python module's for arrays): any real number type is read —
+// float16/32/64 and 8- to 64-bit signed or unsigned integers, little- or big-endian — and converted:
+// points and vectors to float32 / float64, labels and indices to int64 (floats are refused there;
+// uint64 above 2^63 - 1 too). A 1-D array given as points is n points of dimension 1. Reading rejects
+// Fortran order, other dtypes (bool, complex, strings, objects), bad headers and truncated files with
+// otgen::Error naming the file. Files are written float32, float64 or int64, little-endian, atomically
+// (otgen/staging.h).
 #pragma once
 
 #include <cstdint>
@@ -15,7 +21,8 @@ namespace otgen {
 enum class DType { Float32, Float64, Int64 };
 const char* dtype_name(DType t);  // "float32", "float64", "int64"
 
-// The raw content of a .npy file: dtype, shape and the element bytes.
+// The content of a .npy file: shape and the element bytes, converted to the nearest of the three types
+// (float16/32 -> Float32, float64 -> Float64, integers -> Int64).
 struct NpyArray {
   DType dtype = DType::Float32;
   std::vector<int64_t> shape;
@@ -28,14 +35,14 @@ struct NpyArray {
 
 NpyArray read_npy(const std::string& path);
 
-// A 2-D float array (float32, or float64 converted) as Points; a 1-D array of length n is read as
-// (n, 1). `argument` names the option in errors. Rejects NaN/Inf unless allow_nonfinite.
+// A 2-D real array as float32 Points; a 1-D array of length n is read as (n, 1). `argument` names the
+// option in errors. Rejects NaN/Inf (also float64 values beyond float32's range) unless allow_nonfinite.
 Points read_points_npy(const std::string& path, const std::string& argument, bool allow_nonfinite = false);
-// A 1-D float array (float32 or float64) as double; rejects NaN/Inf.
+// A 1-D real array as double; rejects NaN/Inf.
 std::vector<double> read_vector_npy(const std::string& path, const std::string& argument);
-// A 1-D int64 array (labels, indices).
+// A 1-D integer array as int64 (labels, indices); floats are refused.
 std::vector<int64_t> read_int64_npy(const std::string& path, const std::string& argument);
-// A 1-D int64 array of class labels, checked by require_labels (>= 0, a class count that fits in memory).
+// A 1-D integer array of class labels, checked by require_labels (>= 0, a class count that fits in memory).
 std::vector<int64_t> read_labels_npy(const std::string& path, const std::string& argument);
 
 void write_npy(const std::string& path, std::span<const float> values, std::vector<int64_t> shape);

@@ -237,8 +237,8 @@ class SemidiscreteOT {
     std::optional<double> chi2;    // the last chi2 check
     std::vector<HistoryRow> history;
     Termination termination = Termination::MaxSteps;
-    // The rule that ended the run: "target_chi2", "chi2_threshold", "steps", "time_limit" or
-    // "numerical_failure".
+    // The rule that ended the run: "target_chi2", "chi2_threshold", "steps", "time_limit",
+    // "interrupted" (Context::should_stop; termination Interrupted) or "numerical_failure".
     std::string stopped_by = "steps";
     std::string message;
     // What the automatic defaults resolved to (or the options as given).

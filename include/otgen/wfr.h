@@ -130,7 +130,8 @@ class FunctionTarget final : public Target {
 };
 
 // Target by name: "doublewell" (uses H), "gaussian" (N(0, I_d), uses d), "mixture4-lln", "mixture4-cp",
-// "mixture20d". Unknown names throw otgen::Error listing the valid ones.
+// "mixture20d". Unknown names throw otgen::Error listing the valid ones; a d other than 1 or the
+// target's own dimension for a target other than "gaussian" is refused (it would be ignored).
 std::unique_ptr<Target> make_target(std::string_view name, double H = 6.0, int64_t d = 1);
 
 // ---------------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@
 #include <limits>
 
 #include "otgen/error.h"
+#include "otgen/npy.h"
 
 // Static linkage: no symbol clash with another file that also includes the implementation. Encoding goes
 // to memory (write_png does the file handling), so stb's stdio writers are left out.
@@ -313,7 +314,6 @@ int Canvas::text_up(int x, int y, std::string_view s, Rgb c, int scale) {
 // -------------------------------------------------------------------------------------------- PNG
 
 void write_png(const std::string& path, const Canvas& canvas) {
-  namespace fs = std::filesystem;
   std::vector<unsigned char> bytes;
   auto sink = [](void* ctx, void* data, int size) {
     auto* out = static_cast<std::vector<unsigned char>*>(ctx);
@@ -323,22 +323,7 @@ void write_png(const std::string& path, const Canvas& canvas) {
   if (!stbi_write_png_to_func(sink, &bytes, canvas.width(), canvas.height(), 3, canvas.pixels().data(),
                               canvas.width() * 3))
     throw Error("cannot write " + path + ": PNG encoding failed");
-  const fs::path target(path);
-  const fs::path tmp = target.parent_path() / ("." + target.filename().string() + "." + std::to_string(::getpid()) + ".tmp");
-  auto fail = [&](const std::string& reason) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
-    throw Error("cannot write " + path + ": " + reason);
-  };
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw Error("cannot write " + path + ": " + std::strerror(errno));
-  const bool wrote = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size() && std::fflush(f) == 0 &&
-                     ::fsync(::fileno(f)) == 0;
-  const int err = errno;
-  if (std::fclose(f) != 0 || !wrote) fail(std::strerror(wrote ? errno : err));
-  std::error_code ec;
-  fs::rename(tmp, target, ec);
-  if (ec) fail(ec.message());
+  write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
 }
 
 }  // namespace otgen::cli

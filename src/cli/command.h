@@ -28,10 +28,18 @@ CLI::App* group(CLI::App& parent, const std::string& name, const std::string& de
 
 // Adds --threads, --seed and --quiet to `cmd`, bound to `ctx`.
 void add_context_options(CLI::App* cmd, Context& ctx, bool with_seed = true);
-// An output file named by `argument`: its folder must exist, and it must not be one of the inputs
-// (pairs of option name and path; empty paths are skipped). Checked before any work is done.
-void require_output_file(const std::string& path, const std::string& argument,
-                         std::initializer_list<std::pair<const char*, const std::string*>> inputs = {});
+// Option names and paths; empty paths are skipped.
+using NamedPaths = std::vector<std::pair<const char*, const std::string*>>;
+// An output file named by `argument`: its folder must exist and be writable, and it must not be one of
+// the inputs (same path or same file). Checked before any work is done; temporary files of killed
+// earlier runs next to it are removed (otgen/staging.h).
+void require_output_file(const std::string& path, const std::string& argument, const NamedPaths& inputs = {});
+// An output folder named by `argument`: a writable folder, or one that can be created (its nearest
+// existing ancestor is a writable folder). prepare_output_folder also creates it (with its parents).
+void require_output_folder(const std::string& dir, const std::string& argument);
+void prepare_output_folder(const std::string& dir, const std::string& argument);
+// Every non-empty output as above, against the inputs and against every other output.
+void require_output_files(const NamedPaths& outputs, const NamedPaths& inputs);
 // "a,b,c" -> {"a", "b", "c"} (empty items kept: "a,,b" has three).
 std::vector<std::string> split_list(const std::string& s);
 // "1,2,2" -> {1, 2, 2}; anything else fails naming `argument`.

@@ -50,6 +50,9 @@ void register_data(CLI::App& root) {
   exp->add_option("--out", ex->out, "output .npy of the points")->required();
   exp->add_option("--labels-out", ex->labels_out, "output .npy of the labels (int64)");
   exp->callback([ex] {
+    require(!ex->out.empty(), "--out", "''", "an output .npy path");
+    require_output_files({{"--out", &ex->out}, {"--labels-out", &ex->labels_out}},
+                         {{"--data", &ex->opt.path}, {"--labels", &ex->opt.labels_path}});
     Dataset ds = load_dataset(ex->dataset, ex->opt);
     if (!ex->labels_out.empty() && ds.labels.empty())
       fail_argument("--labels-out", ex->labels_out, "a labelled dataset ('" + ds.name + "' has no labels)");

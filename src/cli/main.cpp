@@ -1,5 +1,6 @@
 // otgen command-line tool. User errors: one line on stderr, exit code 2. Never a stack trace.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <malloc.h>
 #include <unistd.h>
 
@@ -15,7 +16,9 @@
 
 #include "cli/command.h"
 #include "otgen/error.h"
+#include "otgen/interrupt.h"
 #include "otgen/npy.h"
+#include "otgen/staging.h"
 #include "otgen/version.h"
 
 namespace otgen::cli {
@@ -39,13 +42,12 @@ CLI::App* group(CLI::App& parent, const std::string& name, const std::string& de
 }
 
 void add_context_options(CLI::App* cmd, Context& ctx, bool with_seed) {
-  cmd->add_option("--threads", ctx.threads, "threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", ctx.threads, "threads (0 = all cores)")->check(CLI::Range(0, 65536));
   if (with_seed) cmd->add_option("--seed", ctx.seed, "random seed (results depend on it only)");
   cmd->add_flag("--quiet,-q", ctx.quiet, "no progress on stderr (a bar on a terminal, else a line every few seconds)");
 }
 
-void require_output_file(const std::string& path, const std::string& argument,
-                         std::initializer_list<std::pair<const char*, const std::string*>> inputs) {
+void require_output_file(const std::string& path, const std::string& argument, const NamedPaths& inputs) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::path out = fs::weakly_canonical(fs::absolute(path), ec);  // resolves "..", "." and symlinks
@@ -64,6 +66,40 @@ void require_output_file(const std::string& path, const std::string& argument,
     fail_argument(argument, "'" + path + "'", std::string("a writable location (") + std::strerror(errno) + ")");
   ::close(fd);
   ::unlink(probe.c_str());
+  remove_stale_temporaries(out.string());
+}
+
+void require_output_folder(const std::string& dir, const std::string& argument) {
+  namespace fs = std::filesystem;
+  require(!dir.empty(), argument, "''", "a folder");
+  std::error_code ec;
+  fs::path existing = fs::absolute(dir, ec);
+  while (!existing.empty() && !fs::exists(existing, ec) && existing != existing.parent_path()) existing = existing.parent_path();
+  if (existing == fs::absolute(dir, ec)) require(fs::is_directory(existing, ec), argument, "'" + dir + "'", "a folder (it is a file)");
+  // Writable: make (and remove) a folder where the first missing one would go.
+  const std::string probe = (existing / (".otgen-probe." + std::to_string(::getpid()))).string();
+  const bool writable = fs::is_directory(existing, ec) && ::mkdir(probe.c_str(), 0700) == 0;
+  const int err = errno;
+  if (writable) ::rmdir(probe.c_str());
+  require(writable, argument, "'" + dir + "'",
+          "a writable folder, or one that can be created ('" + existing.string() + "': " + std::strerror(err) + ")");
+}
+
+void prepare_output_folder(const std::string& dir, const std::string& argument) {
+  require_output_folder(dir, argument);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) fail_argument(argument, "'" + dir + "'", "a folder that can be created (" + ec.message() + ")");
+}
+
+void require_output_files(const NamedPaths& outputs, const NamedPaths& inputs) {
+  for (const auto& [name, path] : outputs) {
+    if (path->empty()) continue;
+    NamedPaths others = inputs;
+    for (const auto& other : outputs)
+      if (other.second != path) others.push_back(other);
+    require_output_file(*path, name, others);
+  }
 }
 
 std::vector<std::string> split_list(const std::string& s) {
@@ -157,6 +193,29 @@ void torch_command_policies(int argc, char** argv) {
   ::execv("/proc/self/exe", argv);  // returns only on failure: then run as we are
 }
 
+// The library names its fields in errors ("invalid batch_size = 0: ...", "labels_path: ..."); the user
+// typed options. The field at the head of the message becomes the option of the command that ran: "--"
+// + the field with dashes ("--chi2-every"), or the command's own spelling of it ("--batch"), when the
+// command has that option.
+std::string with_typed_names(const std::string& msg, CLI::App& app) {
+  static const std::pair<const char*, const char*> kSpellings[] = {
+      {"batch_size", "--batch"}, {"n_particles", "--particles"}, {"max_iterations", "--max-iter"},
+      {"num_classes", "--classes"}, {"d", "--dim"}, {"path", "--data"}, {"labels_path", "--labels"}};
+  const bool invalid = msg.rfind("invalid ", 0) == 0;
+  const size_t start = invalid ? 8 : 0, end = msg.find_first_of(" :", start);
+  if (end == std::string::npos || (!invalid && msg[end] != ':')) return msg;
+  const std::string field = msg.substr(start, end - start);
+  if (field.empty() || field.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") != std::string::npos) return msg;
+  CLI::App* cmd = &app;
+  for (auto subs = cmd->get_subcommands(); !subs.empty(); subs = cmd->get_subcommands()) cmd = subs.front();
+  std::string flag = "--" + field;
+  std::replace(flag.begin(), flag.end(), '_', '-');
+  for (const auto& [name, spelling] : kSpellings)
+    if (field == name && cmd->get_option_no_throw(flag) == nullptr) flag = spelling;
+  if (cmd == &app || cmd->get_option_no_throw(flag) == nullptr) return msg;
+  return msg.substr(0, start) + flag + msg.substr(end);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -173,8 +232,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "otgen: internal error while building the command line: %s\n", e.what());
     return 1;
   }
+  // Every output of the command is staged and published together when it succeeds (otgen/staging.h);
+  // Ctrl-C removes the staged files (otgen/interrupt.h).
+  otgen::install_interrupt_handlers();
   try {
+    otgen::OutputBatch outputs;
     app.parse(argc, argv);
+    outputs.commit();
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
@@ -185,7 +249,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "otgen: %s (see --help)\n", e.what());
     return 2;
   } catch (const otgen::Error& e) {
-    std::fprintf(stderr, "otgen: %s\n", e.what());
+    std::fprintf(stderr, "otgen: %s\n", with_typed_names(e.what(), app).c_str());
     return 2;
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "otgen: out of memory\n");

@@ -32,6 +32,7 @@ struct ExactArgs {
 
 void run_exact(const ExactArgs& a) {
   a.ctx.validate();
+  require_output_file(a.out, "--out", {{"--source", &a.source}, {"--target", &a.target}});
   const Points x = read_points_npy(a.source, "--source");
   const Points y = read_points_npy(a.target, "--target");
   require(x.n == y.n, "--target", a.target + " with " + std::to_string(y.n) + " points",
@@ -75,6 +76,7 @@ void run_sinkhorn(SinkhornArgs a) {
   a.opt.eps_scaling = !a.no_scaling;
   a.opt.mode = a.mode == "dense" ? SinkhornMode::Dense : a.mode == "online" ? SinkhornMode::Online : SinkhornMode::Auto;
   a.opt.validate();
+  require_output_files({{"--out-f", &a.out_f}, {"--out-g", &a.out_g}}, {{"--source", &a.source}, {"--target", &a.target}});
   const Points x = read_points_npy(a.source, "--source");
   const Points y = read_points_npy(a.target, "--target");
   require(x.d == y.d, "--target", a.target + " of dimension " + std::to_string(y.d),
@@ -99,6 +101,8 @@ void run_sinkhorn(SinkhornArgs a) {
                    {"seconds", secs}};
   if (r.cost_std) j["cost_std"] = *r.cost_std;
   std::cout << j.dump() << "\n";
+  if (r.termination == Termination::NumericalFailure) throw Error("ot sinkhorn: " + r.message);
+  if (r.termination == Termination::MaxSteps) std::cerr << "ot sinkhorn: not converged: " << r.message << "\n";
 }
 
 struct CoupleArgs {
@@ -113,6 +117,8 @@ void run_couple(const CoupleArgs& a) {
   a.ctx.validate();
   require(a.coupling == "sinkhorn" || !a.relative_epsilon, "--relative-epsilon", "given",
           "with --coupling sinkhorn only (a semidiscrete epsilon is absolute: the one of the fit)");
+  require_output_files({{"--out", &a.out}}, {{"--data", &a.data}, {"--noise", &a.noise}, {"--labels", &a.labels},
+                                             {"--potential", &a.potential}});
   const Points y = read_points_npy(a.data, "--data");
   const Points x = read_points_npy(a.noise, "--noise");
   std::vector<int64_t> labels;

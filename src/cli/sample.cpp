@@ -113,17 +113,9 @@ void run_sample(SampleArgs& a) {
   require(a.n >= 1 && a.n <= (int64_t{1} << 28), "--n", a.n, "an integer in [1, 2^28]");
   require(!a.out.empty(), "--out", "missing", "an output .npy path");
   const FlowModel model = FlowModel::load(a.model, "--model");
-  require_output_file(a.out, "--out", {{"--model", &a.model}, {"--noise", &a.noise}, {"--reference", &a.reference}});
-  if (!a.png.empty())
-    require_output_file(a.png, "--png", {{"--model", &a.model}, {"--noise", &a.noise}, {"--reference", &a.reference},
-                                         {"--out", &a.out}});
-  if (!a.labels_out.empty())
-    require_output_file(a.labels_out, "--labels-out", {{"--model", &a.model}, {"--noise", &a.noise},
-                                                       {"--reference", &a.reference}, {"--out", &a.out}, {"--png", &a.png}});
-  for (const auto& [path, arg] : {std::pair{&a.logw_out, "--logw-out"}, std::pair{&a.record, "--record"}})
-    if (!path->empty())
-      require_output_file(*path, arg, {{"--model", &a.model}, {"--noise", &a.noise}, {"--reference", &a.reference},
-                                       {"--out", &a.out}, {"--png", &a.png}, {"--labels-out", &a.labels_out}});
+  require_output_files({{"--out", &a.out}, {"--png", &a.png}, {"--labels-out", &a.labels_out},
+                        {"--logw-out", &a.logw_out}, {"--record", &a.record}},
+                       {{"--model", &a.model}, {"--noise", &a.noise}, {"--reference", &a.reference}});
   const int64_t d = model.dim(), K = model.num_classes();
   // The classes: none (unconditional, or a conditional model's null class), one class for all rows,
   // or `all`: --n rows of each class in turn.

@@ -2,6 +2,7 @@
 // second marginal (chi2, TV). (`sdot assign` lives in sdot_assign.cpp.)
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <limits>
 #include <memory>
@@ -13,11 +14,13 @@
 
 #include "cli/command.h"
 #include "otgen/error.h"
+#include "otgen/interrupt.h"
 #include "otgen/memory.h"
 #include "otgen/npy.h"
 #include "otgen/potential_meta.h"
 #include "otgen/record.h"
 #include "otgen/semidiscrete.h"
+#include "otgen/staging.h"
 
 namespace otgen::cli {
 namespace {
@@ -49,9 +52,9 @@ void add_target_options(CLI::App* cmd, Target& t) {
   cmd->add_option("--labels", t.labels, "per-point classes: (N,) int64 .npy (conditional OT)");
 }
 
-std::vector<float> read_potential(const std::string& path, int64_t N) {
-  const auto g = read_vector_npy(path, "--potential");
-  require(static_cast<int64_t>(g.size()) == N, "--potential", "length " + std::to_string(g.size()),
+std::vector<float> read_potential(const std::string& path, int64_t N, const std::string& argument = "--potential") {
+  const auto g = read_vector_npy(path, argument);
+  require(static_cast<int64_t>(g.size()) == N, argument, "length " + std::to_string(g.size()),
           "one value per data point (" + std::to_string(N) + ")");
   return {g.begin(), g.end()};
 }
@@ -167,13 +170,20 @@ void register_fit(CLI::App& root) {
     a->opt.log_every = every > 0 ? std::min<int64_t>(100, every) : 100;
     a->opt.validate();
     a->ctx.validate();
+    require(!a->out.empty(), "--out", "''", "an output .npy path");
+    const std::string init_file = named_init ? std::string() : a->init, sidecar = a->out + ".json";
+    require_output_files({{"--out", &a->out}, {"--out (its sidecar)", &sidecar}, {"--record", &a->record}},
+                         {{"--data", &a->target.data}, {"--weights", &a->target.weights},
+                          {"--labels", &a->target.labels}, {"--init", &init_file}});
     a->target.load();
     require_memory("--batch", a->opt.batch_size, rows_bytes(a->opt.batch_size, a->target.y.d, 32),
                    "a batch of noise rows of dimension " + std::to_string(a->target.y.d) + " (4 d + 32 bytes a row)");
     std::vector<float> g0;
-    if (!named_init) g0 = read_potential(a->init, a->target.y.n);
+    if (!named_init) g0 = read_potential(a->init, a->target.y.n, "--init");
     // The outputs, written (atomically) after every chi2 check and at the end: a long run that is
-    // interrupted leaves its latest potential and record.
+    // killed leaves its latest potential and record; Ctrl-C stops after the step and writes the
+    // potential so far.
+    publish_as_written();
     auto summary_of = [](const SemidiscreteOT::Result& r) {
       return nlohmann::json{{"termination", termination_name(r.termination)},
                             {"stopped_by", r.stopped_by},
@@ -215,11 +225,19 @@ void register_fit(CLI::App& root) {
     };
     auto opt = a->opt;
     opt.on_check = [&](const SemidiscreteOT::Result& r) { write_outputs(r, false); };
-    const auto res = SemidiscreteOT(opt).fit(a->target.y, a->target.b, a->ctx, a->target.l, g0);
+    InterruptScope interrupts;
+    Context ctx = a->ctx;
+    ctx.should_stop = interrupt_requested;
+    const auto res = SemidiscreteOT(opt).fit(a->target.y, a->target.b, ctx, a->target.l, g0);
     write_outputs(res, true);
     const nlohmann::json summary = summary_of(res);
     std::cout << summary.dump() << "\n";
     if (res.termination == Termination::NumericalFailure) throw Error("sdot fit: " + res.message);
+    if (res.termination == Termination::Interrupted) {
+      std::cerr << "sdot fit: " << res.message << "; wrote the averaged potential so far to " << a->out
+                << "; continue from it with --init " << a->out << "\n";
+      std::exit(128 + interrupt_signal());
+    }
   });
 }
 

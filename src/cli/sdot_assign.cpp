@@ -27,7 +27,8 @@ struct AssignArgs {
   std::string data, potential, noise, out, weights, labels, noise_labels, noise_out, noise_labels_out;
   std::string cost = "sqeuclidean_half";
   double epsilon = 0, class_penalty = std::numeric_limits<double>::infinity();
-  int64_t n = -1;
+  int64_t n = 0;
+  CLI::Option* n_option = nullptr;  // --n given?
   bool allow_foreign = false;
   Context ctx;
   ScoreOptions engine;
@@ -36,9 +37,17 @@ struct AssignArgs {
 void run_assign(const AssignArgs& a) {
   a.ctx.validate();
   const auto t0 = std::chrono::steady_clock::now();
-  require(a.noise.empty() != (a.n < 0), "--noise", a.noise.empty() ? "(none)" : a.noise,
+  const bool drawn = a.n_option->count() > 0;
+  require(a.noise.empty() == drawn, "--noise", a.noise.empty() ? "(none)" : a.noise,
           "exactly one of --noise X.npy and --n M");
-  require(a.noise_out.empty() || a.n >= 0, "--noise-out", a.noise_out, "--n (it writes the drawn noise)");
+  require(!drawn || a.n >= 0, "--n", a.n, "a number of noise rows >= 0");
+  require(a.noise_out.empty() || drawn, "--noise-out", a.noise_out, "--n (it writes the drawn noise)");
+  require(a.noise_labels.empty() || !drawn, "--noise-labels", a.noise_labels,
+          "--noise (with --n the classes are drawn: --noise-labels-out writes them)");
+  require(!a.out.empty(), "--out", "''", "an output .npy path");
+  require_output_files({{"--out", &a.out}, {"--noise-out", &a.noise_out}, {"--noise-labels-out", &a.noise_labels_out}},
+                       {{"--data", &a.data}, {"--potential", &a.potential}, {"--noise", &a.noise},
+                        {"--weights", &a.weights}, {"--labels", &a.labels}, {"--noise-labels", &a.noise_labels}});
   const Points y = read_points_npy(a.data, "--data");
   const std::vector<double> gd = read_vector_npy(a.potential, "--potential");
   require(static_cast<int64_t>(gd.size()) == y.n, "--potential", a.potential + " of length " + std::to_string(gd.size()),
@@ -61,7 +70,7 @@ void run_assign(const AssignArgs& a) {
     check_potential_meta(a.potential, potential_meta(y, labels, b, a.epsilon, map.cost, a.class_penalty), "--potential");
   if (a.epsilon <= 0) sdot_prepare(map, a.ctx, a.engine);  // eps > 0 samples: no argmax to screen
   Points x;
-  if (a.n >= 0) {
+  if (drawn) {
     require_memory("--n", a.n, rows_bytes(a.n, y.d, 16),
                    "n noise rows of dimension " + std::to_string(y.d) + ", their indices and classes (4 d + 16 bytes a row)");
     x = sdot_noise(a.n, y.d, a.ctx.seed, a.ctx);
@@ -97,7 +106,7 @@ void register_sdot_assign(CLI::App& root) {
   cmd->add_option("--data", a->data, "(m, d) float .npy: the data points y")->required();
   cmd->add_option("--potential", a->potential, "(m,) float .npy: the potential g")->required();
   cmd->add_option("--noise", a->noise, "(n, d) float .npy: the noise points x (or --n)");
-  cmd->add_option("--n", a->n, "draw this many N(0, I) noise points from --seed instead of --noise");
+  a->n_option = cmd->add_option("--n", a->n, "draw this many N(0, I) noise points from --seed instead of --noise");
   cmd->add_option("--noise-out", a->noise_out, "with --n: write the drawn noise (n, d) float32 .npy");
   cmd->add_option("--epsilon", a->epsilon, "absolute epsilon: > 0 samples j ~ s(x) by Gumbel-max (seeded)")
       ->capture_default_str();

@@ -29,6 +29,7 @@
 #include "otgen/error.h"
 #include "otgen/npy.h"
 #include "otgen/record.h"
+#include "otgen/staging.h"
 
 namespace otgen::cli {
 namespace {
@@ -164,6 +165,7 @@ std::vector<std::string> report_keys(const std::vector<std::string>& metrics) {
 }
 
 void run_study(const StudyArgs& a) {
+  publish_as_written();  // study.json and each finished cell must appear as they are made (resumable)
   json cfg;
   {
     std::ifstream in(a.config);

@@ -2,7 +2,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <csignal>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -21,12 +20,14 @@
 #include "otgen/data.h"
 #include "otgen/error.h"
 #include "otgen/flow.h"
+#include "otgen/interrupt.h"
 #include "otgen/npy.h"
 #include "otgen/potential_meta.h"
 #include "otgen/progress.h"
 #include "otgen/record.h"
 #include "otgen/rng.h"
 #include "otgen/semidiscrete.h"
+#include "otgen/staging.h"
 #include "otgen/streams.h"
 
 namespace otgen::cli {
@@ -98,19 +99,6 @@ struct TrainArgs {
 CouplingData coupling_data(const TrainArgs& a, const Dataset& ds) {
   if (!a.conditional) return {ds.x.view(), {}, 0};
   return {ds.x.view(), ds.labels, ds.num_classes};
-}
-
-// A writable output folder: created (with its parents) if missing.
-void prepare_run_dir(const std::string& dir) {
-  require(!dir.empty(), "--out", "''", "a run folder");
-  std::error_code ec;
-  if (fs::exists(dir, ec)) {
-    require(fs::is_directory(dir, ec), "--out", "'" + dir + "'", "a folder (it is a file)");
-  } else {
-    fs::create_directories(dir, ec);
-    if (ec) fail_argument("--out", "'" + dir + "'", "a folder that can be created (" + ec.message() + ")");
-  }
-  require(::access(dir.c_str(), W_OK) == 0, "--out", "'" + dir + "'", "a writable folder");
 }
 
 // One meaning of epsilon everywhere (docs/batch_ot.md#epsilon): a given --sinkhorn-epsilon is absolute
@@ -203,10 +191,8 @@ nlohmann::json result_json(const TrainResult& r) {
           {"history", h}};
 }
 
-volatile std::sig_atomic_t g_interrupted = 0;
-extern "C" void on_interrupt(int) { g_interrupted = 1; }
-
 void run_train(TrainArgs& a) {
+  publish_as_written();  // the checkpoint and run.json must appear while the run goes on (--resume)
   if (a.resume.empty()) {
     a.opt.model.kind = parse_model_kind(a.model, "--model");
     a.opt.time = parse_time_sampling(a.time, "--time");
@@ -254,7 +240,7 @@ void run_train(TrainArgs& a) {
   }
   a.opt.validate();
   check_coupling_args(a, ds);
-  if (a.resume.empty()) prepare_run_dir(dir);
+  if (a.resume.empty()) prepare_output_folder(dir, "--out");
   if (!a.record.empty()) require_output_file(a.record, "--record", {{"--data", &a.data}});
   const std::unique_ptr<Coupling> coupling = make_coupling(a, ds, dir);
   // The run's description (a resume with a new --steps records the new total once it has trained).
@@ -282,11 +268,10 @@ void run_train(TrainArgs& a) {
                   secs > 0 ? static_cast<double>((step - first) * a.opt.batch) / secs : 0.0);
     bar.set_metric("loss", loss_ema);
     bar.update(step, status);
-    return g_interrupted == 0;
+    return !interrupt_requested();
   };
   // Ctrl-C / SIGTERM: finish the step, write the checkpoint and model.pt, exit 130.
-  std::signal(SIGINT, on_interrupt);
-  std::signal(SIGTERM, on_interrupt);
+  InterruptScope interrupts;
   nlohmann::json meta{{"data", ds.name}, {"n", ds.x.n}, {"image_side", ds.image_side},
                       {"classes", a.opt.model.num_classes}, {"meanflow", a.opt.model.meanflow}};
   const TrainResult r = train_flow(a.opt, coupling_data(a, ds), *coupling, RunFiles{dir},

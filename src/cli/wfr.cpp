@@ -155,19 +155,19 @@ void plot_2d(const std::string& path, const Target& t, const WeightedParticles& 
 
 void run_wfr(const WfrArgs& a, const Context& ctx) {
   ctx.validate();
-  require(!a.out.empty(), "out", "empty", "an output folder");
-  require(a.particles >= 2, "particles", a.particles, "at least 2 particles");
-  require(a.step > 0 && std::isfinite(a.step), "step", a.step, "a positive finite step size");
+  require(!a.out.empty(), "--out", "empty", "an output folder");
+  require(a.particles >= 2, "--particles", a.particles, "at least 2 particles");
+  require(a.step > 0 && std::isfinite(a.step), "--step", a.step, "a positive finite step size");
   int64_t K = 0;
   if (a.steps) {
-    require(!a.time, "time", *a.time, "either --time or --steps, not both");
+    require(!a.time, "--time", *a.time, "either --time or --steps, not both");
     K = *a.steps;
   } else {
-    require(a.time.has_value(), "steps", "missing", "--time T or --steps K");
-    require(*a.time > 0 && std::isfinite(*a.time), "time", *a.time, "a positive finite time");
+    require(a.time.has_value(), "--steps", "missing", "--time T or --steps K");
+    require(*a.time > 0 && std::isfinite(*a.time), "--time", *a.time, "a positive finite time");
     K = static_cast<int64_t>(std::llround(*a.time / a.step));
   }
-  require(K > 0, "steps", K, "a positive number of steps");
+  require(K > 0, "--steps", K, "a positive number of steps");
   auto target = make_target(a.target, a.H, a.dim);
   SamplerSpec spec;
   spec.step = a.step;
@@ -175,21 +175,22 @@ void run_wfr(const WfrArgs& a, const Context& ctx) {
   spec.bandwidth = a.bandwidth;
   if (a.bandwidth_rule == "silverman") spec.rule = BandwidthRule::Silverman;
   else if (a.bandwidth_rule == "scott") spec.rule = BandwidthRule::Scott;
-  else fail_argument("bandwidth-rule", a.bandwidth_rule, "silverman or scott");
+  else fail_argument("--bandwidth-rule", a.bandwidth_rule, "silverman or scott");
   spec.ess_threshold = a.ess_threshold;
   spec.resample = parse_resample_scheme(a.resample);
   spec.adaptive = a.adaptive;
   spec.mala_moves = !a.ula_moves;
   spec.moves = a.moves;
   if (a.png && target->dim() > 2)
-    fail_argument("png", "dimension " + std::to_string(target->dim()), "a 1-D or 2-D target");
+    fail_argument("--png", "dimension " + std::to_string(target->dim()), "a 1-D or 2-D target");
   auto sampler = make_sampler(a.sampler, spec);
+  require_output_folder(a.out, "--out");
   WeightedParticles start(initial_particles(*target, a.init, a.particles, ctx.seed));
   RunOptions ro;
   ro.steps = K;
   const RunResult r = sampler->run(*target, start, ro, ctx);
 
-  std::filesystem::create_directories(a.out);
+  prepare_output_folder(a.out, "--out");
   write_npy(a.out + "/x.npy", r.particles.x);
   std::vector<double> logw = r.particles.logw;
   if (!sampler->weighted()) std::fill(logw.begin(), logw.end(), 0.0);  // documented: zeros when unweighted

@@ -3,6 +3,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <limits>
+#include <type_traits>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -11,6 +14,7 @@
 #include <string>
 
 #include "otgen/error.h"
+#include "otgen/staging.h"
 
 namespace otgen {
 
@@ -25,18 +29,60 @@ const char* dtype_name(DType t) {
 
 namespace {
 
-size_t element_size_of(DType t) { return t == DType::Float32 ? 4 : 8; }
 
 struct FileCloser {
   void operator()(FILE* f) const { std::fclose(f); }
 };
 using File = std::unique_ptr<FILE, FileCloser>;
 
+// The element format stored in the file: kind 'f' (float16/32/64), 'i' or 'u' (8 to 64 bits), either
+// byte order. Reading converts it (otgen/npy.h: the input policy).
 struct Header {
-  DType dtype;
+  char kind = 'f';
+  int itemsize = 4;
+  bool swap = false;  // big-endian on this little-endian machine
   std::vector<int64_t> shape;
   int64_t numel = 1;
+  std::string descr;  // as written, for messages
+  std::string type_name() const {
+    return (kind == 'f' ? "float" : kind == 'i' ? "int" : "uint") + std::to_string(8 * itemsize);
+  }
 };
+
+// float16 bits -> float (subnormals, infinities and NaN included).
+float half_to_float(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
+  const int exp = (h >> 10) & 0x1f;
+  const uint32_t mant = h & 0x3ff;
+  float v;
+  if (exp == 0) v = std::ldexp(static_cast<float>(mant), -24);
+  else if (exp == 31) v = mant ? std::numeric_limits<float>::quiet_NaN() : std::numeric_limits<float>::infinity();
+  else v = std::ldexp(static_cast<float>(mant | 0x400), exp - 25);
+  return sign ? -v : v;
+}
+
+// Element k of a body chunk as double (any kind) or int64 (integer kinds; uint64 above 2^63 - 1 is
+// reported by the caller through `ok`).
+template <class T>
+T element_at(const unsigned char* p, const Header& h, bool& ok) {
+  unsigned char b[8];
+  for (int i = 0; i < h.itemsize; ++i) b[i] = p[h.swap ? h.itemsize - 1 - i : i];
+  auto get = [&](auto v) {
+    std::memcpy(&v, b, sizeof v);
+    return v;
+  };
+  if (h.kind == 'f') {
+    const double v = h.itemsize == 2 ? half_to_float(get(uint16_t{})) : h.itemsize == 4 ? get(float{}) : get(double{});
+    return static_cast<T>(v);
+  }
+  if (h.kind == 'i') {
+    const int64_t v = h.itemsize == 1 ? get(int8_t{}) : h.itemsize == 2 ? get(int16_t{}) : h.itemsize == 4 ? get(int32_t{}) : get(int64_t{});
+    return static_cast<T>(v);
+  }
+  const uint64_t v = h.itemsize == 1 ? get(uint8_t{}) : h.itemsize == 2 ? get(uint16_t{}) : h.itemsize == 4 ? get(uint32_t{}) : get(uint64_t{});
+  if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) ok = false;
+  return static_cast<T>(v);
+}
 
 [[noreturn]] void bad_file(const std::string& path, const std::string& what) {
   throw Error("invalid .npy file '" + path + "': " + what);
@@ -71,9 +117,9 @@ void check_body_size(FILE* f, const Header& h, const std::string& path) {
   const long at = std::ftell(f);
   if (at < 0 || ::fstat(::fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) return;  // pipes: read_body checks
   const uint64_t have = static_cast<uint64_t>(st.st_size) > static_cast<uint64_t>(at) ? st.st_size - at : 0;
-  const uint64_t need = static_cast<uint64_t>(h.numel) * element_size_of(h.dtype);
+  const uint64_t need = static_cast<uint64_t>(h.numel) * static_cast<uint64_t>(h.itemsize);
   if (have < need)
-    bad_file(path, "truncated: the header promises " + std::to_string(h.numel) + " " + dtype_name(h.dtype) +
+    bad_file(path, "truncated: the header promises " + std::to_string(h.numel) + " " + h.type_name() +
                        " elements (" + std::to_string(need) + " bytes), the file holds " + std::to_string(have) +
                        " data bytes");
 }
@@ -102,10 +148,15 @@ Header read_header(FILE* f, const std::string& path) {
   Header h;
   std::string descr = dict_value(header, "descr", path);
   if (descr.size() >= 2 && (descr.front() == '\'' || descr.front() == '"')) descr = descr.substr(1, descr.size() - 2);
-  if (descr == "<f4") h.dtype = DType::Float32;
-  else if (descr == "<f8") h.dtype = DType::Float64;
-  else if (descr == "<i8") h.dtype = DType::Int64;
-  else bad_file(path, "dtype '" + descr + "' is not supported (expected float32 '<f4', float64 '<f8' or int64 '<i8')");
+  h.descr = descr;
+  const bool sized = descr.size() == 3 && std::strchr("<>|=", descr[0]) && std::strchr("fiu", descr[1]) &&
+                     std::strchr("1248", descr[2]);
+  if (!sized || (descr[1] == 'f' && descr[2] == '1'))
+    bad_file(path, "dtype '" + descr + "' is not supported (expected a real number type: float16/32/64 or an "
+                   "8- to 64-bit integer, either byte order)");
+  h.kind = descr[1];
+  h.itemsize = descr[2] - '0';
+  h.swap = descr[0] == '>' && h.itemsize > 1;
   const std::string fortran = dict_value(header, "fortran_order", path);
   if (fortran == "True") bad_file(path, "Fortran-ordered arrays are not supported (save with np.ascontiguousarray)");
   if (fortran != "False") bad_file(path, "malformed fortran_order '" + fortran + "'");
@@ -144,6 +195,29 @@ void read_body(FILE* f, void* dst, size_t bytes, const std::string& path, int64_
     bad_file(path, "truncated data (header promises " + std::to_string(numel) + " elements)");
 }
 
+// The body of h converted to T (float, double or int64_t), read in chunks of 1 MiB (a straight read
+// when the stored type is T).
+template <class T>
+std::vector<T> read_converted(FILE* f, const Header& h, const std::string& path) {
+  std::vector<T> out(static_cast<size_t>(h.numel));
+  const char kind = std::is_floating_point_v<T> ? 'f' : 'i';
+  if (!h.swap && h.kind == kind && static_cast<size_t>(h.itemsize) == sizeof(T)) {
+    read_body(f, out.data(), out.size() * sizeof(T), path, h.numel);
+    return out;
+  }
+  std::vector<unsigned char> chunk(size_t{1} << 20);
+  const size_t per = chunk.size() / static_cast<size_t>(h.itemsize);
+  bool ok = true;
+  for (size_t done = 0; done < out.size();) {
+    const size_t k = std::min(per, out.size() - done);
+    read_body(f, chunk.data(), k * static_cast<size_t>(h.itemsize), path, h.numel);
+    for (size_t i = 0; i < k; ++i) out[done + i] = element_at<T>(chunk.data() + i * h.itemsize, h, ok);
+    done += k;
+  }
+  if (std::is_integral_v<T> && !ok) bad_file(path, "uint64 values above 2^63 - 1 do not fit in int64");
+  return out;
+}
+
 std::string shape_text(const std::vector<int64_t>& s) {
   std::string t = "(";
   for (size_t k = 0; k < s.size(); ++k) t += (k ? ", " : "") + std::to_string(s[k]);
@@ -180,12 +254,17 @@ int64_t NpyArray::numel() const {
 
 NpyArray read_npy(const std::string& path) {
   File f = open_read(path);
-  Header h = read_header(f.get(), path);
+  const Header h = read_header(f.get(), path);
   NpyArray a;
-  a.dtype = h.dtype;
   a.shape = h.shape;
-  a.bytes.resize(static_cast<size_t>(h.numel) * element_size_of(h.dtype));
-  read_body(f.get(), a.bytes.data(), a.bytes.size(), path, h.numel);
+  auto keep = [&a](const auto& v, DType t) {
+    a.dtype = t;
+    a.bytes.resize(v.size() * sizeof(v[0]));
+    if (!v.empty()) std::memcpy(a.bytes.data(), v.data(), a.bytes.size());
+  };
+  if (h.kind == 'f' && h.itemsize <= 4) keep(read_converted<float>(f.get(), h, path), DType::Float32);
+  else if (h.kind == 'f') keep(read_converted<double>(f.get(), h, path), DType::Float64);
+  else keep(read_converted<int64_t>(f.get(), h, path), DType::Int64);
   return a;
 }
 
@@ -216,38 +295,32 @@ Points read_points_npy(const std::string& path, const std::string& argument, boo
     Points p;
     p.n = n;
     p.d = d;
-    p.data.resize(static_cast<size_t>(n * d));
-    if (h.dtype == DType::Float32) {
-      read_body(f.get(), p.data.data(), p.data.size() * 4, path, h.numel);
-    } else if (h.dtype == DType::Float64) {
-      std::vector<double> tmp(p.data.size());
-      read_body(f.get(), tmp.data(), tmp.size() * 8, path, h.numel);
-      for (size_t k = 0; k < tmp.size(); ++k) p.data[k] = static_cast<float>(tmp[k]);
-    } else {
-      fail_argument(argument, "'" + path + "' of dtype int64", "a float32 or float64 array");
-    }
+    p.data = read_converted<float>(f.get(), h, path);
     if (!allow_nonfinite) require_finite(p.view(), argument + " ('" + path + "')");
     return p;
   });
 }
 
 std::vector<double> read_vector_npy(const std::string& path, const std::string& argument) {
-  NpyArray a = naming_argument(argument, [&] { return read_npy(path); });
-  if (a.shape.size() != 1) fail_argument(argument, "'" + path + "' of shape " + shape_text(a.shape), "a 1-D array");
-  std::vector<double> v(static_cast<size_t>(a.numel()));
-  if (a.dtype == DType::Float32) for (size_t k = 0; k < v.size(); ++k) v[k] = a.as<float>()[k];
-  else if (a.dtype == DType::Float64) for (size_t k = 0; k < v.size(); ++k) v[k] = a.as<double>()[k];
-  else fail_argument(argument, "'" + path + "' of dtype int64", "a float32 or float64 array");
-  require_finite(std::span<const double>(v), argument + " ('" + path + "')");
-  return v;
+  return naming_argument(argument, [&] {
+    File f = open_read(path);
+    const Header h = read_header(f.get(), path);
+    if (h.shape.size() != 1) fail_argument(argument, "'" + path + "' of shape " + shape_text(h.shape), "a 1-D array");
+    std::vector<double> v = read_converted<double>(f.get(), h, path);
+    require_finite(std::span<const double>(v), argument + " ('" + path + "')");
+    return v;
+  });
 }
 
 std::vector<int64_t> read_int64_npy(const std::string& path, const std::string& argument) {
-  NpyArray a = naming_argument(argument, [&] { return read_npy(path); });
-  if (a.shape.size() != 1) fail_argument(argument, "'" + path + "' of shape " + shape_text(a.shape), "a 1-D array");
-  if (a.dtype != DType::Int64)
-    fail_argument(argument, std::string("'") + path + "' of dtype " + dtype_name(a.dtype), "an int64 array");
-  return std::vector<int64_t>(a.as<int64_t>(), a.as<int64_t>() + a.numel());
+  return naming_argument(argument, [&] {
+    File f = open_read(path);
+    const Header h = read_header(f.get(), path);
+    if (h.shape.size() != 1) fail_argument(argument, "'" + path + "' of shape " + shape_text(h.shape), "a 1-D array");
+    if (h.kind == 'f')
+      fail_argument(argument, "'" + path + "' of dtype " + h.type_name(), "an integer array (int64, int32, uint8, ...)");
+    return read_converted<int64_t>(f.get(), h, path);
+  });
 }
 
 std::vector<int64_t> read_labels_npy(const std::string& path, const std::string& argument) {
@@ -261,22 +334,23 @@ void write_npy(const std::string& path, std::span<const double> v, std::vector<i
 void write_npy(const std::string& path, std::span<const int64_t> v, std::vector<int64_t> shape) { write_typed(path, v, shape, "<i8"); }
 
 void write_file_atomic(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const std::string tmp = temporary_path(path);
+  register_temporary(tmp);
   {
     File f(std::fopen(tmp.c_str(), "wb"));
-    if (!f) throw Error("cannot write '" + path + "': " + std::strerror(errno));
+    if (!f) {
+      const int e = errno;
+      forget_temporary(tmp);
+      throw Error("cannot write '" + path + "': " + std::strerror(e));
+    }
     if (std::fwrite(content.data(), 1, content.size(), f.get()) != content.size() || std::fflush(f.get()) != 0) {
       const int e = errno;
       f.reset();
-      std::remove(tmp.c_str());
+      discard_temporary(tmp);
       throw Error("cannot write '" + path + "': " + std::strerror(e));
     }
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    std::remove(tmp.c_str());
-    throw Error("cannot write '" + path + "': " + std::strerror(e));
-  }
+  publish(tmp, path);
 }
 
 }  // namespace otgen

@@ -68,13 +68,13 @@ Dataset digits() {
 }
 
 Dataset user_npy(const DatasetOptions& opt) {
-  require(!opt.path.empty(), "path", "''", "the .npy file of dataset 'npy' (--data)");
+  require(!opt.path.empty(), "path", "''", "the .npy file of dataset 'npy'");
   Dataset ds;
   ds.name = "npy";
-  ds.x = read_points_npy(opt.path, "--data");
+  ds.x = read_points_npy(opt.path, "path");
   if (!opt.labels_path.empty()) {
-    ds.labels = read_labels_npy(opt.labels_path, "--labels");
-    require(static_cast<int64_t>(ds.labels.size()) == ds.x.n, "--labels", std::to_string(ds.labels.size()) + " labels",
+    ds.labels = read_labels_npy(opt.labels_path, "labels_path");
+    require(static_cast<int64_t>(ds.labels.size()) == ds.x.n, "labels_path", std::to_string(ds.labels.size()) + " labels",
             "one per data point (" + std::to_string(ds.x.n) + ")");
     ds.num_classes = ds.labels.empty() ? 0 : *std::max_element(ds.labels.begin(), ds.labels.end()) + 1;
   }

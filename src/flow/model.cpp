@@ -14,6 +14,7 @@
 
 #include "flow/net.h"
 #include "otgen/error.h"
+#include "otgen/staging.h"
 
 namespace otgen::flow {
 
@@ -43,15 +44,15 @@ void use_threads(const Context& ctx) {
 }
 
 void atomic_save(const std::string& path, const std::function<void(const std::string& tmp)>& write) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const std::string tmp = temporary_path(path);
+  register_temporary(tmp);
   try {
     write(tmp);
-    std::filesystem::rename(tmp, path);
   } catch (const std::exception& e) {
-    std::error_code ec;
-    std::filesystem::remove(tmp, ec);
+    discard_temporary(tmp);
     throw Error("cannot write " + path + ": " + e.what());
   }
+  publish(tmp, path);
 }
 
 FlowModel make_model(Net net, nlohmann::json meta) {

@@ -488,6 +488,14 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
       t = done;
       break;
     }
+    if (ctx.should_stop && ctx.should_stop()) {
+      res.termination = Termination::Interrupted;
+      res.stopped_by = "interrupted";
+      res.message = "interrupted after " + std::to_string(done) + " steps" +
+                    (last_chi2 ? ", chi2 = " + to_text(*last_chi2) : std::string());
+      t = done;
+      break;
+    }
     if (progress.enabled()) {
       if (check) progress.set_metric("chi2", *last_chi2);
       char status[48];

@@ -428,6 +428,11 @@ SinkhornResult sinkhorn(PointsView x, PointsView y, std::span<const double> a_in
   }
   for (int64_t i = 0; i < n; ++i) res.dual_objective += a[i] * res.f[i];
   for (int64_t j = 0; j < m; ++j) res.dual_objective += b[j] * res.g[j];
+  if (!failed && !(std::isfinite(res.transport_cost) && std::isfinite(res.dual_objective))) {
+    res.termination = Termination::NumericalFailure;
+    res.message = "the plan's cost is not finite (epsilon " + to_text(eps) + " is too small for costs of std " +
+                  to_text(res.cost_std.value_or(0.0)) + "?); " + res.message;
+  }
   return res;
 }
 

@@ -302,10 +302,15 @@ void FunctionTarget::log_density(PointsView x, std::span<double> logp, std::span
 }
 
 std::unique_ptr<Target> make_target(std::string_view name, double H, int64_t d) {
-  if (name == "doublewell") return std::make_unique<DoubleWell>(H);
   if (name == "gaussian") return make_standard_normal(d);
-  if (name == "mixture4-lln" || name == "mixture4-cp" || name == "mixture20d") return make_named_mixture(name);
-  fail_argument("target", name, "one of doublewell, gaussian, mixture4-lln, mixture4-cp, mixture20d");
+  std::unique_ptr<Target> t;
+  if (name == "doublewell") t = std::make_unique<DoubleWell>(H);
+  else if (name == "mixture4-lln" || name == "mixture4-cp" || name == "mixture20d") t = make_named_mixture(name);
+  else fail_argument("target", name, "one of doublewell, gaussian, mixture4-lln, mixture4-cp, mixture20d");
+  // Only the gaussian's dimension is chosen; the others have their own (1 = not given).
+  require(d == 1 || d == t->dim(), "dim", d,
+          std::to_string(t->dim()) + " (" + std::string(name) + " has a fixed dimension; dim sets the gaussian's)");
+  return t;
 }
 
 }  // namespace otgen::wfr

@@ -72,7 +72,7 @@ def test_metrics_against_numpy_and_scipy():
     "bad, fragment",
     [
         (np.zeros((4, 3), dtype=np.complex64), "dtype"),
-        (np.zeros(4, dtype=np.float32), "2-D"),
+        (np.zeros((2, 2, 3), dtype=np.float32), "2-D"),
         (np.array([["a", "b"]]), "dtype"),
         (np.array([[np.nan, 1.0]], dtype=np.float32), "finite"),
         (np.zeros((4, 5), dtype=np.float32), "dimension"),

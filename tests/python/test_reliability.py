@@ -36,7 +36,7 @@ def test_truncated_npy_body_is_a_value_error(tmp_path):
 def test_huge_label_file_is_a_value_error(tmp_path):
     np.save(tmp_path / "y.npy", np.zeros((4, 2), np.float32))
     np.save(tmp_path / "l.npy", np.array([0, 1, 10**12, 2], np.int64))
-    with pytest.raises(ValueError, match=r"--labels .*1000000000001 classes"):
+    with pytest.raises(ValueError, match=r"labels_path .*1000000000001 classes"):
         otgen.load_dataset("npy", path=str(tmp_path / "y.npy"), labels_path=str(tmp_path / "l.npy"))
 
 
@@ -81,3 +81,79 @@ def test_batch_ot_sizes_beyond_memory_are_value_errors():
         otgen.exact_assignment(x, y)
     with pytest.raises(ValueError, match=r"invalid mode = dense: .*200000 x 200000 float matrix"):
         otgen.sinkhorn(x, y, epsilon=1.0, mode="dense")
+
+
+def test_ctrl_c_ends_a_semidiscrete_fit_with_keyboard_interrupt():
+    # Without the signal check the fit runs to its 60 s time limit and returns normally.
+    import signal
+    import threading
+    y = np.random.default_rng(0).normal(size=(3000, 16)).astype(np.float32)
+    sd = otgen.SemidiscreteOT(steps=10**8, target_chi2=0, chi2_every=0, time_limit=60.0, threads=1)
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            sd.fit(y)
+    finally:
+        timer.cancel()
+
+
+# One input policy (otgen/npy.h): the CLI's .npy reader converts every real dtype the way the Python
+# module converts arrays (numpy's astype is the reference), and both refuse the same things.
+POLICY_DTYPES = ["<f2", ">f2", "<f4", ">f4", "<f8", ">f8", "|i1", "<i2", ">i2", "<i4", ">i4", "<i8", ">i8",
+                 "|u1", "<u2", ">u4", "<u8"]
+
+
+def policy_values(dtype):
+    v = np.array([[0, 1, -2], [3, 100, -7], [12, 5, 9], [-1, 2, 3]], np.float64)
+    if np.dtype(dtype).kind == "u":
+        v = np.abs(v)
+    if np.dtype(dtype).kind == "f":
+        v = v / 8 + 0.3
+    return v.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", POLICY_DTYPES)
+def test_cli_and_python_read_every_real_dtype_as_numpy_converts_it(tmp_path, dtype):
+    import subprocess
+    arr = policy_values(dtype)
+    np.save(tmp_path / "y.npy", arr)
+    expected = arr.astype(np.float32)
+    cli = os.environ.get("OTGEN_CLI", "build/otgen")
+    r = subprocess.run([cli, "data", "export", "--dataset", "npy", "--data", str(tmp_path / "y.npy"),
+                        "--out", str(tmp_path / "out.npy")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    from_cli = np.load(tmp_path / "out.npy")
+    from_file = otgen.load_dataset("npy", path=str(tmp_path / "y.npy"))[0]
+    from_array = otgen.SemidiscreteOT(steps=1, target_chi2=0, chi2_every=0).fit(arr).g  # accepted as is
+    assert from_cli.dtype == np.float32 and np.array_equal(from_cli, expected)
+    assert np.array_equal(from_file, expected)
+    assert from_array.shape == (4,)
+    if np.dtype(dtype).kind in "iu":  # integer files are labels too, converted to int64
+        labels = np.abs(arr[:, 0]).astype(dtype)
+        np.save(tmp_path / "l.npy", labels)
+        _, l, _ = otgen.load_dataset("npy", path=str(tmp_path / "y.npy"), labels_path=str(tmp_path / "l.npy"))
+        assert l.dtype == np.int64 and np.array_equal(l, labels.astype(np.int64))
+
+
+def test_cli_and_python_refuse_the_same_inputs(tmp_path):
+    import subprocess
+    cli = os.environ.get("OTGEN_CLI", "build/otgen")
+    for name, arr in [("bool", np.ones((4, 2), bool)), ("complex", np.ones((4, 2), np.complex64)),
+                      ("text", np.array([["a", "b"]] * 4))]:
+        np.save(tmp_path / f"{name}.npy", arr)
+        r = subprocess.run([cli, "data", "export", "--dataset", "npy", "--data", str(tmp_path / f"{name}.npy"),
+                            "--out", str(tmp_path / "out.npy")], capture_output=True, text=True)
+        assert r.returncode == 2 and "is not supported" in r.stderr, r.stderr
+        with pytest.raises(ValueError, match="not supported"):
+            otgen.SemidiscreteOT(steps=1).fit(arr)
+    # Float labels are refused by both; 1-D points are n points of dimension 1 in both.
+    np.save(tmp_path / "y.npy", np.zeros((4, 2), np.float32))
+    np.save(tmp_path / "lf.npy", np.zeros(4, np.float32))
+    with pytest.raises(ValueError, match="integer"):
+        otgen.load_dataset("npy", path=str(tmp_path / "y.npy"), labels_path=str(tmp_path / "lf.npy"))
+    with pytest.raises(ValueError):
+        otgen.SemidiscreteOT(steps=1).fit(np.zeros((4, 2), np.float32), labels=np.zeros(4, np.float32))
+    np.save(tmp_path / "y1.npy", np.arange(5, dtype=np.float32))
+    assert otgen.load_dataset("npy", path=str(tmp_path / "y1.npy"))[0].shape == (5, 1)
+    assert otgen.SemidiscreteOT(steps=1, target_chi2=0, chi2_every=0).fit(np.arange(5.0)).g.shape == (5,)
