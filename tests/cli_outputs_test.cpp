@@ -157,6 +157,7 @@ TEST(CliOutputs, LibraryFieldsInErrorsAreTheOptionsTheUserTyped) {
       {"sdot fit --data " + Y + " --out " + f.q("h.npy") + " --warmup-steps -1", "invalid --warmup-steps = -1"},
       {"wfr --sampler ula --steps 5 --particles 1 --out " + f.q("w"), "invalid --particles = 1"},
       {"sdot assign --data " + Y + " --potential " + G + " --n -1 --out " + f.q("i.npy"), "invalid --n = -1"},
+      {"sdot assign --data " + Y + " --potential " + G + " --n 0 --out " + f.q("i.npy"), "invalid --n = 0"},
       {"sdot assign --data " + Y + " --potential " + G + " --n 5 --noise-labels " + G + " --out " + f.q("i.npy"),
        "invalid --noise-labels = "},
   };

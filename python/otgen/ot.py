@@ -1,5 +1,7 @@
 """Batch (minibatch) optimal transport between two point clouds, cost ``|x - y|^2 / 2``."""
 
+import warnings
+
 from . import _otgen
 
 __all__ = ["exact_assignment", "sinkhorn", "SinkhornResult"]
@@ -62,6 +64,15 @@ def sinkhorn(x, y, epsilon=None, a=None, b=None, relative_epsilon=False, tol=1e-
     is 0.05 x std(C), as in the CLI. ``mode="online"`` never stores C.
     """
     epsilon, relative_epsilon = resolve_epsilon(epsilon, relative_epsilon)
-    return SinkhornResult(_otgen.sinkhorn(x, y, a=a, b=b, epsilon=epsilon, relative_epsilon=relative_epsilon, tol=tol,
+    result = SinkhornResult(_otgen.sinkhorn(x, y, a=a, b=b, epsilon=epsilon, relative_epsilon=relative_epsilon, tol=tol,
                                           max_iterations=max_iterations, check_every=check_every,
                                           eps_scaling=eps_scaling, mode=mode, threads=threads))
+    warn_unless_converged("sinkhorn", result.termination, result.message)
+    return result
+
+
+def warn_unless_converged(what, termination, message):
+    """Never silent: a RuntimeWarning when a solver stopped before its tolerance ("max_steps") or on a
+    non-finite value ("numerical_failure"); the result is still returned (docs/RELIABILITY.md)."""
+    if termination in ("max_steps", "numerical_failure"):
+        warnings.warn(f"{what}: {termination}: {message}", RuntimeWarning, stacklevel=3)

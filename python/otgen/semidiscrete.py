@@ -18,6 +18,7 @@ import numpy as np
 
 from . import _otgen
 from ._progress import resolve as _resolve_progress
+from .ot import warn_unless_converged
 
 __all__ = ["SemidiscreteOT", "SemidiscreteResult"]
 
@@ -145,6 +146,8 @@ class SemidiscreteOT:
         stderr, callback = _resolve_progress(self.progress if progress is None else progress)
         self.result = SemidiscreteResult(_otgen.sdot_fit(self.y, weights, labels, g0, self.options, self.seed,
                                                          self.threads, stderr, callback))
+        if self.result.termination == "numerical_failure":  # the step limit is a normal stop here
+            warn_unless_converged("SemidiscreteOT.fit", self.result.termination, self.result.message)
         return self.result
 
     # The fitted map, prepared once for every later call: the data are not re-scanned for NaN (fit()

@@ -40,7 +40,7 @@ void run_assign(const AssignArgs& a) {
   const bool drawn = a.n_option->count() > 0;
   require(a.noise.empty() == drawn, "--noise", a.noise.empty() ? "(none)" : a.noise,
           "exactly one of --noise X.npy and --n M");
-  require(!drawn || a.n >= 0, "--n", a.n, "a number of noise rows >= 0");
+  require(!drawn || a.n >= 1, "--n", a.n, "a number of noise rows >= 1");
   require(a.noise_out.empty() || drawn, "--noise-out", a.noise_out, "--n (it writes the drawn noise)");
   require(a.noise_labels.empty() || !drawn, "--noise-labels", a.noise_labels,
           "--noise (with --n the classes are drawn: --noise-labels-out writes them)");

@@ -157,3 +157,24 @@ def test_cli_and_python_refuse_the_same_inputs(tmp_path):
     np.save(tmp_path / "y1.npy", np.arange(5, dtype=np.float32))
     assert otgen.load_dataset("npy", path=str(tmp_path / "y1.npy"))[0].shape == (5, 1)
     assert otgen.SemidiscreteOT(steps=1, target_chi2=0, chi2_every=0).fit(np.arange(5.0)).g.shape == (5,)
+
+
+def test_sinkhorn_that_stops_short_or_fails_is_never_silent():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(30, 2)).astype(np.float32), rng.normal(size=(40, 2)).astype(np.float32)
+    with pytest.warns(RuntimeWarning, match="sinkhorn: max_steps"):
+        r = otgen.sinkhorn(x, y, epsilon=0.01, max_iterations=2, eps_scaling=False)
+    assert r.termination == "max_steps"
+    with pytest.warns(RuntimeWarning, match="sinkhorn: numerical_failure: the plan's cost is not finite"):
+        r = otgen.sinkhorn(x, y, epsilon=1e-300, max_iterations=50)
+    assert r.termination == "numerical_failure"
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert otgen.sinkhorn(x, y, epsilon=0.5).termination == "converged"
+
+
+def test_wfr_dim_on_a_fixed_dimension_target_is_a_value_error():
+    with pytest.raises(ValueError, match=r"invalid dim = 3: expected 1 \(doublewell has a fixed dimension"):
+        otgen.wfr.sample("doublewell", "ula", dim=3, steps=2)
+    assert otgen.wfr.sample("mixture4-lln", "ula", dim=2, steps=2, n_particles=10) is not None
