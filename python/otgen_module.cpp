@@ -802,7 +802,7 @@ PYBIND11_MODULE(_otgen, m) {
       "wfr_sample",
       [](py::object target, int64_t dim, double H, const std::string& sampler, int64_t n_particles, double step,
          int64_t steps, py::object init, double beta, py::object bandwidth, const std::string& bandwidth_rule,
-         double ess_threshold, const std::string& resample, bool adaptive, bool mala_moves, int moves, uint64_t seed,
+         std::optional<double> ess_threshold, const std::string& resample, bool adaptive, bool mala_moves, int moves, uint64_t seed,
          int threads, bool progress, py::object callback) {
         std::unique_ptr<wfr::Target> t;
         if (py::isinstance<py::str>(target)) {
@@ -892,7 +892,7 @@ PYBIND11_MODULE(_otgen, m) {
       py::arg("target"), py::arg("dim") = 1, py::arg("H") = 6.0, py::arg("sampler") = "smc-wfr",
       py::arg("n_particles") = 300, py::arg("step") = 0.005, py::arg("steps") = 1000, py::arg("init") = "gaussian",
       py::arg("beta") = 1.0, py::arg("bandwidth") = py::none(), py::arg("bandwidth_rule") = "silverman",
-      py::arg("ess_threshold") = 0.5, py::arg("resample") = "systematic", py::arg("adaptive") = false,
+      py::arg("ess_threshold") = py::none(), py::arg("resample") = "systematic", py::arg("adaptive") = false,
       py::arg("mala_moves") = true, py::arg("moves") = 1, py::arg("seed") = 0, py::arg("threads") = 0,
       py::arg("progress") = false, py::arg("callback") = py::none());
 

@@ -287,6 +287,28 @@ TEST(SmcWfr, DoubleWellH4ReachesTheExactLeftWellMass) {
   EXPECT_EQ(r.resamplings, 1000);
 }
 
+// SamplerSpec reaches every sampler that reads it: smc-wfr resamples at every step by default and only
+// when the ESS falls below a given threshold; the weighted WFR and tempered SMC take the threshold too.
+TEST(MakeSampler, EssThresholdReachesSmcWfrWfrAndTemperedSmc) {
+  DoubleWell t(4);
+  Points x(200, 1);
+  std::fill(x.data.begin(), x.data.end(), 1.0f);
+  auto resamplings = [&](const std::string& name, std::optional<double> threshold) {
+    SamplerSpec spec;
+    spec.step = 0.005;
+    spec.ess_threshold = threshold;
+    spec.bandwidth = 0.1;
+    return make_sampler(name, spec)->run(t, WeightedParticles(x), steps(300), quiet_ctx(2)).resamplings;
+  };
+  EXPECT_EQ(resamplings("smc-wfr", std::nullopt), 300);
+  const int64_t adaptive = resamplings("smc-wfr", 0.3);
+  EXPECT_GT(adaptive, 0);
+  EXPECT_LT(adaptive, 300);
+  EXPECT_LT(resamplings("smc-wfr", 0.05), adaptive);
+  EXPECT_LT(resamplings("wfr", 0.05), resamplings("wfr", 0.9));
+  EXPECT_LT(resamplings("tempered-smc", 0.05), resamplings("tempered-smc", 0.9));
+}
+
 TEST(SmcWfr, SameSeedSameBitsOnAnyThreadCountOtherSeedDiffers) {
   auto t = make_named_mixture("mixture4-lln");
   Rng rng(1);

@@ -329,7 +329,9 @@ struct SamplerSpec {
   double beta = 1.0;
   std::optional<double> bandwidth;
   BandwidthRule rule = BandwidthRule::Silverman;
-  double ess_threshold = 0.5;
+  // Resample when ESS < ess_threshold * N (wfr, tempered-smc, and smc-wfr when given); empty = the
+  // sampler's default: 0.5, and for smc-wfr resampling at every step.
+  std::optional<double> ess_threshold;
   ResampleScheme resample = ResampleScheme::Systematic;
   bool adaptive = false;  // tempered SMC
   bool mala_moves = true; // tempered SMC

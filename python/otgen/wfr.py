@@ -33,7 +33,7 @@ class WfrResult(dict):
 
 
 def sample(target, sampler="smc-wfr", n_particles=300, step=0.005, steps=1000, init="gaussian", seed=0, H=6.0,
-           dim=None, beta=1.0, bandwidth=None, bandwidth_rule="silverman", ess_threshold=0.5,
+           dim=None, beta=1.0, bandwidth=None, bandwidth_rule="silverman", ess_threshold=None,
            resample="systematic", adaptive=False, mala_moves=True, moves=1, threads=0, progress=False):
     """Run a WFR sampler.
 

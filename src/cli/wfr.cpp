@@ -38,7 +38,7 @@ struct WfrArgs {
   double beta = 1.0;
   std::optional<double> bandwidth;
   std::string bandwidth_rule = "silverman";
-  double ess_threshold = 0.5;
+  std::optional<double> ess_threshold;  // empty: the sampler's default
   bool adaptive = false;
   bool ula_moves = false;
   int moves = 1;
@@ -199,7 +199,8 @@ void run_wfr(const WfrArgs& a, const Context& ctx) {
   nlohmann::json doc = run_record("wfr", ctx);
   doc["options"] = {{"target", a.target}, {"H", a.H}, {"sampler", a.sampler}, {"particles", a.particles},
                     {"step", a.step}, {"steps", K}, {"init", a.init}, {"resample", a.resample},
-                    {"beta", a.beta}, {"ess_threshold", a.ess_threshold}, {"adaptive", a.adaptive}, {"moves", a.moves}};
+                    {"beta", a.beta}, {"adaptive", a.adaptive}, {"moves", a.moves},
+                    {"ess_threshold", a.ess_threshold ? nlohmann::json(*a.ess_threshold) : nlohmann::json(nullptr)}};
   if (a.bandwidth) doc["options"]["bandwidth"] = *a.bandwidth;
   else doc["options"]["bandwidth_rule"] = a.bandwidth_rule;
   nlohmann::json steps = nlohmann::json::array();
@@ -269,7 +270,7 @@ void register_wfr(CLI::App& root) {
   cmd->add_option("--beta", args->beta, "reaction strength (birth-death, wfr)")->capture_default_str();
   cmd->add_option("--bandwidth", args->bandwidth, "fixed KDE bandwidth h (default: by rule, every step)");
   cmd->add_option("--bandwidth-rule", args->bandwidth_rule, "silverman | scott")->capture_default_str();
-  cmd->add_option("--ess-threshold", args->ess_threshold, "resample when ESS < threshold * N")->capture_default_str();
+  cmd->add_option("--ess-threshold", args->ess_threshold, "resample when ESS < threshold * N (default 0.5; smc-wfr: every step unless given)");
   cmd->add_flag("--adaptive", args->adaptive, "tempered SMC: adaptive schedule (bisection on ESS)");
   cmd->add_flag("--ula-moves", args->ula_moves, "tempered SMC: ULA moves instead of MALA");
   cmd->add_option("--moves", args->moves, "tempered SMC: MCMC moves per step")->capture_default_str();

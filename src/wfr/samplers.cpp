@@ -221,7 +221,7 @@ std::unique_ptr<Sampler> make_sampler(std::string_view name, const SamplerSpec& 
     o.step = spec.step;
     o.beta = spec.beta;
     o.kde = kde;
-    o.ess_threshold = spec.ess_threshold;
+    o.ess_threshold = spec.ess_threshold.value_or(o.ess_threshold);
     o.resample = spec.resample;
     return make_weighted_wfr(std::move(o));
   }
@@ -229,6 +229,10 @@ std::unique_ptr<Sampler> make_sampler(std::string_view name, const SamplerSpec& 
     SmcWfrOptions o;
     o.step = spec.step;
     o.resample = spec.resample;
+    if (spec.ess_threshold) {  // adaptive resampling instead of every step
+      o.resample_every_step = false;
+      o.ess_threshold = *spec.ess_threshold;
+    }
     return make_smc_wfr(o);
   }
   if (name == "tempered-smc") {
@@ -237,7 +241,7 @@ std::unique_ptr<Sampler> make_sampler(std::string_view name, const SamplerSpec& 
     o.adaptive = spec.adaptive;
     o.mala = spec.mala_moves;
     o.moves = spec.moves;
-    o.ess_threshold = spec.ess_threshold;
+    o.ess_threshold = spec.ess_threshold.value_or(o.ess_threshold);
     o.resample = spec.resample;
     return make_tempered_smc(o);
   }
