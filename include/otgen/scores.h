@@ -20,6 +20,7 @@
 #include <span>
 
 #include "otgen/context.h"
+#include "otgen/cpu_features.h"
 #include "otgen/points.h"
 #include "otgen/score_partials.h"
 
@@ -41,6 +42,11 @@ struct ScoreOptions {
   // otgen/lattice.h) do so when true: the semidiscrete fit at eps = 0, assign and check. false forces
   // the float32 path everywhere.
   bool int8_screen = true;
+  // The argmax path (otgen/cpu_features.h): auto picks per call (row_argmax: the AVX512-BF16 screen
+  // when the CPU has it and d >= kBf16MinDim, else float32; callers holding an int8 screen use it
+  // when int8_screen); fp32, vnni and avx512bf16 force one. A forced path the CPU lacks fails
+  // validate() naming `engine`. The other reductions always run in float32.
+  EnginePath path = EnginePath::Auto;
   void validate() const;     // throws otgen::Error naming the field
 };
 
@@ -57,8 +63,18 @@ struct ScoreProblem {
 
 // index[i] = argmax_j S_ij (lowest j on ties), value[i] = max_j S_ij. Length n each.
 // Throws otgen::Error if m == 0 or every column is masked while n > 0.
+// The path is argmax_path(d, opt). fp32: S_ij in float32 (SGEMM or the direct loop), value = that
+// float. avx512bf16 and vnni (the int8 screen, built per call; y must be on an 8-bit lattice): exact
+// screens whose result is the argmax of S_ij evaluated in double, value = that maximum rounded to
+// float; the two give identical results, and agree with fp32 except on near-ties within float32's
+// rounding of S (where fp32 itself is not exact: SGEMM's value of S_ij depends on the block shape).
 void row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<float> value,
                 const Context& ctx, const ScoreOptions& opt = {});
+
+// The path row_argmax takes for dimension d: opt.path if forced, else (auto) avx512bf16 when the CPU
+// has it and d >= kBf16MinDim, else fp32. Never Auto or Amx.
+inline constexpr int64_t kBf16MinDim = 32;
+EnginePath argmax_path(int64_t d, const ScoreOptions& opt = {});
 
 // The k largest S_ij of each row, in decreasing order (ties: lowest j first); 1 <= k <= m.
 // index and value have length n * k (row i at [i*k, i*k + k)).

@@ -12,9 +12,11 @@
 
 #include <omp.h>
 
+#include "kernels/bf16_screen.h"
 #include "kernels/reducers.h"
 #include "kernels/tile_engine.h"
 #include "otgen/error.h"
+#include "otgen/lattice.h"
 #include "otgen/rng.h"
 
 namespace otgen {
@@ -32,6 +34,13 @@ void ScoreOptions::validate() const {
   require(tile_cols > 0, "tile_cols", tile_cols, "a positive integer");
   require(direct_max_dim >= 0, "direct_max_dim", direct_max_dim, "a non-negative integer");
   require(buffer_bytes >= 0, "buffer_bytes", buffer_bytes, "a non-negative integer");
+  require_engine_path(path, "engine");
+}
+
+EnginePath argmax_path(int64_t d, const ScoreOptions& opt) {
+  if (opt.path != EnginePath::Auto) return opt.path;
+  return d >= kBf16MinDim && engine_path_unsupported(EnginePath::Avx512Bf16).empty() ? EnginePath::Avx512Bf16
+                                                                                      : EnginePath::Fp32;
 }
 
 void ScoreProblem::validate() const {
@@ -156,6 +165,17 @@ void row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<float
   check_len("value", value.size(), p.x.n);
   require_some_column(p, {});
   if (p.x.n == 0) return;
+  switch (argmax_path(p.x.d, opt)) {
+    case EnginePath::Avx512Bf16:
+      return kernels::bf16_row_argmax(p, index, value, ctx);
+    case EnginePath::Vnni: {
+      const auto lattice = LatticeColumns::build(p.y, ctx);
+      require(lattice != nullptr, "engine", "'vnni'", "y on an 8-bit lattice (otgen/lattice.h) for the int8 screen");
+      return row_argmax(p, *lattice, index, value, ctx);
+    }
+    default:
+      break;
+  }
   kernels::ArgmaxReducer r{p.h.empty() ? nullptr : p.h.data(), index, value};
   Engine(p.x, p.y, BlockKind::Dot, opt).run(r, ctx);
 }

@@ -1,0 +1,291 @@
+// The AVX512-BF16 screen of row_argmax (kernels/bf16_screen.h). The library is compiled for
+// x86-64-v3; only the functions marked OTGEN_BF16 use AVX-512, and they run only after the caller
+// checked the path (otgen/cpu_features.h).
+//
+// x and y are rounded to bf16 (x~, y~), the scores screened as v~_ij = fl(S~_ij + h_j) with
+// S~_ij = <x~_i, y~_j> from vdpbf16ps (bf16 products, float32 accumulation) in a 12-row x 32-column
+// register-blocked micro-kernel, and folded straight into each row's running best: no score block is
+// written (one 12 x 32 float tile in L1 per micro-kernel call). Every column whose v~ is within T_i of
+// the row's best v~ is kept and re-scored exactly in double (kernels/exact_score.h).
+//
+// The bound (w_ij = the double-evaluated exact score, the result's definition; u = 2^-24, u_d = 2^-53;
+// g(n) = n u / (1 - n u); D = d rounded up to even; norms are Euclidean, of the rounded operands x~,
+// y~, of the originals x, y, and of the rounding residuals r_x = |x~_i - x_i|, r_y = |y~_j - y_j|,
+// all measured, maxima over unmasked columns written Y~, Y, R_y, H = max |h_j|):
+//   S_ij - <x~, y~> = <x - x~, y> + <x~, y - y~>          |.| <= r_x Y + |x~| R_y          (Cauchy-Schwarz)
+//   |S~ - <x~, y~>| <= g(D) |x~| Y~ + 2 D 2^-126           (bf16 products are exact in float32; D
+//                                                            roundings per lane, and the flush of
+//                                                            subnormal products and partial sums)
+//   |v~ - (S~ + h)| <= u (1.01 |x~| Y~ + H)                (the float32 add of h)
+//   |S + h - w|     <= g_d(d + 1) (|x| Y + H)               (the double evaluation)
+// so |v~_ij - w_ij| <= E_i, the sum of the four right-hand sides, for every column j. The argmax l of
+// w (each of them, on ties) then has v~_l >= w_l - E_i >= w_j - E_i >= v~_j - 2 E_i for every j: the
+// columns within 2 E_i of the best v~ contain every maximiser of w, and the exact re-score picks the
+// lowest one. T_i = (2 E_i (1 + 2u) + 4u (1.01 |x~| Y~ + H)) (1 + 2^-20) also covers the float32
+// rounding of the threshold best - T_i. Rows where |x~| Y~ + H >= 2^120 (float32 overflow in reach)
+// are not screened: all their columns are re-scored. Typical T_i: ~2^-7 |x| |y| (bf16's 8 bits).
+#include "kernels/bf16_screen.h"
+
+// GCC 12 warns inside its own _mm512_reduce_* / _mm512_set1_* (an undefined-start idiom): not ours.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "kernels/exact_score.h"
+
+#define OTGEN_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+
+namespace otgen::kernels {
+namespace {
+
+constexpr int kMR = 12;                  // rows per micro-kernel (12 x 32 float accumulators = 24 zmm)
+constexpr int kNR = 32;                  // columns per panel
+constexpr int64_t kStripsPerBlock = 32;  // rows per block = 384: the bf16 rows stay in L2
+constexpr int64_t kPanelsPerGroup = 16;  // y panels swept per strip: 16 x 32 columns stay in L2
+constexpr double kU = 0x1p-24;
+constexpr float kNegInfF = -std::numeric_limits<float>::infinity();
+
+double gamma(double n, double u) { return n * u / (1 - n * u); }
+
+float bf16_value(uint32_t word, int half) { return std::bit_cast<float>(half ? word & 0xFFFF0000u : word << 16); }
+
+// v[0..d) as bf16 pairs (round to nearest even; element 2q in the low half of word q, zero padded):
+// out[0..(d + 1) / 2). Returns |v~|, |v|, |v~ - v| (rounded up).
+struct Norms {
+  double rounded = 0, exact = 0, residual = 0;
+};
+
+OTGEN_BF16 Norms to_bf16_pairs(const float* v, int64_t d, uint32_t* out) {
+  for (int64_t k = 0; k < d; k += 32) {
+    const int64_t n = std::min<int64_t>(32, d - k);
+    const __mmask16 lo = n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1);
+    const __mmask16 hi = n >= 32 ? 0xFFFF : n > 16 ? static_cast<__mmask16>((1u << (n - 16)) - 1) : 0;
+    const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, v + k + 16), _mm512_maskz_loadu_ps(lo, v + k));
+    const int64_t words = (n + 1) / 2;
+    _mm512_mask_storeu_epi32(out + k / 2, words >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << words) - 1),
+                             reinterpret_cast<const __m512i&>(b));
+  }
+  Norms s;
+  for (int64_t k = 0; k < d; ++k) {
+    const double t = bf16_value(out[k / 2], k % 2), e = v[k];
+    s.rounded += t * t, s.exact += e * e, s.residual += (t - e) * (t - e);
+  }
+  constexpr double up = 1 + 0x1p-40;  // the double sums' own rounding
+  return {std::sqrt(s.rounded) * up, std::sqrt(s.exact) * up, std::sqrt(s.residual) * up};
+}
+
+// y~ in panels of 32 columns: word q of column 32 p + c at ((p * pairs + q) * 32 + c); padding zero.
+struct PackedY {
+  int64_t pairs = 0, panels = 0;
+  std::vector<uint32_t> words;
+  std::vector<float> h;   // h_j padded with -inf to panels * 32
+  double Yt = 0, Y = 0, Ry = 0, H = 0;  // maxima over unmasked columns
+};
+
+PackedY pack_y(const ScoreProblem& p, int threads) {
+  PackedY P;
+  const int64_t m = p.y.n, d = p.y.d;
+  P.pairs = (d + 1) / 2;
+  P.panels = (m + kNR - 1) / kNR;
+  P.words.assign(static_cast<size_t>(P.panels * P.pairs * kNR), 0u);
+  P.h.assign(static_cast<size_t>(P.panels * kNR), kNegInfF);
+  double Yt = 0, Y = 0, Ry = 0, H = 0;
+#pragma omp parallel num_threads(threads) reduction(max : Yt, Y, Ry, H)
+  {
+    std::vector<uint32_t> row(static_cast<size_t>(P.pairs));
+#pragma omp for schedule(static)
+    for (int64_t pn = 0; pn < P.panels; ++pn)
+      for (int64_t c = 0; c < kNR && pn * kNR + c < m; ++c) {
+        const int64_t j = pn * kNR + c;
+        const float hj = p.h.empty() ? 0.0f : p.h[j];
+        const Norms s = to_bf16_pairs(p.y.row(j), d, row.data());
+        uint32_t* dst = P.words.data() + pn * P.pairs * kNR + c;
+        for (int64_t q = 0; q < P.pairs; ++q) dst[q * kNR] = row[q];
+        P.h[j] = hj;
+        if (hj == kNegInfF) continue;
+        Yt = std::max(Yt, s.rounded), Y = std::max(Y, s.exact), Ry = std::max(Ry, s.residual);
+        H = std::max(H, static_cast<double>(std::abs(hj)));
+      }
+  }
+  P.Yt = Yt, P.Y = Y, P.Ry = Ry, P.H = H;
+  return P;
+}
+
+// x~ rows (padded to a multiple of kMR with zeros), and each row's threshold T_i (+inf: not screened).
+struct PackedX {
+  int64_t rows = 0;
+  std::vector<uint32_t> words;
+  std::vector<float> T;
+};
+
+PackedX pack_x(PointsView x, const PackedY& Y, int threads) {
+  PackedX P;
+  P.rows = (x.n + kMR - 1) / kMR * kMR;
+  P.words.assign(static_cast<size_t>(P.rows * Y.pairs), 0u);
+  P.T.assign(static_cast<size_t>(P.rows), 0.0f);
+  const double D = 2.0 * static_cast<double>(Y.pairs);
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t i = 0; i < x.n; ++i) {
+    const Norms s = to_bf16_pairs(x.row(i), x.d, P.words.data() + i * Y.pairs);
+    const double mag = 1.01 * s.rounded * Y.Yt + Y.H;
+    const double E = s.residual * Y.Y + s.rounded * Y.Ry + gamma(D, kU) * s.rounded * Y.Yt + 2 * D * 0x1p-126 +
+                     kU * mag + gamma(static_cast<double>(x.d + 1), 0x1p-53) * (s.exact * Y.Y + Y.H);
+    const double T = (2 * E * (1 + 2 * kU) + 4 * kU * mag) * (1 + 0x1p-20);
+    const bool screen = std::isfinite(T) && mag < 0x1p120;
+    P.T[i] = screen ? std::nextafter(static_cast<float>(T), std::numeric_limits<float>::infinity())
+                    : std::numeric_limits<float>::infinity();
+  }
+  return P;
+}
+
+struct Candidate {
+  int64_t col;
+  float v;  // the screened score
+};
+
+// Per (work item, row): the best screened score seen and the columns within T of it.
+struct RowState {
+  float best = kNegInfF;
+  std::vector<Candidate> cand;
+  size_t prune_at = 64;  // next pruning size: doubles with what survives, so pruning stays O(pushes)
+};
+
+// The screen's lowest admissible score for a row: best - T, never -inf (masked columns stay out).
+float threshold(float best, float T) { return std::max(best - T, -std::numeric_limits<float>::max()); }
+
+// out (12 x 32 floats, row-major) = the 12 rows A (bf16 pairs, `pairs` words apart) times one panel.
+// Named accumulators: with an array GCC 12 keeps copying them through the stack.
+OTGEN_BF16 void kernel_12x32(const uint32_t* A, const uint32_t* B, int64_t pairs, float* out) {
+#define OTGEN_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#define OTGEN_DECL(r) __m512 c##r##a = _mm512_setzero_ps(), c##r##b = _mm512_setzero_ps();
+#define OTGEN_STEP(r)                                                                             \
+  {                                                                                               \
+    const __m512i a = _mm512_set1_epi32(static_cast<int>(A[(r) * pairs + q]));                    \
+    c##r##a = _mm512_dpbf16_ps(c##r##a, reinterpret_cast<const __m512bh&>(a), b0);               \
+    c##r##b = _mm512_dpbf16_ps(c##r##b, reinterpret_cast<const __m512bh&>(a), b1);               \
+  }
+#define OTGEN_STORE(r)                          \
+  _mm512_store_ps(out + (r) * kNR, c##r##a);    \
+  _mm512_store_ps(out + (r) * kNR + 16, c##r##b);
+  OTGEN_ROWS(OTGEN_DECL)
+  for (int64_t q = 0; q < pairs; ++q) {
+    const __m512i w0 = _mm512_loadu_si512(B + q * kNR), w1 = _mm512_loadu_si512(B + q * kNR + 16);
+    const __m512bh b0 = reinterpret_cast<const __m512bh&>(w0), b1 = reinterpret_cast<const __m512bh&>(w1);
+    OTGEN_ROWS(OTGEN_STEP)
+  }
+  OTGEN_ROWS(OTGEN_STORE)
+#undef OTGEN_STORE
+#undef OTGEN_STEP
+#undef OTGEN_DECL
+#undef OTGEN_ROWS
+}
+
+// Folds one micro-tile row (32 screened scores of panel pn, h added here) into the row's state.
+OTGEN_BF16 void fold_row(const float* s, const float* h, int64_t pn, float T, RowState& st) {
+  const __m512 v0 = _mm512_add_ps(_mm512_load_ps(s), _mm512_loadu_ps(h));
+  const __m512 v1 = _mm512_add_ps(_mm512_load_ps(s + 16), _mm512_loadu_ps(h + 16));
+  st.best = std::max(st.best, _mm512_reduce_max_ps(_mm512_max_ps(v0, v1)));
+  const float thr = threshold(st.best, T);
+  const __m512 t = _mm512_set1_ps(thr);
+  const uint32_t mask = static_cast<uint32_t>(_mm512_cmp_ps_mask(v0, t, _CMP_GE_OQ)) |
+                        (static_cast<uint32_t>(_mm512_cmp_ps_mask(v1, t, _CMP_GE_OQ)) << 16);
+  if (mask == 0) return;
+  if (st.cand.size() >= st.prune_at) {  // drop the columns the better best has ruled out
+    std::erase_if(st.cand, [&](const Candidate& c) { return c.v < thr; });
+    st.prune_at = std::max<size_t>(64, 2 * st.cand.size());
+  }
+  alignas(64) float v[kNR];
+  _mm512_store_ps(v, v0);
+  _mm512_store_ps(v + 16, v1);
+  for (uint32_t m = mask; m; m &= m - 1) {
+    const int c = std::countr_zero(m);
+    st.cand.push_back({pn * kNR + c, v[c]});
+  }
+}
+
+// Screens strips [s0, s1) (kMR rows each) against panels [p0, p1); rs is indexed by row - s0 * kMR.
+OTGEN_BF16 void screen(const PackedX& X, const PackedY& Y, int64_t n, int64_t s0, int64_t s1, int64_t p0, int64_t p1,
+                       RowState* rs) {
+  alignas(64) float out[kMR * kNR];
+  for (int64_t g0 = p0; g0 < p1; g0 += kPanelsPerGroup) {
+    const int64_t g1 = std::min(p1, g0 + kPanelsPerGroup);
+    for (int64_t s = s0; s < s1; ++s) {
+      const uint32_t* A = X.words.data() + s * kMR * Y.pairs;
+      const int64_t rows = std::min<int64_t>(kMR, n - s * kMR);
+      for (int64_t pn = g0; pn < g1; ++pn) {
+        kernel_12x32(A, Y.words.data() + pn * Y.pairs * kNR, Y.pairs, out);
+        for (int64_t r = 0; r < rows; ++r) {
+          const int64_t i = s * kMR + r;
+          if (std::isinf(X.T[i])) continue;  // not screened: every column is re-scored
+          fold_row(out + r * kNR, Y.h.data() + pn * kNR, pn, X.T[i], rs[i - s0 * kMR]);
+        }
+      }
+    }
+  }
+}
+
+// The exact argmax of row i over its surviving candidates (all unmasked columns if not screened).
+void rescore_row(const ScoreProblem& p, const PackedX& X, const PackedY& Y, const RowState* states, int64_t count,
+                 int64_t i, int64_t& index, float& value) {
+  const float* xi = p.x.row(i);
+  const int64_t d = p.x.d;
+  double best = -std::numeric_limits<double>::infinity();
+  int64_t arg = -1;
+  auto consider = [&](int64_t col) {
+    const double sc = exact_score(xi, p.y.row(col), d, Y.h[col]);
+    if (sc > best || (sc == best && col < arg)) best = sc, arg = col;
+  };
+  if (std::isinf(X.T[i])) {
+    for (int64_t j = 0; j < p.y.n; ++j)
+      if (Y.h[j] != kNegInfF) consider(j);
+  } else {
+    float top = kNegInfF;
+    for (int64_t c = 0; c < count; ++c) top = std::max(top, states[c].best);
+    const float thr = threshold(top, X.T[i]);
+    for (int64_t c = 0; c < count; ++c)
+      for (const Candidate& cd : states[c].cand)
+        if (cd.v >= thr) consider(cd.col);
+  }
+  if (arg < 0) {  // no finite score (non-finite input): the first unmasked column, as the fp32 engine
+    arg = 0;
+    while (Y.h[arg] == kNegInfF) ++arg;
+  }
+  index = arg;
+  value = static_cast<float>(best);
+}
+
+}  // namespace
+
+void bf16_row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<float> value, const Context& ctx) {
+  const int threads = ctx.resolved_threads();
+  const PackedY Y = pack_y(p, threads);
+  const PackedX X = pack_x(p.x, Y, threads);
+  const int64_t strips = X.rows / kMR;
+  const int64_t nb = (strips + kStripsPerBlock - 1) / kStripsPerBlock;
+  const int64_t nc = std::clamp<int64_t>((8 * threads + nb - 1) / nb, 1, Y.panels);
+  std::vector<std::vector<RowState>> state(static_cast<size_t>(nb * nc));
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+  for (int64_t item = 0; item < nb * nc; ++item) {
+    const int64_t b = item / nc, c = item % nc;
+    const int64_t s0 = b * kStripsPerBlock, s1 = std::min(strips, s0 + kStripsPerBlock);
+    const int64_t p0 = Y.panels * c / nc, p1 = Y.panels * (c + 1) / nc;
+    state[item].resize(static_cast<size_t>((s1 - s0) * kMR));
+    screen(X, Y, p.x.n, s0, s1, p0, p1, state[item].data());
+  }
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 16)
+  for (int64_t i = 0; i < p.x.n; ++i) {
+    const int64_t b = i / (kStripsPerBlock * kMR), r = i - b * kStripsPerBlock * kMR;
+    std::vector<RowState> rows;  // this row's state in each column chunk
+    rows.reserve(static_cast<size_t>(nc));
+    for (int64_t c = 0; c < nc; ++c) rows.push_back(std::move(state[b * nc + c][r]));
+    rescore_row(p, X, Y, rows.data(), nc, i, index[i], value[i]);
+  }
+}
+
+}  // namespace otgen::kernels
