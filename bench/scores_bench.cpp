@@ -122,11 +122,43 @@ void BM_SgemmTiled(benchmark::State& st) {
   set_rate(st);
 }
 
+// row_argmax on the float32 path (auto would take the bf16 screen on an AVX512-BF16 CPU).
 void BM_RowArgmax(benchmark::State& st) {
   auto& w = workload();
   std::vector<int64_t> idx(kN);
   std::vector<float> val(kN);
-  for (auto _ : st) row_argmax({w.x, w.y, w.h}, idx, val, ctx2(), bench_opt());
+  ScoreOptions opt = bench_opt();
+  opt.path = EnginePath::Fp32;
+  for (auto _ : st) row_argmax({w.x, w.y, w.h}, idx, val, ctx2(), opt);
+  set_rate(st);
+}
+
+// Non-lattice float data of the same shape: y + 1e-3 N(0, 1) (image structure, no 8-bit lattice).
+const Points& float_y() {
+  static const Points y = [] {
+    Points v = workload().y;
+    Rng r(4);
+    for (auto& a : v.data) a += static_cast<float>(1e-3 * r.normal());
+    return v;
+  }();
+  return y;
+}
+
+// argmax on float data through path range(0) (an EnginePath: 1 = fp32, 3 = avx512bf16).
+void BM_FloatArgmax(benchmark::State& st) {
+  const auto path = static_cast<EnginePath>(st.range(0));
+  if (const std::string why = engine_path_unsupported(path); !why.empty()) {
+    st.SkipWithError(why.c_str());
+    return;
+  }
+  auto& w = workload();
+  const Points& y = float_y();
+  std::vector<int64_t> idx(kN);
+  std::vector<float> val(kN);
+  ScoreOptions opt = bench_opt();
+  opt.path = path;
+  for (auto _ : st) row_argmax({w.x, y, w.h}, idx, val, ctx2(), opt);
+  st.SetLabel(std::string(engine_path_name(argmax_path(kD, opt))));
   set_rate(st);
 }
 
@@ -216,6 +248,11 @@ BENCHMARK(BM_SgemmFull)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_SgemmTiled)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_RowArgmax)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ScreenArgmax)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_FloatArgmax)
+    ->Arg(static_cast<int>(EnginePath::Fp32))
+    ->Arg(static_cast<int>(EnginePath::Avx512Bf16))
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_RowLogsumexp)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_SoftmaxColumnSums)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_RowGumbelArgmax)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond)->UseRealTime();

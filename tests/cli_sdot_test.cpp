@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "otgen/cpu_features.h"
 #include "otgen/npy.h"
 #include "otgen/rng.h"
 #include "test_util.h"
@@ -84,6 +85,40 @@ TEST(CliSdotAssign, UserErrorsExitTwoWithOneLine) {
   expect_user_error(run_cli(cmd("missing.npy", "g10.npy")), "missing.npy");
   expect_user_error(run_cli("sdot assign --data " + dir.file("y.npy")), "--potential");
   EXPECT_EQ(run_cli(cmd("x3.npy", "g10.npy")).exit_code, 0);
+}
+
+TEST(CliSdotAssign, EngineChoosesThePathAndTheRecordNamesIt) {
+  TempDir dir;
+  const int64_t n = 200, m = 300, d = 40;
+  write_npy(dir.file("y.npy"), normal_points(m, d, 1));
+  write_npy(dir.file("x.npy"), normal_points(n, d, 2));
+  std::vector<double> g(m);
+  Rng(3).fill_normal(std::span<double>(g));
+  write_npy(dir.file("g.npy"), g, {m});
+  auto assign = [&](const std::string& engine, const std::string& out) {
+    return run_cli("sdot assign --data " + dir.file("y.npy") + " --potential " + dir.file("g.npy") + " --noise " +
+                   dir.file("x.npy") + " --out " + dir.file(out) + " --engine " + engine);
+  };
+  const auto f = assign("fp32", "f.npy");
+  ASSERT_EQ(f.exit_code, 0) << f.out;
+  EXPECT_EQ(nlohmann::json::parse(f.out)["engine"], "fp32");
+  if (cpu_features().avx512_bf16) {
+    const auto b = assign("avx512bf16", "b.npy");
+    ASSERT_EQ(b.exit_code, 0) << b.out;
+    EXPECT_EQ(nlohmann::json::parse(b.out)["engine"], "avx512bf16");
+    const auto fi = read_int64_npy(dir.file("f.npy"), "f"), bi = read_int64_npy(dir.file("b.npy"), "b");
+    int64_t same = 0;
+    for (int64_t i = 0; i < n; ++i) same += fi[i] == bi[i];
+    EXPECT_GE(same, n - 2) << "the paths differ only on float32 near-ties";
+  } else {
+    EXPECT_EQ(assign("avx512bf16", "b.npy").exit_code, 2);
+  }
+  for (const char* bad : {"amx", "bf16"}) {
+    const auto r = assign(bad, "z.npy");
+    EXPECT_EQ(r.exit_code, 2) << r.out;
+    EXPECT_NE(r.out.find(std::string("invalid --engine = '") + bad + "'"), std::string::npos) << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  }
 }
 
 // Runs the CLI with stdout and stderr each to a file (not a terminal); returns the exit code.

@@ -47,6 +47,8 @@ struct ScoreOptions {
   // when int8_screen); fp32, vnni and avx512bf16 force one. A forced path the CPU lacks fails
   // validate() naming `engine`. The other reductions always run in float32.
   EnginePath path = EnginePath::Auto;
+  // Whether a caller holding an int8 screen may use it: int8_screen and path auto or vnni.
+  bool uses_int8_screen() const { return int8_screen && (path == EnginePath::Auto || path == EnginePath::Vnni); }
   void validate() const;     // throws otgen::Error naming the field
 };
 

@@ -95,12 +95,14 @@ std::string_view engine_path_name(EnginePath p) { return kNames[static_cast<size
 EnginePath parse_engine_path(std::string_view name, std::string_view argument) {
   for (size_t k = 0; k < kNames.size(); ++k)
     if (kNames[k] == name) return static_cast<EnginePath>(k);
-  std::string list;
+  std::string list = "one of ";
   for (auto n : kNames) {
-    if (!list.empty()) list += ", ";
+    if (n != kNames[0]) list += ", ";
     list += n;
   }
-  fail_argument(argument, "'" + std::string(name) + "'", "one of " + list);
+  std::string value = "'";
+  value.append(name).append("'");
+  fail_argument(argument, value, list);
 }
 
 std::string engine_path_unsupported(EnginePath p) {

@@ -67,7 +67,7 @@ Prepared prepare(PointsView y, std::span<const double> b, SdotCost cost, std::sp
 void group_argmax(const Group& G, PointsView x, std::span<const float> h, std::span<int64_t> index,
                   std::span<float> value, const Context& ctx, const ScoreOptions& engine) {
   const ScoreProblem prob{x, G.y, h};
-  if (G.lattice && engine.int8_screen)
+  if (G.lattice && engine.uses_int8_screen())
     row_argmax(prob, *G.lattice, index, value, ctx);
   else
     row_argmax(prob, index, value, ctx, engine);
@@ -353,7 +353,7 @@ std::shared_ptr<const Prepared> prepared_for(const SemidiscreteMap& map, const C
       (c->class_penalty == map.class_penalty || map.labels.empty()))
     return c;
   return std::make_shared<const Prepared>(prepare(map.y, map.b, map.cost, map.labels, map.class_penalty,
-                                                  argmax && engine.int8_screen ? &ctx : nullptr));
+                                                  argmax && engine.uses_int8_screen() ? &ctx : nullptr));
 }
 
 void check_potential(const SemidiscreteMap& map) {
@@ -422,6 +422,12 @@ void sdot_prepare(SemidiscreteMap& map, const Context& ctx, const ScoreOptions& 
 }
 
 bool sdot_int8_screen(const SemidiscreteMap& map) { return map.prepared && map.prepared->screened(); }
+
+std::string_view sdot_argmax_engine(const SemidiscreteMap& map, const ScoreOptions& engine) {
+  if (map.epsilon > 0) return engine_path_name(EnginePath::Fp32);  // soft maps: Gumbel draws and softmax sums
+  if (sdot_int8_screen(map) && engine.uses_int8_screen()) return engine_path_name(EnginePath::Vnni);
+  return engine_path_name(argmax_path(map.y.d, engine));
+}
 
 Points sdot_noise(int64_t n, int64_t d, uint64_t seed, const Context& ctx, uint64_t step) {
   require(n >= 0, "n", n, "n >= 0");
