@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "kernels/exact_score.h"
+#include "kernels/tile_engine.h"
 
 #define OTGEN_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 
@@ -53,13 +54,15 @@ constexpr float kNegInfF = -std::numeric_limits<float>::infinity();
 
 double gamma(double n, double u) { return n * u / (1 - n * u); }
 
-float bf16_value(uint32_t word, int half) { return std::bit_cast<float>(half ? word & 0xFFFF0000u : word << 16); }
-
 // v[0..d) as bf16 pairs (round to nearest even; element 2q in the low half of word q, zero padded):
 // out[0..(d + 1) / 2). Returns |v~|, |v|, |v~ - v| (rounded up).
 struct Norms {
   double rounded = 0, exact = 0, residual = 0;
 };
+
+OTGEN_BF16 inline __m256 upper_half(__m512 a) {
+  return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1));
+}
 
 OTGEN_BF16 Norms to_bf16_pairs(const float* v, int64_t d, uint32_t* out) {
   for (int64_t k = 0; k < d; k += 32) {
@@ -71,13 +74,25 @@ OTGEN_BF16 Norms to_bf16_pairs(const float* v, int64_t d, uint32_t* out) {
     _mm512_mask_storeu_epi32(out + k / 2, words >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << words) - 1),
                              reinterpret_cast<const __m512i&>(b));
   }
-  Norms s;
-  for (int64_t k = 0; k < d; ++k) {
-    const double t = bf16_value(out[k / 2], k % 2), e = v[k];
-    s.rounded += t * t, s.exact += e * e, s.residual += (t - e) * (t - e);
+  // The three squared norms in double, 8 lanes.
+  __m512d rt = _mm512_setzero_pd(), ex = _mm512_setzero_pd(), rs = _mm512_setzero_pd();
+  for (int64_t k = 0; k < d; k += 16) {
+    const int64_t n = std::min<int64_t>(16, d - k);
+    const __mmask16 live = n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1);
+    const __mmask16 words = static_cast<__mmask16>((1u << ((n + 1) / 2)) - 1);
+    const __m256i w = _mm256_maskz_loadu_epi32(static_cast<__mmask8>(words), out + k / 2);
+    const __m512 t = _mm512_cvtpbh_ps(reinterpret_cast<const __m256bh&>(w));  // exact: bf16 -> float
+    const __m512 e = _mm512_maskz_loadu_ps(live, v + k);
+    for (int half = 0; half < 2; ++half) {
+      const __m512d th = _mm512_cvtps_pd(half ? upper_half(t) : _mm512_castps512_ps256(t));
+      const __m512d eh = _mm512_cvtps_pd(half ? upper_half(e) : _mm512_castps512_ps256(e));
+      const __m512d r = _mm512_sub_pd(th, eh);
+      rt = _mm512_fmadd_pd(th, th, rt), ex = _mm512_fmadd_pd(eh, eh, ex), rs = _mm512_fmadd_pd(r, r, rs);
+    }
   }
   constexpr double up = 1 + 0x1p-40;  // the double sums' own rounding
-  return {std::sqrt(s.rounded) * up, std::sqrt(s.exact) * up, std::sqrt(s.residual) * up};
+  return {std::sqrt(_mm512_reduce_add_pd(rt)) * up, std::sqrt(_mm512_reduce_add_pd(ex)) * up,
+          std::sqrt(_mm512_reduce_add_pd(rs)) * up};
 }
 
 // y~ in panels of 32 columns: word q of column 32 p + c at ((p * pairs + q) * 32 + c); padding zero.
@@ -263,7 +278,7 @@ void rescore_row(const ScoreProblem& p, const PackedX& X, const PackedY& Y, cons
 }  // namespace
 
 void bf16_row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<float> value, const Context& ctx) {
-  const int threads = ctx.resolved_threads();
+  const int threads = team_size(ctx, p.x.n, static_cast<double>(p.x.n) * p.y.n * (p.x.d + 16));
   const PackedY Y = pack_y(p, threads);
   const PackedX X = pack_x(p.x, Y, threads);
   const int64_t strips = X.rows / kMR;
