@@ -184,6 +184,57 @@ TEST_F(Bf16Screen, MatchesTheInt8ScreenOnLatticeData) {
   EXPECT_EQ(b.value, v.value);
 }
 
+// The k best of h_j + <x_i, y_j> in double (ties: lowest j), then -inf entries for the lowest remaining
+// columns when fewer than k are unmasked (how the fp32 engine lists masked columns).
+void expect_topk_exact(PointsView x, PointsView y, std::span<const float> h, int64_t k, const std::string& what) {
+  std::vector<int64_t> idx(static_cast<size_t>(x.n * k));
+  std::vector<float> val(static_cast<size_t>(x.n * k));
+  Context ctx;
+  ctx.threads = 2;
+  row_topk(ScoreProblem{x, y, h}, k, idx, val, ctx, forced(EnginePath::Avx512Bf16));
+  for (int64_t i = 0; i < x.n; ++i) {
+    std::vector<std::pair<double, int64_t>> ref;
+    for (int64_t j = 0; j < y.n; ++j) {
+      if (!h.empty() && std::isinf(h[j])) continue;
+      double s = h.empty() ? 0.0 : h[j];
+      for (int64_t c = 0; c < x.d; ++c) s += static_cast<double>(x.row(i)[c]) * y.row(j)[c];
+      ref.emplace_back(-s, j);  // ascending (-s, j): best first, lowest j on ties
+    }
+    std::sort(ref.begin(), ref.end());
+    for (int64_t j = 0; static_cast<int64_t>(ref.size()) < k; ++j)
+      if (std::isinf(h[j])) ref.emplace_back(std::numeric_limits<double>::infinity(), j);
+    for (int64_t q = 0; q < k; ++q) {
+      ASSERT_EQ(idx[i * k + q], ref[q].second) << what << " row " << i << " rank " << q;
+      ASSERT_EQ(val[i * k + q], static_cast<float>(-ref[q].first)) << what << " row " << i << " rank " << q;
+    }
+  }
+}
+
+TEST_F(Bf16Screen, TopkMatchesTheNaiveDoubleTopkOnAwkwardSizes) {
+  for (int64_t d : {1, 3, 8, 17, 33, 785})
+    for (auto [n, m] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {13, 33}, {25, 65}, {7, 1025}}) {
+      const Points x = gaussian_points(n, d, 40 + d, 1.0f / std::sqrt(static_cast<float>(d)));
+      const Points y = gaussian_points(m, d, 50 + m, 1.0f, 0.3f);
+      for (int64_t k : {int64_t{1}, int64_t{3}, int64_t{10}, m}) {
+        if (k > m) continue;
+        for (bool mask : {false, true}) {  // masked: k may exceed the unmasked columns
+          const auto h = random_h(m, 60 + n, 0.5f, mask && m > 1);
+          expect_topk_exact(x, y, h, k, "d=" + std::to_string(d) + " m=" + std::to_string(m) + " k=" + std::to_string(k));
+        }
+      }
+    }
+}
+
+TEST_F(Bf16Screen, TopkTiesAcrossDuplicatedColumnsGoToTheLowestIndex) {
+  const int64_t d = 64, m = 400, n = 20;
+  Points x = gaussian_points(n, d, 1), y = gaussian_points(m, d, 2);
+  for (int64_t c : {5, 90, 130, 399}) std::copy(y.row(3), y.row(3) + d, y.row(c));
+  std::vector<float> h(static_cast<size_t>(m), 0.0f);
+  for (int64_t c : {3, 5, 90, 130, 399}) h[c] = 1e3f;
+  expect_topk_exact(x, y, h, 4, "duplicates");
+  expect_topk_exact(x, y, h, 7, "duplicates and the next best");
+}
+
 TEST_F(Bf16Screen, AutoPicksTheScreenForImageSizedRows) {
   EXPECT_EQ(argmax_path(784), EnginePath::Avx512Bf16);
   EXPECT_EQ(argmax_path(kBf16MinDim - 1), EnginePath::Fp32);

@@ -73,12 +73,14 @@ struct ScoreProblem {
 void row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<float> value,
                 const Context& ctx, const ScoreOptions& opt = {});
 
-// The path row_argmax takes for dimension d: opt.path if forced, else (auto) avx512bf16 when the CPU
+// The path row_argmax (and row_topk) takes for dimension d: opt.path if forced, else (auto) avx512bf16 when the CPU
 // has it and d >= kBf16MinDim, else fp32. Never Auto or Amx.
 inline constexpr int64_t kBf16MinDim = 32;
 EnginePath argmax_path(int64_t d, const ScoreOptions& opt = {});
 
-// The k largest S_ij of each row, in decreasing order (ties: lowest j first); 1 <= k <= m.
+// The k largest S_ij of each row, in decreasing order (ties: lowest j first); 1 <= k <= m. Path as
+// row_argmax: avx512bf16 gives the top k of S_ij evaluated in double (values rounded to float); vnni
+// has no top-k screen and runs fp32.
 // index and value have length n * k (row i at [i*k, i*k + k)).
 void row_topk(const ScoreProblem& p, int64_t k, std::span<int64_t> index, std::span<float> value,
               const Context& ctx, const ScoreOptions& opt = {});

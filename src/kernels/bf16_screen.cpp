@@ -4,9 +4,9 @@
 //
 // x and y are rounded to bf16 (x~, y~), the scores screened as v~_ij = fl(S~_ij + h_j) with
 // S~_ij = <x~_i, y~_j> from vdpbf16ps (bf16 products, float32 accumulation) in a 12-row x 32-column
-// register-blocked micro-kernel, and folded straight into each row's running best: no score block is
-// written (one 12 x 32 float tile in L1 per micro-kernel call). Every column whose v~ is within T_i of
-// the row's best v~ is kept and re-scored exactly in double (kernels/exact_score.h).
+// register-blocked micro-kernel, and folded straight into each row's running k best (k = 1: argmax):
+// no score block is written (one 12 x 32 float tile in L1 per micro-kernel call). Every column whose v~
+// is within T_i of the row's k-th best v~ is kept and re-scored exactly in double (kernels/exact_score.h).
 //
 // The bound (w_ij = the double-evaluated exact score, the result's definition; u = 2^-24, u_d = 2^-53;
 // g(n) = n u / (1 - n u); D = d rounded up to even; norms are Euclidean, of the rounded operands x~,
@@ -21,7 +21,9 @@
 // so |v~_ij - w_ij| <= E_i, the sum of the four right-hand sides, for every column j. The argmax l of
 // w (each of them, on ties) then has v~_l >= w_l - E_i >= w_j - E_i >= v~_j - 2 E_i for every j: the
 // columns within 2 E_i of the best v~ contain every maximiser of w, and the exact re-score picks the
-// lowest one. T_i = (2 E_i (1 + 2u) + 4u (1.01 |x~| Y~ + H)) (1 + 2^-20) also covers the float32
+// lowest one. Top k: the k columns of largest v~ all have w >= v~_(k) - E_i, so w_(k) >= v~_(k) - E_i,
+// and every l with w_l >= w_(k) has v~_l >= w_(k) - E_i >= v~_(k) - 2 E_i: the same threshold from
+// the k-th best v~ keeps all of the exact top k (and all columns tied with its last). T_i = (2 E_i (1 + 2u) + 4u (1.01 |x~| Y~ + H)) (1 + 2^-20) also covers the float32
 // rounding of the threshold best - T_i. Rows where |x~| Y~ + H >= 2^120 (float32 overflow in reach)
 // are not screened: all their columns are re-scored. Typical T_i: ~2^-7 |x| |y| (bf16's 8 bits).
 #include "kernels/bf16_screen.h"
@@ -34,6 +36,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <vector>
 
@@ -164,12 +167,27 @@ struct Candidate {
   float v;  // the screened score
 };
 
-// Per (work item, row): the best screened score seen and the columns within T of it.
+// Per (work item, row): the k best screened scores seen (a min-heap; kth = its least once full, else
+// -inf) and the columns within T of kth.
 struct RowState {
-  float best = kNegInfF;
+  float kth = kNegInfF;
+  std::vector<float> top;
   std::vector<Candidate> cand;
   size_t prune_at = 64;  // next pruning size: doubles with what survives, so pruning stays O(pushes)
 };
+
+// Adds a screened score to the row's k best.
+void keep_best(RowState& st, float v, int64_t k) {
+  if (static_cast<int64_t>(st.top.size()) < k) {
+    st.top.push_back(v);
+    std::push_heap(st.top.begin(), st.top.end(), std::greater<>());
+  } else {
+    std::pop_heap(st.top.begin(), st.top.end(), std::greater<>());
+    st.top.back() = v;
+    std::push_heap(st.top.begin(), st.top.end(), std::greater<>());
+  }
+  if (static_cast<int64_t>(st.top.size()) == k) st.kth = st.top.front();
+}
 
 // The screen's lowest admissible score for a row: best - T, never -inf (masked columns stay out).
 float threshold(float best, float T) { return std::max(best - T, -std::numeric_limits<float>::max()); }
@@ -202,22 +220,26 @@ OTGEN_BF16 void kernel_12x32(const uint32_t* A, const uint32_t* B, int64_t pairs
 }
 
 // Folds one micro-tile row (32 screened scores of panel pn, h added here) into the row's state.
-OTGEN_BF16 void fold_row(const float* s, const float* h, int64_t pn, float T, RowState& st) {
+OTGEN_BF16 void fold_row(const float* s, const float* h, int64_t pn, float T, int64_t k, RowState& st) {
   const __m512 v0 = _mm512_add_ps(_mm512_load_ps(s), _mm512_loadu_ps(h));
   const __m512 v1 = _mm512_add_ps(_mm512_load_ps(s + 16), _mm512_loadu_ps(h + 16));
-  st.best = std::max(st.best, _mm512_reduce_max_ps(_mm512_max_ps(v0, v1)));
-  const float thr = threshold(st.best, T);
+  alignas(64) float v[kNR];
+  _mm512_store_ps(v, v0);
+  _mm512_store_ps(v + 16, v1);
+  const __m512 kv = _mm512_set1_ps(st.kth);
+  const uint32_t above = static_cast<uint32_t>(_mm512_cmp_ps_mask(v0, kv, _CMP_GT_OQ)) |
+                         (static_cast<uint32_t>(_mm512_cmp_ps_mask(v1, kv, _CMP_GT_OQ)) << 16);
+  for (uint32_t m = above; m; m &= m - 1)  // rare once the row's k best are found
+    if (const float a = v[std::countr_zero(m)]; a > st.kth) keep_best(st, a, k);
+  const float thr = threshold(st.kth, T);
   const __m512 t = _mm512_set1_ps(thr);
   const uint32_t mask = static_cast<uint32_t>(_mm512_cmp_ps_mask(v0, t, _CMP_GE_OQ)) |
                         (static_cast<uint32_t>(_mm512_cmp_ps_mask(v1, t, _CMP_GE_OQ)) << 16);
   if (mask == 0) return;
-  if (st.cand.size() >= st.prune_at) {  // drop the columns the better best has ruled out
+  if (st.cand.size() >= st.prune_at) {  // drop the columns the better k-th best has ruled out
     std::erase_if(st.cand, [&](const Candidate& c) { return c.v < thr; });
     st.prune_at = std::max<size_t>(64, 2 * st.cand.size());
   }
-  alignas(64) float v[kNR];
-  _mm512_store_ps(v, v0);
-  _mm512_store_ps(v + 16, v1);
   for (uint32_t m = mask; m; m &= m - 1) {
     const int c = std::countr_zero(m);
     st.cand.push_back({pn * kNR + c, v[c]});
@@ -225,8 +247,8 @@ OTGEN_BF16 void fold_row(const float* s, const float* h, int64_t pn, float T, Ro
 }
 
 // Screens strips [s0, s1) (kMR rows each) against panels [p0, p1); rs is indexed by row - s0 * kMR.
-OTGEN_BF16 void screen(const PackedX& X, const PackedY& Y, int64_t n, int64_t s0, int64_t s1, int64_t p0, int64_t p1,
-                       RowState* rs) {
+OTGEN_BF16 void screen(const PackedX& X, const PackedY& Y, int64_t n, int64_t k, int64_t s0, int64_t s1, int64_t p0,
+                       int64_t p1, RowState* rs) {
   alignas(64) float out[kMR * kNR];
   for (int64_t g0 = p0; g0 < p1; g0 += kPanelsPerGroup) {
     const int64_t g1 = std::min(p1, g0 + kPanelsPerGroup);
@@ -238,46 +260,53 @@ OTGEN_BF16 void screen(const PackedX& X, const PackedY& Y, int64_t n, int64_t s0
         for (int64_t r = 0; r < rows; ++r) {
           const int64_t i = s * kMR + r;
           if (std::isinf(X.T[i])) continue;  // not screened: every column is re-scored
-          fold_row(out + r * kNR, Y.h.data() + pn * kNR, pn, X.T[i], rs[i - s0 * kMR]);
+          fold_row(out + r * kNR, Y.h.data() + pn * kNR, pn, X.T[i], k, rs[i - s0 * kMR]);
         }
       }
     }
   }
 }
 
-// The exact argmax of row i over its surviving candidates (all unmasked columns if not screened).
+// The k-th largest of the chunks' k best (-inf when they hold fewer than k).
+float kth_best(const RowState* states, int64_t count, int64_t k) {
+  std::vector<float> all;
+  for (int64_t c = 0; c < count; ++c) all.insert(all.end(), states[c].top.begin(), states[c].top.end());
+  if (static_cast<int64_t>(all.size()) < k) return kNegInfF;
+  std::nth_element(all.begin(), all.begin() + (k - 1), all.end(), std::greater<>());
+  return all[k - 1];
+}
+
+// The exact top k of row i over its surviving candidates (all unmasked columns if not screened), best
+// first, ties to the lowest column; into index[0..k), value[0..k).
 void rescore_row(const ScoreProblem& p, const PackedX& X, const PackedY& Y, const RowState* states, int64_t count,
-                 int64_t i, int64_t& index, float& value) {
+                 int64_t i, int64_t k, bool argmax, int64_t* index, float* value) {
   const float* xi = p.x.row(i);
-  const int64_t d = p.x.d;
-  double best = -std::numeric_limits<double>::infinity();
-  int64_t arg = -1;
-  auto consider = [&](int64_t col) {
-    const double sc = exact_score(xi, p.y.row(col), d, Y.h[col]);
-    if (sc > best || (sc == best && col < arg)) best = sc, arg = col;
-  };
+  std::vector<std::pair<double, int64_t>> scored;  // (exact score, column)
+  auto consider = [&](int64_t col) { scored.emplace_back(exact_score(xi, p.y.row(col), p.x.d, Y.h[col]), col); };
   if (std::isinf(X.T[i])) {
     for (int64_t j = 0; j < p.y.n; ++j)
       if (Y.h[j] != kNegInfF) consider(j);
   } else {
-    float top = kNegInfF;
-    for (int64_t c = 0; c < count; ++c) top = std::max(top, states[c].best);
-    const float thr = threshold(top, X.T[i]);
+    const float thr = threshold(kth_best(states, count, k), X.T[i]);
     for (int64_t c = 0; c < count; ++c)
       for (const Candidate& cd : states[c].cand)
         if (cd.v >= thr) consider(cd.col);
   }
-  if (arg < 0) {  // no finite score (non-finite input): the first unmasked column, as the fp32 engine
-    arg = 0;
-    while (Y.h[arg] == kNegInfF) ++arg;
+  auto before = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
+  const int64_t got = std::min<int64_t>(k, static_cast<int64_t>(scored.size()));
+  std::partial_sort(scored.begin(), scored.begin() + got, scored.end(), before);
+  for (int64_t q = 0; q < got; ++q) index[q] = scored[q].second, value[q] = static_cast<float>(scored[q].first);
+  // Fewer than k finite scores (masked columns, non-finite input): -inf entries as the fp32 engine makes
+  // them, for the lowest columns not yet listed (argmax: the first unmasked column).
+  for (int64_t q = got, j = 0; q < k; ++q, ++j) {
+    while (std::find(index, index + q, j) != index + q || (argmax && Y.h[j] == kNegInfF)) ++j;
+    index[q] = j, value[q] = kNegInfF;
   }
-  index = arg;
-  value = static_cast<float>(best);
 }
 
-}  // namespace
-
-void bf16_row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<float> value, const Context& ctx) {
+// The screen and the re-score of the k best of every row (argmax: k = 1, all-masked rows as row_argmax).
+void screened_topk(const ScoreProblem& p, int64_t k, bool argmax, std::span<int64_t> index, std::span<float> value,
+                   const Context& ctx) {
   const int threads = team_size(ctx, p.x.n, static_cast<double>(p.x.n) * p.y.n * (p.x.d + 16));
   const PackedY Y = pack_y(p, threads);
   const PackedX X = pack_x(p.x, Y, threads);
@@ -291,7 +320,7 @@ void bf16_row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<
     const int64_t s0 = b * kStripsPerBlock, s1 = std::min(strips, s0 + kStripsPerBlock);
     const int64_t p0 = Y.panels * c / nc, p1 = Y.panels * (c + 1) / nc;
     state[item].resize(static_cast<size_t>((s1 - s0) * kMR));
-    screen(X, Y, p.x.n, s0, s1, p0, p1, state[item].data());
+    screen(X, Y, p.x.n, k, s0, s1, p0, p1, state[item].data());
   }
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 16)
   for (int64_t i = 0; i < p.x.n; ++i) {
@@ -299,8 +328,19 @@ void bf16_row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<
     std::vector<RowState> rows;  // this row's state in each column chunk
     rows.reserve(static_cast<size_t>(nc));
     for (int64_t c = 0; c < nc; ++c) rows.push_back(std::move(state[b * nc + c][r]));
-    rescore_row(p, X, Y, rows.data(), nc, i, index[i], value[i]);
+    rescore_row(p, X, Y, rows.data(), nc, i, k, argmax, index.data() + i * k, value.data() + i * k);
   }
+}
+
+}  // namespace
+
+void bf16_row_topk(const ScoreProblem& p, int64_t k, std::span<int64_t> index, std::span<float> value,
+                   const Context& ctx) {
+  screened_topk(p, k, false, index, value, ctx);
+}
+
+void bf16_row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<float> value, const Context& ctx) {
+  screened_topk(p, 1, true, index, value, ctx);
 }
 
 }  // namespace otgen::kernels

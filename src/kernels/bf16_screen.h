@@ -15,4 +15,10 @@ namespace otgen::kernels {
 // Results do not depend on the thread count.
 void bf16_row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<float> value, const Context& ctx);
 
+// row_topk the same way: the k best of the double-evaluated scores (ties: lowest j first), values
+// rounded to float; fewer than k finite scores: -inf entries for the lowest remaining columns, as the
+// fp32 engine lists masked columns. 1 <= k <= m, validated by the caller.
+void bf16_row_topk(const ScoreProblem& p, int64_t k, std::span<int64_t> index, std::span<float> value,
+                   const Context& ctx);
+
 }  // namespace otgen::kernels

@@ -188,6 +188,7 @@ void row_topk(const ScoreProblem& p, int64_t k, std::span<int64_t> index, std::s
   check_len("index", index.size(), p.x.n * k);
   check_len("value", value.size(), p.x.n * k);
   if (p.x.n == 0) return;
+  if (argmax_path(p.x.d, opt) == EnginePath::Avx512Bf16) return kernels::bf16_row_topk(p, k, index, value, ctx);
   kernels::TopkReducer r{p.h.empty() ? nullptr : p.h.data(), k, index, value};
   Engine(p.x, p.y, BlockKind::Dot, opt).run(r, ctx);
 }
