@@ -113,6 +113,20 @@ TEST(CliSdotAssign, EngineChoosesThePathAndTheRecordNamesIt) {
   } else {
     EXPECT_EQ(assign("avx512bf16", "b.npy").exit_code, 2);
   }
+  // fit and check record the path of their eps = 0 searches.
+  const std::string path = cpu_features().avx512_bf16 ? "avx512bf16" : "fp32";
+  auto last_line = [](const std::string& out) {
+    const auto end = out.find_last_not_of('\n'), start = out.rfind('\n', end);
+    return nlohmann::json::parse(out.substr(start == std::string::npos ? 0 : start + 1, end + 1));
+  };
+  const auto fit = run_cli("sdot fit --data " + dir.file("y.npy") + " --steps 20 --chi2-every 0 --quiet --out " +
+                           dir.file("g2.npy") + " --engine " + path);
+  ASSERT_EQ(fit.exit_code, 0) << fit.out;
+  EXPECT_EQ(last_line(fit.out)["engine"], path) << fit.out;
+  const auto check = run_cli("sdot check --data " + dir.file("y.npy") + " --potential " + dir.file("g2.npy") +
+                             " --draws 2000 -q --engine " + path);
+  ASSERT_EQ(check.exit_code, 0) << check.out;
+  EXPECT_EQ(last_line(check.out)["engine"], path) << check.out;
   for (const char* bad : {"amx", "bf16"}) {
     const auto r = assign(bad, "z.npy");
     EXPECT_EQ(r.exit_code, 2) << r.out;
