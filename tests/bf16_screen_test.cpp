@@ -8,6 +8,7 @@
 #include <numeric>
 #include <vector>
 
+#include "otgen/bf16_columns.h"
 #include "otgen/cpu_features.h"
 #include "otgen/lattice.h"
 #include "otgen/scores.h"
@@ -233,6 +234,30 @@ TEST_F(Bf16Screen, TopkTiesAcrossDuplicatedColumnsGoToTheLowestIndex) {
   for (int64_t c : {3, 5, 90, 130, 399}) h[c] = 1e3f;
   expect_topk_exact(x, y, h, 4, "duplicates");
   expect_topk_exact(x, y, h, 7, "duplicates and the next best");
+}
+
+TEST_F(Bf16Screen, PrebuiltColumnsGiveTheSameResultsAndCheckTheirY) {
+  const int64_t n = 60, m = 500, d = 100;
+  const Points x = gaussian_points(n, d, 1), y = gaussian_points(m, d, 2), other = gaussian_points(m, d, 3);
+  const auto cols = Bf16Columns::build(y, Context{});
+  ASSERT_NE(cols, nullptr);
+  for (uint64_t seed : {4, 5}) {  // one packing, several potentials
+    const auto h = random_h(m, seed, 3.0f, seed == 5);
+    const Result once = run(x, y, h, EnginePath::Avx512Bf16);
+    std::vector<int64_t> idx(n), ti(n * 5), tref(n * 5);
+    std::vector<float> val(n), tv(n * 5), tvref(n * 5);
+    row_argmax(ScoreProblem{x, y, h}, *cols, idx, val, Context{});
+    EXPECT_EQ(idx, once.index);
+    EXPECT_EQ(val, once.value);
+    row_topk(ScoreProblem{x, y, h}, *cols, 5, ti, tv, Context{});
+    row_topk(ScoreProblem{x, y, h}, 5, tref, tvref, Context{}, forced(EnginePath::Avx512Bf16));
+    EXPECT_EQ(ti, tref);
+    EXPECT_EQ(tv, tvref);
+  }
+  std::vector<int64_t> idx(n);
+  std::vector<float> val(n);
+  expect_error_contains([&] { row_argmax(ScoreProblem{x, other, {}}, *cols, idx, val, Context{}); },
+                        "invalid columns");
 }
 
 TEST_F(Bf16Screen, AutoPicksTheScreenForImageSizedRows) {

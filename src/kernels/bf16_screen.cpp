@@ -98,40 +98,64 @@ OTGEN_BF16 Norms to_bf16_pairs(const float* v, int64_t d, uint32_t* out) {
           std::sqrt(_mm512_reduce_add_pd(rs)) * up};
 }
 
-// y~ in panels of 32 columns: word q of column 32 p + c at ((p * pairs + q) * 32 + c); padding zero.
-struct PackedY {
-  int64_t pairs = 0, panels = 0;
-  std::vector<uint32_t> words;
-  std::vector<float> h;   // h_j padded with -inf to panels * 32
-  double Yt = 0, Y = 0, Ry = 0, H = 0;  // maxima over unmasked columns
-};
+}  // namespace
+}  // namespace otgen::kernels
 
-PackedY pack_y(const ScoreProblem& p, int threads) {
-  PackedY P;
-  const int64_t m = p.y.n, d = p.y.d;
-  P.pairs = (d + 1) / 2;
-  P.panels = (m + kNR - 1) / kNR;
-  P.words.assign(static_cast<size_t>(P.panels * P.pairs * kNR), 0u);
-  P.h.assign(static_cast<size_t>(P.panels * kNR), kNegInfF);
-  double Yt = 0, Y = 0, Ry = 0, H = 0;
-#pragma omp parallel num_threads(threads) reduction(max : Yt, Y, Ry, H)
+namespace otgen {
+
+using kernels::kNR;
+
+std::shared_ptr<const Bf16Columns> Bf16Columns::build(PointsView y, const Context& ctx) {
+  if (y.n <= 0 || y.d < 1 || !engine_path_unsupported(EnginePath::Avx512Bf16).empty()) return nullptr;
+  auto C = std::make_shared<Bf16Columns>();
+  const int64_t m = y.n, d = y.d;
+  C->y_ = y;
+  C->pairs_ = (d + 1) / 2;
+  C->panels_ = (m + kNR - 1) / kNR;
+  C->words_.assign(static_cast<size_t>(C->panels_ * C->pairs_ * kNR), 0u);
+  for (auto* v : {&C->rounded_, &C->exact_, &C->residual_}) v->assign(static_cast<size_t>(m), 0.0);
+  const int threads = kernels::team_size(ctx, C->panels_, static_cast<double>(m) * d * 4);
+#pragma omp parallel num_threads(threads)
   {
-    std::vector<uint32_t> row(static_cast<size_t>(P.pairs));
+    std::vector<uint32_t> row(static_cast<size_t>(C->pairs_));
 #pragma omp for schedule(static)
-    for (int64_t pn = 0; pn < P.panels; ++pn)
+    for (int64_t pn = 0; pn < C->panels_; ++pn)
       for (int64_t c = 0; c < kNR && pn * kNR + c < m; ++c) {
         const int64_t j = pn * kNR + c;
-        const float hj = p.h.empty() ? 0.0f : p.h[j];
-        const Norms s = to_bf16_pairs(p.y.row(j), d, row.data());
-        uint32_t* dst = P.words.data() + pn * P.pairs * kNR + c;
-        for (int64_t q = 0; q < P.pairs; ++q) dst[q * kNR] = row[q];
-        P.h[j] = hj;
-        if (hj == kNegInfF) continue;
-        Yt = std::max(Yt, s.rounded), Y = std::max(Y, s.exact), Ry = std::max(Ry, s.residual);
-        H = std::max(H, static_cast<double>(std::abs(hj)));
+        const kernels::Norms s = kernels::to_bf16_pairs(y.row(j), d, row.data());
+        uint32_t* dst = C->words_.data() + pn * C->pairs_ * kNR + c;
+        for (int64_t q = 0; q < C->pairs_; ++q) dst[q * kNR] = row[q];
+        C->rounded_[j] = s.rounded, C->exact_[j] = s.exact, C->residual_[j] = s.residual;
       }
   }
-  P.Yt = Yt, P.Y = Y, P.Ry = Ry, P.H = H;
+  return C;
+}
+
+}  // namespace otgen
+
+namespace otgen::kernels {
+namespace {
+
+// One call's view of the columns: h padded with -inf to panels * 32, and the maxima of the bound over
+// the unmasked columns.
+struct PackedY {
+  int64_t pairs = 0, panels = 0;
+  const uint32_t* words = nullptr;
+  std::vector<float> h;
+  double Yt = 0, Y = 0, Ry = 0, H = 0;
+};
+
+PackedY columns_for(const ScoreProblem& p, const Bf16Columns& C) {
+  PackedY P;
+  P.pairs = C.pairs(), P.panels = C.panels(), P.words = C.words();
+  P.h.assign(static_cast<size_t>(P.panels * kNR), kNegInfF);
+  for (int64_t j = 0; j < p.y.n; ++j) {
+    const float hj = p.h.empty() ? 0.0f : p.h[j];
+    P.h[j] = hj;
+    if (hj == kNegInfF) continue;
+    P.Yt = std::max(P.Yt, C.rounded_norms()[j]), P.Y = std::max(P.Y, C.exact_norms()[j]);
+    P.Ry = std::max(P.Ry, C.residual_norms()[j]), P.H = std::max(P.H, static_cast<double>(std::abs(hj)));
+  }
   return P;
 }
 
@@ -256,7 +280,7 @@ OTGEN_BF16 void screen(const PackedX& X, const PackedY& Y, int64_t n, int64_t k,
       const uint32_t* A = X.words.data() + s * kMR * Y.pairs;
       const int64_t rows = std::min<int64_t>(kMR, n - s * kMR);
       for (int64_t pn = g0; pn < g1; ++pn) {
-        kernel_12x32(A, Y.words.data() + pn * Y.pairs * kNR, Y.pairs, out);
+        kernel_12x32(A, Y.words + pn * Y.pairs * kNR, Y.pairs, out);
         for (int64_t r = 0; r < rows; ++r) {
           const int64_t i = s * kMR + r;
           if (std::isinf(X.T[i])) continue;  // not screened: every column is re-scored
@@ -304,11 +328,12 @@ void rescore_row(const ScoreProblem& p, const PackedX& X, const PackedY& Y, cons
   }
 }
 
-// The screen and the re-score of the k best of every row (argmax: k = 1, all-masked rows as row_argmax).
-void screened_topk(const ScoreProblem& p, int64_t k, bool argmax, std::span<int64_t> index, std::span<float> value,
-                   const Context& ctx) {
+}  // namespace
+
+void bf16_screened_topk(const ScoreProblem& p, const Bf16Columns& columns, int64_t k, bool argmax,
+                        std::span<int64_t> index, std::span<float> value, const Context& ctx) {
   const int threads = team_size(ctx, p.x.n, static_cast<double>(p.x.n) * p.y.n * (p.x.d + 16));
-  const PackedY Y = pack_y(p, threads);
+  const PackedY Y = columns_for(p, columns);
   const PackedX X = pack_x(p.x, Y, threads);
   const int64_t strips = X.rows / kMR;
   const int64_t nb = (strips + kStripsPerBlock - 1) / kStripsPerBlock;
@@ -332,15 +357,13 @@ void screened_topk(const ScoreProblem& p, int64_t k, bool argmax, std::span<int6
   }
 }
 
-}  // namespace
-
 void bf16_row_topk(const ScoreProblem& p, int64_t k, std::span<int64_t> index, std::span<float> value,
                    const Context& ctx) {
-  screened_topk(p, k, false, index, value, ctx);
+  bf16_screened_topk(p, *Bf16Columns::build(p.y, ctx), k, false, index, value, ctx);
 }
 
 void bf16_row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<float> value, const Context& ctx) {
-  screened_topk(p, 1, true, index, value, ctx);
+  bf16_screened_topk(p, *Bf16Columns::build(p.y, ctx), 1, true, index, value, ctx);
 }
 
 }  // namespace otgen::kernels

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <span>
 
+#include "otgen/bf16_columns.h"
 #include "otgen/context.h"
 #include "otgen/scores.h"
 
@@ -20,5 +21,10 @@ void bf16_row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<
 // fp32 engine lists masked columns. 1 <= k <= m, validated by the caller.
 void bf16_row_topk(const ScoreProblem& p, int64_t k, std::span<int64_t> index, std::span<float> value,
                    const Context& ctx);
+
+// Both through columns packed beforehand (p.y is columns.y()); argmax: k = 1 with row_argmax's rule for
+// a row without a finite score (the first unmasked column).
+void bf16_screened_topk(const ScoreProblem& p, const Bf16Columns& columns, int64_t k, bool argmax,
+                        std::span<int64_t> index, std::span<float> value, const Context& ctx);
 
 }  // namespace otgen::kernels

@@ -15,6 +15,7 @@
 #include "kernels/bf16_screen.h"
 #include "kernels/reducers.h"
 #include "kernels/tile_engine.h"
+#include "otgen/bf16_columns.h"
 #include "otgen/error.h"
 #include "otgen/lattice.h"
 #include "otgen/rng.h"
@@ -178,6 +179,38 @@ void row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<float
   }
   kernels::ArgmaxReducer r{p.h.empty() ? nullptr : p.h.data(), index, value};
   Engine(p.x, p.y, BlockKind::Dot, opt).run(r, ctx);
+}
+
+namespace {
+
+void check_columns(const ScoreProblem& p, const Bf16Columns& c) {
+  require(p.y.data == c.y().data && p.y.n == c.y().n && p.y.d == c.y().d, "columns",
+          "bf16 columns of shape (" + std::to_string(c.y().n) + ", " + std::to_string(c.y().d) + ")",
+          "the columns built from this problem's y");
+}
+
+}  // namespace
+
+void row_argmax(const ScoreProblem& p, const Bf16Columns& columns, std::span<int64_t> index, std::span<float> value,
+                const Context& ctx) {
+  p.validate();
+  check_columns(p, columns);
+  check_len("index", index.size(), p.x.n);
+  check_len("value", value.size(), p.x.n);
+  require_some_column(p, {});
+  if (p.x.n == 0) return;
+  kernels::bf16_screened_topk(p, columns, 1, true, index, value, ctx);
+}
+
+void row_topk(const ScoreProblem& p, const Bf16Columns& columns, int64_t k, std::span<int64_t> index,
+              std::span<float> value, const Context& ctx) {
+  p.validate();
+  check_columns(p, columns);
+  require(k >= 1 && k <= p.y.n, "k", k, "1 <= k <= m = " + std::to_string(p.y.n));
+  check_len("index", index.size(), p.x.n * k);
+  check_len("value", value.size(), p.x.n * k);
+  if (p.x.n == 0) return;
+  kernels::bf16_screened_topk(p, columns, k, false, index, value, ctx);
 }
 
 void row_topk(const ScoreProblem& p, int64_t k, std::span<int64_t> index, std::span<float> value, const Context& ctx,

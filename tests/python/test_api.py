@@ -87,7 +87,11 @@ def test_engine_paths_bf16_screen_is_the_float64_argmax_and_bad_engines_raise(di
         np.testing.assert_array_equal(idx, ref)
         assert otgen.scores.argmax_engine(64) == "avx512bf16"
         sd = otgen.SemidiscreteOT(steps=100, batch_size=128, seed=1, engine="avx512bf16")
-        assert sd.fit(y).engine == "avx512bf16" and sd.engine == "avx512bf16"
+        r = sd.fit(y)
+        assert r.engine == "avx512bf16" and sd.engine == "avx512bf16"
+        # The prepared map's packed columns serve assign: numpy's float64 argmax of the map's scores.
+        hm = r.g.astype(np.float64) - 0.5 * (y.astype(np.float64) ** 2).sum(1)
+        np.testing.assert_array_equal(sd.assign(x), np.argmax(x.astype(np.float64) @ y.T.astype(np.float64) + hm, axis=1))
     else:
         with pytest.raises(ValueError, match="engine"):
             otgen.scores.row_argmax(x, y, h, engine="avx512bf16")

@@ -22,7 +22,7 @@ FRONT_ENDS = {"cli", "python"}
 
 # Public header (include/otgen/NAME.h) -> its layer.
 HEADER_LAYER = {
-    "blas_threads": "core", "context": "core", "cpu_features": "core", "error": "core", "memory": "core", "npy": "core",
+    "bf16_columns": "kernels", "blas_threads": "core", "context": "core", "cpu_features": "core", "error": "core", "memory": "core", "npy": "core",
     "points": "core", "progress": "core", "record": "core", "rng": "core", "streams": "core", "termination": "core",
     "version": "core",
     "data": "data",
