@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "otgen/bf16_columns.h"
+#include "otgen/blas_threads.h"
 #include "otgen/cpu_features.h"
 #include "otgen/lattice.h"
 #include "otgen/scores.h"
@@ -260,8 +261,8 @@ TEST_F(Bf16Screen, PrebuiltColumnsGiveTheSameResultsAndCheckTheirY) {
                         "invalid columns");
 }
 
-TEST_F(Bf16Screen, AutoPicksTheScreenForImageSizedRows) {
-  EXPECT_EQ(argmax_path(784), EnginePath::Avx512Bf16);
+TEST_F(Bf16Screen, AutoPicksTheScreenForImageSizedRowsWhenTheSgemmLacksFma) {
+  EXPECT_EQ(argmax_path(784), blas_has_fma_kernels() ? EnginePath::Fp32 : EnginePath::Avx512Bf16) << blas_core_name();
   EXPECT_EQ(argmax_path(kBf16MinDim - 1), EnginePath::Fp32);
   EXPECT_EQ(argmax_path(784, forced(EnginePath::Fp32)), EnginePath::Fp32);
 }

@@ -14,6 +14,7 @@
 
 #include "otgen/cpu_features.h"
 #include "otgen/npy.h"
+#include "otgen/scores.h"
 #include "otgen/rng.h"
 #include "test_util.h"
 
@@ -112,6 +113,17 @@ TEST(CliSdotAssign, EngineChoosesThePathAndTheRecordNamesIt) {
     EXPECT_GE(same, n - 2) << "the paths differ only on float32 near-ties";
   } else {
     EXPECT_EQ(assign("avx512bf16", "b.npy").exit_code, 2);
+  }
+  // auto: the bf16 screen only when OpenBLAS runs non-FMA kernels (the same library in this process).
+  const auto a = assign("auto", "a.npy");
+  ASSERT_EQ(a.exit_code, 0) << a.out;
+  EXPECT_EQ(nlohmann::json::parse(a.out)["engine"], std::string(engine_path_name(argmax_path(d))));
+  if (cpu_features().avx512f) {  // OpenBLAS's AVX-512 kernels (FMA): auto keeps float32
+    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+    const auto sk = assign("auto", "s.npy");
+    unsetenv("OPENBLAS_CORETYPE");
+    ASSERT_EQ(sk.exit_code, 0) << sk.out;
+    EXPECT_EQ(nlohmann::json::parse(sk.out)["engine"], "fp32");
   }
   // fit and check record the path of their eps = 0 searches.
   const std::string path = cpu_features().avx512_bf16 ? "avx512bf16" : "fp32";

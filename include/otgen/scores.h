@@ -42,10 +42,9 @@ struct ScoreOptions {
   // otgen/lattice.h) do so when true: the semidiscrete fit at eps = 0, assign and check. false forces
   // the float32 path everywhere.
   bool int8_screen = true;
-  // The argmax path (otgen/cpu_features.h): auto picks per call (row_argmax: the AVX512-BF16 screen
-  // when the CPU has it and d >= kBf16MinDim, else float32; callers holding an int8 screen use it
-  // when int8_screen); fp32, vnni and avx512bf16 force one. A forced path the CPU lacks fails
-  // validate() naming `engine`. The other reductions always run in float32.
+  // The argmax / top-k path (otgen/cpu_features.h): auto picks per call (argmax_path below; callers
+  // holding an int8 screen use it when int8_screen); fp32, vnni and avx512bf16 force one. A forced
+  // path the CPU lacks fails validate() naming `engine`. The other reductions always run in float32.
   EnginePath path = EnginePath::Auto;
   // Whether a caller holding an int8 screen may use it: int8_screen and path auto or vnni.
   bool uses_int8_screen() const { return int8_screen && (path == EnginePath::Auto || path == EnginePath::Vnni); }
@@ -73,8 +72,10 @@ struct ScoreProblem {
 void row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<float> value,
                 const Context& ctx, const ScoreOptions& opt = {});
 
-// The path row_argmax (and row_topk) takes for dimension d: opt.path if forced, else (auto) avx512bf16 when the CPU
-// has it and d >= kBf16MinDim, else fp32. Never Auto or Amx.
+// The path row_argmax (and row_topk) takes for dimension d: opt.path if forced, else (auto) avx512bf16
+// when the CPU has it, d >= kBf16MinDim and OpenBLAS runs non-FMA kernels (blas_has_fma_kernels(),
+// otgen/blas_threads.h: vdpbf16ps peaks at half the AVX-512 FMA rate on the CPUs measured), else fp32.
+// Deterministic for a machine and environment. Never Auto or Amx.
 inline constexpr int64_t kBf16MinDim = 32;
 EnginePath argmax_path(int64_t d, const ScoreOptions& opt = {});
 

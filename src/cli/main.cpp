@@ -93,7 +93,7 @@ void add_engine_options(CLI::App* cmd, ScoreOptions& engine) {
          },
          "eps = 0 argmax path: " + names +
              " (default auto: the int8 screen for 8-bit lattice data, else the exact AVX512-BF16 screen when the "
-             "CPU has it and d >= 32, else float32; docs/scores.md)")
+             "CPU has it, d >= 32 and OpenBLAS runs non-FMA kernels, else float32; docs/scores.md)")
       ->excludes(no_int8);
 }
 

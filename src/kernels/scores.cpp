@@ -16,6 +16,7 @@
 #include "kernels/reducers.h"
 #include "kernels/tile_engine.h"
 #include "otgen/bf16_columns.h"
+#include "otgen/blas_threads.h"
 #include "otgen/error.h"
 #include "otgen/lattice.h"
 #include "otgen/rng.h"
@@ -40,8 +41,10 @@ void ScoreOptions::validate() const {
 
 EnginePath argmax_path(int64_t d, const ScoreOptions& opt) {
   if (opt.path != EnginePath::Auto) return opt.path;
-  return d >= kBf16MinDim && engine_path_unsupported(EnginePath::Avx512Bf16).empty() ? EnginePath::Avx512Bf16
-                                                                                      : EnginePath::Fp32;
+  // vdpbf16ps peaks at half the AVX-512 FMA rate on the Xeons measured (docs/scores.md): the bf16
+  // screen beats float32 only when the SGEMM runs OpenBLAS's non-FMA fallback kernels.
+  const bool bf16 = d >= kBf16MinDim && engine_path_unsupported(EnginePath::Avx512Bf16).empty() && !blas_has_fma_kernels();
+  return bf16 ? EnginePath::Avx512Bf16 : EnginePath::Fp32;
 }
 
 void ScoreProblem::validate() const {
