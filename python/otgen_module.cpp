@@ -228,19 +228,21 @@ PYBIND11_MODULE(_otgen, m) {
 
   m.def(
       "row_topk",
-      [](py::handle x, py::handle y, int64_t k, py::object h, int threads) {
+      [](py::handle x, py::handle y, int64_t k, py::object h, int threads, const std::string& engine) {
         auto X = points(x, "x"), Y = points(y, "y");
         F32 H = optional_vector(h, "h");
+        const ScoreOptions opt = engine_options(engine);
         const int64_t n = X.view.n;
         std::vector<int64_t> idx(k > 0 ? n * k : 0);
         std::vector<float> val(idx.size());
         {
           py::gil_scoped_release release;
-          row_topk(problem(X, Y, H), k, idx, val, context(threads));
+          row_topk(problem(X, Y, H), k, idx, val, context(threads), opt);
         }
         return py::make_tuple(owned(std::move(idx), {n, k}), owned(std::move(val), {n, k}));
       },
-      py::arg("x"), py::arg("y"), py::arg("k"), py::arg("h") = py::none(), py::arg("threads") = 0);
+      py::arg("x"), py::arg("y"), py::arg("k"), py::arg("h") = py::none(), py::arg("threads") = 0,
+      py::arg("engine") = "auto");
   m.def(
       "softmax_column_sums",
       [](py::handle x, py::handle y, py::object h, float scale, py::object log_b, int threads) {

@@ -54,7 +54,7 @@ class _Scores:
     screens return the argmax of the scores in double). ``argmax_engine(d, engine)``: the path taken;
     ``cpu_features()``: what this CPU offers.
     ``row_logsumexp(x, y, h=None, scale=1, log_b=None)`` -> ``log sum_j exp(scale S_ij + log_b_j)``.
-    ``row_topk(x, y, k, h=None)`` -> (index, value), each (n, k), best first.
+    ``row_topk(x, y, k, h=None, engine="auto")`` -> (index, value), each (n, k), best first.
     ``softmax_column_sums(x, y, h=None, scale=1, log_b=None)`` -> (column sums of the row softmax of
     ``scale S_ij + log_b_j`` (m,) float64, row log-sum-exp (n,)): the semidiscrete gradient.
     ``row_gumbel_argmax(x, y, h=None, scale=1, log_b=None, seed=0)`` -> one draw per row from that

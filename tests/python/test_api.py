@@ -85,6 +85,8 @@ def test_engine_paths_bf16_screen_is_the_float64_argmax_and_bad_engines_raise(di
     if "avx512_bf16" in otgen.scores.cpu_features().split():
         idx, _ = otgen.scores.row_argmax(x, y, h, engine="avx512bf16")
         np.testing.assert_array_equal(idx, ref)
+        ti, _ = otgen.scores.row_topk(x, y, 3, h, engine="avx512bf16")
+        np.testing.assert_array_equal(ti[:, 0], ref)
         assert otgen.scores.argmax_engine(64, "avx512bf16") == "avx512bf16"
         assert otgen.scores.argmax_engine(64) in ("avx512bf16", "fp32")  # auto: by OpenBLAS's kernels
         sd = otgen.SemidiscreteOT(steps=100, batch_size=128, seed=1, engine="avx512bf16")
