@@ -102,6 +102,14 @@ Context context(int threads, uint64_t seed = 0) {
   return ctx;
 }
 
+// engine= of the Python API: a path name (otgen/cpu_features.h) the CPU can run; ValueError naming `engine`.
+ScoreOptions engine_options(const std::string& name) {
+  ScoreOptions opt;
+  opt.path = parse_engine_path(name, "engine");
+  require_engine_path(opt.path, "engine");
+  return opt;
+}
+
 // A progress callback calling fn(step, total, metrics) with the GIL held; fn is borrowed (the caller's
 // argument keeps it alive during the call). None: no callback. A Python exception in fn ends the run
 // and is raised by the call.
@@ -196,19 +204,29 @@ PYBIND11_MODULE(_otgen, m) {
   // ---- score engine ---------------------------------------------------------------------------
   m.def(
       "row_argmax",
-      [](py::handle x, py::handle y, py::object h, int threads) {
+      [](py::handle x, py::handle y, py::object h, int threads, const std::string& engine) {
         auto X = points(x, "x"), Y = points(y, "y");
         F32 H = optional_vector(h, "h");
+        const ScoreOptions opt = engine_options(engine);
         std::vector<int64_t> idx(X.view.n);
         std::vector<float> val(X.view.n);
         {
           py::gil_scoped_release release;
-          row_argmax(problem(X, Y, H), idx, val, context(threads));
+          row_argmax(problem(X, Y, H), idx, val, context(threads), opt);
         }
         const auto n = X.view.n;
         return py::make_tuple(owned(std::move(idx), {n}), owned(std::move(val), {n}));
       },
-      py::arg("x"), py::arg("y"), py::arg("h") = py::none(), py::arg("threads") = 0);
+      py::arg("x"), py::arg("y"), py::arg("h") = py::none(), py::arg("threads") = 0, py::arg("engine") = "auto");
+  m.def(
+      "argmax_engine",
+      [](int64_t d, const std::string& engine) {
+        return std::string(engine_path_name(argmax_path(d, engine_options(engine))));
+      },
+      py::arg("d"), py::arg("engine") = "auto",
+      "The path row_argmax takes for dimension d under engine= ('fp32', 'vnni' or 'avx512bf16').");
+  m.def("cpu_features", [] { return cpu_features().summary(); },
+        "The instruction sets the engine may use on this CPU (cpuid + OS state), space-separated.");
   m.def(
       "row_logsumexp",
       [](py::handle x, py::handle y, py::object h, float scale, py::object log_b, int threads) {
@@ -226,19 +244,21 @@ PYBIND11_MODULE(_otgen, m) {
 
   m.def(
       "row_topk",
-      [](py::handle x, py::handle y, int64_t k, py::object h, int threads) {
+      [](py::handle x, py::handle y, int64_t k, py::object h, int threads, const std::string& engine) {
         auto X = points(x, "x"), Y = points(y, "y");
         F32 H = optional_vector(h, "h");
+        const ScoreOptions opt = engine_options(engine);
         const int64_t n = X.view.n;
         std::vector<int64_t> idx(k > 0 ? n * k : 0);
         std::vector<float> val(idx.size());
         {
           py::gil_scoped_release release;
-          row_topk(problem(X, Y, H), k, idx, val, context(threads));
+          row_topk(problem(X, Y, H), k, idx, val, context(threads), opt);
         }
         return py::make_tuple(owned(std::move(idx), {n, k}), owned(std::move(val), {n, k}));
       },
-      py::arg("x"), py::arg("y"), py::arg("k"), py::arg("h") = py::none(), py::arg("threads") = 0);
+      py::arg("x"), py::arg("y"), py::arg("k"), py::arg("h") = py::none(), py::arg("threads") = 0,
+      py::arg("engine") = "auto");
   m.def(
       "softmax_column_sums",
       [](py::handle x, py::handle y, py::object h, float scale, py::object log_b, int threads) {
@@ -459,6 +479,7 @@ PYBIND11_MODULE(_otgen, m) {
           else if (key == "log_every") o.log_every = v.cast<int64_t>();
           else if (key == "class_penalty") o.class_penalty = v.cast<double>();
           else if (key == "int8_screen") o.engine.int8_screen = v.cast<bool>();
+          else if (key == "engine") o.engine.path = engine_options(v.cast<std::string>()).path;
           else value_error("unknown SemidiscreteOT option '" + key + "'");
         }
         auto Y = points(y, "y");
@@ -509,6 +530,7 @@ PYBIND11_MODULE(_otgen, m) {
         out["reference_cost_std"] = optional_value(r.reference_cost_std);
         out["seconds"] = r.seconds;
         out["int8_screen"] = r.int8_screen;
+        out["engine"] = r.engine;
         out["stopped_by"] = r.stopped_by;
         py::dict resolved;  // what the automatic defaults resolved to
         resolved["init"] = r.init;
@@ -531,11 +553,12 @@ PYBIND11_MODULE(_otgen, m) {
     F64 b;
     I64 labels;
     SemidiscreteMap map;
+    ScoreOptions engine;  // the argmax path of assign / check (engine=)
   };
   auto make_map = [](py::handle y, py::handle g, py::object weights, py::object labels, double epsilon,
                      const std::string& cost, double class_penalty, bool check_y = true) {
     auto a = std::make_unique<MapArgs>(MapArgs{points(y, "y", check_y), as_f32(g, "g", 1), optional_f64(weights, "weights"),
-                                               optional_i64(labels, "labels"), {}});
+                                               optional_i64(labels, "labels"), {}, {}});
     a->map.y = a->y.view;
     a->map.g = span_of(a->g);
     a->map.b = span_of_t(a->b);
@@ -555,9 +578,9 @@ PYBIND11_MODULE(_otgen, m) {
     {
       py::gil_scoped_release release;
       const Context ctx = context(threads, seed);
-      if (k > 0) idx = sdot_topk(a.map, X.view, k, ctx, span_of_t(XL));
-      else if (sample) idx = sdot_sample(a.map, X.view, seed, ctx, span_of_t(XL));
-      else idx = sdot_assign(a.map, X.view, ctx, span_of_t(XL));
+      if (k > 0) idx = sdot_topk(a.map, X.view, k, ctx, span_of_t(XL), a.engine);
+      else if (sample) idx = sdot_sample(a.map, X.view, seed, ctx, span_of_t(XL), a.engine);
+      else idx = sdot_assign(a.map, X.view, ctx, span_of_t(XL), a.engine);
     }
     if (k > 0) return owned(std::move(idx), {X.view.n, static_cast<py::ssize_t>(k)});
     return owned(std::move(idx), {X.view.n});
@@ -568,7 +591,7 @@ PYBIND11_MODULE(_otgen, m) {
     SdotMarginalStats st;
     {
       py::gil_scoped_release release;
-      st = sdot_check(a.map, batch, repeats, seed, context(threads, seed));
+      st = sdot_check(a.map, batch, repeats, seed, context(threads, seed), a.engine);
     }
     py::dict out;
     out["chi2"] = st.chi2;
@@ -612,17 +635,17 @@ PYBIND11_MODULE(_otgen, m) {
   py::class_<MapHandle>(m, "SdotMap")
       .def(py::init([make_map](py::handle y, py::handle g, py::object weights, py::object labels, double epsilon,
                                const std::string& cost, double class_penalty, bool check_y, int threads,
-                               bool int8_screen) {
+                               bool int8_screen, const std::string& engine_name) {
              MapHandle h{make_map(y, g, weights, labels, epsilon, cost, class_penalty, check_y)};
-             ScoreOptions engine;
-             engine.int8_screen = int8_screen;
+             h.a->engine = engine_options(engine_name);
+             h.a->engine.int8_screen = int8_screen;
              py::gil_scoped_release release;
-             sdot_prepare(h.a->map, context(threads, 0), engine);
+             sdot_prepare(h.a->map, context(threads, 0), h.a->engine);
              return h;
            }),
            py::arg("y"), py::arg("g"), py::arg("weights") = py::none(), py::arg("labels") = py::none(),
            py::arg("epsilon") = 0.0, py::arg("cost") = "sqeuclidean_half", py::arg("class_penalty") = inf,
-           py::arg("check_y") = true, py::arg("threads") = 0, py::arg("int8_screen") = true)
+           py::arg("check_y") = true, py::arg("threads") = 0, py::arg("int8_screen") = true, py::arg("engine") = "auto")
       .def("assign",
            [run_assign](MapHandle& h, py::handle x, py::object x_labels, int64_t k, bool sample, uint64_t seed,
                         int threads) { return run_assign(*h.a, x, x_labels, k, sample, seed, threads); },
@@ -633,7 +656,9 @@ PYBIND11_MODULE(_otgen, m) {
              return run_check(*h.a, batch, repeats, seed, threads);
            },
            py::arg("batch") = 1024, py::arg("repeats") = 16, py::arg("seed") = 0, py::arg("threads") = 0)
-      .def_property_readonly("int8_screen", [](const MapHandle& h) { return sdot_int8_screen(h.a->map); });
+      .def_property_readonly("int8_screen", [](const MapHandle& h) { return sdot_int8_screen(h.a->map); })
+      .def_property_readonly("engine",
+                             [](const MapHandle& h) { return std::string(sdot_argmax_engine(h.a->map, h.a->engine)); });
 
   // ---- batch OT -------------------------------------------------------------------------------
   m.def(

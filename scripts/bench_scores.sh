@@ -87,6 +87,18 @@ line("Faiss IndexFlatIP k=1 (omp 1)", t("BM_FaissFlatIP/1"))
 line("Faiss IndexFlatIP k=1 (omp 2)", t("BM_FaissFlatIP/2"))
 line("row_argmax", t("BM_RowArgmax"), faiss_best, "Faiss at its best")
 line("row_argmax, int8 screen (8-bit y)", t("BM_ScreenArgmax"), faiss_best, "Faiss at its best")
+# Non-lattice float data (y + 1e-3 N(0, 1)): the float32 engine vs the exact AVX512-BF16 screen, each
+# against Faiss and against its own instruction peak measured in this run (BM_Peak: register-only loops).
+fma_peak, bf16_peak = t("BM_Peak/0"), t("BM_Peak/1")
+peak_flops = lambda s, per_iter: 4000000 * 24 * 16 * per_iter * threads / s if s else None
+fp32_s, bf16_s = t("BM_FloatArgmax/1"), t("BM_FloatArgmax/3")
+line("row_argmax float data, fp32", fp32_s, faiss_best, "Faiss at its best")
+line("row_argmax float data, avx512bf16", bf16_s, faiss_best, "Faiss at its best")
+for label, s, pk in (("fp32 (FMA peak)", fp32_s, peak_flops(fma_peak, 2)), ("avx512bf16 (vdpbf16ps peak)", bf16_s, peak_flops(bf16_peak, 4))):
+    if s and pk:
+        print(f"    {label:<30} {flops / s * 1e-12:.3f} TFLOP/s of a measured {pk * 1e-12:.3f} peak ({flops / s / pk * 100:.0f}%)")
+if fp32_s and bf16_s:
+    print(f"    avx512bf16 / fp32: {bf16_s / fp32_s:.2f}x")
 line("row_logsumexp", t("BM_RowLogsumexp"))
 line("softmax_column_sums (one pass)", t("BM_SoftmaxColumnSums/1"), torch_s, "PyTorch")
 line("softmax_column_sums (two passes)", t("BM_SoftmaxColumnSums/2"), torch_s, "PyTorch")

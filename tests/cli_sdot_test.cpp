@@ -12,7 +12,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "otgen/cpu_features.h"
 #include "otgen/npy.h"
+#include "otgen/scores.h"
 #include "otgen/rng.h"
 #include "test_util.h"
 
@@ -84,6 +86,65 @@ TEST(CliSdotAssign, UserErrorsExitTwoWithOneLine) {
   expect_user_error(run_cli(cmd("missing.npy", "g10.npy")), "missing.npy");
   expect_user_error(run_cli("sdot assign --data " + dir.file("y.npy")), "--potential");
   EXPECT_EQ(run_cli(cmd("x3.npy", "g10.npy")).exit_code, 0);
+}
+
+TEST(CliSdotAssign, EngineChoosesThePathAndTheRecordNamesIt) {
+  TempDir dir;
+  const int64_t n = 200, m = 300, d = 40;
+  write_npy(dir.file("y.npy"), normal_points(m, d, 1));
+  write_npy(dir.file("x.npy"), normal_points(n, d, 2));
+  std::vector<double> g(m);
+  Rng(3).fill_normal(std::span<double>(g));
+  write_npy(dir.file("g.npy"), g, {m});
+  auto assign = [&](const std::string& engine, const std::string& out) {
+    return run_cli("sdot assign --data " + dir.file("y.npy") + " --potential " + dir.file("g.npy") + " --noise " +
+                   dir.file("x.npy") + " --out " + dir.file(out) + " --engine " + engine);
+  };
+  const auto f = assign("fp32", "f.npy");
+  ASSERT_EQ(f.exit_code, 0) << f.out;
+  EXPECT_EQ(nlohmann::json::parse(f.out)["engine"], "fp32");
+  if (cpu_features().avx512_bf16) {
+    const auto b = assign("avx512bf16", "b.npy");
+    ASSERT_EQ(b.exit_code, 0) << b.out;
+    EXPECT_EQ(nlohmann::json::parse(b.out)["engine"], "avx512bf16");
+    const auto fi = read_int64_npy(dir.file("f.npy"), "f"), bi = read_int64_npy(dir.file("b.npy"), "b");
+    int64_t same = 0;
+    for (int64_t i = 0; i < n; ++i) same += fi[i] == bi[i];
+    EXPECT_GE(same, n - 2) << "the paths differ only on float32 near-ties";
+  } else {
+    EXPECT_EQ(assign("avx512bf16", "b.npy").exit_code, 2);
+  }
+  // auto: the bf16 screen only when OpenBLAS runs non-FMA kernels (the same library in this process).
+  const auto a = assign("auto", "a.npy");
+  ASSERT_EQ(a.exit_code, 0) << a.out;
+  EXPECT_EQ(nlohmann::json::parse(a.out)["engine"], std::string(engine_path_name(argmax_path(d))));
+  if (cpu_features().avx512f) {  // OpenBLAS's AVX-512 kernels (FMA): auto keeps float32
+    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+    const auto sk = assign("auto", "s.npy");
+    unsetenv("OPENBLAS_CORETYPE");
+    ASSERT_EQ(sk.exit_code, 0) << sk.out;
+    EXPECT_EQ(nlohmann::json::parse(sk.out)["engine"], "fp32");
+  }
+  // fit and check record the path of their eps = 0 searches.
+  const std::string path = cpu_features().avx512_bf16 ? "avx512bf16" : "fp32";
+  auto last_line = [](const std::string& out) {
+    const auto end = out.find_last_not_of('\n'), start = out.rfind('\n', end);
+    return nlohmann::json::parse(out.substr(start == std::string::npos ? 0 : start + 1, end + 1));
+  };
+  const auto fit = run_cli("sdot fit --data " + dir.file("y.npy") + " --steps 20 --chi2-every 0 --quiet --out " +
+                           dir.file("g2.npy") + " --engine " + path);
+  ASSERT_EQ(fit.exit_code, 0) << fit.out;
+  EXPECT_EQ(last_line(fit.out)["engine"], path) << fit.out;
+  const auto check = run_cli("sdot check --data " + dir.file("y.npy") + " --potential " + dir.file("g2.npy") +
+                             " --draws 2000 -q --engine " + path);
+  ASSERT_EQ(check.exit_code, 0) << check.out;
+  EXPECT_EQ(last_line(check.out)["engine"], path) << check.out;
+  for (const char* bad : {"amx", "bf16"}) {
+    const auto r = assign(bad, "z.npy");
+    EXPECT_EQ(r.exit_code, 2) << r.out;
+    EXPECT_NE(r.out.find(std::string("invalid --engine = '") + bad + "'"), std::string::npos) << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  }
 }
 
 // Runs the CLI with stdout and stderr each to a file (not a terminal); returns the exit code.

@@ -14,6 +14,8 @@ namespace {
 
 using test::expect_error_contains;
 using test::gaussian_points;
+using test::Naive;
+using test::naive_argmax;
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
@@ -30,28 +32,6 @@ Points lattice_points(int64_t m, int64_t d, int levels, double offset, double st
       y.row(j)[k] = static_cast<float>(offset + step * u);
     }
   return y;
-}
-
-struct Naive {
-  std::vector<int64_t> index;
-  std::vector<double> value;
-};
-
-Naive naive_argmax(PointsView x, PointsView y, std::span<const float> h) {
-  Naive out;
-  for (int64_t i = 0; i < x.n; ++i) {
-    double best = -std::numeric_limits<double>::infinity();
-    int64_t arg = -1;
-    for (int64_t j = 0; j < y.n; ++j) {
-      if (!h.empty() && std::isinf(h[j])) continue;
-      double s = h.empty() ? 0.0 : h[j];
-      for (int64_t k = 0; k < x.d; ++k) s += static_cast<double>(x.row(i)[k]) * y.row(j)[k];
-      if (s > best) best = s, arg = j;
-    }
-    out.index.push_back(arg);
-    out.value.push_back(best);
-  }
-  return out;
 }
 
 void expect_matches_naive(PointsView x, PointsView y, std::span<const float> h, int threads) {

@@ -4,10 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <random>
+#include <limits>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "otgen/error.h"
 #include "otgen/points.h"
@@ -45,6 +49,30 @@ inline Points gaussian_points(int64_t n, int64_t d, uint64_t seed, float scale =
   r.fill_normal(p.data);
   for (float& v : p.data) v = v * scale + shift;
   return p;
+}
+
+// The argmax of h_j + <x_i, y_j> evaluated in double, k in order (lowest j on ties; masked columns
+// skipped): the definition the exact screens (int8 lattice, bf16) must reproduce bit for bit.
+struct Naive {
+  std::vector<int64_t> index;
+  std::vector<double> value;
+};
+
+inline Naive naive_argmax(PointsView x, PointsView y, std::span<const float> h) {
+  Naive out;
+  for (int64_t i = 0; i < x.n; ++i) {
+    double best = -std::numeric_limits<double>::infinity();
+    int64_t arg = -1;
+    for (int64_t j = 0; j < y.n; ++j) {
+      if (!h.empty() && std::isinf(h[j])) continue;
+      double s = h.empty() ? 0.0 : h[j];
+      for (int64_t k = 0; k < x.d; ++k) s += static_cast<double>(x.row(i)[k]) * y.row(j)[k];
+      if (s > best) best = s, arg = j;
+    }
+    out.index.push_back(arg);
+    out.value.push_back(best);
+  }
+  return out;
 }
 
 struct CliResult {

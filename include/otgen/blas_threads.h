@@ -12,6 +12,13 @@
 
 namespace otgen {
 
+// The kernel set OpenBLAS picked at load time (openblas_get_corename(): "SkylakeX", "Haswell",
+// "Prescott", ...; OPENBLAS_CORETYPE overrides it), and whether it is one with FMA (AVX2/AVX-512
+// SGEMM). Debian's OpenBLAS 0.3.21 does not know recent Xeons (family 6 model 207) and falls back to
+// "Prescott" (SSE3, about a quarter of the FMA rate). The engine's automatic path uses this.
+const char* blas_core_name();
+bool blas_has_fma_kernels();
+
 class BlasSingleThread {
  public:
   BlasSingleThread();

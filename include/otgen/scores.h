@@ -20,6 +20,7 @@
 #include <span>
 
 #include "otgen/context.h"
+#include "otgen/cpu_features.h"
 #include "otgen/points.h"
 #include "otgen/score_partials.h"
 
@@ -41,6 +42,12 @@ struct ScoreOptions {
   // otgen/lattice.h) do so when true: the semidiscrete fit at eps = 0, assign and check. false forces
   // the float32 path everywhere.
   bool int8_screen = true;
+  // The argmax / top-k path (otgen/cpu_features.h): auto picks per call (argmax_path below; callers
+  // holding an int8 screen use it when int8_screen); fp32, vnni and avx512bf16 force one. A forced
+  // path the CPU lacks fails validate() naming `engine`. The other reductions always run in float32.
+  EnginePath path = EnginePath::Auto;
+  // Whether a caller holding an int8 screen may use it: int8_screen and path auto or vnni.
+  bool uses_int8_screen() const { return int8_screen && (path == EnginePath::Auto || path == EnginePath::Vnni); }
   void validate() const;     // throws otgen::Error naming the field
 };
 
@@ -57,10 +64,24 @@ struct ScoreProblem {
 
 // index[i] = argmax_j S_ij (lowest j on ties), value[i] = max_j S_ij. Length n each.
 // Throws otgen::Error if m == 0 or every column is masked while n > 0.
+// The path is argmax_path(d, opt). fp32: S_ij in float32 (SGEMM or the direct loop), value = that
+// float. avx512bf16 and vnni (the int8 screen, built per call; y must be on an 8-bit lattice): exact
+// screens whose result is the argmax of S_ij evaluated in double, value = that maximum rounded to
+// float; the two give identical results, and agree with fp32 except on near-ties within float32's
+// rounding of S (where fp32 itself is not exact: SGEMM's value of S_ij depends on the block shape).
 void row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<float> value,
                 const Context& ctx, const ScoreOptions& opt = {});
 
-// The k largest S_ij of each row, in decreasing order (ties: lowest j first); 1 <= k <= m.
+// The path row_argmax (and row_topk) takes for dimension d: opt.path if forced, else (auto) avx512bf16
+// when the CPU has it, d >= kBf16MinDim and OpenBLAS runs non-FMA kernels (blas_has_fma_kernels(),
+// otgen/blas_threads.h: vdpbf16ps peaks at half the AVX-512 FMA rate on the CPUs measured), else fp32.
+// Deterministic for a machine and environment. Never Auto or Amx.
+inline constexpr int64_t kBf16MinDim = 32;
+EnginePath argmax_path(int64_t d, const ScoreOptions& opt = {});
+
+// The k largest S_ij of each row, in decreasing order (ties: lowest j first); 1 <= k <= m. Path as
+// row_argmax: avx512bf16 gives the top k of S_ij evaluated in double (values rounded to float); vnni
+// has no top-k screen and runs fp32.
 // index and value have length n * k (row i at [i*k, i*k + k)).
 void row_topk(const ScoreProblem& p, int64_t k, std::span<int64_t> index, std::span<float> value,
               const Context& ctx, const ScoreOptions& opt = {});

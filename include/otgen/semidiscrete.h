@@ -85,6 +85,9 @@ struct SemidiscreteMap {
 void sdot_prepare(SemidiscreteMap& map, const Context& ctx, const ScoreOptions& engine = {});
 // Whether map.prepared screens its eps = 0 searches in int8 (data on an 8-bit lattice, AVX-512 VNNI).
 bool sdot_int8_screen(const SemidiscreteMap& map);
+// The engine path (otgen/cpu_features.h) of the map's searches under `engine`: "vnni" (int8 screen),
+// "avx512bf16" or "fp32"; "fp32" for eps > 0 (Gumbel draws and softmax sums run in float32). For run records.
+std::string_view sdot_argmax_engine(const SemidiscreteMap& map, const ScoreOptions& engine = {});
 
 // n draws of N(0, I_d), the default source: batch `step` of stream (seed, Stream::Noise)
 // (otgen/streams.h); row i has its own counter-based stream, so the draws do not depend on threads.
@@ -249,6 +252,7 @@ class SemidiscreteOT {
     double lr_scale = 0;           // 1 / mean Hessian diagonal estimated from q: 5 q N_support (+ eps N_support)
     double seconds = 0;
     bool int8_screen = false;      // the eps = 0 searches used the int8 screen (otgen/lattice.h)
+    std::string engine = "fp32";   // their path: "vnni", "avx512bf16" or "fp32" (otgen/cpu_features.h)
   };
 
   SemidiscreteOT();                          // default options

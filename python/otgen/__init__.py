@@ -49,9 +49,12 @@ def load_dataset(name, n=0, seed=0, shuffle=False, test_split=False, path="", la
 class _Scores:
     """The score engine: fused reductions over ``S_ij = <x_i, y_j> + h_j`` (never storing S).
 
-    ``row_argmax(x, y, h=None)`` -> (index int64, value float32): the maximum inner product search.
+    ``row_argmax(x, y, h=None, engine="auto")`` -> (index int64, value float32): the maximum inner
+    product search; ``engine`` picks the path (``auto|fp32|vnni|avx512bf16``, docs/scores.md; the
+    screens return the argmax of the scores in double). ``argmax_engine(d, engine)``: the path taken;
+    ``cpu_features()``: what this CPU offers.
     ``row_logsumexp(x, y, h=None, scale=1, log_b=None)`` -> ``log sum_j exp(scale S_ij + log_b_j)``.
-    ``row_topk(x, y, k, h=None)`` -> (index, value), each (n, k), best first.
+    ``row_topk(x, y, k, h=None, engine="auto")`` -> (index, value), each (n, k), best first.
     ``softmax_column_sums(x, y, h=None, scale=1, log_b=None)`` -> (column sums of the row softmax of
     ``scale S_ij + log_b_j`` (m,) float64, row log-sum-exp (n,)): the semidiscrete gradient.
     ``row_gumbel_argmax(x, y, h=None, scale=1, log_b=None, seed=0)`` -> one draw per row from that
@@ -61,6 +64,8 @@ class _Scores:
     """
 
     row_argmax = staticmethod(_otgen.row_argmax)
+    argmax_engine = staticmethod(_otgen.argmax_engine)
+    cpu_features = staticmethod(_otgen.cpu_features)
     row_topk = staticmethod(_otgen.row_topk)
     row_logsumexp = staticmethod(_otgen.row_logsumexp)
     softmax_column_sums = staticmethod(_otgen.softmax_column_sums)

@@ -56,6 +56,9 @@ class SemidiscreteResult:
         The absolute epsilon used; ``reference_cost_std`` is std(C) when epsilon was relative.
     int8_screen : bool
         The eps = 0 searches used the exact int8 screen (data on an 8-bit lattice, AVX-512 VNNI).
+    engine : str
+        The path of the eps = 0 searches: ``vnni`` (int8 screen), ``avx512bf16`` (bf16 screen) or
+        ``fp32``; ``fp32`` at eps > 0 (softmax sums). See ``engine=`` of :class:`SemidiscreteOT`.
     """
 
     def __init__(self, d):
@@ -68,6 +71,7 @@ class SemidiscreteResult:
         self.chi2 = d["chi2"]
         self.reference_cost_std = d["reference_cost_std"]
         self.int8_screen = d["int8_screen"]
+        self.engine = d["engine"]
         self.seconds = d["seconds"]
         self.stopped_by = d["stopped_by"]
         self.resolved = d["resolved"]
@@ -117,7 +121,13 @@ class SemidiscreteOT:
         ``otgen._progress``. ``fit(..., progress=...)`` overrides it for one fit.
     int8_screen : bool
         Default True: eps = 0 searches on data on an 8-bit lattice (images) use the exact int8 screen
-        when the CPU has AVX-512 VNNI (about 4x faster); False forces float32.
+        when the CPU has AVX-512 VNNI (about 4x faster); False turns it off.
+    engine : {"auto", "fp32", "vnni", "avx512bf16"}
+        The eps = 0 argmax path (docs/scores.md). Default ``auto``: the int8 screen for 8-bit lattice
+        data, else the exact AVX512-BF16 screen when the CPU has it, d >= 32 and OpenBLAS runs non-FMA
+        kernels (faster there), else float32. The
+        screens return the argmax of the scores evaluated in double. A path the CPU lacks (or ``amx``:
+        not implemented) raises ValueError naming ``engine``.
     """
 
     def __init__(self, epsilon=0.0, batch_size=1024, steps=10000, optimizer="sgd", lr=None, seed=0, threads=0,
@@ -159,7 +169,8 @@ class SemidiscreteOT:
             self._prepared = _otgen.SdotMap(
                 y=self.y, g=self.result.g, weights=self.weights, labels=self.labels, epsilon=self.result.epsilon,
                 cost=self.options["cost"], class_penalty=self.options["class_penalty"], check_y=False,
-                threads=self.threads, int8_screen=self.options.get("int8_screen", True))
+                threads=self.threads, int8_screen=self.options.get("int8_screen", True),
+                engine=self.options.get("engine", "auto"))
         return self._prepared
 
     @property
@@ -167,6 +178,11 @@ class SemidiscreteOT:
         """Whether the eps = 0 searches of the fitted map use the exact int8 screen (data on an 8-bit
         lattice, AVX-512 VNNI CPU)."""
         return self._map().int8_screen
+
+    @property
+    def engine(self):
+        """The path of the fitted map's searches: ``vnni``, ``avx512bf16`` or ``fp32`` (see ``engine=``)."""
+        return self._map().engine
 
     def assign(self, x, labels=None):
         """Index of the data point each noise row ``x`` (n, d) is paired with: ``argmax_j g_j - c(x, y_j)``

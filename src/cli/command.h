@@ -49,7 +49,8 @@ std::vector<int64_t> parse_int_list(const std::string& s, const std::string& arg
 // Square dimensions (d = side^2) of a .npy are taken as images.
 Dataset load_data(const std::string& data, int64_t n, uint64_t seed, const std::string& labels = {});
 bool is_npy_path(const std::string& s);
-// --no-int8-screen: the float32 search even for 8-bit lattice data (otgen/lattice.h).
+// --engine auto|fp32|vnni|avx512bf16|amx (ScoreOptions::path; a path this CPU lacks exits 2) and
+// --no-int8-screen (no int8 screen even for 8-bit lattice data, otgen/lattice.h).
 void add_engine_options(CLI::App* cmd, ScoreOptions& engine);
 
 }  // namespace otgen::cli

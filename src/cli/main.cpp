@@ -114,8 +114,23 @@ std::vector<std::string> split_list(const std::string& s) {
 }
 
 void add_engine_options(CLI::App* cmd, ScoreOptions& engine) {
-  cmd->add_flag_callback("--no-int8-screen", [&engine] { engine.int8_screen = false; },
-                         "eps = 0 searches in float32 even for 8-bit lattice data (default: int8 screen)");
+  CLI::Option* no_int8 = cmd->add_flag_callback("--no-int8-screen", [&engine] { engine.int8_screen = false; },
+                                                "no int8 screen even for 8-bit lattice data (default: int8 screen)");
+  std::string names;
+  for (std::string_view n : engine_path_names()) {
+    if (!names.empty()) names += '|';
+    names += n;
+  }
+  cmd->add_option_function<std::string>(
+         "--engine",
+         [&engine](const std::string& s) {
+           engine.path = parse_engine_path(s, "--engine");
+           require_engine_path(engine.path, "--engine");
+         },
+         "eps = 0 argmax path: " + names +
+             " (default auto: the int8 screen for 8-bit lattice data, else the exact AVX512-BF16 screen when the "
+             "CPU has it, d >= 32 and OpenBLAS runs non-FMA kernels, else float32; docs/scores.md)")
+      ->excludes(no_int8);
 }
 
 std::vector<int64_t> parse_int_list(const std::string& s, const std::string& argument) {

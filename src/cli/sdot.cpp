@@ -194,6 +194,7 @@ void register_fit(CLI::App& root) {
                             {"reference_cost_std", opt_json(r.reference_cost_std)},
                             {"seconds", r.seconds},
                             {"int8_screen", r.int8_screen},
+                            {"engine", r.engine},
                             {"init", r.init},
                             {"lr", r.lr},
                             {"lr_final", r.lr_final},
@@ -307,7 +308,8 @@ void register_check(CLI::App& root) {
                                 {"chi2_sd", opt_json(st.chi2_sd)}, {"tv_bound", opt_json(st.tv_bound)},
                                 {"min_ratio", st.min_ratio}, {"max_ratio", st.max_ratio},
                                 {"empty", st.empty},      {"draws", st.draws},
-                                {"int8_screen", sdot_int8_screen(m)}}
+                                {"int8_screen", sdot_int8_screen(m)},
+                                {"engine", sdot_argmax_engine(m, a->engine)}}
                      .dump()
               << "\n";
     if (!a->ctx.quiet) std::cerr << check_summary(st) << "\n";

@@ -94,7 +94,8 @@ void run_assign(const AssignArgs& a) {
   write_npy(a.out, idx, {x.n});
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::cout << nlohmann::json{{"out", a.out}, {"n", x.n}, {"m", y.n}, {"d", y.d}, {"epsilon", a.epsilon},
-                              {"seconds", seconds}, {"int8_screen", sdot_int8_screen(map)}}.dump()
+                              {"seconds", seconds}, {"int8_screen", sdot_int8_screen(map)},
+                              {"engine", sdot_argmax_engine(map, a.engine)}}.dump()
             << "\n";
 }
 

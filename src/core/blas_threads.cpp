@@ -4,6 +4,7 @@
 #include <cblas.h>
 
 #include <mutex>
+#include <string>
 
 namespace otgen {
 namespace {
@@ -20,6 +21,22 @@ Pin& pin() {
 }
 
 }  // namespace
+
+const char* blas_core_name() {
+  static const std::string name = openblas_get_corename();
+  return name.c_str();
+}
+
+bool blas_has_fma_kernels() {
+  static const bool fma = [] {
+    const std::string n = blas_core_name();
+    for (const char* k : {"Haswell", "Zen", "SkylakeX", "Cooperlake", "SapphireRapids", "Excavator", "Steamroller",
+                          "Piledriver", "Bulldozer"})
+      if (n == k) return true;
+    return false;
+  }();
+  return fma;
+}
 
 BlasSingleThread::BlasSingleThread() {
   std::lock_guard<std::mutex> lock(pin().mutex);

@@ -1,6 +1,4 @@
 // FlowModel (otgen/flow.h): a trained velocity field, its TorchScript export and ODE sampling.
-#include <cpuid.h>
-
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -13,22 +11,16 @@
 #include <torch/csrc/jit/serialization/import.h>
 
 #include "flow/net.h"
+#include "otgen/cpu_features.h"
 #include "otgen/error.h"
 #include "otgen/staging.h"
 
 namespace otgen::flow {
 
+// AMX-BF16 or AVX512-BF16, from the shared probe (otgen/cpu_features.h: cpuid, the OS state, AMX permission).
 bool cpu_has_bf16() {
-  unsigned a = 0, b = 0, c = 0, d = 0;
-  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
-  const bool amx_bf16 = (d >> 22) & 1u;
-  bool avx512_bf16 = false;
-  if (a >= 1) {
-    unsigned a1 = 0, b1 = 0, c1 = 0, d1 = 0;
-    __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1);
-    avx512_bf16 = ((a1 >> 5) & 1u) && __builtin_cpu_supports("avx512f");
-  }
-  return amx_bf16 || avx512_bf16;
+  const CpuFeatures& f = cpu_features();
+  return f.amx_bf16 || f.avx512_bf16;
 }
 
 struct FlowModel::Impl {

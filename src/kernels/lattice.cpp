@@ -13,6 +13,8 @@
 #include <limits>
 #include <string>
 
+#include "kernels/exact_score.h"
+#include "otgen/cpu_features.h"
 #include "otgen/error.h"
 
 #define OTGEN_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
@@ -51,11 +53,7 @@ bool on_lattice(std::span<const float> v, double offset, double step, int thread
 
 }  // namespace
 
-bool LatticeColumns::cpu_supported() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vnni");
-}
+bool LatticeColumns::cpu_supported() { return engine_path_unsupported(EnginePath::Vnni).empty(); }
 
 std::shared_ptr<const LatticeColumns> LatticeColumns::build(PointsView y, const Context& ctx) {
   if (y.n <= 0 || y.d < 1 || y.d > kMaxDim || !cpu_supported()) return nullptr;
@@ -325,9 +323,7 @@ void row_argmax(const ScoreProblem& p, const LatticeColumns& L, std::span<int64_
     const float* xi = p.x.row(i);
     for (const auto& [col, upper] : left) {
       if (upper < lower2) continue;
-      const float* yj = p.y.row(col);
-      double sc = h[col];
-      for (int64_t k = 0; k < p.x.d; ++k) sc += static_cast<double>(xi[k]) * yj[k];
+      const double sc = kernels::exact_score(xi, p.y.row(col), p.x.d, h[col]);
       if (sc > best || (sc == best && col < arg)) best = sc, arg = col;
     }
     index[i] = arg;

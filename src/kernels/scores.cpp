@@ -12,9 +12,13 @@
 
 #include <omp.h>
 
+#include "kernels/bf16_screen.h"
 #include "kernels/reducers.h"
 #include "kernels/tile_engine.h"
+#include "otgen/bf16_columns.h"
+#include "otgen/blas_threads.h"
 #include "otgen/error.h"
+#include "otgen/lattice.h"
 #include "otgen/rng.h"
 
 namespace otgen {
@@ -32,6 +36,15 @@ void ScoreOptions::validate() const {
   require(tile_cols > 0, "tile_cols", tile_cols, "a positive integer");
   require(direct_max_dim >= 0, "direct_max_dim", direct_max_dim, "a non-negative integer");
   require(buffer_bytes >= 0, "buffer_bytes", buffer_bytes, "a non-negative integer");
+  require_engine_path(path, "engine");
+}
+
+EnginePath argmax_path(int64_t d, const ScoreOptions& opt) {
+  if (opt.path != EnginePath::Auto) return opt.path;
+  // vdpbf16ps peaks at half the AVX-512 FMA rate on the Xeons measured (docs/scores.md): the bf16
+  // screen beats float32 only when the SGEMM runs OpenBLAS's non-FMA fallback kernels.
+  const bool bf16 = d >= kBf16MinDim && engine_path_unsupported(EnginePath::Avx512Bf16).empty() && !blas_has_fma_kernels();
+  return bf16 ? EnginePath::Avx512Bf16 : EnginePath::Fp32;
 }
 
 void ScoreProblem::validate() const {
@@ -156,8 +169,51 @@ void row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<float
   check_len("value", value.size(), p.x.n);
   require_some_column(p, {});
   if (p.x.n == 0) return;
+  switch (argmax_path(p.x.d, opt)) {
+    case EnginePath::Avx512Bf16:
+      return kernels::bf16_row_argmax(p, index, value, ctx);
+    case EnginePath::Vnni: {
+      const auto lattice = LatticeColumns::build(p.y, ctx);
+      require(lattice != nullptr, "engine", "'vnni'", "y on an 8-bit lattice (otgen/lattice.h) for the int8 screen");
+      return row_argmax(p, *lattice, index, value, ctx);
+    }
+    default:
+      break;
+  }
   kernels::ArgmaxReducer r{p.h.empty() ? nullptr : p.h.data(), index, value};
   Engine(p.x, p.y, BlockKind::Dot, opt).run(r, ctx);
+}
+
+namespace {
+
+void check_columns(const ScoreProblem& p, const Bf16Columns& c) {
+  require(p.y.data == c.y().data && p.y.n == c.y().n && p.y.d == c.y().d, "columns",
+          "bf16 columns of shape (" + std::to_string(c.y().n) + ", " + std::to_string(c.y().d) + ")",
+          "the columns built from this problem's y");
+}
+
+}  // namespace
+
+void row_argmax(const ScoreProblem& p, const Bf16Columns& columns, std::span<int64_t> index, std::span<float> value,
+                const Context& ctx) {
+  p.validate();
+  check_columns(p, columns);
+  check_len("index", index.size(), p.x.n);
+  check_len("value", value.size(), p.x.n);
+  require_some_column(p, {});
+  if (p.x.n == 0) return;
+  kernels::bf16_screened_topk(p, columns, 1, true, index, value, ctx);
+}
+
+void row_topk(const ScoreProblem& p, const Bf16Columns& columns, int64_t k, std::span<int64_t> index,
+              std::span<float> value, const Context& ctx) {
+  p.validate();
+  check_columns(p, columns);
+  require(k >= 1 && k <= p.y.n, "k", k, "1 <= k <= m = " + std::to_string(p.y.n));
+  check_len("index", index.size(), p.x.n * k);
+  check_len("value", value.size(), p.x.n * k);
+  if (p.x.n == 0) return;
+  kernels::bf16_screened_topk(p, columns, k, false, index, value, ctx);
 }
 
 void row_topk(const ScoreProblem& p, int64_t k, std::span<int64_t> index, std::span<float> value, const Context& ctx,
@@ -168,6 +224,7 @@ void row_topk(const ScoreProblem& p, int64_t k, std::span<int64_t> index, std::s
   check_len("index", index.size(), p.x.n * k);
   check_len("value", value.size(), p.x.n * k);
   if (p.x.n == 0) return;
+  if (argmax_path(p.x.d, opt) == EnginePath::Avx512Bf16) return kernels::bf16_row_topk(p, k, index, value, ctx);
   kernels::TopkReducer r{p.h.empty() ? nullptr : p.h.data(), k, index, value};
   Engine(p.x, p.y, BlockKind::Dot, opt).run(r, ctx);
 }

@@ -382,9 +382,8 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
   const Options& o = options_;
   const auto t_start = std::chrono::steady_clock::now();
   auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count(); };
-  // The int8 screen serves hard (eps = 0) steps and checks only.
-  const Prepared P = prepare(y, b, o.cost, labels, o.class_penalty,
-                             o.engine.int8_screen && o.epsilon == 0 ? &ctx : nullptr);
+  // The screens (int8 lattice, bf16 columns) serve hard (eps = 0) steps and checks only.
+  const Prepared P = prepare(y, b, o.cost, labels, o.class_penalty, o.epsilon == 0 ? &ctx : nullptr, o.engine);
   const size_t N = static_cast<size_t>(P.N);
 
   Result res;
@@ -398,6 +397,9 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
   }
   res.epsilon = eps;
   res.int8_screen = P.screened();
+  res.engine = o.epsilon > 0 ? "fp32"  // soft steps: softmax sums in float32
+               : P.screened() ? "vnni"
+                              : std::string(engine_path_name(argmax_path(P.d, o.engine)));
 
   Plan plan;
   choose_init(P, y, o, g0, ctx, plan);

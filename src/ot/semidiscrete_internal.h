@@ -9,6 +9,7 @@
 #include <span>
 #include <vector>
 
+#include "otgen/bf16_columns.h"
 #include "otgen/context.h"
 #include "otgen/lattice.h"
 #include "otgen/points.h"
@@ -26,6 +27,7 @@ struct Group {
   std::vector<float> y_shift;   // local |y_j|^2 / 2 (half cost) or 0 (dot)
   std::vector<float> penalty;   // local -beta [l_j != k] (finite beta), or empty
   std::shared_ptr<const LatticeColumns> lattice;  // int8 screen of y (8-bit lattice data), or null
+  std::shared_ptr<const Bf16Columns> bf16;        // bf16 screen of y (no lattice, path avx512bf16), or null
   int64_t global(int64_t local) const { return cols.empty() ? local : cols[local]; }
   int64_t size() const { return y.n; }
 };
@@ -57,9 +59,10 @@ struct Prepared {
 };
 
 // Validates (y, b, labels, beta) and builds the groups. Throws otgen::Error on bad input.
-// screen_ctx: also build each group's int8 screen (when its points are on an 8-bit lattice).
+// screen_ctx: also build each group's screen for engine's argmax path: the int8 screen when its points
+// are on an 8-bit lattice (and engine.uses_int8_screen()), else the bf16 columns when the path is avx512bf16.
 Prepared prepare(PointsView y, std::span<const double> b, SdotCost cost, std::span<const int64_t> labels,
-                 double class_penalty, const Context* screen_ctx = nullptr);
+                 double class_penalty, const Context* screen_ctx = nullptr, const ScoreOptions& engine = {});
 
 // Every eps = 0 search goes through here: the int8 screen when the group has one and the engine
 // options allow it, else the float32 engine.

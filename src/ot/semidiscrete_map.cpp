@@ -44,7 +44,7 @@ void Prepared::group_h(size_t k, std::span<const double> g, std::vector<float>& 
 }
 
 Prepared prepare(PointsView y, std::span<const double> b, SdotCost cost, std::span<const int64_t> labels,
-                 double class_penalty, const Context* screen_ctx) {
+                 double class_penalty, const Context* screen_ctx, const ScoreOptions& engine) {
   Prepared P = prepare_groups(y, b, cost, labels, class_penalty);
   P.y_data = y.data;
   P.b_data = b.data();
@@ -52,13 +52,17 @@ Prepared prepare(PointsView y, std::span<const double> b, SdotCost cost, std::sp
   P.class_penalty = class_penalty;
   if (screen_ctx) {
     std::shared_ptr<const LatticeColumns> shared;  // finite beta: every group scans all of y
+    std::shared_ptr<const Bf16Columns> shared16;
+    const bool bf16 = argmax_path(y.d, engine) == EnginePath::Avx512Bf16;
     for (Group& G : P.groups) {
-      if (G.y.data == y.data) {
-        if (!shared) shared = LatticeColumns::build(y, *screen_ctx);
-        G.lattice = shared;
-      } else {
-        G.lattice = LatticeColumns::build(G.y, *screen_ctx);
+      const bool whole = G.y.data == y.data;
+      if (engine.uses_int8_screen()) {
+        if (whole && !shared) shared = LatticeColumns::build(y, *screen_ctx);
+        G.lattice = whole ? shared : LatticeColumns::build(G.y, *screen_ctx);
       }
+      if (G.lattice || !bf16) continue;
+      if (whole && !shared16) shared16 = Bf16Columns::build(y, *screen_ctx);
+      G.bf16 = whole ? shared16 : Bf16Columns::build(G.y, *screen_ctx);
     }
   }
   return P;
@@ -67,8 +71,10 @@ Prepared prepare(PointsView y, std::span<const double> b, SdotCost cost, std::sp
 void group_argmax(const Group& G, PointsView x, std::span<const float> h, std::span<int64_t> index,
                   std::span<float> value, const Context& ctx, const ScoreOptions& engine) {
   const ScoreProblem prob{x, G.y, h};
-  if (G.lattice && engine.int8_screen)
+  if (G.lattice && engine.uses_int8_screen())
     row_argmax(prob, *G.lattice, index, value, ctx);
+  else if (G.bf16 && argmax_path(x.d, engine) == EnginePath::Avx512Bf16)
+    row_argmax(prob, *G.bf16, index, value, ctx);
   else
     row_argmax(prob, index, value, ctx, engine);
 }
@@ -352,8 +358,8 @@ std::shared_ptr<const Prepared> prepared_for(const SemidiscreteMap& map, const C
       c->labels_data == map.labels.data() && c->cost == map.cost &&
       (c->class_penalty == map.class_penalty || map.labels.empty()))
     return c;
-  return std::make_shared<const Prepared>(prepare(map.y, map.b, map.cost, map.labels, map.class_penalty,
-                                                  argmax && engine.int8_screen ? &ctx : nullptr));
+  return std::make_shared<const Prepared>(
+      prepare(map.y, map.b, map.cost, map.labels, map.class_penalty, argmax ? &ctx : nullptr, engine));
 }
 
 void check_potential(const SemidiscreteMap& map) {
@@ -422,6 +428,12 @@ void sdot_prepare(SemidiscreteMap& map, const Context& ctx, const ScoreOptions& 
 }
 
 bool sdot_int8_screen(const SemidiscreteMap& map) { return map.prepared && map.prepared->screened(); }
+
+std::string_view sdot_argmax_engine(const SemidiscreteMap& map, const ScoreOptions& engine) {
+  if (map.epsilon > 0) return engine_path_name(EnginePath::Fp32);  // soft maps: Gumbel draws and softmax sums
+  if (sdot_int8_screen(map) && engine.uses_int8_screen()) return engine_path_name(EnginePath::Vnni);
+  return engine_path_name(argmax_path(map.y.d, engine));
+}
 
 Points sdot_noise(int64_t n, int64_t d, uint64_t seed, const Context& ctx, uint64_t step) {
   require(n >= 0, "n", n, "n >= 0");

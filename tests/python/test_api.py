@@ -75,6 +75,39 @@ def test_semidiscrete_int8_screen_is_the_float64_argmax_on_lattice_data(digits):
     assert not g_sd.int8_screen  # not lattice data
 
 
+def test_engine_paths_bf16_screen_is_the_float64_argmax_and_bad_engines_raise(digits):
+    # Non-lattice float data: the AVX512-BF16 screen gives numpy's float64 argmax exactly; the path that
+    # ran is reported; a path the CPU lacks (amx: not implemented) is a ValueError naming engine.
+    y = digits[0] + gaussian(*digits[0].shape, 9) * 1e-3
+    x = gaussian(500, 64, 6)
+    h = gaussian(len(y), 1, 7)[:, 0]
+    ref = np.argmax(x.astype(np.float64) @ y.T.astype(np.float64) + h.astype(np.float64), axis=1)
+    if "avx512_bf16" in otgen.scores.cpu_features().split():
+        idx, _ = otgen.scores.row_argmax(x, y, h, engine="avx512bf16")
+        np.testing.assert_array_equal(idx, ref)
+        ti, _ = otgen.scores.row_topk(x, y, 3, h, engine="avx512bf16")
+        np.testing.assert_array_equal(ti[:, 0], ref)
+        assert otgen.scores.argmax_engine(64, "avx512bf16") == "avx512bf16"
+        assert otgen.scores.argmax_engine(64) in ("avx512bf16", "fp32")  # auto: by OpenBLAS's kernels
+        sd = otgen.SemidiscreteOT(steps=100, batch_size=128, seed=1, engine="avx512bf16")
+        r = sd.fit(y)
+        assert r.engine == "avx512bf16" and sd.engine == "avx512bf16"
+        # The prepared map's packed columns serve assign: numpy's float64 argmax of the map's scores.
+        hm = r.g.astype(np.float64) - 0.5 * (y.astype(np.float64) ** 2).sum(1)
+        np.testing.assert_array_equal(sd.assign(x), np.argmax(x.astype(np.float64) @ y.T.astype(np.float64) + hm, axis=1))
+    else:
+        with pytest.raises(ValueError, match="engine"):
+            otgen.scores.row_argmax(x, y, h, engine="avx512bf16")
+    idx32, _ = otgen.scores.row_argmax(x, y, h, engine="fp32")
+    assert (idx32 == ref).mean() > 0.99  # float32 scores: near-ties may differ
+    assert otgen.SemidiscreteOT(steps=20, engine="fp32").fit(y).engine == "fp32"
+    for bad in ("amx", "bf16"):
+        with pytest.raises(ValueError, match="invalid engine = '" + bad + "'"):
+            otgen.scores.row_argmax(x, y, engine=bad)
+        with pytest.raises(ValueError, match="engine"):
+            otgen.SemidiscreteOT(steps=5, engine=bad).fit(y)
+
+
 def test_semidiscrete_check_and_soft_sampling(digits):
     y, _ = digits
     sd = otgen.SemidiscreteOT(epsilon=0.5, steps=400, batch_size=256, seed=2)

@@ -22,9 +22,10 @@ FRONT_ENDS = {"cli", "python"}
 
 # Public header (include/otgen/NAME.h) -> its layer.
 HEADER_LAYER = {
-    "blas_threads": "core", "context": "core", "error": "core", "interrupt": "core", "memory": "core", "npy": "core",
-    "points": "core", "progress": "core", "record": "core", "rng": "core", "staging": "core", "streams": "core",
-    "termination": "core", "version": "core",
+    "blas_threads": "core", "context": "core", "cpu_features": "core", "error": "core", "interrupt": "core",
+    "memory": "core", "npy": "core", "points": "core", "progress": "core", "record": "core", "rng": "core",
+    "staging": "core", "streams": "core", "termination": "core", "version": "core",
+    "bf16_columns": "kernels",
     "data": "data",
     "lattice": "kernels", "score_partials": "kernels", "scores": "kernels",
     "ode": "ode",

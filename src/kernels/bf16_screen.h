@@ -1,0 +1,30 @@
+// Internal: row_argmax through the AVX512-BF16 screen (the avx512bf16 path of otgen/scores.h).
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "otgen/bf16_columns.h"
+#include "otgen/context.h"
+#include "otgen/scores.h"
+
+namespace otgen::kernels {
+
+// index[i] = the argmax of h_j + <x_i, y_j> evaluated in double (kernels/exact_score.h; lowest j on
+// ties), value[i] = that maximum rounded to float: the contract of the int8 screen (otgen/lattice.h).
+// The caller has validated p, the lengths, that some column is unmasked and that the CPU has the path.
+// Results do not depend on the thread count.
+void bf16_row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<float> value, const Context& ctx);
+
+// row_topk the same way: the k best of the double-evaluated scores (ties: lowest j first), values
+// rounded to float; fewer than k finite scores: -inf entries for the lowest remaining columns, as the
+// fp32 engine lists masked columns. 1 <= k <= m, validated by the caller.
+void bf16_row_topk(const ScoreProblem& p, int64_t k, std::span<int64_t> index, std::span<float> value,
+                   const Context& ctx);
+
+// Both through columns packed beforehand (p.y is columns.y()); argmax: k = 1 with row_argmax's rule for
+// a row without a finite score (the first unmasked column).
+void bf16_screened_topk(const ScoreProblem& p, const Bf16Columns& columns, int64_t k, bool argmax,
+                        std::span<int64_t> index, std::span<float> value, const Context& ctx);
+
+}  // namespace otgen::kernels
