@@ -10,7 +10,7 @@
 
 namespace otgen {
 
-// {"otgen_version", "compiler", "command", "seed", "threads", "started_at"(UTC ISO 8601)}.
+// {"otgen_version", "compiler", "command", "seed", "threads", "blas_core" (OpenBLAS's kernels), "started_at"(UTC ISO 8601)}.
 nlohmann::json run_record(const std::string& command, const Context& ctx);
 
 // Writes the document (2-space indented) atomically.

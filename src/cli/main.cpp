@@ -15,6 +15,8 @@
 #include <iostream>
 
 #include "cli/command.h"
+#include "otgen/blas_threads.h"
+#include "otgen/cpu_features.h"
 #include "otgen/error.h"
 #include "otgen/interrupt.h"
 #include "otgen/npy.h"
@@ -196,16 +198,34 @@ namespace {
 // the kernel (mmap/munmap, trimming), so each step page-faults them in again (a quarter of a U-Net
 // step in kernel time). These commands keep freed memory in the heap instead (M_MMAP_THRESHOLD,
 // M_TRIM_THRESHOLD): measured 15% faster U-Net steps.
-void torch_command_policies(int argc, char** argv) {
-  if (argc < 2) return;
+bool torch_command_policies(int argc, char** argv) {
+  if (argc < 2) return false;
   const std::string cmd = argv[1];
-  if (cmd != "train" && cmd != "sample") return;
+  if (cmd != "train" && cmd != "sample") return false;
   ::mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum
   ::mallopt(M_TRIM_THRESHOLD, 1 << 30);
   ::mallopt(M_TOP_PAD, 64 << 20);
-  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
-  if (::setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0) return;
-  ::execv("/proc/self/exe", argv);  // returns only on failure: then run as we are
+  return std::getenv("OMP_WAIT_POLICY") == nullptr && ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1) == 0;
+}
+
+// OpenBLAS picks its kernels from the CPU model when it loads. Debian 12's 0.3.21 does not know recent
+// Xeons (family 6 model 207) and falls back to its SSE3 "Prescott" kernels: SGEMM (the fp32 engine,
+// LibTorch's float matmul) runs about 8x slower than with the AVX-512 ones. When the user chose no
+// kernels (OPENBLAS_CORETYPE unset) and the CPU has FMA but the chosen kernels do not use it, choose the
+// matching ones (SkylakeX with AVX-512, Haswell with AVX2 + FMA) for the re-execution below.
+bool blas_kernel_policy() {
+  if (std::getenv("OPENBLAS_CORETYPE") != nullptr || otgen::blas_has_fma_kernels()) return false;
+  const otgen::CpuFeatures& c = otgen::cpu_features();
+  const char* core = c.avx512f && c.avx512bw && c.avx512vl ? "SkylakeX" : c.avx2 && c.fma ? "Haswell" : nullptr;
+  return core != nullptr && ::setenv("OPENBLAS_CORETYPE", core, 1) == 0;
+}
+
+// The environment policies above take effect only from a process start: re-execute once when one
+// changed the environment (never twice: the second start finds them set).
+void process_policies(int argc, char** argv) {
+  const bool torch = torch_command_policies(argc, argv);
+  const bool blas = blas_kernel_policy();
+  if (torch || blas) ::execv("/proc/self/exe", argv);  // returns only on failure: then run as we are
 }
 
 // The library names its fields in errors ("invalid batch_size = 0: ...", "labels_path: ..."); the user
@@ -234,7 +254,7 @@ std::string with_typed_names(const std::string& msg, CLI::App& app) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  torch_command_policies(argc, argv);
+  process_policies(argc, argv);
   CLI::App app{"otgen: optimal-transport generative modelling (semidiscrete and batch OT couplings, flow "
                "matching, Wasserstein-Fisher-Rao samplers)"};
   app.set_version_flag("--version", std::string("otgen ") + OTGEN_VERSION_STRING);

@@ -2,6 +2,7 @@
 
 #include <ctime>
 
+#include "otgen/blas_threads.h"
 #include "otgen/npy.h"
 #include "otgen/version.h"
 
@@ -18,6 +19,7 @@ nlohmann::json run_record(const std::string& command, const Context& ctx) {
           {"command", command},
           {"seed", ctx.seed},
           {"threads", ctx.resolved_threads()},
+          {"blas_core", blas_core_name()},
           {"started_at", when}};
 }
 
