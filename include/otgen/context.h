@@ -8,6 +8,7 @@
 namespace otgen {
 
 struct ProgressEvent;  // otgen/progress.h
+class Communicator;    // otgen/communicator.h
 using ProgressCallback = std::function<void(const ProgressEvent&)>;
 
 struct Context {
@@ -16,9 +17,14 @@ struct Context {
   bool quiet = false;  // no progress on stderr (bar on a terminal, else periodic lines: otgen/progress.h)
   // Called with the progress of long loops whether quiet or not (e.g. by the Python module); empty: none.
   ProgressCallback on_progress = {};
+  // The ranks of a sharded run (otgen/communicator.h; docs/dist.md); null = the single process. With
+  // more than one rank, the semidiscrete calls treat their data as this rank's row range of the whole.
+  const Communicator* comm = nullptr;
 
   // The thread count to use: `threads` if positive, else the number of available cores.
   int resolved_threads() const;
+  // *comm, or the single process.
+  const Communicator& communicator() const;
   // Throws otgen::Error when threads < 0.
   void validate() const;
 };

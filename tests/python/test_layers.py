@@ -16,13 +16,14 @@ BELOW = {
     "wfr": {"core", "kernels"},
     "coupling": {"core", "kernels", "ot"},
     "metrics": {"core", "kernels", "ot"},
+    "dist": {"core"},
     "flow": {"core", "data", "kernels", "ode", "ot", "wfr", "coupling", "metrics"},
 }
 FRONT_ENDS = {"cli", "python"}
 
 # Public header (include/otgen/NAME.h) -> its layer.
 HEADER_LAYER = {
-    "blas_threads": "core", "context": "core", "error": "core", "memory": "core", "npy": "core",
+    "blas_threads": "core", "communicator": "core", "context": "core", "error": "core", "memory": "core", "npy": "core",
     "points": "core", "progress": "core", "record": "core", "rng": "core", "streams": "core", "termination": "core",
     "version": "core",
     "data": "data",
@@ -33,6 +34,7 @@ HEADER_LAYER = {
     "evaluation": "metrics", "metrics": "metrics",
     "flow_sde": "wfr", "wfr": "wfr",
     "features": "flow", "flow": "flow",
+    "dist": "dist",
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
