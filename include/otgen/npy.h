@@ -28,13 +28,25 @@ struct NpyArray {
 
 NpyArray read_npy(const std::string& path);
 
+// Row ranges (sharded data, otgen/communicator.h): rows [begin, end) of the array's first dimension
+// (end = -1: to the end), read without reading the rest of the file (the header is checked against the
+// whole file as always). A range outside [0, rows] is an error naming the file.
+int64_t npy_rows(const std::string& path);  // the first dimension (1 for a 0-D array); reads the header only
+NpyArray read_npy_rows(const std::string& path, int64_t begin, int64_t end);
+
 // A 2-D float array (float32, or float64 converted) as Points; a 1-D array of length n is read as
 // (n, 1). `argument` names the option in errors. Rejects NaN/Inf unless allow_nonfinite.
 Points read_points_npy(const std::string& path, const std::string& argument, bool allow_nonfinite = false);
+Points read_points_npy_rows(const std::string& path, const std::string& argument, int64_t begin, int64_t end,
+                            bool allow_nonfinite = false);
 // A 1-D float array (float32 or float64) as double; rejects NaN/Inf.
 std::vector<double> read_vector_npy(const std::string& path, const std::string& argument);
+std::vector<double> read_vector_npy_rows(const std::string& path, const std::string& argument, int64_t begin,
+                                         int64_t end);
 // A 1-D int64 array (labels, indices).
 std::vector<int64_t> read_int64_npy(const std::string& path, const std::string& argument);
+std::vector<int64_t> read_int64_npy_rows(const std::string& path, const std::string& argument, int64_t begin,
+                                         int64_t end);
 // A 1-D int64 array of class labels, checked by require_labels (>= 0, a class count that fits in memory).
 std::vector<int64_t> read_labels_npy(const std::string& path, const std::string& argument);
 

@@ -178,9 +178,38 @@ int64_t NpyArray::numel() const {
   return n;
 }
 
-NpyArray read_npy(const std::string& path) {
+NpyArray read_npy(const std::string& path) { return read_npy_rows(path, 0, -1); }
+
+namespace {
+
+// The first dimension of h restricted to [begin, end) (end = -1: to the end), checked; the file
+// positioned at row `begin`. Returns the elements of one row.
+int64_t seek_rows(FILE* f, Header& h, int64_t begin, int64_t& end, const std::string& path) {
+  const int64_t rows = h.shape.empty() ? 1 : h.shape[0];
+  if (end < 0) end = rows;
+  if (begin < 0 || begin > end || end > rows)
+    bad_file(path, "rows [" + std::to_string(begin) + ", " + std::to_string(end) + ") asked of an array with " +
+                       std::to_string(rows) + " rows");
+  const int64_t per_row = rows > 0 ? h.numel / rows : 0;
+  if (begin > 0 && std::fseek(f, static_cast<long>(begin * per_row * static_cast<int64_t>(element_size_of(h.dtype))), SEEK_CUR) != 0)
+    bad_file(path, "cannot seek to row " + std::to_string(begin));
+  if (!h.shape.empty()) h.shape[0] = end - begin;
+  h.numel = (end - begin) * per_row;
+  return per_row;
+}
+
+}  // namespace
+
+int64_t npy_rows(const std::string& path) {
+  File f = open_read(path);
+  const Header h = read_header(f.get(), path);
+  return h.shape.empty() ? 1 : h.shape[0];
+}
+
+NpyArray read_npy_rows(const std::string& path, int64_t begin, int64_t end) {
   File f = open_read(path);
   Header h = read_header(f.get(), path);
+  seek_rows(f.get(), h, begin, end, path);
   NpyArray a;
   a.dtype = h.dtype;
   a.shape = h.shape;
@@ -207,11 +236,17 @@ auto naming_argument(const std::string& argument, F read) {
 }  // namespace
 
 Points read_points_npy(const std::string& path, const std::string& argument, bool allow_nonfinite) {
+  return read_points_npy_rows(path, argument, 0, -1, allow_nonfinite);
+}
+
+Points read_points_npy_rows(const std::string& path, const std::string& argument, int64_t begin, int64_t end,
+                            bool allow_nonfinite) {
   return naming_argument(argument, [&] {
     File f = open_read(path);
     Header h = read_header(f.get(), path);
     if (h.shape.size() != 1 && h.shape.size() != 2)
       fail_argument(argument, "'" + path + "' of shape " + shape_text(h.shape), "a 2-D (n, d) float array");
+    seek_rows(f.get(), h, begin, end, path);
     const int64_t n = h.shape[0], d = h.shape.size() == 2 ? h.shape[1] : 1;
     Points p;
     p.n = n;
@@ -232,7 +267,12 @@ Points read_points_npy(const std::string& path, const std::string& argument, boo
 }
 
 std::vector<double> read_vector_npy(const std::string& path, const std::string& argument) {
-  NpyArray a = naming_argument(argument, [&] { return read_npy(path); });
+  return read_vector_npy_rows(path, argument, 0, -1);
+}
+
+std::vector<double> read_vector_npy_rows(const std::string& path, const std::string& argument, int64_t begin,
+                                         int64_t end) {
+  NpyArray a = naming_argument(argument, [&] { return read_npy_rows(path, begin, end); });
   if (a.shape.size() != 1) fail_argument(argument, "'" + path + "' of shape " + shape_text(a.shape), "a 1-D array");
   std::vector<double> v(static_cast<size_t>(a.numel()));
   if (a.dtype == DType::Float32) for (size_t k = 0; k < v.size(); ++k) v[k] = a.as<float>()[k];
@@ -243,7 +283,12 @@ std::vector<double> read_vector_npy(const std::string& path, const std::string& 
 }
 
 std::vector<int64_t> read_int64_npy(const std::string& path, const std::string& argument) {
-  NpyArray a = naming_argument(argument, [&] { return read_npy(path); });
+  return read_int64_npy_rows(path, argument, 0, -1);
+}
+
+std::vector<int64_t> read_int64_npy_rows(const std::string& path, const std::string& argument, int64_t begin,
+                                         int64_t end) {
+  NpyArray a = naming_argument(argument, [&] { return read_npy_rows(path, begin, end); });
   if (a.shape.size() != 1) fail_argument(argument, "'" + path + "' of shape " + shape_text(a.shape), "a 1-D array");
   if (a.dtype != DType::Int64)
     fail_argument(argument, std::string("'") + path + "' of dtype " + dtype_name(a.dtype), "an int64 array");
