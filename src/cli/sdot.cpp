@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "cli/target.h"
 #include "otgen/error.h"
 #include "otgen/memory.h"
 #include "otgen/npy.h"
@@ -22,38 +23,10 @@
 namespace otgen::cli {
 namespace {
 
-// The target of every sdot command: points, optional weights and labels.
-struct Target {
-  std::string data, weights, labels;
-  Points y;
-  std::vector<double> b;
-  std::vector<int64_t> l;
-  void load() {
-    y = read_points_npy(data, "--data");
-    if (!weights.empty()) {
-      b = read_vector_npy(weights, "--weights");
-      require(static_cast<int64_t>(b.size()) == y.n, "--weights", "length " + std::to_string(b.size()),
-              "one weight per data point (" + std::to_string(y.n) + ")");
-    }
-    if (!labels.empty()) {
-      l = read_labels_npy(labels, "--labels");
-      require(static_cast<int64_t>(l.size()) == y.n, "--labels", "length " + std::to_string(l.size()),
-              "one label per data point (" + std::to_string(y.n) + ")");
-    }
-  }
-};
-
 void add_target_options(CLI::App* cmd, Target& t) {
   cmd->add_option("--data", t.data, "target points: (N, d) float32/float64 .npy")->required();
   cmd->add_option("--weights", t.weights, "target weights b: (N,) .npy summing to 1 (default uniform; 0 = masked)");
   cmd->add_option("--labels", t.labels, "per-point classes: (N,) int64 .npy (conditional OT)");
-}
-
-std::vector<float> read_potential(const std::string& path, int64_t N) {
-  const auto g = read_vector_npy(path, "--potential");
-  require(static_cast<int64_t>(g.size()) == N, "--potential", "length " + std::to_string(g.size()),
-          "one value per data point (" + std::to_string(N) + ")");
-  return {g.begin(), g.end()};
 }
 
 template <class T>
@@ -167,11 +140,16 @@ void register_fit(CLI::App& root) {
     a->opt.log_every = every > 0 ? std::min<int64_t>(100, every) : 100;
     a->opt.validate();
     a->ctx.validate();
-    a->target.load();
+    const Communicator& comm = a->ctx.communicator();
+    a->target.load(comm);
     require_memory("--batch", a->opt.batch_size, rows_bytes(a->opt.batch_size, a->target.y.d, 32),
                    "a batch of noise rows of dimension " + std::to_string(a->target.y.d) + " (4 d + 32 bytes a row)");
     std::vector<float> g0;
-    if (!named_init) g0 = read_potential(a->init, a->target.y.n);
+    if (!named_init) g0 = a->target.potential(a->init, "--init", comm);
+    // Sharded: the sidecar is computed once (rank 0 hashes the whole --data) and rank 0 writes the
+    // outputs; Result::g is the whole potential on every rank.
+    const auto meta = std::make_shared<nlohmann::json>(
+        a->target.meta(a->opt.epsilon, a->opt.cost, a->opt.class_penalty, comm));
     // The outputs, written (atomically) after every chi2 check and at the end: a long run that is
     // interrupted leaves its latest potential and record.
     auto summary_of = [](const SemidiscreteOT::Result& r) {
@@ -193,14 +171,16 @@ void register_fit(CLI::App& root) {
                             {"chi2_repeats", r.chi2_repeats},
                             {"steps_per_second", r.seconds > 0 ? r.steps / r.seconds : 0.0}};
     };
-    auto write_outputs = [a, summary_of](const SemidiscreteOT::Result& r, bool final) {
+    auto write_outputs = [a, summary_of, meta, &comm](const SemidiscreteOT::Result& r, bool final) {
+      if (comm.rank() != 0) return;
       write_npy(a->out, r.g, {static_cast<int64_t>(r.g.size())});
-      write_potential_meta(a->out, potential_meta(a->target.y, a->target.l, a->target.b, r.epsilon, a->opt.cost,
-                                                  a->opt.class_penalty));
+      (*meta)["epsilon"] = r.epsilon;
+      write_potential_meta(a->out, *meta);
       if (a->record.empty()) return;
       nlohmann::json rec = run_record("sdot fit", a->ctx);
       rec["data"] = a->target.data;
-      rec["n"] = a->target.y.n;
+      rec["n"] = a->target.total;
+      if (comm.size() > 1) rec["ranks"] = comm.size();
       rec["d"] = a->target.y.d;
       rec["options"] = options_json(a->opt);
       rec["result"] = summary_of(r);
@@ -218,7 +198,7 @@ void register_fit(CLI::App& root) {
     const auto res = SemidiscreteOT(opt).fit(a->target.y, a->target.b, a->ctx, a->target.l, g0);
     write_outputs(res, true);
     const nlohmann::json summary = summary_of(res);
-    std::cout << summary.dump() << "\n";
+    if (comm.rank() == 0) std::cout << summary.dump() << "\n";
     if (res.termination == Termination::NumericalFailure) throw Error("sdot fit: " + res.message);
   });
 }
@@ -266,10 +246,11 @@ void register_check(CLI::App& root) {
     require(a->draws >= 2, "--draws", a->draws, "at least 2");
     require(a->batch >= 2, "--batch", a->batch, "at least 2");
     a->ctx.validate();
-    a->target.load();
+    const Communicator& comm = a->ctx.communicator();
+    a->target.load(comm);
     require_memory("--batch", std::min(a->batch, a->draws), rows_bytes(std::min(a->batch, a->draws), a->target.y.d, 32),
                    "a batch of noise rows of dimension " + std::to_string(a->target.y.d) + " (4 d + 32 bytes a row)");
-    const auto g = read_potential(a->potential, a->target.y.n);
+    const auto g = a->target.potential(a->potential, "--potential", comm);
     SemidiscreteMap m;
     m.y = a->target.y;
     m.g = g;
@@ -278,12 +259,17 @@ void register_check(CLI::App& root) {
     m.cost = parse_sdot_cost(a->cost, "--cost");
     m.labels = a->target.l;
     m.class_penalty = a->class_penalty;
-    if (!a->allow_foreign)
-      check_potential_meta(a->potential, potential_meta(m.y, m.labels, m.b, m.epsilon, m.cost, m.class_penalty), "--potential");
+    if (!a->allow_foreign) {
+      const auto actual = a->target.meta(m.epsilon, m.cost, m.class_penalty, comm);  // sharded: rank 0's
+      collectively(comm, [&] {
+        if (comm.rank() == 0) check_potential_meta(a->potential, actual, "--potential");
+      });
+    }
     const int64_t batch = std::min(a->batch, a->draws);
     const int64_t repeats = (a->draws - 1) / batch + 1;  // draws + batch - 1 could overflow
     if (m.epsilon <= 0) sdot_prepare(m, a->ctx, a->engine);  // the int8 screen serves hard counts only
     const auto st = sdot_check(m, batch, repeats, a->ctx.seed, a->ctx, a->engine);
+    if (comm.rank() != 0) return;
     std::cout << nlohmann::json{{"chi2", st.chi2},        {"tv", st.tv},
                                 {"tv_floor", opt_json(st.tv_floor)},
                                 {"chi2_sd", opt_json(st.chi2_sd)}, {"tv_bound", opt_json(st.tv_bound)},

@@ -261,7 +261,7 @@ Points read_points_npy_rows(const std::string& path, const std::string& argument
     } else {
       fail_argument(argument, "'" + path + "' of dtype int64", "a float32 or float64 array");
     }
-    if (!allow_nonfinite) require_finite(p.view(), argument + " ('" + path + "')");
+    if (!allow_nonfinite) require_finite(p.view(), argument + " ('" + path + "')", begin);
     return p;
   });
 }
@@ -278,7 +278,7 @@ std::vector<double> read_vector_npy_rows(const std::string& path, const std::str
   if (a.dtype == DType::Float32) for (size_t k = 0; k < v.size(); ++k) v[k] = a.as<float>()[k];
   else if (a.dtype == DType::Float64) for (size_t k = 0; k < v.size(); ++k) v[k] = a.as<double>()[k];
   else fail_argument(argument, "'" + path + "' of dtype int64", "a float32 or float64 array");
-  require_finite(std::span<const double>(v), argument + " ('" + path + "')");
+  require_finite(std::span<const double>(v), argument + " ('" + path + "')", begin);
   return v;
 }
 
