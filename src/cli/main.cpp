@@ -198,6 +198,8 @@ struct World {
     std::fflush(stderr);
 #ifdef OTGEN_WITH_MPI
     mpi->abort(code);
+#else
+    (void)code;
 #endif
   }
 };
