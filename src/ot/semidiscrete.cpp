@@ -417,7 +417,7 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
 
   Result res;
   double eps = o.epsilon, delta = o.warmup_delta;
-  if (o.epsilon > 0 || (o.warmup_delta > 0 && o.warmup_steps > 0)) require_unsharded(P, "epsilon > 0 (the soft fit)");
+  if (o.relative_epsilon && (o.epsilon > 0 || o.warmup_delta > 0)) require_unsharded(P, "--relative-epsilon");
   if (o.relative_epsilon && (o.epsilon > 0 || o.warmup_delta > 0)) {
     const double sd = sdot_reference_cost_std(y, P.b, o.cost, mix_seed(ctx.seed, kTagReference), ctx,
                                               o.reference_draws, o.reference_points);

@@ -327,6 +327,65 @@ double soft_rows_exact(const Group& G, PointsView xk, std::span<const float> h, 
   return total_lse;
 }
 
+// A row's log-sum-exp over a column range, in double: (max, sum exp(logit - max)).
+struct RowLse {
+  double max = -kInf, sum = 0;
+};
+
+// Sharded soft rows (eps > 0) of the unconditional group, materialised in row chunks like
+// soft_rows_exact: each rank's (max, sum) of every row over its columns are gathered and merged in rank
+// order (the same on every rank), then each rank adds s_ij (and s_ij^2, s_ij rounded to float as in
+// soft_rows_exact) for its own columns. Chunks
+// are sized from the ranks' largest share, so every rank makes the same collectives. Returns sum_i lse_i.
+double sharded_soft_rows(const Prepared& P, const Group& G, PointsView xk, std::span<const float> h, double eps,
+                         std::span<double> col_sum, std::span<double> col_sum_sq, const Context& ctx,
+                         const ScoreOptions& engine) {
+  const int64_t m = G.size(), K = P.comm->size(), share = (P.N_total + K - 1) / K;
+  const int64_t chunk = std::clamp<int64_t>((int64_t{1} << 22) / std::max<int64_t>(share, 1), 1, 256);
+  std::vector<float> S(static_cast<size_t>(chunk * m));
+  std::vector<RowLse> mine(static_cast<size_t>(chunk));
+  const double inv = 1.0 / eps;
+  const int threads = ctx.resolved_threads();
+  auto logit = [&](const float* s, int64_t c) { return std::isinf(h[c]) ? -kInf : s[c] * inv + G.log_b[c]; };
+  double total_lse = 0;
+  for (int64_t i0 = 0; i0 < xk.n; i0 += chunk) {
+    const int64_t r = std::min(chunk, xk.n - i0);
+    if (m > 0)
+      score_matrix(ScoreProblem{PointsView{xk.row(i0), r, xk.d}, G.y, h}, std::span<float>(S.data(), static_cast<size_t>(r * m)),
+                   ctx, engine);
+#pragma omp parallel for num_threads(threads) schedule(static) if (r * m >= 32768)
+    for (int64_t i = 0; i < r; ++i) {
+      RowLse& q = mine[i];
+      q = {};
+      for (int64_t c = 0; c < m; ++c) q.max = std::max(q.max, logit(S.data() + i * m, c));
+      if (q.max > -kInf)
+        for (int64_t c = 0; c < m; ++c) q.sum += std::exp(logit(S.data() + i * m, c) - q.max);
+    }
+    const auto all = allgather<RowLse>(*P.comm, std::span<const RowLse>(mine.data(), static_cast<size_t>(r)));
+    std::vector<double> lse(static_cast<size_t>(r));
+    for (int64_t i = 0; i < r; ++i) {
+      double mx = -kInf, sum = 0;
+      for (int64_t k = 0; k < K; ++k) mx = std::max(mx, all[k * r + i].max);
+      for (int64_t k = 0; k < K; ++k)
+        if (all[k * r + i].max > -kInf) sum += all[k * r + i].sum * std::exp(all[k * r + i].max - mx);
+      lse[i] = mx + std::log(sum);
+      total_lse += lse[i];
+    }
+#pragma omp parallel for num_threads(threads) schedule(static) if (r * m >= 32768)
+    for (int64_t c = 0; c < m; ++c) {
+      double a = 0, q = 0;
+      for (int64_t i = 0; i < r; ++i) {
+        const double p = static_cast<float>(std::exp(logit(S.data() + i * m, c) - lse[i]));  // as soft_rows_exact
+        a += p;
+        q += p * p;
+      }
+      col_sum[G.global(c)] += a;
+      if (!col_sum_sq.empty()) col_sum_sq[G.global(c)] += q;
+    }
+  }
+  return total_lse;
+}
+
 }  // namespace
 
 double accumulate_batch(const Prepared& P, PointsView x, std::span<const int64_t> x_labels, std::span<const double> g,
@@ -358,7 +417,7 @@ double accumulate_batch(const Prepared& P, PointsView x, std::span<const int64_t
       }
       f_sum += shift - vsum;
     } else if (P.sharded()) {
-      require_unsharded(P, "epsilon > 0 (the soft fit and check)");
+      f_sum += shift - eps * sharded_soft_rows(P, G, xk, h, eps, col_sum, col_sum_sq, ctx, engine);
     } else if (!col_sum_sq.empty()) {
       const double lse = soft_rows_exact(G, xk, h, eps, col_sum, col_sum_sq, nullptr, ctx, engine);
       f_sum += shift - eps * lse;

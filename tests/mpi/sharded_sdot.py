@@ -90,6 +90,28 @@ def check_fit_assign_check(cli, K, tmp, name, n, d, init):
     return y, b, g
 
 
+def check_soft(cli, K, tmp, y, b):
+    """eps > 0: fit g within 1e-5 relative; check figures within 1e-6 relative. Each row's log-sum-exp is
+    merged over the ranks (one more rescaling than one process), so a soft row s_ij, kept in float as on
+    one process, can differ by an ulp; the fit's single-process column sums come from the engine's
+    float softmax."""
+    fit = ["sdot", "fit", "--data", y, "--weights", b, "-q", "--threads", "1", "--epsilon", "0.2", "--steps", "60",
+           "--batch", "128", "--seed", "9", "--init", "zero", "--chi2-every", "30", "--chi2-repeats", "4",
+           "--out", "gs.npy"]
+    _, _, (g1p,), (gKp,) = both(cli, K, fit, ["--out"], tmp)
+    g1, gK = np.load(g1p), np.load(gKp)
+    rel = float(np.max(np.abs(g1 - gK)) / np.max(np.abs(g1)))
+    assert rel <= 1e-5, f"eps > 0 fit g differs by {rel:.3g} relative"
+    check = ["sdot", "check", "--data", y, "--weights", b, "--potential", str(g1p), "--epsilon", "0.2",
+             "--draws", "2000", "--batch", "500", "--seed", "5", "-q", "--threads", "1"]
+    c1 = json.loads(run([cli] + check).stdout)
+    cK = json.loads(run(MPIRUN + ["-np", str(K), cli] + check).stdout)
+    for key in ("chi2", "tv", "min_ratio", "max_ratio"):
+        assert abs(c1[key] - cK[key]) <= 1e-6 * abs(c1[key]), f"eps > 0 check {key}: {c1[key]!r} vs {cK[key]!r}"
+    d = max(abs(c1[k] - cK[k]) / abs(c1[k]) for k in ("chi2", "tv", "min_ratio", "max_ratio"))
+    print(f"np {K}: eps > 0 fit g max relative difference {rel:.3g}; check figures max relative difference {d:.3g}")
+
+
 def check_bad_input(cli, K, tmp, y, b, g):
     n = np.load(y).shape[0]
     w = np.load(b)
@@ -126,6 +148,7 @@ def main():
         # d = 5: the engine's direct path; d = 24: SGEMM. N = 1001 (auto init: candidates) and 1003.
         y, b, g = check_fit_assign_check(a.cli, a.np, tmp, "direct", 1001, 5, "auto")
         check_fit_assign_check(a.cli, a.np, tmp, "gemm", 1003, 24, "gaussian")
+        check_soft(a.cli, a.np, tmp, y, b)
         check_bad_input(a.cli, a.np, tmp, y, b, g)
     print("ok")
 
