@@ -1,6 +1,8 @@
 // The MPI communicator (otgen/dist.h): MPI_COMM_WORLD behind otgen::Communicator.
 #include <mpi.h>
 
+#include <stdlib.h>
+
 #include <cstdlib>
 #include <limits>
 #include <string>
@@ -94,6 +96,10 @@ bool launched_by_mpirun() {
 }
 
 MpiWorld::MpiWorld(int* argc, char*** argv) {
+  // A rank waiting in a collective yields its core instead of spinning (unless the user chose): the
+  // ranks of a fit step wait for each other at every allreduce, and on a machine with other work (or
+  // more ranks than cores) a spinning rank takes the core from the one it waits for.
+  ::setenv("OMPI_MCA_mpi_yield_when_idle", "1", /*overwrite=*/0);
   int provided = 0;
   check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
   // Errors come back as return codes (turned into otgen::Error), not MPI's own abort.
