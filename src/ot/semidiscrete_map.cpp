@@ -84,7 +84,6 @@ void Prepared::group_h(size_t k, std::span<const double> g, std::vector<float>& 
 
 Prepared prepare(PointsView y, std::span<const double> b, SdotCost cost, std::span<const int64_t> labels,
                  double class_penalty, const Context* screen_ctx, const Communicator& comm) {
-  if (comm.size() > 1) screen_ctx = nullptr;  // sharded searches merge float32 partials
   Prepared P = comm.size() > 1 ? prepare_shard(y, b, cost, labels, class_penalty, comm)
                                : prepare_groups(y, b, cost, labels, class_penalty, y.n, /*shard=*/false);
   if (!P.sharded()) P.N_total = P.N;
@@ -103,21 +102,44 @@ Prepared prepare(PointsView y, std::span<const double> b, SdotCost cost, std::sp
       }
     }
   }
+  if (P.sharded()) {  // screen only if every rank holding columns can: the merge compares exact scores
+    std::vector<int64_t> unscreened{screen_ctx && (P.groups[0].size() == 0 || P.groups[0].lattice) ? 0 : 1};
+    comm.allreduce_sum(unscreened);
+    if (unscreened[0] > 0) P.groups[0].lattice.reset();
+  }
   return P;
 }
 
 namespace {
 
 // The ranks' argmax partials of one unconditional group, merged: global indices and values.
+// With the int8 screen (agreed by every rank in prepare), each rank's screened argmax is re-scored
+// exactly as the screen does (h_j + sum_k x_ik y_jk in double, in k order) and the ranks' exact
+// scores are merged: the argmax in double of the whole, as one screened process finds it.
 void sharded_argmax(const Prepared& P, const Group& G, PointsView x, std::span<const float> h,
                     std::span<int64_t> index, std::span<float> value, const Context& ctx, const ScoreOptions& engine) {
-  std::vector<ArgmaxPartial<float>> part(static_cast<size_t>(x.n));
-  if (G.size() > 0)
+  std::vector<double> v(static_cast<size_t>(x.n), -kInf);
+  std::fill(index.begin(), index.end(), int64_t{-1});
+  bool support = false;
+  for (float hj : h) support = support || !std::isinf(hj);
+  if (support && G.lattice && engine.int8_screen) {
+    std::vector<float> val(static_cast<size_t>(x.n));
+    row_argmax(ScoreProblem{x, G.y, h}, *G.lattice, index, val, ctx);
+    for (int64_t i = 0; i < x.n; ++i) {
+      const float* xi = x.row(i);
+      const float* yj = G.y.row(index[i]);
+      double sc = h[index[i]];
+      for (int64_t k = 0; k < x.d; ++k) sc += static_cast<double>(xi[k]) * yj[k];
+      v[i] = sc;
+      index[i] += P.offset;
+    }
+  } else if (G.size() > 0) {
+    std::vector<ArgmaxPartial<float>> part(static_cast<size_t>(x.n));
     row_argmax_partials(ScoreProblem{x, G.y, h, static_cast<uint64_t>(P.offset)}, part, ctx, engine);
-  std::vector<double> v(part.size());
-  for (size_t i = 0; i < part.size(); ++i) v[i] = part[i].value, index[i] = part[i].index;
+    for (size_t i = 0; i < part.size(); ++i) v[i] = part[i].value, index[i] = part[i].index;
+  }
   P.comm->allreduce_argmax(v, index);
-  for (size_t i = 0; i < part.size(); ++i) value[i] = static_cast<float>(v[i]);  // exact: floats widened
+  for (int64_t i = 0; i < x.n; ++i) value[i] = static_cast<float>(v[i]);  // float scores: exact; screened: rounded as one process
 }
 
 }  // namespace

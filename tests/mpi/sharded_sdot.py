@@ -41,6 +41,8 @@ def both(cli, K, args, outs, tmp):
 def dataset(tmp, name, n, d, seed):
     r = np.random.default_rng(seed)
     y = (r.standard_normal((n, d)) * 0.7 + 0.3).astype(np.float32)
+    if name == "lattice":  # 8-bit images: the int8 screen (when the CPU has AVX-512 VNNI)
+        y = (r.integers(0, 256, (n, d)) / 127.5 - 1).astype(np.float32)
     w = r.uniform(0.5, 1.5, n)
     w[n // 2] = 0.0  # a masked point
     w /= w.sum()
@@ -61,9 +63,9 @@ def check_fit_assign_check(cli, K, tmp, name, n, d, init):
     rel = float(np.max(np.abs(g1 - gK)) / np.max(np.abs(g1)))
     assert rel <= 1e-5, f"{name}: fit g differs by {rel:.3g} relative"
     print(f"{name} (N={n}, d={d}, init {init}, np {K}): fit g max relative difference {rel:.3g}, "
-          f"bit-identical {np.array_equal(g1, gK)}")
+          f"bit-identical {np.array_equal(g1, gK)}, int8 screen {json.loads(a.stdout)['int8_screen']}")
     s1, sK = json.loads(a.stdout), json.loads(bb.stdout)
-    for key in ("steps", "chi2", "init", "lr", "stopped_by", "gap_scale"):
+    for key in ("steps", "chi2", "init", "lr", "stopped_by", "gap_scale", "int8_screen"):
         assert s1[key] == sK[key], f"{name}: fit summary {key}: {s1[key]} vs {sK[key]}"
     assert json.loads(pathlib.Path(str(g1p) + ".json").read_text()) == json.loads(pathlib.Path(str(gKp) + ".json").read_text())
     hist1 = [h["chi2"] for h in json.loads(r1p.read_text())["history"]]
@@ -148,6 +150,7 @@ def main():
         # d = 5: the engine's direct path; d = 24: SGEMM. N = 1001 (auto init: candidates) and 1003.
         y, b, g = check_fit_assign_check(a.cli, a.np, tmp, "direct", 1001, 5, "auto")
         check_fit_assign_check(a.cli, a.np, tmp, "gemm", 1003, 24, "gaussian")
+        check_fit_assign_check(a.cli, a.np, tmp, "lattice", 1001, 64, "zero")
         check_soft(a.cli, a.np, tmp, y, b)
         check_bad_input(a.cli, a.np, tmp, y, b, g)
     print("ok")
