@@ -24,7 +24,7 @@
 //     are this rank's contiguous rows of the whole, every rank draws the same noise, and assign,
 //     sample, check and fit give every rank the single process's result (indices are global; a fit's
 //     Result::g is the whole potential). Not sharded yet (every rank throws the same CollectiveError):
-//     labels, relative epsilon, top-k, and the coarse-to-fine auto start; the int8 screen is off.
+//     labels, relative epsilon, top-k, and the coarse-to-fine auto start.
 #pragma once
 
 #include <cstdint>
