@@ -85,6 +85,23 @@ struct FitArgs {
   std::string out, record, init = "auto";
 };
 
+// The fit's options from their flags (throws otgen::Error naming the flag).
+void parse_fit_options(FitArgs& a, bool named_init) {
+  a.opt.optimizer = parse_sdot_optimizer(a.optimizer, "--optimizer");
+  a.opt.schedule = parse_sdot_schedule(a.schedule, "--schedule");
+  a.opt.averaging = parse_sdot_averaging(a.averaging, "--averaging");
+  a.opt.cost = parse_sdot_cost(a.cost, "--cost");
+  a.opt.lr = parse_auto<double>(a.lr, "--lr");
+  a.opt.lr_final = parse_auto<double>(a.lr_final, "--lr-final");
+  a.opt.chi2_every = parse_auto<int64_t>(a.chi2_every, "--chi2-every");
+  a.opt.chi2_repeats = parse_auto<int64_t>(a.chi2_repeats, "--chi2-repeats");
+  if (named_init) a.opt.init = parse_sdot_init(a.init, "--init");
+  const int64_t every = a.opt.chi2_every.value_or(100);
+  a.opt.log_every = every > 0 ? std::min<int64_t>(100, every) : 100;
+  a.opt.validate();
+  a.ctx.validate();
+}
+
 void register_fit(CLI::App& root) {
   CLI::App* sdot = group(root, "sdot", "semidiscrete optimal transport: fit a potential, check it, assign noise");
   auto a = std::make_shared<FitArgs>();
@@ -126,24 +143,15 @@ void register_fit(CLI::App& root) {
   add_context_options(cmd, a->ctx);
   add_engine_options(cmd, o.engine);
   cmd->callback([a] {
-    a->opt.optimizer = parse_sdot_optimizer(a->optimizer, "--optimizer");
-    a->opt.schedule = parse_sdot_schedule(a->schedule, "--schedule");
-    a->opt.averaging = parse_sdot_averaging(a->averaging, "--averaging");
-    a->opt.cost = parse_sdot_cost(a->cost, "--cost");
-    a->opt.lr = parse_auto<double>(a->lr, "--lr");
-    a->opt.lr_final = parse_auto<double>(a->lr_final, "--lr-final");
-    a->opt.chi2_every = parse_auto<int64_t>(a->chi2_every, "--chi2-every");
-    a->opt.chi2_repeats = parse_auto<int64_t>(a->chi2_repeats, "--chi2-repeats");
-    const bool named_init = a->init == "auto" || a->init == "zero" || a->init == "half-norm" || a->init == "gaussian";
-    if (named_init) a->opt.init = parse_sdot_init(a->init, "--init");
-    const int64_t every = a->opt.chi2_every.value_or(100);
-    a->opt.log_every = every > 0 ? std::min<int64_t>(100, every) : 100;
-    a->opt.validate();
-    a->ctx.validate();
+    // Checks run on every rank alike; under mpirun they agree (one message, every rank exits 2).
     const Communicator& comm = a->ctx.communicator();
+    const bool named_init = a->init == "auto" || a->init == "zero" || a->init == "half-norm" || a->init == "gaussian";
+    collectively(comm, [&] { parse_fit_options(*a, named_init); });
     a->target.load(comm);
-    require_memory("--batch", a->opt.batch_size, rows_bytes(a->opt.batch_size, a->target.y.d, 32),
-                   "a batch of noise rows of dimension " + std::to_string(a->target.y.d) + " (4 d + 32 bytes a row)");
+    collectively(comm, [&] {
+      require_memory("--batch", a->opt.batch_size, rows_bytes(a->opt.batch_size, a->target.y.d, 32),
+                     "a batch of noise rows of dimension " + std::to_string(a->target.y.d) + " (4 d + 32 bytes a row)");
+    });
     std::vector<float> g0;
     if (!named_init) g0 = a->target.potential(a->init, "--init", comm);
     // Sharded: the sidecar is computed once (rank 0 hashes the whole --data) and rank 0 writes the
@@ -243,20 +251,26 @@ void register_check(CLI::App& root) {
   add_context_options(cmd, a->ctx);
   add_engine_options(cmd, a->engine);
   cmd->callback([a] {
-    require(a->draws >= 2, "--draws", a->draws, "at least 2");
-    require(a->batch >= 2, "--batch", a->batch, "at least 2");
-    a->ctx.validate();
-    const Communicator& comm = a->ctx.communicator();
+    const Communicator& comm = a->ctx.communicator();  // checks agreed by every rank under mpirun
+    SdotCost cost{};
+    collectively(comm, [&] {
+      require(a->draws >= 2, "--draws", a->draws, "at least 2");
+      require(a->batch >= 2, "--batch", a->batch, "at least 2");
+      a->ctx.validate();
+      cost = parse_sdot_cost(a->cost, "--cost");
+    });
     a->target.load(comm);
-    require_memory("--batch", std::min(a->batch, a->draws), rows_bytes(std::min(a->batch, a->draws), a->target.y.d, 32),
-                   "a batch of noise rows of dimension " + std::to_string(a->target.y.d) + " (4 d + 32 bytes a row)");
+    collectively(comm, [&] {
+      require_memory("--batch", std::min(a->batch, a->draws), rows_bytes(std::min(a->batch, a->draws), a->target.y.d, 32),
+                     "a batch of noise rows of dimension " + std::to_string(a->target.y.d) + " (4 d + 32 bytes a row)");
+    });
     const auto g = a->target.potential(a->potential, "--potential", comm);
     SemidiscreteMap m;
     m.y = a->target.y;
     m.g = g;
     m.b = a->target.b;
     m.epsilon = a->epsilon;
-    m.cost = parse_sdot_cost(a->cost, "--cost");
+    m.cost = cost;
     m.labels = a->target.l;
     m.class_penalty = a->class_penalty;
     if (!a->allow_foreign) {

@@ -49,13 +49,18 @@ void load_whole(const AssignArgs& a, Target& t, std::vector<float>& g) {
 }
 
 void run_assign(const AssignArgs& a) {
-  a.ctx.validate();
   const auto t0 = std::chrono::steady_clock::now();
-  require(a.noise.empty() != (a.n < 0), "--noise", a.noise.empty() ? "(none)" : a.noise,
-          "exactly one of --noise X.npy and --n M");
-  require(a.noise_out.empty() || a.n >= 0, "--noise-out", a.noise_out, "--n (it writes the drawn noise)");
-  // Under mpirun each rank reads its rows of the data (cli/target.h); the noise is the same on every rank.
+  // Under mpirun each rank reads its rows of the data (cli/target.h); the noise is the same on every
+  // rank; checks agree (one message, every rank exits 2).
   const Communicator& comm = a.ctx.communicator();
+  SdotCost cost{};
+  collectively(comm, [&] {
+    a.ctx.validate();
+    require(a.noise.empty() != (a.n < 0), "--noise", a.noise.empty() ? "(none)" : a.noise,
+            "exactly one of --noise X.npy and --n M");
+    require(a.noise_out.empty() || a.n >= 0, "--noise-out", a.noise_out, "--n (it writes the drawn noise)");
+    cost = parse_sdot_cost(a.cost, "--cost");
+  });
   Target t;
   t.data = a.data, t.weights = a.weights, t.labels = a.labels;
   std::vector<float> g;
@@ -74,7 +79,7 @@ void run_assign(const AssignArgs& a) {
   map.g = g;
   map.b = b;
   map.epsilon = a.epsilon;
-  map.cost = parse_sdot_cost(a.cost, "--cost");
+  map.cost = cost;
   map.labels = labels;
   map.class_penalty = a.class_penalty;
   if (!a.allow_foreign) {

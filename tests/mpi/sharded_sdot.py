@@ -128,6 +128,9 @@ def check_bad_input(cli, K, tmp, y, b, g):
         (["sdot", "fit", "--data", y, "--weights", str(bad), "--steps", "5", "--out", str(tmp / "x.npy")], "--weights"),
         (["sdot", "check", "--data", y, "--weights", b, "--potential", str(short), "--allow-foreign-potential"],
          "--potential"),
+        (["sdot", "fit", "--data", y, "--optimizer", "newton", "--out", str(tmp / "x.npy")], "--optimizer"),
+        (["sdot", "assign", "--data", y, "--potential", g, "--n", "10", "--cost", "l1", "--out", str(tmp / "i.npy")],
+         "--cost"),
         (["sdot", "assign", "--data", y, "--weights", str(bad), "--potential", g, "--n", "10", "--out",
           str(tmp / "i.npy")], "--weights"),
     ]
