@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PKGS := cmake g++ make libopenblas-dev liblemon-dev libcli11-dev nlohmann-json3-dev libstb-dev \
         zlib1g-dev libgtest-dev libbenchmark-dev pybind11-dev python3-dev python3-numpy python3-pytest \
         python3-scipy python3-pot python3-sklearn python3-faiss python3-torch dataset-fashion-mnist \
-        libtorch-dev libplplot-dev plplot-driver-cairo
+        libtorch-dev libplplot-dev plplot-driver-cairo libopenmpi-dev openmpi-bin
 # Extra packages for the comparison benchmarks and plots.
 BENCH_PKGS := libfaiss-dev python3-matplotlib
 # Extra packages for the libFuzzer targets (make fuzz): clang and its fuzzer/sanitizer runtimes.

@@ -124,6 +124,42 @@ TEST_F(NpyTest, RoundTripsFloat32Float64Int64) {
   EXPECT_FALSE(std::filesystem::exists(path("i.npy") + ".tmp"));
 }
 
+TEST_F(NpyTest, RowRangesReadOnlyTheirRows) {
+  // 7 x 3 float32 and float64 points, a float64 vector and an int64 vector: every range [b, e) equals
+  // the same rows of the whole array.
+  std::vector<float> f(21);
+  std::vector<double> f64(21), v(7);
+  std::vector<int64_t> l(7);
+  for (int k = 0; k < 21; ++k) f[k] = 0.5f * static_cast<float>(k) - 3, f64[k] = f[k];
+  for (int k = 0; k < 7; ++k) v[k] = 1.0 / (k + 1), l[k] = 10 * k;
+  write_npy(path("f.npy"), f, {7, 3});
+  write_npy(path("d.npy"), f64, {7, 3});
+  write_npy(path("v.npy"), v, {7});
+  write_npy(path("l.npy"), l, {7});
+  EXPECT_EQ(npy_rows(path("f.npy")), 7);
+  EXPECT_EQ(npy_rows(path("v.npy")), 7);
+  for (int64_t b = 0; b <= 7; ++b)
+    for (int64_t e = b; e <= 7; ++e) {
+      const std::vector<float> want(f.begin() + 3 * b, f.begin() + 3 * e);
+      for (const char* name : {"f.npy", "d.npy"}) {
+        const Points p = read_points_npy_rows(path(name), "--data", b, e);
+        EXPECT_EQ(p.n, e - b);
+        EXPECT_EQ(p.d, 3);
+        EXPECT_EQ(p.data, want) << name << " rows " << b << ".." << e;
+      }
+      EXPECT_EQ(read_vector_npy_rows(path("v.npy"), "--weights", b, e), std::vector<double>(v.begin() + b, v.begin() + e));
+      EXPECT_EQ(read_int64_npy_rows(path("l.npy"), "--labels", b, e), std::vector<int64_t>(l.begin() + b, l.begin() + e));
+    }
+  EXPECT_EQ(read_points_npy_rows(path("f.npy"), "--data", 5, -1).n, 2);  // -1: to the end
+  try {
+    read_points_npy_rows(path("f.npy"), "--data", 2, 8);
+    FAIL() << "a range past the end was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--data"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("7 rows"), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(NpyTest, Float64PointsAreConvertedAndOneDIsAColumn) {
   std::vector<double> g{1.0, 2.0, 3.0};
   write_npy(path("g.npy"), g, {3});

@@ -16,6 +16,7 @@
 #include "ot/semidiscrete_internal.h"
 #include "otgen/data.h"
 #include "otgen/npy.h"
+#include "otgen/potential_meta.h"
 #include "otgen/record.h"
 #include "otgen/rng.h"
 #include "otgen/semidiscrete.h"
@@ -101,6 +102,21 @@ double max_abs_diff(std::span<const float> a, const std::vector<double>& b) {
   double e = 0;
   for (size_t j = 0; j < b.size(); ++j) e = std::max(e, std::abs(a[j] - b[j]));
   return e;
+}
+
+TEST(PotentialMeta, ContentHashInPiecesEqualsTheWholeHash) {
+  // A sharded run's rank 0 hashes --data in row chunks: any cut of the bytes gives content_hash's value.
+  std::vector<unsigned char> bytes(1000);
+  for (size_t k = 0; k < bytes.size(); ++k) bytes[k] = static_cast<unsigned char>((k * 2654435761u) >> 13);
+  for (size_t total : {size_t{0}, size_t{5}, size_t{32}, size_t{33}, size_t{1000}}) {
+    const std::string whole = content_hash(bytes.data(), total);
+    for (size_t piece : {size_t{1}, size_t{7}, size_t{31}, size_t{32}, size_t{64}, size_t{999}}) {
+      ContentHash h;
+      for (size_t at = 0; at < total; at += piece) h.add(bytes.data() + at, std::min(piece, total - at));
+      EXPECT_EQ(h.hex(), whole) << total << " bytes in pieces of " << piece;
+    }
+  }
+  EXPECT_NE(content_hash(bytes.data(), 999), content_hash(bytes.data(), 1000));
 }
 
 TEST(Semidiscrete1D, UniformWeightsMatchClosedFormAndTvBelowOnePercent) {

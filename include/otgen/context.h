@@ -8,6 +8,7 @@
 namespace otgen {
 
 struct ProgressEvent;  // otgen/progress.h
+class Communicator;    // otgen/communicator.h
 using ProgressCallback = std::function<void(const ProgressEvent&)>;
 
 struct Context {
@@ -19,9 +20,14 @@ struct Context {
   // Polled by long loops (the semidiscrete fit) between steps; true stops the loop after its step, with
   // the result so far and stopped_by "interrupted" (the CLI: Ctrl-C; Python: PyErr_CheckSignals).
   std::function<bool()> should_stop = {};
+  // The ranks of a sharded run (otgen/communicator.h; docs/dist.md); null = the single process. With
+  // more than one rank, the semidiscrete calls treat their data as this rank's row range of the whole.
+  const Communicator* comm = nullptr;
 
   // The thread count to use: `threads` if positive, else the number of available cores.
   int resolved_threads() const;
+  // *comm, or the single process.
+  const Communicator& communicator() const;
   // Throws otgen::Error when threads < 0.
   void validate() const;
 };

@@ -42,6 +42,18 @@ Points read_points_npy(const std::string& path, const std::string& argument, boo
 std::vector<double> read_vector_npy(const std::string& path, const std::string& argument);
 // A 1-D integer array as int64 (labels, indices); floats are refused.
 std::vector<int64_t> read_int64_npy(const std::string& path, const std::string& argument);
+
+// Row ranges (sharded data, otgen/communicator.h): rows [begin, end) of the array's first dimension
+// (end = -1: to the end) of the readers above, read without reading the rest of the file (the header
+// is checked against the whole file as always). A range outside [0, rows] is an error naming the file.
+int64_t npy_rows(const std::string& path);  // the first dimension (1 for a 0-D array); reads the header only
+NpyArray read_npy_rows(const std::string& path, int64_t begin, int64_t end);
+Points read_points_npy_rows(const std::string& path, const std::string& argument, int64_t begin, int64_t end,
+                            bool allow_nonfinite = false);
+std::vector<double> read_vector_npy_rows(const std::string& path, const std::string& argument, int64_t begin,
+                                         int64_t end);
+std::vector<int64_t> read_int64_npy_rows(const std::string& path, const std::string& argument, int64_t begin,
+                                         int64_t end);
 // A 1-D integer array of class labels, checked by require_labels (>= 0, a class count that fits in memory).
 std::vector<int64_t> read_labels_npy(const std::string& path, const std::string& argument);
 

@@ -35,9 +35,10 @@ struct Points {
 };
 
 // Throws otgen::Error naming `argument` if any value is NaN or infinite.
-void require_finite(PointsView x, std::string_view argument);
-void require_finite(std::span<const float> values, std::string_view argument);
-void require_finite(std::span<const double> values, std::string_view argument);
+// first: the row (index) of x[0] in the whole array, for the message (a shard's rows: otgen/npy.h).
+void require_finite(PointsView x, std::string_view argument, int64_t first = 0);
+void require_finite(std::span<const float> values, std::string_view argument, int64_t first = 0);
+void require_finite(std::span<const double> values, std::string_view argument, int64_t first = 0);
 
 // Class labels: every value >= 0 and the class count (largest label + 1) small enough that per-class
 // arrays (about 64 bytes a class) fit in memory; throws otgen::Error naming `argument`. Returns the

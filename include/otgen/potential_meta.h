@@ -27,9 +27,26 @@ namespace otgen {
 // A 64-bit content hash of raw bytes as 16 hex digits (stable across runs and machines).
 std::string content_hash(const void* data, size_t bytes);
 
+// content_hash of bytes given in pieces (hex() of the pieces = content_hash of their concatenation):
+// for data read in row chunks (a sharded run's rank 0).
+class ContentHash {
+ public:
+  void add(const void* data, size_t bytes);
+  std::string hex() const;
+
+ private:
+  uint64_t lane_[4] = {0x9e3779b97f4a7c15ULL, 0xc2b2ae3d27d4eb4fULL, 0x165667b19e3779f9ULL, 0x27d4eb2f165667c5ULL};
+  unsigned char tail_[32] = {};
+  size_t tail_bytes_ = 0;
+  uint64_t total_ = 0;
+};
+
 // The sidecar document of a potential fitted on this data.
 nlohmann::json potential_meta(PointsView y, std::span<const int64_t> labels, std::span<const double> weights,
                               double epsilon, SdotCost cost, double class_penalty);
+// The same from the data's shape and content_hash (of its float32 values in row-major order).
+nlohmann::json potential_meta(int64_t n, int64_t d, const std::string& data_hash, std::span<const int64_t> labels,
+                              std::span<const double> weights, double epsilon, SdotCost cost, double class_penalty);
 
 // g_path + ".json".
 std::string potential_meta_path(const std::string& g_path);

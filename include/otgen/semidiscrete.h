@@ -20,6 +20,11 @@
 //     beta = infinity (default) is one independent potential per class, fitted in one call: noise of
 //     class k is matched only inside class k.
 //   * Determinism: the same Context seed and thread count give the same bits.
+//   * Sharded (docs/dist.md): with a Context communicator of more than one rank, y, b and g (and g0)
+//     are this rank's contiguous rows of the whole, every rank draws the same noise, and assign,
+//     sample, check and fit give every rank the single process's result (indices are global; a fit's
+//     Result::g is the whole potential). Not sharded yet (every rank throws the same CollectiveError):
+//     labels, relative epsilon, top-k, and the coarse-to-fine auto start.
 #pragma once
 
 #include <cstdint>

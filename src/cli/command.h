@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "otgen/communicator.h"
 #include "otgen/context.h"
 #include "otgen/data.h"
 #include "otgen/scores.h"
@@ -26,7 +27,9 @@ struct CommandRegistry {
 // several files may add leaves under one group (e.g. `sdot assign`, `sdot fit`).
 CLI::App* group(CLI::App& parent, const std::string& name, const std::string& description);
 
-// Adds --threads, --seed and --quiet to `cmd`, bound to `ctx`.
+// The ranks under mpirun (otgen/communicator.h), or null (one process).
+const Communicator* world();
+// Adds --threads, --seed and --quiet to `cmd`, bound to `ctx` (and sets ctx.comm = world()).
 void add_context_options(CLI::App* cmd, Context& ctx, bool with_seed = true);
 // Option names and paths; empty paths are skipped.
 using NamedPaths = std::vector<std::pair<const char*, const std::string*>>;

@@ -17,11 +17,17 @@
 #include "cli/command.h"
 #include "otgen/blas_threads.h"
 #include "otgen/cpu_features.h"
+#include "otgen/communicator.h"
 #include "otgen/error.h"
 #include "otgen/interrupt.h"
 #include "otgen/npy.h"
 #include "otgen/staging.h"
 #include "otgen/version.h"
+#ifdef OTGEN_WITH_MPI
+#include <memory>
+
+#include "otgen/dist.h"
+#endif
 
 namespace otgen::cli {
 
@@ -43,7 +49,14 @@ CLI::App* group(CLI::App& parent, const std::string& name, const std::string& de
   return g;
 }
 
+namespace {
+const Communicator* g_world = nullptr;  // set by main under mpirun
+}  // namespace
+
+const Communicator* world() { return g_world; }
+
 void add_context_options(CLI::App* cmd, Context& ctx, bool with_seed) {
+  ctx.comm = g_world;
   cmd->add_option("--threads", ctx.threads, "threads (0 = all cores)")->check(CLI::Range(0, 65536));
   if (with_seed) cmd->add_option("--seed", ctx.seed, "random seed (results depend on it only)");
   cmd->add_flag("--quiet,-q", ctx.quiet, "no progress on stderr (a bar on a terminal, else a line every few seconds)");
@@ -253,8 +266,41 @@ std::string with_typed_names(const std::string& msg, CLI::App& app) {
 
 }  // namespace
 
+// Under mpirun (OTGEN_MPI builds): one MPI session for the process, its world in every Context.
+// Errors every rank agreed on (otgen::CollectiveError) are printed once, by rank 0, and every rank
+// exits 2; any other error on a multi-rank run may leave ranks waiting, so it ends them all (MPI_Abort).
+struct World {
+#ifdef OTGEN_WITH_MPI
+  std::unique_ptr<otgen::dist::MpiWorld> mpi;
+#endif
+  World(int* argc, char*** argv) {
+#ifdef OTGEN_WITH_MPI
+    if (otgen::dist::launched_by_mpirun()) {
+      mpi = std::make_unique<otgen::dist::MpiWorld>(argc, argv);
+      otgen::cli::g_world = &mpi->world();
+    }
+#else
+    (void)argc, (void)argv;
+#endif
+  }
+  int rank() const { return otgen::cli::g_world ? otgen::cli::g_world->rank() : 0; }
+  int size() const { return otgen::cli::g_world ? otgen::cli::g_world->size() : 1; }
+  // An error some ranks may not know of: print it (with the rank) and end every rank.
+  void fail(int code, const char* what) const {
+    if (size() == 1) return;
+    std::fprintf(stderr, "otgen: rank %d: %s\n", rank(), what);
+    std::fflush(stderr);
+#ifdef OTGEN_WITH_MPI
+    mpi->abort(code);
+#else
+    (void)code;
+#endif
+  }
+};
+
 int main(int argc, char** argv) {
   process_policies(argc, argv);
+  World world(&argc, &argv);
   CLI::App app{"otgen: optimal-transport generative modelling (semidiscrete and batch OT couplings, flow "
                "matching, Wasserstein-Fisher-Rao samplers)"};
   app.set_version_flag("--version", std::string("otgen ") + OTGEN_VERSION_STRING);
@@ -280,16 +326,23 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "otgen: %s (see --help)\n", e.what());
+  } catch (const CLI::ParseError& e) {  // the same on every rank
+    if (world.rank() == 0) std::fprintf(stderr, "otgen: %s (see --help)\n", e.what());
+    return 2;
+  } catch (const otgen::CollectiveError& e) {
+    if (world.rank() == 0) std::fprintf(stderr, "otgen: %s\n", with_typed_names(e.what(), app).c_str());
     return 2;
   } catch (const otgen::Error& e) {
-    std::fprintf(stderr, "otgen: %s\n", with_typed_names(e.what(), app).c_str());
+    const std::string msg = with_typed_names(e.what(), app);
+    world.fail(2, msg.c_str());
+    std::fprintf(stderr, "otgen: %s\n", msg.c_str());
     return 2;
   } catch (const std::bad_alloc&) {
+    world.fail(1, "out of memory");
     std::fprintf(stderr, "otgen: out of memory\n");
     return 1;
   } catch (const std::exception& e) {
+    world.fail(1, e.what());
     std::fprintf(stderr, "otgen: error: %s\n", e.what());
     return 1;
   }

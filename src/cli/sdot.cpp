@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "cli/target.h"
 #include "otgen/error.h"
 #include "otgen/interrupt.h"
 #include "otgen/memory.h"
@@ -25,38 +26,10 @@
 namespace otgen::cli {
 namespace {
 
-// The target of every sdot command: points, optional weights and labels.
-struct Target {
-  std::string data, weights, labels;
-  Points y;
-  std::vector<double> b;
-  std::vector<int64_t> l;
-  void load() {
-    y = read_points_npy(data, "--data");
-    if (!weights.empty()) {
-      b = read_vector_npy(weights, "--weights");
-      require(static_cast<int64_t>(b.size()) == y.n, "--weights", "length " + std::to_string(b.size()),
-              "one weight per data point (" + std::to_string(y.n) + ")");
-    }
-    if (!labels.empty()) {
-      l = read_labels_npy(labels, "--labels");
-      require(static_cast<int64_t>(l.size()) == y.n, "--labels", "length " + std::to_string(l.size()),
-              "one label per data point (" + std::to_string(y.n) + ")");
-    }
-  }
-};
-
 void add_target_options(CLI::App* cmd, Target& t) {
   cmd->add_option("--data", t.data, "target points: (N, d) float32/float64 .npy")->required();
   cmd->add_option("--weights", t.weights, "target weights b: (N,) .npy summing to 1 (default uniform; 0 = masked)");
   cmd->add_option("--labels", t.labels, "per-point classes: (N,) int64 .npy (conditional OT)");
-}
-
-std::vector<float> read_potential(const std::string& path, int64_t N, const std::string& argument = "--potential") {
-  const auto g = read_vector_npy(path, argument);
-  require(static_cast<int64_t>(g.size()) == N, argument, "length " + std::to_string(g.size()),
-          "one value per data point (" + std::to_string(N) + ")");
-  return {g.begin(), g.end()};
 }
 
 template <class T>
@@ -115,6 +88,28 @@ struct FitArgs {
   std::string out, record, init = "auto";
 };
 
+// The fit's options from their flags (throws otgen::Error naming the flag).
+void parse_fit_options(FitArgs& a, bool named_init) {
+  a.opt.optimizer = parse_sdot_optimizer(a.optimizer, "--optimizer");
+  a.opt.schedule = parse_sdot_schedule(a.schedule, "--schedule");
+  a.opt.averaging = parse_sdot_averaging(a.averaging, "--averaging");
+  a.opt.cost = parse_sdot_cost(a.cost, "--cost");
+  a.opt.lr = parse_auto<double>(a.lr, "--lr");
+  a.opt.lr_final = parse_auto<double>(a.lr_final, "--lr-final");
+  a.opt.chi2_every = parse_auto<int64_t>(a.chi2_every, "--chi2-every");
+  a.opt.chi2_repeats = parse_auto<int64_t>(a.chi2_repeats, "--chi2-repeats");
+  if (named_init) a.opt.init = parse_sdot_init(a.init, "--init");
+  const int64_t every = a.opt.chi2_every.value_or(100);
+  a.opt.log_every = every > 0 ? std::min<int64_t>(100, every) : 100;
+  a.opt.validate();
+  a.ctx.validate();
+  require(!a.out.empty(), "--out", "''", "an output .npy path");
+  const std::string init_file = named_init ? std::string() : a.init, sidecar = a.out + ".json";
+  require_output_files({{"--out", &a.out}, {"--out (its sidecar)", &sidecar}, {"--record", &a.record}},
+                       {{"--data", &a.target.data}, {"--weights", &a.target.weights},
+                        {"--labels", &a.target.labels}, {"--init", &init_file}});
+}
+
 void register_fit(CLI::App& root) {
   CLI::App* sdot = group(root, "sdot", "semidiscrete optimal transport: fit a potential, check it, assign noise");
   auto a = std::make_shared<FitArgs>();
@@ -156,33 +151,24 @@ void register_fit(CLI::App& root) {
   add_context_options(cmd, a->ctx);
   add_engine_options(cmd, o.engine);
   cmd->callback([a] {
-    a->opt.optimizer = parse_sdot_optimizer(a->optimizer, "--optimizer");
-    a->opt.schedule = parse_sdot_schedule(a->schedule, "--schedule");
-    a->opt.averaging = parse_sdot_averaging(a->averaging, "--averaging");
-    a->opt.cost = parse_sdot_cost(a->cost, "--cost");
-    a->opt.lr = parse_auto<double>(a->lr, "--lr");
-    a->opt.lr_final = parse_auto<double>(a->lr_final, "--lr-final");
-    a->opt.chi2_every = parse_auto<int64_t>(a->chi2_every, "--chi2-every");
-    a->opt.chi2_repeats = parse_auto<int64_t>(a->chi2_repeats, "--chi2-repeats");
+    // Checks run on every rank alike; under mpirun they agree (one message, every rank exits 2).
+    const Communicator& comm = a->ctx.communicator();
     const bool named_init = a->init == "auto" || a->init == "zero" || a->init == "half-norm" || a->init == "gaussian";
-    if (named_init) a->opt.init = parse_sdot_init(a->init, "--init");
-    const int64_t every = a->opt.chi2_every.value_or(100);
-    a->opt.log_every = every > 0 ? std::min<int64_t>(100, every) : 100;
-    a->opt.validate();
-    a->ctx.validate();
-    require(!a->out.empty(), "--out", "''", "an output .npy path");
-    const std::string init_file = named_init ? std::string() : a->init, sidecar = a->out + ".json";
-    require_output_files({{"--out", &a->out}, {"--out (its sidecar)", &sidecar}, {"--record", &a->record}},
-                         {{"--data", &a->target.data}, {"--weights", &a->target.weights},
-                          {"--labels", &a->target.labels}, {"--init", &init_file}});
-    a->target.load();
-    require_memory("--batch", a->opt.batch_size, rows_bytes(a->opt.batch_size, a->target.y.d, 32),
-                   "a batch of noise rows of dimension " + std::to_string(a->target.y.d) + " (4 d + 32 bytes a row)");
+    collectively(comm, [&] { parse_fit_options(*a, named_init); });
+    a->target.load(comm);
+    collectively(comm, [&] {
+      require_memory("--batch", a->opt.batch_size, rows_bytes(a->opt.batch_size, a->target.y.d, 32),
+                     "a batch of noise rows of dimension " + std::to_string(a->target.y.d) + " (4 d + 32 bytes a row)");
+    });
     std::vector<float> g0;
-    if (!named_init) g0 = read_potential(a->init, a->target.y.n, "--init");
+    if (!named_init) g0 = a->target.potential(a->init, "--init", comm);
+    // Sharded: the sidecar is computed once (rank 0 hashes the whole --data) and rank 0 writes the
+    // outputs; Result::g is the whole potential on every rank.
+    const auto meta = std::make_shared<nlohmann::json>(
+        a->target.meta(a->opt.epsilon, a->opt.cost, a->opt.class_penalty, comm));
     // The outputs, written (atomically) after every chi2 check and at the end: a long run that is
-    // killed leaves its latest potential and record; Ctrl-C stops after the step and writes the
-    // potential so far.
+    // killed leaves its latest potential and record; Ctrl-C (one process) stops after the step and
+    // writes the potential so far.
     publish_as_written();
     auto summary_of = [](const SemidiscreteOT::Result& r) {
       return nlohmann::json{{"termination", termination_name(r.termination)},
@@ -204,14 +190,16 @@ void register_fit(CLI::App& root) {
                             {"chi2_repeats", r.chi2_repeats},
                             {"steps_per_second", r.seconds > 0 ? r.steps / r.seconds : 0.0}};
     };
-    auto write_outputs = [a, summary_of](const SemidiscreteOT::Result& r, bool final) {
+    auto write_outputs = [a, summary_of, meta, &comm](const SemidiscreteOT::Result& r, bool final) {
+      if (comm.rank() != 0) return;
       write_npy(a->out, r.g, {static_cast<int64_t>(r.g.size())});
-      write_potential_meta(a->out, potential_meta(a->target.y, a->target.l, a->target.b, r.epsilon, a->opt.cost,
-                                                  a->opt.class_penalty));
+      (*meta)["epsilon"] = r.epsilon;
+      write_potential_meta(a->out, *meta);
       if (a->record.empty()) return;
       nlohmann::json rec = run_record("sdot fit", a->ctx);
       rec["data"] = a->target.data;
-      rec["n"] = a->target.y.n;
+      rec["n"] = a->target.total;
+      if (comm.size() > 1) rec["ranks"] = comm.size();
       rec["d"] = a->target.y.d;
       rec["options"] = options_json(a->opt);
       rec["result"] = summary_of(r);
@@ -226,13 +214,18 @@ void register_fit(CLI::App& root) {
     };
     auto opt = a->opt;
     opt.on_check = [&](const SemidiscreteOT::Result& r) { write_outputs(r, false); };
-    InterruptScope interrupts;
+    // Ctrl-C in one process: a request the fit polls. Sharded runs keep the default (every rank ends
+    // at once, the staged files removed): a per-rank stop could leave the other ranks waiting.
+    std::optional<InterruptScope> interrupts;
     Context ctx = a->ctx;
-    ctx.should_stop = interrupt_requested;
+    if (comm.size() == 1) {
+      interrupts.emplace();
+      ctx.should_stop = interrupt_requested;
+    }
     const auto res = SemidiscreteOT(opt).fit(a->target.y, a->target.b, ctx, a->target.l, g0);
     write_outputs(res, true);
     const nlohmann::json summary = summary_of(res);
-    std::cout << summary.dump() << "\n";
+    if (comm.rank() == 0) std::cout << summary.dump() << "\n";
     if (res.termination == Termination::NumericalFailure) throw Error("sdot fit: " + res.message);
     if (res.termination == Termination::Interrupted) {
       std::cerr << "sdot fit: " << res.message << "; wrote the averaged potential so far to " << a->out
@@ -282,27 +275,39 @@ void register_check(CLI::App& root) {
   add_context_options(cmd, a->ctx);
   add_engine_options(cmd, a->engine);
   cmd->callback([a] {
-    require(a->draws >= 2, "--draws", a->draws, "at least 2");
-    require(a->batch >= 2, "--batch", a->batch, "at least 2");
-    a->ctx.validate();
-    a->target.load();
-    require_memory("--batch", std::min(a->batch, a->draws), rows_bytes(std::min(a->batch, a->draws), a->target.y.d, 32),
-                   "a batch of noise rows of dimension " + std::to_string(a->target.y.d) + " (4 d + 32 bytes a row)");
-    const auto g = read_potential(a->potential, a->target.y.n);
+    const Communicator& comm = a->ctx.communicator();  // checks agreed by every rank under mpirun
+    SdotCost cost{};
+    collectively(comm, [&] {
+      require(a->draws >= 2, "--draws", a->draws, "at least 2");
+      require(a->batch >= 2, "--batch", a->batch, "at least 2");
+      a->ctx.validate();
+      cost = parse_sdot_cost(a->cost, "--cost");
+    });
+    a->target.load(comm);
+    collectively(comm, [&] {
+      require_memory("--batch", std::min(a->batch, a->draws), rows_bytes(std::min(a->batch, a->draws), a->target.y.d, 32),
+                     "a batch of noise rows of dimension " + std::to_string(a->target.y.d) + " (4 d + 32 bytes a row)");
+    });
+    const auto g = a->target.potential(a->potential, "--potential", comm);
     SemidiscreteMap m;
     m.y = a->target.y;
     m.g = g;
     m.b = a->target.b;
     m.epsilon = a->epsilon;
-    m.cost = parse_sdot_cost(a->cost, "--cost");
+    m.cost = cost;
     m.labels = a->target.l;
     m.class_penalty = a->class_penalty;
-    if (!a->allow_foreign)
-      check_potential_meta(a->potential, potential_meta(m.y, m.labels, m.b, m.epsilon, m.cost, m.class_penalty), "--potential");
+    if (!a->allow_foreign) {
+      const auto actual = a->target.meta(m.epsilon, m.cost, m.class_penalty, comm);  // sharded: rank 0's
+      collectively(comm, [&] {
+        if (comm.rank() == 0) check_potential_meta(a->potential, actual, "--potential");
+      });
+    }
     const int64_t batch = std::min(a->batch, a->draws);
     const int64_t repeats = (a->draws - 1) / batch + 1;  // draws + batch - 1 could overflow
     if (m.epsilon <= 0) sdot_prepare(m, a->ctx, a->engine);  // the int8 screen serves hard counts only
     const auto st = sdot_check(m, batch, repeats, a->ctx.seed, a->ctx, a->engine);
+    if (comm.rank() != 0) return;
     std::cout << nlohmann::json{{"chi2", st.chi2},        {"tv", st.tv},
                                 {"tv_floor", opt_json(st.tv_floor)},
                                 {"chi2_sd", opt_json(st.chi2_sd)}, {"tv_bound", opt_json(st.tv_bound)},

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "cli/target.h"
 #include "otgen/error.h"
 #include "otgen/memory.h"
 #include "otgen/npy.h"
@@ -34,40 +35,69 @@ struct AssignArgs {
   ScoreOptions engine;
 };
 
-void run_assign(const AssignArgs& a) {
-  a.ctx.validate();
-  const auto t0 = std::chrono::steady_clock::now();
-  const bool drawn = a.n_option->count() > 0;
-  require(a.noise.empty() == drawn, "--noise", a.noise.empty() ? "(none)" : a.noise,
-          "exactly one of --noise X.npy and --n M");
-  require(!drawn || a.n >= 1, "--n", a.n, "a number of noise rows >= 1");
-  require(a.noise_out.empty() || drawn, "--noise-out", a.noise_out, "--n (it writes the drawn noise)");
-  require(a.noise_labels.empty() || !drawn, "--noise-labels", a.noise_labels,
-          "--noise (with --n the classes are drawn: --noise-labels-out writes them)");
-  require(!a.out.empty(), "--out", "''", "an output .npy path");
-  require_output_files({{"--out", &a.out}, {"--noise-out", &a.noise_out}, {"--noise-labels-out", &a.noise_labels_out}},
-                       {{"--data", &a.data}, {"--potential", &a.potential}, {"--noise", &a.noise},
-                        {"--weights", &a.weights}, {"--labels", &a.labels}, {"--noise-labels", &a.noise_labels}});
-  const Points y = read_points_npy(a.data, "--data");
+// The whole target on one process (the single-process messages).
+void load_whole(const AssignArgs& a, Target& t, std::vector<float>& g) {
+  t.y = read_points_npy(a.data, "--data");
+  const Points& y = t.y;
   const std::vector<double> gd = read_vector_npy(a.potential, "--potential");
   require(static_cast<int64_t>(gd.size()) == y.n, "--potential", a.potential + " of length " + std::to_string(gd.size()),
           "one value per --data point, " + std::to_string(y.n));
   require(y.n > 0, "--data", a.data + " with 0 points", "at least one point");
-  const std::vector<float> g(gd.begin(), gd.end());
-  std::vector<double> b;
-  std::vector<int64_t> labels, xl;
-  if (!a.weights.empty()) b = read_vector_npy(a.weights, "--weights");
-  if (!a.labels.empty()) labels = read_labels_npy(a.labels, "--labels");
+  g.assign(gd.begin(), gd.end());
+  if (!a.weights.empty()) t.b = read_vector_npy(a.weights, "--weights");
+  if (!a.labels.empty()) t.l = read_labels_npy(a.labels, "--labels");
+  t.total = y.n;
+}
+
+void run_assign(const AssignArgs& a) {
+  const auto t0 = std::chrono::steady_clock::now();
+  // Under mpirun each rank reads its rows of the data (cli/target.h); the noise is the same on every
+  // rank; checks agree (one message, every rank exits 2).
+  const Communicator& comm = a.ctx.communicator();
+  SdotCost cost{};
+  const bool drawn = a.n_option->count() > 0;
+  collectively(comm, [&] {
+    a.ctx.validate();
+    require(a.noise.empty() == drawn, "--noise", a.noise.empty() ? "(none)" : a.noise,
+            "exactly one of --noise X.npy and --n M");
+    require(!drawn || a.n >= 1, "--n", a.n, "a number of noise rows >= 1");
+    require(a.noise_out.empty() || drawn, "--noise-out", a.noise_out, "--n (it writes the drawn noise)");
+    require(a.noise_labels.empty() || !drawn, "--noise-labels", a.noise_labels,
+            "--noise (with --n the classes are drawn: --noise-labels-out writes them)");
+    require(!a.out.empty(), "--out", "''", "an output .npy path");
+    require_output_files({{"--out", &a.out}, {"--noise-out", &a.noise_out}, {"--noise-labels-out", &a.noise_labels_out}},
+                         {{"--data", &a.data}, {"--potential", &a.potential}, {"--noise", &a.noise},
+                          {"--weights", &a.weights}, {"--labels", &a.labels}, {"--noise-labels", &a.noise_labels}});
+    cost = parse_sdot_cost(a.cost, "--cost");
+  });
+  Target t;
+  t.data = a.data, t.weights = a.weights, t.labels = a.labels;
+  std::vector<float> g;
+  if (comm.size() > 1) {
+    t.load(comm);
+    g = t.potential(a.potential, "--potential", comm);
+  } else {
+    load_whole(a, t, g);
+  }
+  const Points& y = t.y;
+  const std::vector<double>& b = t.b;
+  const std::vector<int64_t>& labels = t.l;
+  std::vector<int64_t> xl;
   SemidiscreteMap map;
   map.y = y;
   map.g = g;
   map.b = b;
   map.epsilon = a.epsilon;
-  map.cost = parse_sdot_cost(a.cost, "--cost");
+  map.cost = cost;
   map.labels = labels;
   map.class_penalty = a.class_penalty;
-  if (!a.allow_foreign)
-    check_potential_meta(a.potential, potential_meta(y, labels, b, a.epsilon, map.cost, a.class_penalty), "--potential");
+  if (!a.allow_foreign) {
+    const auto actual = t.meta(a.epsilon, map.cost, a.class_penalty, comm);  // sharded: rank 0's
+    collectively(comm, [&] {
+      if (comm.rank() == 0) check_potential_meta(a.potential, actual, "--potential");
+    });
+  }
+  const bool writer = comm.rank() == 0;
   if (a.epsilon <= 0) sdot_prepare(map, a.ctx, a.engine);  // eps > 0 samples: no argmax to screen
   Points x;
   if (drawn) {
@@ -75,25 +105,28 @@ void run_assign(const AssignArgs& a) {
                    "n noise rows of dimension " + std::to_string(y.d) + ", their indices and classes (4 d + 16 bytes a row)");
     x = sdot_noise(a.n, y.d, a.ctx.seed, a.ctx);
     xl = sdot_noise_classes(map, a.n, a.ctx.seed);
-    if (!a.noise_out.empty()) write_npy(a.noise_out, x);
+    if (!a.noise_out.empty() && writer) write_npy(a.noise_out, x);
   } else {
-    x = read_points_npy(a.noise, "--noise");
-    require(x.d == y.d, "--noise", a.noise + " of dimension " + std::to_string(x.d),
-            "the dimension of --data, " + std::to_string(y.d));
-    if (!a.noise_labels.empty()) xl = read_labels_npy(a.noise_labels, "--noise-labels");
-    require(labels.empty() || !xl.empty() || x.n == 0, "--noise-labels", "(none)",
-            "the class of each noise row when --labels is given (or use --n to draw both)");
+    collectively(comm, [&] {
+      x = read_points_npy(a.noise, "--noise");
+      require(x.d == y.d, "--noise", a.noise + " of dimension " + std::to_string(x.d),
+              "the dimension of --data, " + std::to_string(y.d));
+      if (!a.noise_labels.empty()) xl = read_labels_npy(a.noise_labels, "--noise-labels");
+      require(labels.empty() || !xl.empty() || x.n == 0, "--noise-labels", "(none)",
+              "the class of each noise row when --labels is given (or use --n to draw both)");
+    });
   }
   require(a.noise_labels_out.empty() || !labels.empty(), "--noise-labels-out", a.noise_labels_out,
           "--labels (only conditional maps draw noise classes)");
-  if (!a.noise_labels_out.empty()) write_npy(a.noise_labels_out, xl, {static_cast<int64_t>(xl.size())});
+  if (!a.noise_labels_out.empty() && writer) write_npy(a.noise_labels_out, xl, {static_cast<int64_t>(xl.size())});
   // eps = 0: argmax_j g_j - c(x_i, y_j); eps > 0: a draw from s(x_i) by Gumbel-max (seeded).
   const std::vector<int64_t> idx =
       a.epsilon > 0 ? sdot_sample(map, x, stream_key(a.ctx.seed, Stream::Assign), a.ctx, xl, a.engine)
                     : sdot_assign(map, x, a.ctx, xl, a.engine);
+  if (!writer) return;
   write_npy(a.out, idx, {x.n});
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::cout << nlohmann::json{{"out", a.out}, {"n", x.n}, {"m", y.n}, {"d", y.d}, {"epsilon", a.epsilon},
+  std::cout << nlohmann::json{{"out", a.out}, {"n", x.n}, {"m", t.total}, {"d", y.d}, {"epsilon", a.epsilon},
                               {"seconds", seconds}, {"int8_screen", sdot_int8_screen(map)},
                               {"engine", sdot_argmax_engine(map, a.engine)}}.dump()
             << "\n";

@@ -252,9 +252,44 @@ int64_t NpyArray::numel() const {
   return n;
 }
 
-NpyArray read_npy(const std::string& path) {
+NpyArray read_npy(const std::string& path) { return read_npy_rows(path, 0, -1); }
+
+namespace {
+
+// The first dimension of h restricted to [begin, end) (end = -1: to the end), checked; the file
+// positioned at row `begin`.
+void seek_rows(FILE* f, Header& h, int64_t begin, int64_t end, const std::string& path) {
+  const int64_t rows = h.shape.empty() ? 1 : h.shape[0];
+  if (end < 0) end = rows;
+  if (begin < 0 || begin > end || end > rows)
+    bad_file(path, "rows [" + std::to_string(begin) + ", " + std::to_string(end) + ") asked of an array with " +
+                       std::to_string(rows) + " rows");
+  const int64_t per_row = rows > 0 ? h.numel / rows : 0;
+  if (begin > 0 && std::fseek(f, static_cast<long>(begin * per_row * h.itemsize), SEEK_CUR) != 0)
+    bad_file(path, "cannot seek to row " + std::to_string(begin));
+  if (!h.shape.empty()) h.shape[0] = end - begin;
+  h.numel = (end - begin) * per_row;
+}
+
+// The file's header, positioned at row `begin` of the range [begin, end).
+Header open_rows(File& f, const std::string& path, int64_t begin, int64_t end) {
+  f = open_read(path);
+  Header h = read_header(f.get(), path);
+  seek_rows(f.get(), h, begin, end, path);
+  return h;
+}
+
+}  // namespace
+
+int64_t npy_rows(const std::string& path) {
   File f = open_read(path);
   const Header h = read_header(f.get(), path);
+  return h.shape.empty() ? 1 : h.shape[0];
+}
+
+NpyArray read_npy_rows(const std::string& path, int64_t begin, int64_t end) {
+  File f;
+  const Header h = open_rows(f, path, begin, end);
   NpyArray a;
   a.shape = h.shape;
   auto keep = [&a](const auto& v, DType t) {
@@ -286,39 +321,56 @@ auto naming_argument(const std::string& argument, F read) {
 }  // namespace
 
 Points read_points_npy(const std::string& path, const std::string& argument, bool allow_nonfinite) {
+  return read_points_npy_rows(path, argument, 0, -1, allow_nonfinite);
+}
+
+Points read_points_npy_rows(const std::string& path, const std::string& argument, int64_t begin, int64_t end,
+                            bool allow_nonfinite) {
   return naming_argument(argument, [&] {
     File f = open_read(path);
     Header h = read_header(f.get(), path);
     if (h.shape.size() != 1 && h.shape.size() != 2)
       fail_argument(argument, "'" + path + "' of shape " + shape_text(h.shape), "a 2-D (n, d) float array");
-    const int64_t n = h.shape[0], d = h.shape.size() == 2 ? h.shape[1] : 1;
+    seek_rows(f.get(), h, begin, end, path);
     Points p;
-    p.n = n;
-    p.d = d;
+    p.n = h.shape[0];
+    p.d = h.shape.size() == 2 ? h.shape[1] : 1;
     p.data = read_converted<float>(f.get(), h, path);
-    if (!allow_nonfinite) require_finite(p.view(), argument + " ('" + path + "')");
+    if (!allow_nonfinite) require_finite(p.view(), argument + " ('" + path + "')", begin);
     return p;
   });
 }
 
 std::vector<double> read_vector_npy(const std::string& path, const std::string& argument) {
+  return read_vector_npy_rows(path, argument, 0, -1);
+}
+
+std::vector<double> read_vector_npy_rows(const std::string& path, const std::string& argument, int64_t begin,
+                                         int64_t end) {
   return naming_argument(argument, [&] {
     File f = open_read(path);
-    const Header h = read_header(f.get(), path);
+    Header h = read_header(f.get(), path);
     if (h.shape.size() != 1) fail_argument(argument, "'" + path + "' of shape " + shape_text(h.shape), "a 1-D array");
+    seek_rows(f.get(), h, begin, end, path);
     std::vector<double> v = read_converted<double>(f.get(), h, path);
-    require_finite(std::span<const double>(v), argument + " ('" + path + "')");
+    require_finite(std::span<const double>(v), argument + " ('" + path + "')", begin);
     return v;
   });
 }
 
 std::vector<int64_t> read_int64_npy(const std::string& path, const std::string& argument) {
+  return read_int64_npy_rows(path, argument, 0, -1);
+}
+
+std::vector<int64_t> read_int64_npy_rows(const std::string& path, const std::string& argument, int64_t begin,
+                                         int64_t end) {
   return naming_argument(argument, [&] {
     File f = open_read(path);
-    const Header h = read_header(f.get(), path);
+    Header h = read_header(f.get(), path);
     if (h.shape.size() != 1) fail_argument(argument, "'" + path + "' of shape " + shape_text(h.shape), "a 1-D array");
     if (h.kind == 'f')
       fail_argument(argument, "'" + path + "' of dtype " + h.type_name(), "an integer array (int64, int32, uint8, ...)");
+    seek_rows(f.get(), h, begin, end, path);
     return read_converted<int64_t>(f.get(), h, path);
   });
 }

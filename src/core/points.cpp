@@ -52,21 +52,22 @@ bool any_nonfinite(std::span<const double> v) {
 }
 
 template <class T>
-void check_finite(std::span<const T> v, std::string_view argument, int64_t d) {
+void check_finite(std::span<const T> v, std::string_view argument, int64_t d, int64_t first) {
   if (!any_nonfinite(v)) return;
   for (size_t k = 0; k < v.size(); ++k) {
     if (!std::isfinite(v[k])) {
-      std::string where = d > 0 ? "row " + std::to_string(k / d) + ", column " + std::to_string(k % d)
-                                : "index " + std::to_string(k);
+      const int64_t at = static_cast<int64_t>(k);
+      std::string where = d > 0 ? "row " + std::to_string(first + at / d) + ", column " + std::to_string(at % d)
+                                : "index " + std::to_string(first + at);
       fail_argument(argument, to_text(v[k]) + " at " + where, "finite values (no NaN or infinity)");
     }
   }
 }
 }  // namespace
 
-void require_finite(PointsView x, std::string_view argument) { check_finite(x.values(), argument, x.d); }
-void require_finite(std::span<const float> v, std::string_view argument) { check_finite(v, argument, 0); }
-void require_finite(std::span<const double> v, std::string_view argument) { check_finite(v, argument, 0); }
+void require_finite(PointsView x, std::string_view argument, int64_t first) { check_finite(x.values(), argument, x.d, first); }
+void require_finite(std::span<const float> v, std::string_view argument, int64_t first) { check_finite(v, argument, 0, first); }
+void require_finite(std::span<const double> v, std::string_view argument, int64_t first) { check_finite(v, argument, 0, first); }
 
 std::vector<float> squared_norms(PointsView x) {
   std::vector<float> out(static_cast<size_t>(x.n));

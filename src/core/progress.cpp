@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "otgen/communicator.h"
+
 namespace otgen {
 
 namespace {
@@ -22,7 +24,7 @@ std::string format_seconds(double s) {
 }
 
 ProgressMode stderr_mode(const Context& ctx) {
-  if (ctx.quiet) return ProgressMode::Off;
+  if (ctx.quiet || ctx.communicator().rank() != 0) return ProgressMode::Off;  // progress from rank 0 only
   const char* env = std::getenv("OTGEN_PROGRESS");
   const std::string m = env ? env : "";
   if (m == "off") return ProgressMode::Off;

@@ -1,6 +1,7 @@
 // Potential sidecars (otgen/potential_meta.h).
 #include "otgen/potential_meta.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -35,19 +36,41 @@ std::string describe(const nlohmann::json& m) {
 }  // namespace
 
 std::string content_hash(const void* data, size_t bytes) {
-  // Four independent lanes over 8-byte words (fast on large arrays), then the tail and the length.
+  ContentHash h;
+  h.add(data, bytes);
+  return h.hex();
+}
+
+// Four independent lanes over 8-byte words (fast on large arrays), then the tail and the length.
+void ContentHash::add(const void* data, size_t bytes) {
+  if (bytes == 0) return;
   const auto* p = static_cast<const unsigned char*>(data);
-  uint64_t lane[4] = {0x9e3779b97f4a7c15ULL, 0xc2b2ae3d27d4eb4fULL, 0x165667b19e3779f9ULL, 0x27d4eb2f165667c5ULL};
-  size_t k = 0;
-  for (; k + 32 <= bytes; k += 32)
+  total_ += bytes;
+  auto block = [&](const unsigned char* q) {
     for (int l = 0; l < 4; ++l) {
       uint64_t w;
-      std::memcpy(&w, p + k + 8 * l, 8);
-      lane[l] = mix(lane[l] ^ w) * 0x9e3779b97f4a7c15ULL;
+      std::memcpy(&w, q + 8 * l, 8);
+      lane_[l] = mix(lane_[l] ^ w) * 0x9e3779b97f4a7c15ULL;
     }
-  uint64_t h = mix(lane[0] ^ mix(lane[1] ^ mix(lane[2] ^ mix(lane[3]))));
-  for (; k < bytes; ++k) h = mix(h ^ p[k]);
-  h = mix(h ^ static_cast<uint64_t>(bytes));
+  };
+  size_t k = 0;
+  if (tail_bytes_ > 0) {  // complete the block begun by the previous piece
+    const size_t take = std::min(bytes, 32 - tail_bytes_);
+    std::memcpy(tail_ + tail_bytes_, p, take);
+    tail_bytes_ += take, k = take;
+    if (tail_bytes_ < 32) return;
+    block(tail_);
+    tail_bytes_ = 0;
+  }
+  for (; k + 32 <= bytes; k += 32) block(p + k);
+  if (bytes > k) std::memcpy(tail_, p + k, bytes - k);
+  tail_bytes_ = bytes - k;
+}
+
+std::string ContentHash::hex() const {
+  uint64_t h = mix(lane_[0] ^ mix(lane_[1] ^ mix(lane_[2] ^ mix(lane_[3]))));
+  for (size_t k = 0; k < tail_bytes_; ++k) h = mix(h ^ tail_[k]);
+  h = mix(h ^ total_);
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
   return buf;
@@ -55,10 +78,16 @@ std::string content_hash(const void* data, size_t bytes) {
 
 nlohmann::json potential_meta(PointsView y, std::span<const int64_t> labels, std::span<const double> weights,
                               double epsilon, SdotCost cost, double class_penalty) {
+  return potential_meta(y.n, y.d, content_hash(y.data, static_cast<size_t>(y.n * y.d) * sizeof(float)), labels, weights,
+                        epsilon, cost, class_penalty);
+}
+
+nlohmann::json potential_meta(int64_t n, int64_t d, const std::string& data_hash, std::span<const int64_t> labels,
+                              std::span<const double> weights, double epsilon, SdotCost cost, double class_penalty) {
   nlohmann::json m{{"format", kFormat},
-                   {"n", y.n},
-                   {"d", y.d},
-                   {"data_hash", content_hash(y.data, static_cast<size_t>(y.n * y.d) * sizeof(float))},
+                   {"n", n},
+                   {"d", d},
+                   {"data_hash", data_hash},
                    {"labels_hash", hash_or_null(labels.data(), labels.size_bytes(), !labels.empty())},
                    {"weights_hash", hash_or_null(weights.data(), weights.size_bytes(), !weights.empty())},
                    {"epsilon", epsilon},

@@ -53,10 +53,17 @@ double step_size(const SemidiscreteOT::Options& o, double lr, double lr_final, i
   return lr_final + 0.5 * (lr - lr_final) * (1.0 + std::cos(std::numbers::pi * frac));
 }
 
+// Over every rank when sharded.
 int64_t support_size(const Prepared& P) {
-  int64_t n = 0;
-  for (double w : P.b) n += w > 0;
-  return n;
+  std::vector<int64_t> n{0};
+  for (double w : P.b) n[0] += w > 0;
+  if (P.sharded()) P.comm->allreduce_sum(n);
+  return n[0];
+}
+
+// Sharded: the sums of every rank (in place); one process: as they are.
+void sum_over_ranks(const Prepared& P, std::span<double> v) {
+  if (P.sharded()) P.comm->allreduce_sum(v);
 }
 
 double half_norm(PointsView y, int64_t j) {
@@ -72,19 +79,23 @@ std::vector<double> gaussian_potential(const Prepared& P, PointsView y) {
   const int64_t K = P.per_class ? P.num_classes : 1;
   for (int64_t k = 0; k < K; ++k) {
     auto in = [&](int64_t j) { return P.b[j] > 0 && (!P.per_class || P.labels[j] == k); };
-    std::vector<double> mu(static_cast<size_t>(y.d), 0.0);
+    std::vector<double> mu(static_cast<size_t>(y.d + 1), 0.0);  // sum b y, then the weight w
     double w = 0, var = 0;
     for (int64_t j = 0; j < P.N; ++j)
       if (in(j)) {
         w += P.b[j];
         for (int64_t c = 0; c < y.d; ++c) mu[c] += P.b[j] * y.row(j)[c];
       }
+    mu[y.d] = w;
+    sum_over_ranks(P, mu);
+    w = mu[y.d];
     for (auto& m : mu) m /= w;
     for (int64_t j = 0; j < P.N; ++j)
       if (in(j)) {
         for (int64_t c = 0; c < y.d; ++c) r2[j] += (y.row(j)[c] - mu[c]) * (y.row(j)[c] - mu[c]);
         var += P.b[j] * r2[j];
       }
+    sum_over_ranks(P, std::span<double>(&var, 1));
     const double s = std::sqrt(std::max(var / w / static_cast<double>(y.d), 1e-30));
     for (int64_t j = 0; j < P.N; ++j)
       if (in(j)) g[j] = (P.cost == SdotCost::SqEuclideanHalf ? half_norm(y, j) : 0.0) - r2[j] / (2 * s);
@@ -122,6 +133,11 @@ constexpr uint64_t kTagCoarse = 0x436f617273ULL;
 // with c the nearest coarse point. Returns false (g untouched) when it does not apply.
 bool multiscale_potential(const Prepared& P, PointsView y, const SemidiscreteOT::Options& o, const Context& ctx,
                           std::vector<double>& g) {
+  if (P.sharded()) {
+    if (P.num_classes == 0 && support_size(P) >= kMultiscaleMinPoints && P.d <= kMultiscaleMaxDim)
+      require_unsharded(P, "--init auto on this data (a coarse-to-fine start; pass --init zero, half-norm or gaussian)");
+    return false;
+  }
   std::vector<int64_t> live;
   for (int64_t j = 0; j < P.N; ++j)
     if (P.b[j] > 0) live.push_back(j);
@@ -184,9 +200,11 @@ void choose_init(const Prepared& P, PointsView y, const SemidiscreteOT::Options&
                  const Context& ctx, Plan& plan) {
   const size_t N = static_cast<size_t>(P.N);
   if (!g0.empty()) {
-    require(g0.size() == N, "initial potential", "length " + std::to_string(g0.size()),
-            "length N = " + std::to_string(P.N));
-    require_finite(g0, "initial potential");
+    collectively(P.sharded() ? *P.comm : single_process(), [&] {
+      require(g0.size() == N, "initial potential", "length " + std::to_string(g0.size()),
+              "length N = " + std::to_string(P.N));
+      require_finite(g0, "initial potential");
+    });
     plan.g.assign(N, 0.0);
     for (size_t j = 0; j < N; ++j) plan.g[j] = P.b[j] > 0 ? g0[j] : 0.0;
     plan.init = "given";
@@ -247,19 +265,29 @@ void resolve_auto(const Prepared& P, const SemidiscreteOT::Options& o, double ep
 }
 
 // Centres g: mean 0 over the support, per class for per-class potentials; masked entries are 0.
-std::vector<float> centred(const Prepared& P, const std::vector<double>& g) {
+// Sharded: the whole potential (every rank's g gathered, centred in the single-process order).
+std::vector<float> centred(const Prepared& P, const std::vector<double>& g_local) {
+  const std::vector<double> g = gather_points(P, g_local);
+  const std::span<const double> b = P.all_b();
   std::vector<float> out(g.size(), 0.0f);
-  const int64_t K = P.per_class ? P.num_classes : 1;
+  const int64_t K = P.per_class ? P.num_classes : 1, N = static_cast<int64_t>(g.size());
   for (int64_t k = 0; k < K; ++k) {
     double s = 0;
     int64_t n = 0;
-    for (int64_t j = 0; j < P.N; ++j)
-      if (P.b[j] > 0 && (!P.per_class || P.labels[j] == k)) s += g[j], ++n;
+    for (int64_t j = 0; j < N; ++j)
+      if (b[j] > 0 && (!P.per_class || P.labels[j] == k)) s += g[j], ++n;
     const double mean = n > 0 ? s / static_cast<double>(n) : 0.0;
-    for (int64_t j = 0; j < P.N; ++j)
-      if (P.b[j] > 0 && (!P.per_class || P.labels[j] == k)) out[j] = static_cast<float>(g[j] - mean);
+    for (int64_t j = 0; j < N; ++j)
+      if (b[j] > 0 && (!P.per_class || P.labels[j] == k)) out[j] = static_cast<float>(g[j] - mean);
   }
   return out;
+}
+
+// Whether any rank is out of time (so all stop at the same step).
+bool out_of_time_everywhere(const Prepared& P, bool mine) {
+  std::vector<double> v{mine ? 1.0 : 0.0};
+  sum_over_ranks(P, v);
+  return v[0] > 0;
 }
 
 // Finite and small enough to stay finite as float scores (|g| <= 1e30).
@@ -383,11 +411,13 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
   const auto t_start = std::chrono::steady_clock::now();
   auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count(); };
   // The screens (int8 lattice, bf16 columns) serve hard (eps = 0) steps and checks only.
-  const Prepared P = prepare(y, b, o.cost, labels, o.class_penalty, o.epsilon == 0 ? &ctx : nullptr, o.engine);
+  const Prepared P = prepare(y, b, o.cost, labels, o.class_penalty, o.epsilon == 0 ? &ctx : nullptr, o.engine,
+                             ctx.communicator());
   const size_t N = static_cast<size_t>(P.N);
 
   Result res;
   double eps = o.epsilon, delta = o.warmup_delta;
+  if (o.relative_epsilon && (o.epsilon > 0 || o.warmup_delta > 0)) require_unsharded(P, "--relative-epsilon");
   if (o.relative_epsilon && (o.epsilon > 0 || o.warmup_delta > 0)) {
     const double sd = sdot_reference_cost_std(y, P.b, o.cost, mix_seed(ctx.seed, kTagReference), ctx,
                                               o.reference_draws, o.reference_points);
@@ -430,13 +460,14 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
     const auto xl = draw_classes(P, ctx.seed, kTagNoise, static_cast<uint64_t>(t), o.batch_size);
     std::fill(col.begin(), col.end(), 0.0);
     const double f_sum = accumulate_batch(P, x, xl, g, eps_t, col, {}, ctx, o.engine);
-    double g_dot_b = 0;
-    for (size_t j = 0; j < N; ++j) g_dot_b += P.b[j] * g[j];
-    const double loss = f_sum / static_cast<double>(o.batch_size) + g_dot_b;
-
     std::vector<double> g_new = g;
     ascent_step(o, P, t, lr_t, col, g_new, adam_m, adam_v);
-    if (!std::isfinite(loss) || !all_finite(g_new)) {
+    // <b, g> and whether the step stays finite, over every rank when sharded (one small allreduce).
+    std::vector<double> dot_bad{0.0, all_finite(g_new) ? 0.0 : 1.0};
+    for (size_t j = 0; j < N; ++j) dot_bad[0] += P.b[j] * g[j];
+    sum_over_ranks(P, dot_bad);
+    const double loss = f_sum / static_cast<double>(o.batch_size) + dot_bad[0];
+    if (!std::isfinite(loss) || dot_bad[1] > 0) {
       res.termination = Termination::NumericalFailure;
       res.stopped_by = "numerical_failure";
       res.message = "non-finite (or > 1e30) potential or loss at step " + std::to_string(t) +
@@ -449,7 +480,7 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
     ++loss_n;
 
     const int64_t done = t + 1;
-    const bool out_of_time = o.time_limit > 0 && seconds() >= o.time_limit;
+    const bool out_of_time = o.time_limit > 0 && out_of_time_everywhere(P, seconds() >= o.time_limit);
     const bool check = plan.chi2_every > 0 && (done % plan.chi2_every == 0 || done == o.steps || out_of_time);
     if (done % o.log_every == 0 || check) {
       HistoryRow row;

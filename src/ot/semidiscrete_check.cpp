@@ -53,19 +53,22 @@ SdotMarginalStats marginal_stats(const Prepared& P, std::span<const double> g, d
     r2.assign(s2.size(), 0.0);
     accumulate_batch(P, x, xl, g, eps, r1, r2, ctx, engine);
     for (size_t j = 0; j < s1.size(); ++j) s1[j] += r1[j], s2[j] += r2[j];
-    repeat_chi2->push_back(sdot_chi2_estimate(r1, r2, P.b, batch));
+    repeat_chi2->push_back(sdot_chi2_estimate(gather_points(P, r1), gather_points(P, r2), P.all_b(), batch));
   }
+  // Sharded: the column sums of every rank, gathered, so every sum below runs in the single-process order.
+  if (P.sharded()) s1 = gather_points(P, s1), s2 = gather_points(P, s2);
+  const std::span<const double> b = P.all_b();
   SdotMarginalStats st;
   const int64_t M = batch * repeats;
   st.draws = M;
-  st.chi2 = sdot_chi2_estimate(s1, s2, P.b, M);
+  st.chi2 = sdot_chi2_estimate(s1, s2, b, M);
   double tv = 0, lo = kInf, hi = -kInf;
-  for (int64_t j = 0; j < P.N; ++j) {
+  for (size_t j = 0; j < b.size(); ++j) {
     const double m = s1[j] / static_cast<double>(M);
-    tv += std::abs(m - P.b[j]);
-    if (P.b[j] > 0) {
-      lo = std::min(lo, m / P.b[j]);
-      hi = std::max(hi, m / P.b[j]);
+    tv += std::abs(m - b[j]);
+    if (b[j] > 0) {
+      lo = std::min(lo, m / b[j]);
+      hi = std::max(hi, m / b[j]);
       if (s1[j] == 0) ++st.empty;
     }
   }
@@ -73,9 +76,9 @@ SdotMarginalStats marginal_stats(const Prepared& P, std::span<const double> g, d
   st.min_ratio = lo;
   st.max_ratio = hi;
   if (eps <= 0) {
-    st.tv_floor = tv_floor(P.b, M, seed);
+    st.tv_floor = tv_floor(b, M, seed);
     if (M >= 3) {
-      st.chi2_sd = sdot_chi2_sd(s1, P.b, M);
+      st.chi2_sd = sdot_chi2_sd(s1, b, M);
       st.tv_bound = std::min(1.0, 0.5 * std::sqrt(std::max(0.0, st.chi2 + 2 * *st.chi2_sd)));  // TV <= 1
     }
   }

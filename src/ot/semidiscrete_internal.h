@@ -6,10 +6,13 @@
 
 #include <cstdint>
 #include <optional>
+#include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "otgen/bf16_columns.h"
+#include "otgen/communicator.h"
 #include "otgen/context.h"
 #include "otgen/lattice.h"
 #include "otgen/points.h"
@@ -28,6 +31,7 @@ struct Group {
   std::vector<float> penalty;   // local -beta [l_j != k] (finite beta), or empty
   std::shared_ptr<const LatticeColumns> lattice;  // int8 screen of y (8-bit lattice data), or null
   std::shared_ptr<const Bf16Columns> bf16;        // bf16 screen of y (no lattice, path avx512bf16), or null
+  // The index in this rank's data (P.b, col_sum) of a local column; add P.offset for the global index.
   int64_t global(int64_t local) const { return cols.empty() ? local : cols[local]; }
   int64_t size() const { return y.n; }
 };
@@ -46,6 +50,14 @@ struct Prepared {
   const double* b_data = nullptr;
   const int64_t* labels_data = nullptr;
   double class_penalty = 0;
+  // Sharded (a Context communicator of more than one rank, docs/dist.md): this rank's data are rows
+  // [offset, offset + N) of N_total; b_all is every rank's b, gathered (for the checks' sums, so they
+  // are summed in the single-process order). One process: comm null, offset 0, N_total = N, b_all empty.
+  const Communicator* comm = nullptr;
+  int64_t offset = 0, N_total = 0;
+  std::vector<double> b_all;
+  bool sharded() const { return comm != nullptr; }
+  std::span<const double> all_b() const { return sharded() ? std::span<const double>(b_all) : std::span<const double>(b); }
 
   // Every group has an int8 screen.
   bool screened() const {
@@ -61,13 +73,24 @@ struct Prepared {
 // Validates (y, b, labels, beta) and builds the groups. Throws otgen::Error on bad input.
 // screen_ctx: also build each group's screen for engine's argmax path: the int8 screen when its points
 // are on an 8-bit lattice (and engine.uses_int8_screen()), else the bf16 columns when the path is avx512bf16.
+// comm of more than one rank: (y, b) are this rank's rows of the whole (sharded; unconditional only,
+// no int8 screen); b sums to 1 over all ranks; every rank throws the same CollectiveError on bad input.
 Prepared prepare(PointsView y, std::span<const double> b, SdotCost cost, std::span<const int64_t> labels,
-                 double class_penalty, const Context* screen_ctx = nullptr, const ScoreOptions& engine = {});
+                 double class_penalty, const Context* screen_ctx = nullptr, const ScoreOptions& engine = {},
+                 const Communicator& comm = single_process());
+
+// Throws, on every rank alike, that `what` is not sharded yet (when P is sharded).
+void require_unsharded(const Prepared& P, const std::string& what);
 
 // Every eps = 0 search goes through here: the int8 screen when the group has one and the engine
-// options allow it, else the float32 engine.
-void group_argmax(const Group& G, PointsView x, std::span<const float> h, std::span<int64_t> index,
-                  std::span<float> value, const Context& ctx, const ScoreOptions& engine);
+// options allow it, else the float32 engine; sharded, the ranks' partials merged (max value, lowest
+// global index). index: global data indices (offset + G.global(local)), the same on every rank.
+void group_argmax(const Prepared& P, const Group& G, PointsView x, std::span<const float> h,
+                  std::span<int64_t> index, std::span<float> value, const Context& ctx, const ScoreOptions& engine);
+
+// Sharded: every rank's values of a per-point array (length N on each rank) in global order, length
+// N_total; one process: the values as they are.
+std::vector<double> gather_points(const Prepared& P, std::span<const double> local);
 
 // x ~ N(0, I_d): row i drawn from stream (mix_seed(seed, tag, step), i); independent of threads.
 Points draw_noise(uint64_t seed, uint64_t tag, uint64_t step, int64_t n, int64_t d, const Context& ctx);

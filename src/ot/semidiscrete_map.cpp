@@ -23,10 +23,49 @@ constexpr float kNegInfF = -std::numeric_limits<float>::infinity();
 
 // Stream tags of the counter-based RNG (one per use, so draws never collide).
 
+// shard: y and b are one rank's rows of N_total (the weight sum is checked over all ranks by the caller).
 Prepared prepare_groups(PointsView y, std::span<const double> b, SdotCost cost, std::span<const int64_t> labels,
-                        double class_penalty);
+                        double class_penalty, int64_t N_total, bool shard, int64_t first = 0);
+
+// The sharded preparation: offsets from every rank's row count, local checks agreed by all ranks,
+// the weight sum over all ranks.
+Prepared prepare_shard(PointsView y, std::span<const double> b, SdotCost cost, std::span<const int64_t> labels,
+                       double class_penalty, const Communicator& comm) {
+  const std::vector<int64_t> counts = allgather<int64_t>(comm, std::span<const int64_t>(&y.n, 1));
+  int64_t offset = 0, total = 0;
+  for (int r = 0; r < comm.size(); ++r) offset += r < comm.rank() ? counts[r] : 0, total += counts[r];
+  Prepared P;
+  collectively(comm, [&] {
+    require(total >= 1, "data", "n = 0", "at least one target point");
+    require(labels.empty(), "labels", "given under mpirun with " + std::to_string(comm.size()) + " ranks",
+            "unconditional data (sharded conditional OT is not built yet; run it on one process)");
+    P = prepare_groups(y, b, cost, labels, class_penalty, total, /*shard=*/true, offset);
+  });
+  std::vector<double> s{0.0};
+  for (double w : P.b) s[0] += w;
+  comm.allreduce_sum(s);
+  collectively(comm, [&] {
+    require(std::abs(s[0] - 1.0) <= 1e-6, "weights", "sum " + to_text(s[0]),
+            "weights summing to 1 within 1e-6 (otgen does not renormalise them)");
+  });
+  P.comm = &comm;
+  P.offset = offset;
+  P.N_total = total;
+  P.b_all = allgather<double>(comm, P.b);
+  return P;
+}
 
 }  // namespace
+
+void require_unsharded(const Prepared& P, const std::string& what) {
+  if (P.sharded())
+    throw CollectiveError(what + " is not sharded yet: run it on one process (without mpirun, or mpirun -np 1)");
+}
+
+std::vector<double> gather_points(const Prepared& P, std::span<const double> local) {
+  if (!P.sharded()) return {local.begin(), local.end()};
+  return allgather<double>(*P.comm, local);
+}
 
 void Prepared::group_h(size_t k, std::span<const double> g, std::vector<float>& h) const {
   const Group& G = groups[k];
@@ -44,8 +83,11 @@ void Prepared::group_h(size_t k, std::span<const double> g, std::vector<float>& 
 }
 
 Prepared prepare(PointsView y, std::span<const double> b, SdotCost cost, std::span<const int64_t> labels,
-                 double class_penalty, const Context* screen_ctx, const ScoreOptions& engine) {
-  Prepared P = prepare_groups(y, b, cost, labels, class_penalty);
+                 double class_penalty, const Context* screen_ctx, const ScoreOptions& engine,
+                 const Communicator& comm) {
+  Prepared P = comm.size() > 1 ? prepare_shard(y, b, cost, labels, class_penalty, comm)
+                               : prepare_groups(y, b, cost, labels, class_penalty, y.n, /*shard=*/false);
+  if (!P.sharded()) P.N_total = P.N;
   P.y_data = y.data;
   P.b_data = b.data();
   P.labels_data = labels.data();
@@ -65,11 +107,52 @@ Prepared prepare(PointsView y, std::span<const double> b, SdotCost cost, std::sp
       G.bf16 = whole ? shared16 : Bf16Columns::build(G.y, *screen_ctx);
     }
   }
+  if (P.sharded()) {  // screen only if every rank holding columns can: the merge compares exact scores
+    P.groups[0].bf16.reset();  // the sharded merge knows the int8 screen and fp32 only
+    std::vector<int64_t> unscreened{screen_ctx && (P.groups[0].size() == 0 || P.groups[0].lattice) ? 0 : 1};
+    comm.allreduce_sum(unscreened);
+    if (unscreened[0] > 0) P.groups[0].lattice.reset();
+  }
   return P;
 }
 
-void group_argmax(const Group& G, PointsView x, std::span<const float> h, std::span<int64_t> index,
-                  std::span<float> value, const Context& ctx, const ScoreOptions& engine) {
+namespace {
+
+// The ranks' argmax partials of one unconditional group, merged: global indices and values.
+// With the int8 screen (agreed by every rank in prepare), each rank's screened argmax is re-scored
+// exactly as the screen does (h_j + sum_k x_ik y_jk in double, in k order) and the ranks' exact
+// scores are merged: the argmax in double of the whole, as one screened process finds it.
+void sharded_argmax(const Prepared& P, const Group& G, PointsView x, std::span<const float> h,
+                    std::span<int64_t> index, std::span<float> value, const Context& ctx, const ScoreOptions& engine) {
+  std::vector<double> v(static_cast<size_t>(x.n), -kInf);
+  std::fill(index.begin(), index.end(), int64_t{-1});
+  bool support = false;
+  for (float hj : h) support = support || !std::isinf(hj);
+  if (support && G.lattice && engine.int8_screen) {
+    std::vector<float> val(static_cast<size_t>(x.n));
+    row_argmax(ScoreProblem{x, G.y, h}, *G.lattice, index, val, ctx);
+    for (int64_t i = 0; i < x.n; ++i) {
+      const float* xi = x.row(i);
+      const float* yj = G.y.row(index[i]);
+      double sc = h[index[i]];
+      for (int64_t k = 0; k < x.d; ++k) sc += static_cast<double>(xi[k]) * yj[k];
+      v[i] = sc;
+      index[i] += P.offset;
+    }
+  } else if (G.size() > 0) {
+    std::vector<ArgmaxPartial<float>> part(static_cast<size_t>(x.n));
+    row_argmax_partials(ScoreProblem{x, G.y, h, static_cast<uint64_t>(P.offset)}, part, ctx, engine);
+    for (size_t i = 0; i < part.size(); ++i) v[i] = part[i].value, index[i] = part[i].index;
+  }
+  P.comm->allreduce_argmax(v, index);
+  for (int64_t i = 0; i < x.n; ++i) value[i] = static_cast<float>(v[i]);  // float scores: exact; screened: rounded as one process
+}
+
+}  // namespace
+
+void group_argmax(const Prepared& P, const Group& G, PointsView x, std::span<const float> h,
+                  std::span<int64_t> index, std::span<float> value, const Context& ctx, const ScoreOptions& engine) {
+  if (P.sharded()) return sharded_argmax(P, G, x, h, index, value, ctx, engine);
   const ScoreProblem prob{x, G.y, h};
   if (G.lattice && engine.uses_int8_screen())
     row_argmax(prob, *G.lattice, index, value, ctx);
@@ -77,31 +160,34 @@ void group_argmax(const Group& G, PointsView x, std::span<const float> h, std::s
     row_argmax(prob, *G.bf16, index, value, ctx);
   else
     row_argmax(prob, index, value, ctx, engine);
+  for (auto& j : index) j = G.global(j);
 }
 
 namespace {
 
 Prepared prepare_groups(PointsView y, std::span<const double> b, SdotCost cost, std::span<const int64_t> labels,
-                        double class_penalty) {
-  require(y.n >= 1, "data", "n = " + std::to_string(y.n), "at least one target point");
+                        double class_penalty, int64_t N_total, bool shard, int64_t first) {
+  require(shard || y.n >= 1, "data", "n = " + std::to_string(y.n), "at least one target point");
   require(y.d >= 1, "data", "d = " + std::to_string(y.d), "d >= 1");
-  require_finite(y, "data");
+  require_finite(y, "data", first);
   Prepared P;
   P.N = y.n;
   P.d = y.d;
   P.cost = cost;
   if (b.empty()) {
-    P.b.assign(static_cast<size_t>(y.n), 1.0 / static_cast<double>(y.n));
+    P.b.assign(static_cast<size_t>(y.n), 1.0 / static_cast<double>(N_total));
   } else {
     require(static_cast<int64_t>(b.size()) == y.n, "weights", "length " + std::to_string(b.size()),
             "length N = " + std::to_string(y.n) + " (one weight per data point)");
-    require_finite(b, "weights");
+    require_finite(b, "weights", first);
     double s = 0;
     for (size_t j = 0; j < b.size(); ++j) {
-      if (b[j] < 0) fail_argument("weights", to_text(b[j]) + " at index " + std::to_string(j), "non-negative weights");
+      if (b[j] < 0)
+        fail_argument("weights", to_text(b[j]) + " at index " + std::to_string(first + static_cast<int64_t>(j)),
+                      "non-negative weights");
       s += b[j];
     }
-    require(std::abs(s - 1.0) <= 1e-6, "weights", "sum " + to_text(s),
+    require(shard || std::abs(s - 1.0) <= 1e-6, "weights", "sum " + to_text(s),
             "weights summing to 1 within 1e-6 (otgen does not renormalise them)");
     P.b.assign(b.begin(), b.end());
   }
@@ -271,6 +357,65 @@ double soft_rows_exact(const Group& G, PointsView xk, std::span<const float> h, 
   return total_lse;
 }
 
+// A row's log-sum-exp over a column range, in double: (max, sum exp(logit - max)).
+struct RowLse {
+  double max = -kInf, sum = 0;
+};
+
+// Sharded soft rows (eps > 0) of the unconditional group, materialised in row chunks like
+// soft_rows_exact: each rank's (max, sum) of every row over its columns are gathered and merged in rank
+// order (the same on every rank), then each rank adds s_ij (and s_ij^2, s_ij rounded to float as in
+// soft_rows_exact) for its own columns. Chunks
+// are sized from the ranks' largest share, so every rank makes the same collectives. Returns sum_i lse_i.
+double sharded_soft_rows(const Prepared& P, const Group& G, PointsView xk, std::span<const float> h, double eps,
+                         std::span<double> col_sum, std::span<double> col_sum_sq, const Context& ctx,
+                         const ScoreOptions& engine) {
+  const int64_t m = G.size(), K = P.comm->size(), share = (P.N_total + K - 1) / K;
+  const int64_t chunk = std::clamp<int64_t>((int64_t{1} << 22) / std::max<int64_t>(share, 1), 1, 256);
+  std::vector<float> S(static_cast<size_t>(chunk * m));
+  std::vector<RowLse> mine(static_cast<size_t>(chunk));
+  const double inv = 1.0 / eps;
+  const int threads = ctx.resolved_threads();
+  auto logit = [&](const float* s, int64_t c) { return std::isinf(h[c]) ? -kInf : s[c] * inv + G.log_b[c]; };
+  double total_lse = 0;
+  for (int64_t i0 = 0; i0 < xk.n; i0 += chunk) {
+    const int64_t r = std::min(chunk, xk.n - i0);
+    if (m > 0)
+      score_matrix(ScoreProblem{PointsView{xk.row(i0), r, xk.d}, G.y, h}, std::span<float>(S.data(), static_cast<size_t>(r * m)),
+                   ctx, engine);
+#pragma omp parallel for num_threads(threads) schedule(static) if (r * m >= 32768)
+    for (int64_t i = 0; i < r; ++i) {
+      RowLse& q = mine[i];
+      q = {};
+      for (int64_t c = 0; c < m; ++c) q.max = std::max(q.max, logit(S.data() + i * m, c));
+      if (q.max > -kInf)
+        for (int64_t c = 0; c < m; ++c) q.sum += std::exp(logit(S.data() + i * m, c) - q.max);
+    }
+    const auto all = allgather<RowLse>(*P.comm, std::span<const RowLse>(mine.data(), static_cast<size_t>(r)));
+    std::vector<double> lse(static_cast<size_t>(r));
+    for (int64_t i = 0; i < r; ++i) {
+      double mx = -kInf, sum = 0;
+      for (int64_t k = 0; k < K; ++k) mx = std::max(mx, all[k * r + i].max);
+      for (int64_t k = 0; k < K; ++k)
+        if (all[k * r + i].max > -kInf) sum += all[k * r + i].sum * std::exp(all[k * r + i].max - mx);
+      lse[i] = mx + std::log(sum);
+      total_lse += lse[i];
+    }
+#pragma omp parallel for num_threads(threads) schedule(static) if (r * m >= 32768)
+    for (int64_t c = 0; c < m; ++c) {
+      double a = 0, q = 0;
+      for (int64_t i = 0; i < r; ++i) {
+        const double p = static_cast<float>(std::exp(logit(S.data() + i * m, c) - lse[i]));  // as soft_rows_exact
+        a += p;
+        q += p * p;
+      }
+      col_sum[G.global(c)] += a;
+      if (!col_sum_sq.empty()) col_sum_sq[G.global(c)] += q;
+    }
+  }
+  return total_lse;
+}
+
 }  // namespace
 
 double accumulate_batch(const Prepared& P, PointsView x, std::span<const int64_t> x_labels, std::span<const double> g,
@@ -290,15 +435,19 @@ double accumulate_batch(const Prepared& P, PointsView x, std::span<const int64_t
     if (eps <= 0) {
       std::vector<int64_t> idx(static_cast<size_t>(xk.n));
       std::vector<float> val(static_cast<size_t>(xk.n));
-      group_argmax(G, xk, h, idx, val, ctx, engine);
+      group_argmax(P, G, xk, h, idx, val, ctx, engine);
       double vsum = 0;
       for (int64_t i = 0; i < xk.n; ++i) {
-        const int64_t j = G.global(idx[i]);
-        col_sum[j] += 1.0;
-        if (!col_sum_sq.empty()) col_sum_sq[j] += 1.0;
+        const int64_t j = idx[i] - P.offset;  // this rank's column (sharded: when it holds it)
+        if (j >= 0 && j < P.N) {
+          col_sum[j] += 1.0;
+          if (!col_sum_sq.empty()) col_sum_sq[j] += 1.0;
+        }
         vsum += val[i];
       }
       f_sum += shift - vsum;
+    } else if (P.sharded()) {
+      f_sum += shift - eps * sharded_soft_rows(P, G, xk, h, eps, col_sum, col_sum_sq, ctx, engine);
     } else if (!col_sum_sq.empty()) {
       const double lse = soft_rows_exact(G, xk, h, eps, col_sum, col_sum_sq, nullptr, ctx, engine);
       f_sum += shift - eps * lse;
@@ -315,8 +464,44 @@ double accumulate_batch(const Prepared& P, PointsView x, std::span<const int64_t
   return f_sum;
 }
 
+namespace {
+
+// Sharded (unconditional) score gaps: each rank's best two scores of every row, merged by the top-k rule.
+std::vector<double> sharded_gaps(const Prepared& P, PointsView x, std::span<const double> g, const Context& ctx,
+                                 const ScoreOptions& engine) {
+  const Group& G = P.groups[0];
+  std::vector<int64_t> support{0};
+  for (int64_t c = 0; c < G.size(); ++c) support[0] += P.b[G.global(c)] > 0;
+  const int64_t mine = std::min<int64_t>(2, support[0]);
+  P.comm->allreduce_sum(support);
+  if (x.n == 0 || support[0] < 2) return {};
+  std::vector<float> h;
+  P.group_h(0, g, h);
+  std::vector<TopkEntry> best(static_cast<size_t>(2 * x.n));  // empty entries where this rank has < 2
+  if (mine > 0) {
+    std::vector<int64_t> idx(static_cast<size_t>(mine * x.n));
+    std::vector<float> val(idx.size());
+    row_topk(ScoreProblem{x, G.y, h}, mine, idx, val, ctx, engine);
+    for (int64_t i = 0; i < x.n; ++i)
+      for (int64_t t = 0; t < mine; ++t) best[2 * i + t] = {val[i * mine + t], P.offset + G.global(idx[i * mine + t])};
+  }
+  const auto all = allgather<TopkEntry>(*P.comm, best);
+  const int R = P.comm->size();
+  std::vector<double> gaps(static_cast<size_t>(x.n));
+  std::vector<TopkEntry> parts(static_cast<size_t>(2 * R)), top(2);
+  for (int64_t i = 0; i < x.n; ++i) {
+    for (int r = 0; r < R; ++r) std::copy_n(all.begin() + (r * x.n + i) * 2, 2, parts.begin() + 2 * r);
+    merge_topk(parts, 2, top);
+    gaps[i] = static_cast<double>(top[0].value) - top[1].value;
+  }
+  return gaps;
+}
+
+}  // namespace
+
 std::vector<double> score_gaps(const Prepared& P, PointsView x, std::span<const int64_t> x_labels,
                                std::span<const double> g, const Context& ctx, const ScoreOptions& engine) {
+  if (P.sharded()) return sharded_gaps(P, x, g, ctx, engine);
   const Split sp = split_rows(P, x, x_labels);
   std::vector<double> gaps;
   std::vector<float> h;
@@ -340,7 +525,7 @@ std::vector<double> score_gaps(const Prepared& P, PointsView x, std::span<const 
 using namespace sdot_detail;
 
 void SemidiscreteMap::validate() const {
-  (void)prepare(y, b, cost, labels, class_penalty);
+  (void)prepare(y, b, cost, labels, class_penalty);  // one process (sharded maps are checked by each call)
   require(static_cast<int64_t>(g.size()) == y.n, "potential", "length " + std::to_string(g.size()),
           "length N = " + std::to_string(y.n) + " (one value per data point)");
   require_finite(g, "potential");
@@ -354,12 +539,13 @@ namespace {
 std::shared_ptr<const Prepared> prepared_for(const SemidiscreteMap& map, const Context& ctx, const ScoreOptions& engine,
                                              bool argmax) {
   const auto& c = map.prepared;
-  if (c && c->y_data == map.y.data && c->N == map.y.n && c->d == map.y.d && c->b_data == map.b.data() &&
+  const Communicator* comm = ctx.communicator().size() > 1 ? &ctx.communicator() : nullptr;
+  if (c && c->comm == comm && c->y_data == map.y.data && c->N == map.y.n && c->d == map.y.d && c->b_data == map.b.data() &&
       c->labels_data == map.labels.data() && c->cost == map.cost &&
       (c->class_penalty == map.class_penalty || map.labels.empty()))
     return c;
-  return std::make_shared<const Prepared>(
-      prepare(map.y, map.b, map.cost, map.labels, map.class_penalty, argmax ? &ctx : nullptr, engine));
+  return std::make_shared<const Prepared>(prepare(map.y, map.b, map.cost, map.labels, map.class_penalty,
+                                                  argmax ? &ctx : nullptr, engine, ctx.communicator()));
 }
 
 void check_potential(const SemidiscreteMap& map) {
@@ -377,7 +563,7 @@ struct MapCall {
   explicit MapCall(std::shared_ptr<const Prepared> p) : prepared(std::move(p)), P(*prepared) {}
 
   // The per_row best data indices of each noise row: search(k, G, xk, h, idx) fills idx (xk.n * per_row
-  // local columns of group k) for the rows of class k; they are mapped back to rows and global indices.
+  // global data indices) for the rows of class k; they are mapped back to rows.
   template <class Search>
   std::vector<int64_t> rows(PointsView x, int64_t per_row, Search&& search) const {
     std::vector<int64_t> out(static_cast<size_t>(x.n * per_row));
@@ -390,34 +576,41 @@ struct MapCall {
       std::vector<int64_t> idx(static_cast<size_t>(xk.n * per_row));
       search(k, G, xk, h, idx);
       for (int64_t i = 0; i < xk.n; ++i)
-        for (int64_t t = 0; t < per_row; ++t) out[split.row(k, i) * per_row + t] = G.global(idx[i * per_row + t]);
+        for (int64_t t = 0; t < per_row; ++t) out[split.row(k, i) * per_row + t] = idx[i * per_row + t];
     }
     return out;
   }
 };
 
+void check_call(const Prepared& P, const SemidiscreteMap& map, PointsView x, std::span<const int64_t> x_labels);
+
+// The call's preparation and checks (agreed by every rank when sharded).
 MapCall start_call(const SemidiscreteMap& map, PointsView x, std::span<const int64_t> x_labels, const Context& ctx,
                    const ScoreOptions& engine, bool argmax) {
   MapCall c(prepared_for(map, ctx, engine, argmax));
+  collectively(ctx.communicator(), [&] { check_call(c.P, map, x, x_labels); });
+  c.g.assign(map.g.begin(), map.g.end());
+  c.split = split_rows(c.P, x, x_labels);
+  return c;
+}
+
+void check_call(const Prepared& P, const SemidiscreteMap& map, PointsView x, std::span<const int64_t> x_labels) {
   check_potential(map);
   require(x.n >= 0, "noise", "n = " + std::to_string(x.n), "n >= 0");
   require(x.d == map.y.d, "noise", "dimension " + std::to_string(x.d),
           "the data's dimension d = " + std::to_string(map.y.d));
   require_finite(x, "noise");
-  if (c.P.num_classes > 0) {
+  if (P.num_classes > 0) {
     require(static_cast<int64_t>(x_labels.size()) == x.n, "noise labels", "length " + std::to_string(x_labels.size()),
             "one class per noise row (" + std::to_string(x.n) + ") for a conditional map");
     for (size_t i = 0; i < x_labels.size(); ++i)
-      if (x_labels[i] < 0 || x_labels[i] >= c.P.num_classes)
+      if (x_labels[i] < 0 || x_labels[i] >= P.num_classes)
         fail_argument("noise labels", to_text(x_labels[i]) + " at index " + std::to_string(i),
-                      "classes in [0, " + std::to_string(c.P.num_classes) + ")");
+                      "classes in [0, " + std::to_string(P.num_classes) + ")");
   } else {
     require(x_labels.empty(), "noise labels", "length " + std::to_string(x_labels.size()),
             "none: the map is unconditional");
   }
-  c.g.assign(map.g.begin(), map.g.end());
-  c.split = split_rows(c.P, x, x_labels);
-  return c;
 }
 
 }  // namespace
@@ -454,16 +647,33 @@ std::vector<int64_t> noise_classes(std::span<const double> class_weights, int64_
 
 std::vector<int64_t> sdot_noise_classes(const SemidiscreteMap& map, int64_t n, uint64_t seed, uint64_t step) {
   require(n >= 0, "n", n, "n >= 0");
+  if (map.labels.empty()) return {};  // unconditional (also a sharded map's rows: no check needed)
   const Prepared P = prepare(map.y, map.b, map.cost, map.labels, map.class_penalty);
   return draw_classes(P, seed, static_cast<uint64_t>(Stream::Noise), step, n);
 }
+
+namespace {
+
+// The ranks' Gumbel-max partials of one unconditional group, merged: keys by global column, so the
+// draw is the single process's whatever the rank count.
+void sharded_gumbel(const Prepared& P, const Group& G, PointsView x, std::span<const float> h, float scale, uint64_t key,
+                    std::span<int64_t> index, const Context& ctx, const ScoreOptions& engine) {
+  std::vector<ArgmaxPartial<double>> part(static_cast<size_t>(x.n));
+  if (G.size() > 0)
+    row_gumbel_partials(ScoreProblem{x, G.y, h, static_cast<uint64_t>(P.offset)}, scale, G.log_b, key, part, ctx, engine);
+  std::vector<double> v(part.size());
+  for (size_t i = 0; i < part.size(); ++i) v[i] = part[i].value, index[i] = part[i].index;
+  P.comm->allreduce_argmax(v, index);
+}
+
+}  // namespace
 
 std::vector<int64_t> sdot_assign(const SemidiscreteMap& map, PointsView x, const Context& ctx,
                                  std::span<const int64_t> x_labels, const ScoreOptions& engine) {
   const MapCall c = start_call(map, x, x_labels, ctx, engine, /*argmax=*/true);
   return c.rows(x, 1, [&](size_t, const Group& G, PointsView xk, const std::vector<float>& h, std::vector<int64_t>& idx) {
     std::vector<float> val(static_cast<size_t>(xk.n));
-    group_argmax(G, xk, h, idx, val, ctx, engine);
+    group_argmax(c.P, G, xk, h, idx, val, ctx, engine);
   });
 }
 
@@ -473,13 +683,17 @@ std::vector<int64_t> sdot_sample(const SemidiscreteMap& map, PointsView x, uint6
   const MapCall c = start_call(map, x, x_labels, ctx, engine, /*argmax=*/false);
   return c.rows(x, 1, [&](size_t k, const Group& G, PointsView xk, const std::vector<float>& h, std::vector<int64_t>& idx) {
     const uint64_t key = c.P.num_classes == 0 ? seed : stream_key(seed, Stream::ClassGumbel, k);
-    row_gumbel_argmax(ScoreProblem{xk, G.y, h}, static_cast<float>(1.0 / map.epsilon), G.log_b, key, idx, ctx, engine);
+    const float scale = static_cast<float>(1.0 / map.epsilon);
+    if (c.P.sharded()) return sharded_gumbel(c.P, G, xk, h, scale, key, idx, ctx, engine);
+    row_gumbel_argmax(ScoreProblem{xk, G.y, h}, scale, G.log_b, key, idx, ctx, engine);
+    for (auto& j : idx) j = G.global(j);
   });
 }
 
 std::vector<int64_t> sdot_topk(const SemidiscreteMap& map, PointsView x, int64_t k, const Context& ctx,
                                std::span<const int64_t> x_labels, const ScoreOptions& engine) {
   const MapCall c = start_call(map, x, x_labels, ctx, engine, /*argmax=*/false);
+  require_unsharded(c.P, "sdot_topk");
   int64_t smallest = std::numeric_limits<int64_t>::max();
   for (const auto& G : c.P.groups) {
     int64_t support = 0;
@@ -491,6 +705,7 @@ std::vector<int64_t> sdot_topk(const SemidiscreteMap& map, PointsView x, int64_t
   return c.rows(x, k, [&](size_t, const Group& G, PointsView xk, const std::vector<float>& h, std::vector<int64_t>& idx) {
     std::vector<float> val(static_cast<size_t>(xk.n * k));
     row_topk(ScoreProblem{xk, G.y, h}, k, idx, val, ctx, engine);
+    for (auto& j : idx) j = G.global(j);
   });
 }
 
@@ -499,7 +714,7 @@ SdotMarginalStats sdot_check(const SemidiscreteMap& map, int64_t batch, int64_t 
   require(batch >= 2, "batch", batch, "at least 2 draws per batch");
   require(repeats >= 1, "repeats", repeats, "at least 1");
   const auto P = prepared_for(map, ctx, engine, /*argmax=*/map.epsilon <= 0);
-  check_potential(map);
+  collectively(ctx.communicator(), [&] { check_potential(map); });
   const std::vector<double> g(map.g.begin(), map.g.end());
   return marginal_stats(*P, g, map.epsilon, batch, repeats, seed, ctx, engine);
 }

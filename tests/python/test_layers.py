@@ -16,15 +16,16 @@ BELOW = {
     "wfr": {"core", "kernels"},
     "coupling": {"core", "kernels", "ot"},
     "metrics": {"core", "kernels", "ot"},
+    "dist": {"core"},
     "flow": {"core", "data", "kernels", "ode", "ot", "wfr", "coupling", "metrics"},
 }
 FRONT_ENDS = {"cli", "python"}
 
 # Public header (include/otgen/NAME.h) -> its layer.
 HEADER_LAYER = {
-    "blas_threads": "core", "context": "core", "cpu_features": "core", "error": "core", "interrupt": "core",
-    "memory": "core", "npy": "core", "points": "core", "progress": "core", "record": "core", "rng": "core",
-    "staging": "core", "streams": "core", "termination": "core", "version": "core",
+    "blas_threads": "core", "communicator": "core", "context": "core", "cpu_features": "core", "error": "core",
+    "interrupt": "core", "memory": "core", "npy": "core", "points": "core", "progress": "core", "record": "core",
+    "rng": "core", "staging": "core", "streams": "core", "termination": "core", "version": "core",
     "bf16_columns": "kernels",
     "data": "data",
     "lattice": "kernels", "score_partials": "kernels", "scores": "kernels",
@@ -34,6 +35,7 @@ HEADER_LAYER = {
     "evaluation": "metrics", "metrics": "metrics",
     "flow_sde": "wfr", "wfr": "wfr",
     "features": "flow", "flow": "flow",
+    "dist": "dist",
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
