@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "otgen/blas_threads.h"
 #include "otgen/cpu_features.h"
 #include "otgen/npy.h"
 #include "otgen/scores.h"
@@ -114,17 +115,19 @@ TEST(CliSdotAssign, EngineChoosesThePathAndTheRecordNamesIt) {
   } else {
     EXPECT_EQ(assign("avx512bf16", "b.npy").exit_code, 2);
   }
-  // auto: the bf16 screen only when OpenBLAS runs non-FMA kernels (the same library in this process).
+  // auto: the bf16 screen only when the CLI's OpenBLAS kernels lack FMA (its run record names them; the
+  // CLI picks FMA kernels itself when OpenBLAS fell back on a CPU it does not know).
   const auto a = assign("auto", "a.npy");
   ASSERT_EQ(a.exit_code, 0) << a.out;
-  EXPECT_EQ(nlohmann::json::parse(a.out)["engine"], std::string(engine_path_name(argmax_path(d))));
-  if (cpu_features().avx512f) {  // OpenBLAS's AVX-512 kernels (FMA): auto keeps float32
-    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
-    const auto sk = assign("auto", "s.npy");
-    unsetenv("OPENBLAS_CORETYPE");
-    ASSERT_EQ(sk.exit_code, 0) << sk.out;
-    EXPECT_EQ(nlohmann::json::parse(sk.out)["engine"], "fp32");
-  }
+  const auto probe = run_cli("sdot fit --data " + dir.file("y.npy") + " --steps 2 --chi2-every 0 --quiet --out " +
+                             dir.file("g1.npy") + " --record " + dir.file("r.json"));
+  ASSERT_EQ(probe.exit_code, 0) << probe.out;
+  std::ifstream rec(dir.file("r.json"));
+  const std::string core = nlohmann::json::parse(rec)["blas_core"];
+  const bool bf16 = cpu_features().avx512_bf16 && d >= kBf16MinDim && !blas_kernels_have_fma(core);
+  EXPECT_EQ(nlohmann::json::parse(a.out)["engine"], bf16 ? "avx512bf16" : "fp32") << core;
+  if (cpu_features().avx2 && cpu_features().fma && std::getenv("OPENBLAS_CORETYPE") == nullptr)
+    EXPECT_TRUE(blas_kernels_have_fma(core)) << core;  // the CLI's own choice of kernels
   // fit and check record the path of their eps = 0 searches.
   const std::string path = cpu_features().avx512_bf16 ? "avx512bf16" : "fp32";
   auto last_line = [](const std::string& out) {

@@ -212,7 +212,7 @@ TEST(WritePng, RoundTripsPixelsAndLeavesNoTemporaryFile) {
 TEST(WritePng, MissingFolderThrowsNamingThePathAndCreatesNothing) {
   TempDir dir;
   const std::string path = (dir.path / "missing" / "plot.png").string();
-  expect_error_contains([&] { write_png(path, Canvas(4, 4)); }, "cannot write " + path + ": ");
+  expect_error_contains([&] { write_png(path, Canvas(4, 4)); }, "cannot write '" + path + "': ");
   EXPECT_TRUE(folder_entries(dir.path).empty());
 }
 
@@ -220,7 +220,7 @@ TEST(WritePng, FailedRenameRemovesTheTemporaryFile) {
   TempDir dir;
   fs::create_directories(dir.path / "taken.png" / "inside");  // a non-empty folder where the file should go
   const std::string path = dir.file("taken.png");
-  expect_error_contains([&] { write_png(path, Canvas(4, 4)); }, "cannot write " + path + ": ");
+  expect_error_contains([&] { write_png(path, Canvas(4, 4)); }, "cannot write '" + path + "': ");
   EXPECT_EQ(folder_entries(dir.path), std::vector<std::string>{"taken.png"});
   EXPECT_TRUE(fs::is_directory(path));
 }

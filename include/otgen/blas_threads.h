@@ -10,6 +10,8 @@
 // Your own BLAS calls made while a library call runs in another thread run on one thread.
 #pragma once
 
+#include <string_view>
+
 namespace otgen {
 
 // The kernel set OpenBLAS picked at load time (openblas_get_corename(): "SkylakeX", "Haswell",
@@ -18,6 +20,8 @@ namespace otgen {
 // "Prescott" (SSE3, about a quarter of the FMA rate). The engine's automatic path uses this.
 const char* blas_core_name();
 bool blas_has_fma_kernels();
+// Whether OpenBLAS's kernel set `core` (a name openblas_get_corename() gives) uses FMA.
+bool blas_kernels_have_fma(std::string_view core);
 
 class BlasSingleThread {
  public:

@@ -13,7 +13,9 @@
 
 namespace otgen {
 
-void install_interrupt_handlers();
+// announce = false: no "otgen: interrupted" line (a rank of an MPI job, which mpirun ends with SIGTERM
+// once another rank failed: that rank's message is the one to read).
+void install_interrupt_handlers(bool announce = true);
 // True once SIGINT or SIGTERM arrived inside an InterruptScope.
 bool interrupt_requested();
 // The signal that arrived (SIGINT, SIGTERM), 0 if none.

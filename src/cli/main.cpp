@@ -315,7 +315,7 @@ int main(int argc, char** argv) {
   }
   // Every output of the command is staged and published together when it succeeds (otgen/staging.h);
   // Ctrl-C removes the staged files (otgen/interrupt.h).
-  otgen::install_interrupt_handlers();
+  otgen::install_interrupt_handlers(/*announce=*/world.size() == 1);
   try {
     otgen::OutputBatch outputs;
     app.parse(argc, argv);

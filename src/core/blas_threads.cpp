@@ -27,14 +27,15 @@ const char* blas_core_name() {
   return name.c_str();
 }
 
+bool blas_kernels_have_fma(std::string_view core) {
+  for (const char* k : {"Haswell", "Zen", "SkylakeX", "Cooperlake", "SapphireRapids", "Excavator", "Steamroller",
+                        "Piledriver", "Bulldozer"})
+    if (core == k) return true;
+  return false;
+}
+
 bool blas_has_fma_kernels() {
-  static const bool fma = [] {
-    const std::string n = blas_core_name();
-    for (const char* k : {"Haswell", "Zen", "SkylakeX", "Cooperlake", "SapphireRapids", "Excavator", "Steamroller",
-                          "Piledriver", "Bulldozer"})
-      if (n == k) return true;
-    return false;
-  }();
+  static const bool fma = blas_kernels_have_fma(blas_core_name());
   return fma;
 }
 

@@ -12,6 +12,7 @@ namespace otgen {
 namespace {
 
 std::atomic<int> g_scopes{0};
+bool g_announce = true;
 volatile std::sig_atomic_t g_signal = 0;
 
 extern "C" void on_signal(int sig) {
@@ -21,13 +22,16 @@ extern "C" void on_signal(int sig) {
   }
   remove_temporaries_signal_safe();
   static const char msg[] = "otgen: interrupted\n";
-  [[maybe_unused]] const ssize_t w = ::write(STDERR_FILENO, msg, sizeof msg - 1);
+  if (g_announce) {
+    [[maybe_unused]] const ssize_t w = ::write(STDERR_FILENO, msg, sizeof msg - 1);
+  }
   ::_exit(128 + sig);
 }
 
 }  // namespace
 
-void install_interrupt_handlers() {
+void install_interrupt_handlers(bool announce) {
+  g_announce = announce;
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
