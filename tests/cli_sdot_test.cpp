@@ -115,8 +115,7 @@ TEST(CliSdotAssign, EngineChoosesThePathAndTheRecordNamesIt) {
   } else {
     EXPECT_EQ(assign("avx512bf16", "b.npy").exit_code, 2);
   }
-  // auto: the bf16 screen only when the CLI's OpenBLAS kernels lack FMA (its run record names them; the
-  // CLI picks FMA kernels itself when OpenBLAS fell back on a CPU it does not know).
+  // auto: the bf16 screen only when the CLI's OpenBLAS kernels lack FMA (its run record names them).
   const auto a = assign("auto", "a.npy");
   ASSERT_EQ(a.exit_code, 0) << a.out;
   const auto probe = run_cli("sdot fit --data " + dir.file("y.npy") + " --steps 2 --chi2-every 0 --quiet --out " +
@@ -126,8 +125,7 @@ TEST(CliSdotAssign, EngineChoosesThePathAndTheRecordNamesIt) {
   const std::string core = nlohmann::json::parse(rec)["blas_core"];
   const bool bf16 = cpu_features().avx512_bf16 && d >= kBf16MinDim && !blas_kernels_have_fma(core);
   EXPECT_EQ(nlohmann::json::parse(a.out)["engine"], bf16 ? "avx512bf16" : "fp32") << core;
-  if (cpu_features().avx2 && cpu_features().fma && std::getenv("OPENBLAS_CORETYPE") == nullptr)
-    EXPECT_TRUE(blas_kernels_have_fma(core)) << core;  // the CLI's own choice of kernels
+  EXPECT_EQ(core, blas_core_name());  // the same OpenBLAS and environment as this process
   // fit and check record the path of their eps = 0 searches.
   const std::string path = cpu_features().avx512_bf16 ? "avx512bf16" : "fp32";
   auto last_line = [](const std::string& out) {

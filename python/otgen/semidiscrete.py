@@ -233,7 +233,8 @@ class SemidiscreteOT:
             raise ValueError("g: non-finite values, expected a finite potential")
         sd.weights, sd.labels = weights, labels
         sd.result = SemidiscreteResult({"g": g, "epsilon": float(epsilon), "history": {}, "steps": 0, "chi2": None,
-                                        "reference_cost_std": None, "int8_screen": False, "seconds": 0.0,
+                                        "reference_cost_std": None, "int8_screen": False, "engine": None,
+                                        "seconds": 0.0,
                                         "termination": "loaded", "message": "loaded with from_potential",
                                         "stopped_by": "loaded", "resolved": {}})
         sd._map()  # validates y, weights and labels against g now

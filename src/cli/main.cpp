@@ -223,22 +223,25 @@ bool torch_command_policies(int argc, char** argv) {
 
 // OpenBLAS picks its kernels from the CPU model when it loads. Debian 12's 0.3.21 does not know recent
 // Xeons (family 6 model 207) and falls back to its SSE3 "Prescott" kernels: SGEMM (the fp32 engine,
-// LibTorch's float matmul) runs about 8x slower than with the AVX-512 ones. When the user chose no
-// kernels (OPENBLAS_CORETYPE unset) and the CPU has FMA but the chosen kernels do not use it, choose the
-// matching ones (SkylakeX with AVX-512, Haswell with AVX2 + FMA) for the re-execution below.
-bool blas_kernel_policy() {
-  if (std::getenv("OPENBLAS_CORETYPE") != nullptr || otgen::blas_has_fma_kernels()) return false;
+// LibTorch's float matmul) runs about 8x slower than with the AVX-512 ones. The choice is the user's
+// (OPENBLAS_CORETYPE): the CLI and the Python module must run the same kernels to give the same bits,
+// and Python cannot re-execute itself, so the CLI only says so, once, on a terminal.
+void blas_kernel_notice() {
+  if (std::getenv("OPENBLAS_CORETYPE") != nullptr || otgen::blas_has_fma_kernels() || !::isatty(STDERR_FILENO)) return;
   const otgen::CpuFeatures& c = otgen::cpu_features();
   const char* core = c.avx512f && c.avx512bw && c.avx512vl ? "SkylakeX" : c.avx2 && c.fma ? "Haswell" : nullptr;
-  return core != nullptr && ::setenv("OPENBLAS_CORETYPE", core, 1) == 0;
+  if (core)
+    std::fprintf(stderr,
+                 "otgen: note: OpenBLAS runs its generic '%s' kernels on this CPU (it does not know the model); "
+                 "export OPENBLAS_CORETYPE=%s for up to 8x faster float32 search and training (docs/ARCHITECTURE.md)\n",
+                 otgen::blas_core_name(), core);
 }
 
 // The environment policies above take effect only from a process start: re-execute once when one
-// changed the environment (never twice: the second start finds them set).
+// changed the environment (never twice: the second start finds it set).
 void process_policies(int argc, char** argv) {
-  const bool torch = torch_command_policies(argc, argv);
-  const bool blas = blas_kernel_policy();
-  if (torch || blas) ::execv("/proc/self/exe", argv);  // returns only on failure: then run as we are
+  if (torch_command_policies(argc, argv)) ::execv("/proc/self/exe", argv);  // returns only on failure
+  blas_kernel_notice();
 }
 
 // The library names its fields in errors ("invalid batch_size = 0: ...", "labels_path: ..."); the user
