@@ -26,13 +26,6 @@ namespace fs = std::filesystem;
 using test::run_cli;
 using test::TempDir;
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
 // Exit 2, one line, every fragment in it.
 void expect_refusal(const test::CliResult& r, std::initializer_list<std::string> fragments) {
   EXPECT_EQ(r.exit_code, 2) << r.out;
@@ -60,7 +53,7 @@ struct Files {
 
 TEST(CliOutputs, AnOutputThatIsAnInputOrAnotherOutputIsRefusedAndTheInputKept) {
   Files f;
-  const std::string y_bytes = slurp(f.y), g_bytes = slurp(f.g);
+  const std::string y_bytes = test::file_text(f.y), g_bytes = test::file_text(f.g);
   const std::string Y = f.q("y.npy"), X = f.q("x.npy"), G = f.q("g.npy");
   struct Case {
     std::string args, option, other;
@@ -81,8 +74,8 @@ TEST(CliOutputs, AnOutputThatIsAnInputOrAnotherOutputIsRefusedAndTheInputKept) {
     SCOPED_TRACE(c.args);
     expect_refusal(run_cli(c.args), {"invalid " + c.option + " = ", "a path other than " + c.other});
   }
-  EXPECT_EQ(slurp(f.y), y_bytes);
-  EXPECT_EQ(slurp(f.g), g_bytes);
+  EXPECT_EQ(test::file_text(f.y), y_bytes);
+  EXPECT_EQ(test::file_text(f.g), g_bytes);
   EXPECT_EQ(f.names(), (std::vector<std::string>{"g.npy", "x.npy", "y.npy"}));
 }
 
@@ -134,10 +127,10 @@ TEST(CliOutputs, CtrlCStopsAFitAfterItsStepSavesThePotentialAndExits130) {
                              "' ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; kill -INT $p; wait $p; echo $?";
   const auto r = test::run_shell(script);
   EXPECT_EQ(r.out, "130\n");
-  const std::string err = slurp(f.dir.file("err"));
+  const std::string err = test::file_text(f.dir.file("err"));
   EXPECT_NE(err.find("sdot fit: interrupted after"), std::string::npos) << err;
   EXPECT_NE(err.find("--init"), std::string::npos) << err;
-  const auto doc = nlohmann::json::parse(slurp(rec));
+  const auto doc = nlohmann::json::parse(test::file_text(rec));
   EXPECT_EQ(doc["result"]["termination"], "interrupted");
   EXPECT_EQ(doc["result"]["stopped_by"], "interrupted");
   const std::vector<double> g = read_vector_npy(out, "g");

@@ -24,13 +24,6 @@ namespace {
 namespace fs = std::filesystem;
 using test::TempDir;
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
 int count_temporaries(const TempDir& dir) {
   int n = 0;
   for (const auto& e : fs::directory_iterator(dir.path)) n += e.path().filename().string().find(".tmp.") != std::string::npos;
@@ -46,13 +39,13 @@ TEST(Staging, ABatchPublishesEveryOutputAtTheCommitAndNothingBefore) {
     write_file_atomic(a, "new a");
     write_file_atomic(b, "new b");
     write_file_atomic(b, "newer b");  // written twice: one rename, the last content
-    EXPECT_EQ(slurp(a), "old a");
+    EXPECT_EQ(test::file_text(a), "old a");
     EXPECT_FALSE(fs::exists(b));
     EXPECT_EQ(count_temporaries(dir), 2);
     batch.commit();
   }
-  EXPECT_EQ(slurp(a), "new a");
-  EXPECT_EQ(slurp(b), "newer b");
+  EXPECT_EQ(test::file_text(a), "new a");
+  EXPECT_EQ(test::file_text(b), "newer b");
   EXPECT_EQ(count_temporaries(dir), 0);
 }
 
@@ -68,7 +61,7 @@ TEST(Staging, AnAbandonedBatchLeavesEveryOldFileAndNoTemporary) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("missing/b.txt"), std::string::npos) << e.what();
   }
-  EXPECT_EQ(slurp(a), "old a");
+  EXPECT_EQ(test::file_text(a), "old a");
   EXPECT_FALSE(fs::exists(b));
   EXPECT_EQ(count_temporaries(dir), 0);
 }
@@ -80,16 +73,16 @@ TEST(Staging, PublishAsWrittenPutsLaterFilesInPlaceAtOnce) {
   write_file_atomic(a, "staged");
   publish_as_written();
   write_file_atomic(b, "now");
-  EXPECT_EQ(slurp(b), "now");
+  EXPECT_EQ(test::file_text(b), "now");
   EXPECT_FALSE(fs::exists(a));
   batch.commit();
-  EXPECT_EQ(slurp(a), "staged");
+  EXPECT_EQ(test::file_text(a), "staged");
 }
 
 TEST(Staging, WithoutABatchAWriteIsInPlaceWhenItReturns) {
   TempDir dir;
   write_file_atomic(dir.file("a.txt"), "x");
-  EXPECT_EQ(slurp(dir.file("a.txt")), "x");
+  EXPECT_EQ(test::file_text(dir.file("a.txt")), "x");
   EXPECT_EQ(count_temporaries(dir), 0);
   { OutputBatch first; }
   OutputBatch second;  // a batch can be opened again once the last one closed

@@ -7,9 +7,11 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <limits>
 #include <span>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -79,6 +81,14 @@ struct CliResult {
   int exit_code;
   std::string out;  // stdout and stderr together
 };
+
+// The whole content of a file ("" when it cannot be read).
+inline std::string file_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
 
 // Runs `script` with /bin/sh, capturing its stdout and stderr together.
 inline CliResult run_shell(const std::string& script) {

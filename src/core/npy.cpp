@@ -271,14 +271,6 @@ void seek_rows(FILE* f, Header& h, int64_t begin, int64_t end, const std::string
   h.numel = (end - begin) * per_row;
 }
 
-// The file's header, positioned at row `begin` of the range [begin, end).
-Header open_rows(File& f, const std::string& path, int64_t begin, int64_t end) {
-  f = open_read(path);
-  Header h = read_header(f.get(), path);
-  seek_rows(f.get(), h, begin, end, path);
-  return h;
-}
-
 }  // namespace
 
 int64_t npy_rows(const std::string& path) {
@@ -288,8 +280,9 @@ int64_t npy_rows(const std::string& path) {
 }
 
 NpyArray read_npy_rows(const std::string& path, int64_t begin, int64_t end) {
-  File f;
-  const Header h = open_rows(f, path, begin, end);
+  File f = open_read(path);
+  Header h = read_header(f.get(), path);
+  seek_rows(f.get(), h, begin, end, path);
   NpyArray a;
   a.shape = h.shape;
   auto keep = [&a](const auto& v, DType t) {
