@@ -826,8 +826,9 @@ PYBIND11_MODULE(_otgen, m) {
   m.def(
       "wfr_sample",
       [](py::object target, int64_t dim, double H, const std::string& sampler, int64_t n_particles, double step,
-         int64_t steps, py::object init, double beta, py::object bandwidth, const std::string& bandwidth_rule,
-         std::optional<double> ess_threshold, const std::string& resample, bool adaptive, bool mala_moves, int moves, uint64_t seed,
+         int64_t steps, py::object init, std::optional<double> beta, std::optional<double> bandwidth,
+         std::optional<std::string> bandwidth_rule, std::optional<double> ess_threshold, std::optional<std::string> resample,
+         std::optional<bool> adaptive, std::optional<bool> mala_moves, std::optional<int> moves, uint64_t seed,
          int threads, bool progress, py::object callback) {
         std::unique_ptr<wfr::Target> t;
         if (py::isinstance<py::str>(target)) {
@@ -855,15 +856,23 @@ PYBIND11_MODULE(_otgen, m) {
               },
               "python");
         }
-        wfr::SamplerSpec spec;
-        spec.step = step, spec.beta = beta, spec.ess_threshold = ess_threshold, spec.adaptive = adaptive;
-        spec.mala_moves = mala_moves, spec.moves = moves;
-        if (!bandwidth.is_none()) spec.bandwidth = bandwidth.cast<double>();
-        if (bandwidth_rule == "silverman") spec.rule = wfr::BandwidthRule::Silverman;
-        else if (bandwidth_rule == "scott") spec.rule = wfr::BandwidthRule::Scott;
-        else value_error("bandwidth_rule: '" + bandwidth_rule + "', expected 'silverman' or 'scott'");
-        spec.resample = wfr::parse_resample_scheme(resample, "resample");
+        wfr::SamplerSpec spec;  // None: the sampler's default (and not "given")
+        spec.step = step, spec.beta = beta.value_or(spec.beta), spec.bandwidth = bandwidth;
+        spec.ess_threshold = ess_threshold, spec.adaptive = adaptive.value_or(spec.adaptive);
+        spec.mala_moves = mala_moves.value_or(spec.mala_moves), spec.moves = moves.value_or(spec.moves);
+        const std::string rule = bandwidth_rule.value_or("silverman");
+        if (rule == "silverman") spec.rule = wfr::BandwidthRule::Silverman;
+        else if (rule == "scott") spec.rule = wfr::BandwidthRule::Scott;
+        else value_error("bandwidth_rule: '" + rule + "', expected 'silverman' or 'scott'");
+        spec.resample = wfr::parse_resample_scheme(resample.value_or("systematic"), "resample");
         auto s = wfr::make_sampler(sampler, spec);
+        std::vector<std::string_view> given;
+        for (auto [set, field] : {std::pair{beta.has_value(), "beta"}, {bandwidth.has_value(), "bandwidth"},
+                                  {bandwidth_rule.has_value(), "bandwidth_rule"}, {ess_threshold.has_value(), "ess_threshold"},
+                                  {resample.has_value(), "resample"}, {adaptive.has_value(), "adaptive"},
+                                  {mala_moves.has_value(), "mala_moves"}, {moves.has_value(), "moves"}})
+          if (set) given.push_back(field);
+        wfr::require_sampler_options(sampler, given);
         Context ctx = context(threads, seed);
         Points x0;
         if (py::isinstance<py::str>(init)) {
@@ -916,9 +925,9 @@ PYBIND11_MODULE(_otgen, m) {
       },
       py::arg("target"), py::arg("dim") = 1, py::arg("H") = 6.0, py::arg("sampler") = "smc-wfr",
       py::arg("n_particles") = 300, py::arg("step") = 0.005, py::arg("steps") = 1000, py::arg("init") = "gaussian",
-      py::arg("beta") = 1.0, py::arg("bandwidth") = py::none(), py::arg("bandwidth_rule") = "silverman",
-      py::arg("ess_threshold") = py::none(), py::arg("resample") = "systematic", py::arg("adaptive") = false,
-      py::arg("mala_moves") = true, py::arg("moves") = 1, py::arg("seed") = 0, py::arg("threads") = 0,
+      py::arg("beta") = py::none(), py::arg("bandwidth") = py::none(), py::arg("bandwidth_rule") = py::none(),
+      py::arg("ess_threshold") = py::none(), py::arg("resample") = py::none(), py::arg("adaptive") = py::none(),
+      py::arg("mala_moves") = py::none(), py::arg("moves") = py::none(), py::arg("seed") = 0, py::arg("threads") = 0,
       py::arg("progress") = false, py::arg("callback") = py::none());
 
   // ---- weighted SDEs on flow fields (otgen/flow_sde.h) -----------------------------------------

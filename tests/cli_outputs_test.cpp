@@ -169,6 +169,15 @@ TEST(CliOutputs, OptionsThatWouldBeIgnoredOrOverflowTheMessageAreRefusedPlainly)
   write_npy(f.dir.file("g5.npy"), g5, {5});
   expect_refusal(run_cli("wfr --sampler ula --target doublewell --dim 3 --steps 5 --out " + f.q("w")),
                  {"invalid --dim = 3", "doublewell has a fixed dimension"});
+  // A sampler option the chosen sampler does not read, named as typed (--ula-moves sets mala_moves).
+  expect_refusal(run_cli("wfr --sampler ula --beta 2 --steps 5 --out " + f.q("w")),
+                 {"invalid --beta = given: expected it only with the birth-death, wfr samplers (ula does not use it)"});
+  expect_refusal(run_cli("wfr --sampler birth-death --ess-threshold 0.3 --steps 5 --out " + f.q("w")),
+                 {"invalid --ess-threshold = given", "only with the wfr, smc-wfr, tempered-smc samplers (birth-death"});
+  expect_refusal(run_cli("wfr --sampler smc-wfr --ula-moves --steps 5 --out " + f.q("w")),
+                 {"invalid --ula-moves = given", "only with the tempered-smc samplers (smc-wfr does not"});
+  EXPECT_EQ(run_cli("wfr --sampler wfr --beta 2 --ess-threshold 0.3 --resample stratified --bandwidth 0.2 --steps 3 "
+                    "--particles 20 --quiet --out " + f.q("w-wfr")).exit_code, 0);
   expect_refusal(run_cli("sdot fit --data " + Y + " --out " + f.q("h.npy") + " --init " + f.q("g5.npy")),
                  {"invalid --init = length 5", "one value per data point (40)"});
   const auto r = run_cli("sdot fit --data " + Y + " --out " + f.q("h.npy") + " --threads -1");

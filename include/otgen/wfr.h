@@ -338,6 +338,11 @@ struct SamplerSpec {
   int moves = 1;          // tempered SMC: MCMC moves per step
 };
 std::unique_ptr<Sampler> make_sampler(std::string_view name, const SamplerSpec& spec);
+// The SamplerSpec fields (besides step) that each named sampler reads: "beta", "bandwidth",
+// "bandwidth_rule" (birth-death, wfr), "ess_threshold", "resample" (wfr, smc-wfr, tempered-smc),
+// "adaptive", "mala_moves", "moves" (tempered-smc). A front end passes the fields its user set;
+// one the sampler would ignore throws otgen::Error naming it and the samplers that use it.
+void require_sampler_options(std::string_view name, std::span<const std::string_view> given);
 
 // MALA's log acceptance probability min(0, log alpha) for a move x -> y (both length d) with
 // log pi and gradients given: log alpha = lp_y - lp_x + log q(x | y) - log q(y | x),

@@ -33,8 +33,8 @@ class WfrResult(dict):
 
 
 def sample(target, sampler="smc-wfr", n_particles=300, step=0.005, steps=1000, init="gaussian", seed=0, H=6.0,
-           dim=None, beta=1.0, bandwidth=None, bandwidth_rule="silverman", ess_threshold=None,
-           resample="systematic", adaptive=False, mala_moves=True, moves=1, threads=0, progress=False):
+           dim=None, beta=None, bandwidth=None, bandwidth_rule=None, ess_threshold=None,
+           resample=None, adaptive=None, mala_moves=None, moves=None, threads=0, progress=False):
     """Run a WFR sampler.
 
     Parameters
@@ -46,6 +46,12 @@ def sample(target, sampler="smc-wfr", n_particles=300, step=0.005, steps=1000, i
     init : str or array
         ``"gaussian"``, ``"point:<x>"``, ``"mode:<K>"`` (component K, 1-based, of a mixture), or an
         (N, d) array of starting points.
+    beta, bandwidth, bandwidth_rule, ess_threshold, resample, adaptive, mala_moves, moves :
+        None (the default) is the sampler's default: ``beta`` 1, ``bandwidth_rule`` "silverman",
+        ``resample`` "systematic", ``mala_moves`` True, ``moves`` 1, ``ess_threshold`` 0.5 (smc-wfr:
+        resample every step). Setting one the chosen sampler does not use raises ValueError: ``beta``
+        and the bandwidths are for birth-death and wfr, ``ess_threshold`` and ``resample`` for wfr,
+        smc-wfr and tempered-smc, ``adaptive``, ``mala_moves`` and ``moves`` for tempered-smc.
     progress : bool, callable or tqdm-like bar
         Off by default; ``True``: on stderr; ``progress(step, total, metrics)`` (metrics: ``ess``, and
         ``lambda`` for tempered SMC) or a tqdm bar (see ``otgen._progress``).

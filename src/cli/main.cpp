@@ -251,7 +251,7 @@ void process_policies(int argc, char** argv) {
 std::string with_typed_names(const std::string& msg, CLI::App& app) {
   static const std::pair<const char*, const char*> kSpellings[] = {
       {"batch_size", "--batch"}, {"n_particles", "--particles"}, {"max_iterations", "--max-iter"},
-      {"num_classes", "--classes"}, {"d", "--dim"}, {"path", "--data"}, {"labels_path", "--labels"}};
+      {"num_classes", "--classes"}, {"d", "--dim"}, {"path", "--data"}, {"labels_path", "--labels"}, {"mala_moves", "--ula-moves"}};
   const bool invalid = msg.rfind("invalid ", 0) == 0;
   const size_t start = invalid ? 8 : 0, end = msg.find_first_of(" :", start);
   if (end == std::string::npos || (!invalid && msg[end] != ':')) return msg;

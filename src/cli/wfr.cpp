@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -44,6 +45,7 @@ struct WfrArgs {
   int moves = 1;
   std::string out;
   bool png = false;
+  std::vector<std::string_view> given;  // the SamplerSpec fields whose options were typed
 };
 
 // ------------------------------------------------------------------------------------------ plots
@@ -184,6 +186,7 @@ void run_wfr(const WfrArgs& a, const Context& ctx) {
   if (a.png && target->dim() > 2)
     fail_argument("--png", "dimension " + std::to_string(target->dim()), "a 1-D or 2-D target");
   auto sampler = make_sampler(a.sampler, spec);
+  require_sampler_options(a.sampler, a.given);
   require_output_folder(a.out, "--out");
   WeightedParticles start(initial_particles(*target, a.init, a.particles, ctx.seed));
   RunOptions ro;
@@ -277,7 +280,15 @@ void register_wfr(CLI::App& root) {
   cmd->add_option("--out", args->out, "output folder (x.npy, logw.npy, trace.json)")->required();
   cmd->add_flag("--png", args->png, "also draw plot.png: histogram (1-D) or scatter (2-D) over the true density");
   add_context_options(cmd, *ctx);
-  cmd->callback([args, ctx] { run_wfr(*args, *ctx); });
+  cmd->callback([cmd, args, ctx] {
+    static constexpr std::pair<const char*, std::string_view> kFields[] = {
+        {"--beta", "beta"},         {"--bandwidth", "bandwidth"}, {"--bandwidth-rule", "bandwidth_rule"},
+        {"--ess-threshold", "ess_threshold"}, {"--resample", "resample"}, {"--adaptive", "adaptive"},
+        {"--ula-moves", "mala_moves"}, {"--moves", "moves"}};
+    for (const auto& [flag, field] : kFields)
+      if (cmd->count(flag) > 0) args->given.push_back(field);
+    run_wfr(*args, *ctx);
+  });
 }
 
 OTGEN_REGISTER_COMMAND("wfr", register_wfr);

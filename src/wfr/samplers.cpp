@@ -6,6 +6,8 @@
 #include <numbers>
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "otgen/error.h"
 #include "otgen/progress.h"
@@ -210,6 +212,22 @@ RunResult Sampler::run(const Target& target, WeightedParticles start, const RunO
   return r;
 }
 
+
+void require_sampler_options(std::string_view name, std::span<const std::string_view> given) {
+  static const std::vector<std::string_view> kReaction{"birth-death", "wfr"}, kResampling{"wfr", "smc-wfr", "tempered-smc"},
+      kTempered{"tempered-smc"};
+  static const std::pair<std::string_view, const std::vector<std::string_view>*> kUses[] = {
+      {"beta", &kReaction},         {"bandwidth", &kReaction}, {"bandwidth_rule", &kReaction},
+      {"ess_threshold", &kResampling}, {"resample", &kResampling}, {"adaptive", &kTempered},
+      {"mala_moves", &kTempered},   {"moves", &kTempered}};
+  for (std::string_view field : given)
+    for (const auto& [f, users] : kUses) {
+      if (f != field || std::find(users->begin(), users->end(), name) != users->end()) continue;
+      std::string list;
+      for (std::string_view u : *users) list += (list.empty() ? "" : ", ") + std::string(u);
+      fail_argument(field, "given", "it only with the " + list + " samplers (" + std::string(name) + " does not use it)");
+    }
+}
 
 std::unique_ptr<Sampler> make_sampler(std::string_view name, const SamplerSpec& spec) {
   KdeOptions kde{spec.bandwidth, spec.rule};

@@ -178,3 +178,17 @@ def test_wfr_dim_on_a_fixed_dimension_target_is_a_value_error():
     with pytest.raises(ValueError, match=r"invalid dim = 3: expected 1 \(doublewell has a fixed dimension"):
         otgen.wfr.sample("doublewell", "ula", dim=3, steps=2)
     assert otgen.wfr.sample("mixture4-lln", "ula", dim=2, steps=2, n_particles=10) is not None
+
+
+def test_wfr_option_the_sampler_does_not_use_is_a_value_error():
+    with pytest.raises(ValueError, match=r"invalid beta = given: expected it only with the birth-death, wfr samplers \(ula does not use it\)"):
+        otgen.wfr.sample("doublewell", "ula", beta=2.0, steps=2)
+    with pytest.raises(ValueError, match=r"invalid moves = given: expected it only with the tempered-smc samplers"):
+        otgen.wfr.sample("doublewell", "smc-wfr", moves=3, steps=2)
+    with pytest.raises(ValueError, match=r"invalid resample = given: .*\(mala does not use it\)"):
+        otgen.wfr.sample("doublewell", "mala", resample="stratified", steps=2)
+    # None is "not given": the sampler's defaults, the same result as leaving the keywords out
+    a = otgen.wfr.sample("doublewell", "tempered-smc", n_particles=40, steps=5, seed=2)
+    b = otgen.wfr.sample("doublewell", "tempered-smc", n_particles=40, steps=5, seed=2, moves=1, mala_moves=True,
+                         resample="systematic", ess_threshold=0.5, adaptive=False)
+    assert np.array_equal(a["x"], b["x"]) and np.array_equal(a["logw"], b["logw"])
