@@ -21,8 +21,13 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 300
 FUZZ_TARGETS := fuzz_npy fuzz_idx fuzz_csv fuzz_json
-SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1 \
-           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+# Leak checks everywhere except under mpirun: Open MPI's own allocations (libmpi, libopen-pal, hwloc and
+# plugins it unloads) are never freed, so the MPI tests run with detect_leaks=0 (memory errors and UB
+# still abort them). PLplot's fontconfig caches are suppressed by name (scripts/lsan.supp).
+ASAN_CHECKS := abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1
+SAN_ENV := ASAN_OPTIONS=detect_leaks=1:$(ASAN_CHECKS) \
+           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+           LSAN_OPTIONS=suppressions=$(CURDIR)/scripts/lsan.supp:print_suppressions=0
 
 .PHONY: setup setup-bench setup-fuzz configure build demo test test-asan fuzz bench install clean reproduce reproduce-quick
 
@@ -52,7 +57,8 @@ test-asan: setup
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOTGEN_SANITIZE=ON -DOTGEN_WITH_FLOW=OFF \
 	  -DOTGEN_BUILD_PYTHON=OFF $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
-	@cd $(ASAN_BUILD) && $(SAN_ENV) ctest --output-on-failure -j$(JOBS)
+	@cd $(ASAN_BUILD) && $(SAN_ENV) ctest --output-on-failure -j$(JOBS) -LE mpi
+	@cd $(ASAN_BUILD) && $(SAN_ENV) ASAN_OPTIONS=detect_leaks=0:$(ASAN_CHECKS) ctest --output-on-failure -L mpi
 
 setup-fuzz: setup
 	@PKGS="$(FUZZ_PKGS)" SUDO="$(SUDO)" sh scripts/install_packages.sh

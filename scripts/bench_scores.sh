@@ -109,4 +109,6 @@ for k, v in sorted(med.items()):
     if "LowDim" in k:
         print(f"  {k:<52} {v * 1e6:9.1f} us")
 PY
+echo "== where the int8 screen pays (auto's size rule, docs/scores.md)"
+PYTHONPATH=$BUILD/python /usr/bin/python3 bench/int8_crossover.py --reps "$REPS"
 echo "load after: $(uptime | sed 's/.*load average: //')"

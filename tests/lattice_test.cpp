@@ -155,16 +155,23 @@ TEST_F(LatticeTest, ErrorsNameTheArgument) {
 TEST_F(LatticeTest, SemidiscreteFitAndAssignUseTheScreen) {
   // Lattice data: the fit reports the screen, and gives the float32 path's bits while no near-tie
   // (~1e-6) flips an argmax (100 steps here; at 193 one does, and the screen has the larger score).
+  // 500 x 64 is below the auto path's size for the screen (kInt8MinWork): engine vnni forces it.
   const Points y = lattice_points(500, 64, 17, -1.0, 0.125, 13);
   SemidiscreteOT::Options o;
   o.steps = 100;
   o.batch_size = 256;
   o.chi2_every = 0;
+  o.lr = 2.0;  // not from the data's score gaps, whose top-2 values differ in rounding between paths
+  o.init = SdotInit::Zero;
   Context ctx;
   ctx.seed = 14;
   ctx.quiet = true;
+  EXPECT_FALSE(SemidiscreteOT(o).fit(y, {}, ctx).int8_screen);  // auto, small
+  o.engine.path = EnginePath::Vnni;
   const auto with = SemidiscreteOT(o).fit(y, {}, ctx);
   EXPECT_TRUE(with.int8_screen);
+  EXPECT_EQ(with.engine, "vnni");
+  o.engine.path = EnginePath::Auto;
   o.engine.int8_screen = false;
   const auto without = SemidiscreteOT(o).fit(y, {}, ctx);
   EXPECT_FALSE(without.int8_screen);
@@ -177,13 +184,28 @@ TEST_F(LatticeTest, SemidiscreteFitAndAssignUseTheScreen) {
   map.g = with.g;
   EXPECT_FALSE(sdot_int8_screen(map));
   sdot_prepare(map, ctx);
+  EXPECT_FALSE(sdot_int8_screen(map));  // auto, small
+  ScoreOptions vnni;
+  vnni.path = EnginePath::Vnni;
+  sdot_prepare(map, ctx, vnni);
   EXPECT_TRUE(sdot_int8_screen(map));
   const Points x = sdot_noise(300, 64, 15, ctx);
-  const auto got = sdot_assign(map, x, ctx);
+  const auto got = sdot_assign(map, x, ctx, {}, vnni);
   std::vector<float> h(500);
   const auto n2 = squared_norms(y);
   for (int j = 0; j < 500; ++j) h[j] = static_cast<float>(static_cast<double>(with.g[j]) - 0.5 * n2[j]);
   EXPECT_EQ(got, naive_argmax(x, y, h).index);
+  // From kInt8MinWork = 2^17 columns x dimensions on, the auto path screens by itself.
+  const Points big = lattice_points(2048, 64, 17, -1.0, 0.125, 16), below = lattice_points(2047, 64, 17, -1.0, 0.125, 16);
+  const std::vector<float> zeros(2048, 0.0f);
+  for (const Points* p : {&big, &below}) {
+    SemidiscreteMap m;
+    m.y = *p;
+    m.g = std::span<const float>(zeros).first(static_cast<size_t>(p->n));
+    sdot_prepare(m, ctx);
+    EXPECT_EQ(sdot_int8_screen(m), p == &big) << p->n;
+    if (p == &big) EXPECT_EQ(sdot_argmax_engine(m), "vnni");
+  }
   // A map prepared for other arrays is not used: a copy of y gives the same answer through a fresh one.
   const Points y2 = y;
   map.y = y2;
@@ -209,7 +231,9 @@ TEST_F(LatticeTest, ConditionalMapsScreenEachClassAndTheAugmentedCost) {
     map.g = g;
     map.labels = labels;
     map.class_penalty = beta;
-    sdot_prepare(map, Context{});
+    ScoreOptions vnni;  // 120 x 20: below the auto path's size for the screen
+    vnni.path = EnginePath::Vnni;
+    sdot_prepare(map, Context{}, vnni);
     ASSERT_TRUE(sdot_int8_screen(map)) << beta;
     const auto got = sdot_assign(map, x, Context{}, xl);
     for (int i = 0; i < 90; ++i) {

@@ -48,6 +48,10 @@ struct ScoreOptions {
   EnginePath path = EnginePath::Auto;
   // Whether a caller holding an int8 screen may use it: int8_screen and path auto or vnni.
   bool uses_int8_screen() const { return int8_screen && (path == EnginePath::Auto || path == EnginePath::Vnni); }
+  // Whether a caller builds the int8 screen for an m x d set of columns (lattice data permitting):
+  // uses_int8_screen(), and on the auto path only for m * d >= kInt8MinWork, where the screen pays
+  // for its fixed costs (docs/scores.md, "When the screen is used"); path vnni screens any size.
+  bool builds_int8_screen(int64_t m, int64_t d) const;
   void validate() const;     // throws otgen::Error naming the field
 };
 
@@ -77,6 +81,9 @@ void row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<float
 // otgen/blas_threads.h: vdpbf16ps peaks at half the AVX-512 FMA rate on the CPUs measured), else fp32.
 // Deterministic for a machine and environment. Never Auto or Amx.
 inline constexpr int64_t kBf16MinDim = 32;
+// The auto path's smallest m * d for the int8 screen: below it the float32 search is faster (measured:
+// docs/scores.md). The 8x8 digits (1797 x 64 = 115008) stay below it.
+inline constexpr int64_t kInt8MinWork = int64_t{1} << 17;
 EnginePath argmax_path(int64_t d, const ScoreOptions& opt = {});
 
 // The k largest S_ij of each row, in decreasing order (ties: lowest j first); 1 <= k <= m. Path as

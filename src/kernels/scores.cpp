@@ -47,6 +47,10 @@ EnginePath argmax_path(int64_t d, const ScoreOptions& opt) {
   return bf16 ? EnginePath::Avx512Bf16 : EnginePath::Fp32;
 }
 
+bool ScoreOptions::builds_int8_screen(int64_t m, int64_t d) const {
+  return uses_int8_screen() && (path == EnginePath::Vnni || m * d >= kInt8MinWork);
+}
+
 void ScoreProblem::validate() const {
   require(x.n >= 0 && x.d >= 1, "x", "shape (" + std::to_string(x.n) + ", " + std::to_string(x.d) + ")", "n >= 0 and d >= 1");
   require(y.n >= 0 && y.d >= 1, "y", "shape (" + std::to_string(y.n) + ", " + std::to_string(y.d) + ")", "m >= 0 and d >= 1");

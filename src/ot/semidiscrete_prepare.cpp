@@ -98,7 +98,9 @@ Prepared prepare(PointsView y, std::span<const double> b, SdotCost cost, std::sp
     const bool bf16 = argmax_path(y.d, engine) == EnginePath::Avx512Bf16;
     for (Group& G : P.groups) {
       const bool whole = G.y.data == y.data;
-      if (engine.uses_int8_screen()) {
+      // The size rule counts every column a search scans: all ranks' for a sharded whole set, so that
+      // every rank decides as one process would.
+      if (engine.builds_int8_screen(whole ? P.N_total : G.size(), y.d)) {
         if (whole && !shared) shared = LatticeColumns::build(y, *screen_ctx);
         G.lattice = whole ? shared : LatticeColumns::build(G.y, *screen_ctx);
       }

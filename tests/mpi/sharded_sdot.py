@@ -155,7 +155,7 @@ def main():
         # d = 5: the engine's direct path; d = 24: SGEMM. N = 1001 (auto init: candidates) and 1003.
         y, b, g = check_fit_assign_check(a.cli, a.np, tmp, "direct", 1001, 5, "auto")
         check_fit_assign_check(a.cli, a.np, tmp, "gemm", 1003, 24, "gaussian")
-        check_fit_assign_check(a.cli, a.np, tmp, "lattice", 1001, 64, "zero")
+        check_fit_assign_check(a.cli, a.np, tmp, "lattice", 1001, 132, "zero")  # N d >= 2^17: auto screens
         check_soft(a.cli, a.np, tmp, y, b)
         check_bad_input(a.cli, a.np, tmp, y, b, g)
     print("ok")

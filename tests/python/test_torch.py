@@ -99,7 +99,7 @@ def test_matcher_idx_is_the_semidiscrete_assignment_of_x0(moons):
 
 
 def test_matcher_idx_matches_naive_argmax_on_image_data(digits):
-    y, _, g = digits  # 8-bit lattice data: the int8 screen path on VNNI machines
+    y, _, g = digits  # 8-bit lattice data (1797 x 64: auto takes the float32 search)
     fm = otgen.torch.SemidiscreteConditionalFlowMatcher(y, g)
     x0 = torch.randn(257, 64, generator=torch.Generator().manual_seed(0))
     idx = fm.sample_location_and_conditional_flow(x0)[4].numpy()
