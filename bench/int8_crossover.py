@@ -51,7 +51,7 @@ def main():
     fp32 = {"default": child("fp32", {}), "SkylakeX": child("fp32", {"OPENBLAS_CORETYPE": "SkylakeX"})}
     model = open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": \t")
     print(f"int8 screen vs float32 search, 4096 x N x d, 2 threads; {model}, {os.cpu_count()} cores; "
-          f"median of {a.reps}; auto screens from N d >= 2^17 = 131072")
+          f"median of {a.reps}; auto screens from N d >= 2^17 = 131072 (any size on OpenBLAS's fallback kernels)")
     print("| N | d | N d | fp32 ms (best kernels) | int8 screen ms | screen / fp32 | auto |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for N in GRID_N:

@@ -49,8 +49,9 @@ struct ScoreOptions {
   // Whether a caller holding an int8 screen may use it: int8_screen and path auto or vnni.
   bool uses_int8_screen() const { return int8_screen && (path == EnginePath::Auto || path == EnginePath::Vnni); }
   // Whether a caller builds the int8 screen for an m x d set of columns (lattice data permitting):
-  // uses_int8_screen(), and on the auto path only for m * d >= kInt8MinWork, where the screen pays
-  // for its fixed costs (docs/scores.md, "When the screen is used"); path vnni screens any size.
+  // uses_int8_screen(), and on the auto path only where the screen pays for its fixed costs
+  // (docs/scores.md, "When the screen is used"): m * d >= kInt8MinWork, or any size while OpenBLAS
+  // runs non-FMA kernels (blas_has_fma_kernels() false: its float32 search is slow); vnni: any size.
   bool builds_int8_screen(int64_t m, int64_t d) const;
   void validate() const;     // throws otgen::Error naming the field
 };

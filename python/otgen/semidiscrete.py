@@ -124,7 +124,8 @@ class SemidiscreteOT:
         when the CPU has AVX-512 VNNI (about 4x faster); False turns it off.
     engine : {"auto", "fp32", "vnni", "avx512bf16"}
         The eps = 0 argmax path (docs/scores.md). Default ``auto``: the int8 screen for 8-bit lattice
-        data with N d >= 2^17 (smaller sets are faster in float32; ``vnni`` screens any size), else the exact AVX512-BF16 screen when the CPU has it, d >= 32 and OpenBLAS runs non-FMA
+        data with N d >= 2^17 or on OpenBLAS's slow fallback kernels (smaller sets are faster in float32
+        otherwise; ``vnni`` screens any size), else the exact AVX512-BF16 screen when the CPU has it, d >= 32 and OpenBLAS runs non-FMA
         kernels (faster there), else float32. The
         screens return the argmax of the scores evaluated in double. A path the CPU lacks (or ``amx``:
         not implemented) raises ValueError naming ``engine``.

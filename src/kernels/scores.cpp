@@ -48,7 +48,7 @@ EnginePath argmax_path(int64_t d, const ScoreOptions& opt) {
 }
 
 bool ScoreOptions::builds_int8_screen(int64_t m, int64_t d) const {
-  return uses_int8_screen() && (path == EnginePath::Vnni || m * d >= kInt8MinWork);
+  return uses_int8_screen() && (path == EnginePath::Vnni || m * d >= kInt8MinWork || !blas_has_fma_kernels());
 }
 
 void ScoreProblem::validate() const {

@@ -59,8 +59,6 @@ def test_semidiscrete_int8_screen_is_the_float64_argmax_on_lattice_data(digits):
     if not otgen._otgen.int8_screen_supported():
         pytest.skip("no AVX-512 VNNI on this CPU")
     y, _ = digits
-    auto = otgen.SemidiscreteOT(steps=2, batch_size=128, seed=1)
-    assert not auto.fit(y).int8_screen  # 1797 x 64: the float32 search is faster (docs/scores.md)
     sd = otgen.SemidiscreteOT(steps=300, batch_size=128, seed=1, engine="vnni")
     r = sd.fit(y)
     assert r.int8_screen and sd.int8_screen
