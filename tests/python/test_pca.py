@@ -107,3 +107,15 @@ def test_from_potential_picks_up_the_cli_basis_and_refuses_a_missing_or_foreign_
     os.remove(g + ".pca.npy")
     with pytest.raises(ValueError, match=r"^invalid g = .*missing"):
         otgen.SemidiscreteOT.from_potential(y, g)
+
+
+def test_torch_matcher_pairs_through_the_basis_of_a_pca_result():
+    torch = pytest.importorskip("torch")
+    import otgen.torch as ot_torch
+
+    y = spread(25, 6, 12)
+    sd = otgen.SemidiscreteOT(pca=2, steps=200, chi2_every=0, seed=3)
+    res = sd.fit(y)
+    fm = ot_torch.SemidiscreteConditionalFlowMatcher(y, res)
+    x = sd.noise(400, seed=5)
+    np.testing.assert_array_equal(fm.match(torch.from_numpy(x)).numpy(), sd.assign(x))
