@@ -119,3 +119,20 @@ def test_torch_matcher_pairs_through_the_basis_of_a_pca_result():
     fm = ot_torch.SemidiscreteConditionalFlowMatcher(y, res)
     x = sd.noise(400, seed=5)
     np.testing.assert_array_equal(fm.match(torch.from_numpy(x)).numpy(), sd.assign(x))
+
+
+def test_train_uses_the_basis_beside_a_pca_potential_and_refuses_a_missing_one(cli, tmp_path):
+    if cli("train", "--help", check=False).returncode != 0:
+        pytest.skip("this otgen was built without flow matching")
+    y = spread(64, 4, 13)
+    np.save(tmp_path / "y.npy", y)
+    g = str(tmp_path / "g.npy")
+    cli("sdot", "fit", "--data", tmp_path / "y.npy", "--pca", 2, "--steps", 100, "--chi2-every", 0, "--quiet",
+        "--out", g)
+    train = ["train", "--data", tmp_path / "y.npy", "--coupling", "semidiscrete", "--potential", g, "--steps", 2,
+             "--batch", 16, "--quiet"]
+    cli(*train, "--out", tmp_path / "run")
+    os.remove(g + ".pca.npy")
+    r = cli(*train, "--out", tmp_path / "run2", check=False)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "invalid --potential" in r.stderr and "missing" in r.stderr
