@@ -480,6 +480,7 @@ PYBIND11_MODULE(_otgen, m) {
           else if (key == "class_penalty") o.class_penalty = v.cast<double>();
           else if (key == "int8_screen") o.engine.int8_screen = v.cast<bool>();
           else if (key == "engine") o.engine.path = engine_options(v.cast<std::string>()).path;
+          else if (key == "pca") o.pca = v.is_none() ? 0 : v.cast<int64_t>();
           else value_error("unknown SemidiscreteOT option '" + key + "'");
         }
         auto Y = points(y, "y");
@@ -532,6 +533,8 @@ PYBIND11_MODULE(_otgen, m) {
         out["int8_screen"] = r.int8_screen;
         out["engine"] = r.engine;
         out["stopped_by"] = r.stopped_by;
+        out["pca_basis"] = py::none();  // PCA-reduced matching: the (K, d) basis
+        if (r.pca > 0) out["pca_basis"] = owned(std::move(r.pca_basis), {static_cast<py::ssize_t>(r.pca), Y.view.d});
         py::dict resolved;  // what the automatic defaults resolved to
         resolved["init"] = r.init;
         resolved["lr"] = r.lr;
@@ -552,13 +555,20 @@ PYBIND11_MODULE(_otgen, m) {
     F32 g;
     F64 b;
     I64 labels;
+    F32 basis;  // PCA-reduced matching: (K, d), or empty
     SemidiscreteMap map;
     ScoreOptions engine;  // the argmax path of assign / check (engine=)
   };
   auto make_map = [](py::handle y, py::handle g, py::object weights, py::object labels, double epsilon,
-                     const std::string& cost, double class_penalty, bool check_y = true) {
+                     const std::string& cost, double class_penalty, bool check_y = true,
+                     py::object pca_basis = py::none()) {
     auto a = std::make_unique<MapArgs>(MapArgs{points(y, "y", check_y), as_f32(g, "g", 1), optional_f64(weights, "weights"),
-                                               optional_i64(labels, "labels"), {}, {}});
+                                               optional_i64(labels, "labels"),
+                                               pca_basis.is_none() ? F32() : as_f32(pca_basis, "pca_basis", 2), {}, {}});
+    if (!pca_basis.is_none() && a->basis.shape(1) != a->y.view.d)
+      value_error("pca_basis: shape (" + std::to_string(a->basis.shape(0)) + ", " + std::to_string(a->basis.shape(1)) +
+                  "), expected (K, " + std::to_string(a->y.view.d) + "): K directions in the data's dimension");
+    if (!pca_basis.is_none()) a->map.pca_basis = span_of(a->basis);
     a->map.y = a->y.view;
     a->map.g = span_of(a->g);
     a->map.b = span_of_t(a->b);
@@ -609,25 +619,26 @@ PYBIND11_MODULE(_otgen, m) {
       "sdot_assign",
       [make_map, run_assign](py::handle y, py::handle g, py::handle x, py::object weights, py::object labels,
                              py::object x_labels, double epsilon, const std::string& cost, double class_penalty,
-                             int64_t k, bool sample, uint64_t seed, int threads, bool check_y) {
-        auto a = make_map(y, g, weights, labels, epsilon, cost, class_penalty, check_y);
+                             int64_t k, bool sample, uint64_t seed, int threads, bool check_y, py::object pca_basis) {
+        auto a = make_map(y, g, weights, labels, epsilon, cost, class_penalty, check_y, pca_basis);
         return run_assign(*a, x, x_labels, k, sample, seed, threads);
       },
       py::arg("y"), py::arg("g"), py::arg("x"), py::arg("weights") = py::none(), py::arg("labels") = py::none(),
       py::arg("x_labels") = py::none(), py::arg("epsilon") = 0.0, py::arg("cost") = "sqeuclidean_half",
       py::arg("class_penalty") = inf, py::arg("k") = 0, py::arg("sample") = false, py::arg("seed") = 0,
-      py::arg("threads") = 0, py::arg("check_y") = true);
+      py::arg("threads") = 0, py::arg("check_y") = true, py::arg("pca_basis") = py::none());
   m.def(
       "sdot_check",
       [make_map, run_check](py::handle y, py::handle g, py::object weights, py::object labels, double epsilon,
                             const std::string& cost, double class_penalty, int64_t batch, int64_t repeats,
-                            uint64_t seed, int threads) {
-        auto a = make_map(y, g, weights, labels, epsilon, cost, class_penalty);
+                            uint64_t seed, int threads, py::object pca_basis) {
+        auto a = make_map(y, g, weights, labels, epsilon, cost, class_penalty, true, pca_basis);
         return run_check(*a, batch, repeats, seed, threads);
       },
       py::arg("y"), py::arg("g"), py::arg("weights") = py::none(), py::arg("labels") = py::none(),
       py::arg("epsilon") = 0.0, py::arg("cost") = "sqeuclidean_half", py::arg("class_penalty") = inf,
-      py::arg("batch") = 1024, py::arg("repeats") = 16, py::arg("seed") = 0, py::arg("threads") = 0);
+      py::arg("batch") = 1024, py::arg("repeats") = 16, py::arg("seed") = 0, py::arg("threads") = 0,
+      py::arg("pca_basis") = py::none());
   // A map prepared once (checked data, |y|^2, int8 screen) for many calls: what SemidiscreteOT keeps.
   struct MapHandle {
     std::unique_ptr<MapArgs> a;
@@ -635,8 +646,8 @@ PYBIND11_MODULE(_otgen, m) {
   py::class_<MapHandle>(m, "SdotMap")
       .def(py::init([make_map](py::handle y, py::handle g, py::object weights, py::object labels, double epsilon,
                                const std::string& cost, double class_penalty, bool check_y, int threads,
-                               bool int8_screen, const std::string& engine_name) {
-             MapHandle h{make_map(y, g, weights, labels, epsilon, cost, class_penalty, check_y)};
+                               bool int8_screen, const std::string& engine_name, py::object pca_basis) {
+             MapHandle h{make_map(y, g, weights, labels, epsilon, cost, class_penalty, check_y, pca_basis)};
              h.a->engine = engine_options(engine_name);
              h.a->engine.int8_screen = int8_screen;
              py::gil_scoped_release release;
@@ -645,7 +656,8 @@ PYBIND11_MODULE(_otgen, m) {
            }),
            py::arg("y"), py::arg("g"), py::arg("weights") = py::none(), py::arg("labels") = py::none(),
            py::arg("epsilon") = 0.0, py::arg("cost") = "sqeuclidean_half", py::arg("class_penalty") = inf,
-           py::arg("check_y") = true, py::arg("threads") = 0, py::arg("int8_screen") = true, py::arg("engine") = "auto")
+           py::arg("check_y") = true, py::arg("threads") = 0, py::arg("int8_screen") = true, py::arg("engine") = "auto",
+           py::arg("pca_basis") = py::none())
       .def("assign",
            [run_assign](MapHandle& h, py::handle x, py::object x_labels, int64_t k, bool sample, uint64_t seed,
                         int threads) { return run_assign(*h.a, x, x_labels, k, sample, seed, threads); },
@@ -730,6 +742,15 @@ PYBIND11_MODULE(_otgen, m) {
       },
       py::arg("path"), py::arg("y"), py::arg("labels") = py::none(), py::arg("weights") = py::none(),
       py::arg("epsilon") = 0.0, py::arg("cost") = "sqeuclidean_half", py::arg("class_penalty") = inf);
+  m.def(
+      "read_potential_basis",
+      [](const std::string& path, int64_t d) -> py::object {
+        std::vector<float> U = read_potential_basis(path, d, "g");
+        if (U.empty()) return py::none();
+        const auto k = static_cast<py::ssize_t>(U.size() / static_cast<size_t>(d));
+        return owned(std::move(U), {k, d});
+      },
+      py::arg("path"), py::arg("d"));
 
   // ---- random streams (otgen/streams.h) -------------------------------------------------------
   m.def(
@@ -793,7 +814,7 @@ PYBIND11_MODULE(_otgen, m) {
   m.def(
       "make_coupling",
       [](const std::string& kind, py::handle y, py::object labels, int64_t num_classes, py::object g, py::object weights,
-         double epsilon, bool relative_epsilon, bool round_to_permutation) {
+         double epsilon, bool relative_epsilon, bool round_to_permutation, py::object pca_basis) {
         auto c = std::make_unique<PyCoupling>(PyCoupling{points(y, "y"), optional_i64(labels, "labels"), nullptr});
         CouplingData data{c->y.view, span_of_t(c->labels), num_classes};
         if (kind == "independent") {
@@ -808,9 +829,14 @@ PYBIND11_MODULE(_otgen, m) {
           if (g.is_none()) value_error("g: None, expected the fitted potential for a semidiscrete coupling");
           F32 G = as_f32(g, "g", 1);
           F64 B = optional_f64(weights, "weights");
+          std::vector<float> U;
+          if (!pca_basis.is_none()) {
+            F32 P = as_f32(pca_basis, "pca_basis", 2);
+            U.assign(P.data(), P.data() + P.size());
+          }
           c->coupling = std::make_unique<SemidiscreteCoupling>(
               data, std::vector<float>(G.data(), G.data() + G.size()), epsilon,
-              std::vector<double>(B.data(), B.data() + B.size()));
+              std::vector<double>(B.data(), B.data() + B.size()), std::numeric_limits<double>::infinity(), std::move(U));
         } else {
           value_error("kind: '" + kind + "', expected 'independent', 'exact', 'sinkhorn' or 'semidiscrete'");
         }
@@ -818,7 +844,7 @@ PYBIND11_MODULE(_otgen, m) {
       },
       py::arg("kind"), py::arg("y"), py::arg("labels") = py::none(), py::arg("num_classes") = 0,
       py::arg("g") = py::none(), py::arg("weights") = py::none(), py::arg("epsilon") = 0.0,
-      py::arg("relative_epsilon") = true, py::arg("round_to_permutation") = false);
+      py::arg("relative_epsilon") = true, py::arg("round_to_permutation") = false, py::arg("pca_basis") = py::none());
 
   // ---- WFR samplers ---------------------------------------------------------------------------
   // target: a built-in name, or a Python object with batched log_prob(x) -> (n,) and grad_log_prob(x)

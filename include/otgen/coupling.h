@@ -116,8 +116,11 @@ class SemidiscreteCoupling final : public Coupling {
   // noise of class k is matched only inside class k.
   // class_penalty: with noise labels, beta of the cost c(x, y) + beta [k != l] (SPEC.md §1; the
   // potential must be fitted with the same beta); infinity = one potential per class.
+  // pca_basis: the (K, d) basis of a potential fitted with PCA-reduced matching (Result::pca_basis,
+  // the g.npy.pca.npy beside it); noise is paired through its projection. Empty = the full space.
   SemidiscreteCoupling(CouplingData data, std::vector<float> g, double eps, std::vector<double> b = {},
-                       double class_penalty = std::numeric_limits<double>::infinity());
+                       double class_penalty = std::numeric_limits<double>::infinity(),
+                       std::vector<float> pca_basis = {});
   Pairs sample(PointsView noise, std::span<const int64_t> noise_labels, uint64_t seed,
                const Context& ctx) const override;
   std::string name() const override { return eps_ > 0 ? "semidiscrete-soft" : "semidiscrete"; }
@@ -128,6 +131,7 @@ class SemidiscreteCoupling final : public Coupling {
   CouplingData data_;
   std::vector<float> g_;
   std::vector<double> b_;
+  std::vector<float> basis_;
   double eps_;
   double class_penalty_;
   std::vector<std::vector<int64_t>> by_class_;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "otgen/context.h"
+#include "otgen/pca.h"
 #include "otgen/points.h"
 
 namespace otgen {
@@ -36,27 +37,8 @@ double mean_marginal_w1(PointsView x, PointsView y);
 // Sx^1/2)^1/2), covariances with 1/(n-1); in the given feature space (FID without Inception). n, m >= 2.
 double frechet_distance(PointsView x, PointsView y);
 
-// The principal directions of a training set, for a Frechet distance in a fixed feature space (the
-// role Inception plays in FID): the top `dim` eigenvectors of its float64 covariance (1/(N - 1)),
-// computed by a symmetric eigendecomposition (LAPACK dsyevd), by decreasing variance, each signed so
-// that its largest-magnitude entry is positive. Tied eigenvalues at the cut leave the subspace
-// non-unique (LAPACK's choice is deterministic). Cost O(N d^2 + d^3) time, O(d^2) memory.
-struct PcaBasis {
-  int64_t d = 0;                   // input dimension
-  int64_t dim = 0;                 // number of components
-  int64_t train_points = 0;        // N
-  std::vector<double> mean;        // (d) training mean
-  std::vector<double> components;  // (dim, d) row-major, orthonormal rows
-  std::vector<double> variances;   // (dim) their variances (eigenvalues), decreasing, >= 0
-  double total_variance = 0;       // trace of the training covariance
-};
-
-// The default number of components: min(d, 64, N - 1) (N - 1 bounds the covariance's rank).
-int64_t default_pca_dim(int64_t d, int64_t train_points);
-
-// The basis of `train` (N >= 2 finite points; errors name "train"); dim (errors name "dim") in
-// [1, min(d, N - 1)], std::nullopt = default_pca_dim.
-PcaBasis pca_basis(PointsView train, std::optional<int64_t> dim = std::nullopt);
+// The principal directions of a training set for a Frechet distance in a fixed feature space (the role
+// Inception plays in FID): PcaBasis and pca_basis (otgen/pca.h, ot layer).
 
 // frechet_distance of the projections (x - mean) V^T and (y - mean) V^T, computed in float64 (no
 // float32 rounding of the projected points). x, y: the basis's dimension, n, m >= 2.

@@ -10,12 +10,19 @@
 // mismatch with one line naming the potential's argument (`--allow-foreign-potential` overrides; a
 // potential without a sidecar is used as is). The hashes are 64-bit content hashes of the float32 /
 // int64 / float64 values (fingerprint in otgen/points.h's terms: the bytes in row-major order).
+//
+// PCA-reduced matching (`sdot fit --pca K`, docs/semidiscrete.md): the potential means something only
+// with its basis U, written beside it as g.npy.pca.npy ((K, d) float32); the sidecar then also holds
+//   "pca": K, "pca_hash": content_hash of U's float32 values
+// ("pca": null otherwise), and every user of the potential reads the basis from there
+// (read_potential_basis), refusing a missing or mismatching basis file.
 #pragma once
 
 #include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -50,6 +57,17 @@ nlohmann::json potential_meta(int64_t n, int64_t d, const std::string& data_hash
 
 // g_path + ".json".
 std::string potential_meta_path(const std::string& g_path);
+// g_path + ".pca.npy": the PCA basis of a potential fitted with --pca.
+std::string potential_basis_path(const std::string& g_path);
+
+// Records the basis (K x d values, row-major; empty = none) in a sidecar document: "pca", "pca_hash".
+void set_potential_basis(nlohmann::json& meta, std::span<const float> basis, int64_t d);
+
+// The basis the sidecar of g_path names ((K, d) row-major, d = the data's dimension), read from
+// potential_basis_path(g_path) and checked against the recorded K and hash; empty when the potential
+// has no sidecar or was fitted in the full space. Throws otgen::Error naming `argument` when the
+// basis file is missing, unreadable, of another shape or another content.
+std::vector<float> read_potential_basis(const std::string& g_path, int64_t d, std::string_view argument);
 
 // Writes the sidecar of g_path atomically.
 void write_potential_meta(const std::string& g_path, const nlohmann::json& meta);

@@ -24,7 +24,11 @@
 //     are this rank's contiguous rows of the whole, every rank draws the same noise, and assign,
 //     sample, check and fit give every rank the single process's result (indices are global; a fit's
 //     Result::g is the whole potential). Not sharded yet (every rank throws the same CollectiveError):
-//     labels, relative epsilon, top-k, and the coarse-to-fine auto start.
+//     labels, relative epsilon, top-k, the coarse-to-fine auto start and PCA-reduced matching.
+//   * PCA-reduced matching (Options::pca = K, docs/semidiscrete.md): the fit and the map run in the span
+//     of the top K principal directions U (K x d, orthonormal rows) of the data: between N(0, I_K) =
+//     U N(0, I_d) and z_j = U y_j, an exact semidiscrete problem in K dimensions. The map takes
+//     full-dimensional noise x and pairs it through U x (SemidiscreteMap::pca_basis).
 #pragma once
 
 #include <cstdint>
@@ -78,10 +82,14 @@ struct SemidiscreteMap {
   SdotCost cost = SdotCost::SqEuclideanHalf;
   std::span<const int64_t> labels;   // empty = unconditional; else length N in [0, K)
   double class_penalty = std::numeric_limits<double>::infinity();  // beta (labels only); > 0
-  void validate() const;             // shapes, finiteness, weights, labels (every class has mass > 0)
-  // Optional, from sdot_prepare(): the checked data, |y_j|^2 and the int8 screen (otgen/lattice.h),
-  // reused by every call below instead of being rebuilt per call. Used only while y, b, labels, cost
-  // and class_penalty are the arrays and values it was made from (by address: if you change the
+  // PCA-reduced matching: the (K, d) row-major basis U (orthonormal rows, 1 <= K <= d) the potential
+  // was fitted in (Result::pca_basis); every call projects its d-dimensional noise x to U x and
+  // matches it with U y_j. Empty = the full space.
+  std::span<const float> pca_basis;
+  void validate() const;             // shapes, finiteness, weights, labels (every class has mass > 0), basis
+  // Optional, from sdot_prepare(): the checked (and projected) data, |y_j|^2 and the int8 screen
+  // (otgen/lattice.h), reused by every call below instead of being rebuilt per call. Used only while y, b, labels, cost,
+  // class_penalty and pca_basis are the arrays and values it was made from (by address: if you change the
   // arrays' contents in place, call sdot_prepare again).
   std::shared_ptr<const sdot_detail::Prepared> prepared;
 };
@@ -219,6 +227,10 @@ class SemidiscreteOT {
     int64_t reference_draws = 1024;   // relative epsilon: noise draws of the reference cost matrix
     int64_t reference_points = 4096;  // ... and at most this many data points
     ScoreOptions engine;           // tile sizes of the score engine
+    // PCA-reduced matching: fit in the span of the top `pca` principal directions of the data (the
+    // covariance weighted by b; in [1, d]), noise drawn in d dimensions and projected. 0 = off.
+    // Not sharded yet.
+    int64_t pca = 0;
     // Called after every chi2 check with the result so far (g centred, history, steps, chi2); lets a
     // long run be monitored or checkpointed. Empty = none.
     std::function<void(const Result&)> on_check;
@@ -258,6 +270,10 @@ class SemidiscreteOT {
     double seconds = 0;
     bool int8_screen = false;      // the eps = 0 searches used the int8 screen (otgen/lattice.h)
     std::string engine = "fp32";   // their path: "vnni", "avx512bf16" or "fp32" (otgen/cpu_features.h)
+    // PCA-reduced matching (Options::pca = K): the basis U, (K, d) row-major float32, orthonormal rows
+    // by decreasing variance; empty when off. map() hands it to the map.
+    std::vector<float> pca_basis;
+    int64_t pca = 0;
   };
 
   SemidiscreteOT();                          // default options
@@ -270,7 +286,7 @@ class SemidiscreteOT {
   Result fit(PointsView y, std::span<const double> b, const Context& ctx, std::span<const int64_t> labels = {},
              std::span<const float> g0 = {}) const;
 
-  // The map of a fit result (views into y, b, labels and result.g).
+  // The map of a fit result (views into y, b, labels, result.g and result.pca_basis).
   SemidiscreteMap map(PointsView y, std::span<const double> b, const Result& result,
                       std::span<const int64_t> labels = {}) const;
 

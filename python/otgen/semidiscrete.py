@@ -59,6 +59,8 @@ class SemidiscreteResult:
     engine : str
         The path of the eps = 0 searches: ``vnni`` (int8 screen), ``avx512bf16`` (bf16 screen) or
         ``fp32``; ``fp32`` at eps > 0 (softmax sums). See ``engine=`` of :class:`SemidiscreteOT`.
+    pca_basis : ndarray (K, d) float32 or None
+        PCA-reduced matching (``pca=K``): the orthonormal basis the potential was fitted in.
     """
 
     def __init__(self, d):
@@ -75,6 +77,7 @@ class SemidiscreteResult:
         self.seconds = d["seconds"]
         self.stopped_by = d["stopped_by"]
         self.resolved = d["resolved"]
+        self.pca_basis = d.get("pca_basis")
 
     @property
     def converged(self):
@@ -129,15 +132,21 @@ class SemidiscreteOT:
         kernels (faster there), else float32. The
         screens return the argmax of the scores evaluated in double. A path the CPU lacks (or ``amx``:
         not implemented) raises ValueError naming ``engine``.
+    pca : int or None
+        PCA-reduced matching (docs/semidiscrete.md): fit and pair in the span of the top ``pca``
+        principal directions of the data (1 <= pca <= d; the covariance weighted by ``weights``). The
+        noise stays d-dimensional: every call projects it. None or 0 = the full space.
     """
 
     def __init__(self, epsilon=0.0, batch_size=1024, steps=10000, optimizer="sgd", lr=None, seed=0, threads=0,
                  progress=False, cost="sqeuclidean_half", class_penalty=math.inf, target_chi2=0.01, time_limit=0.0,
-                 **options):
+                 pca=None, **options):
+        if pca is not None and (isinstance(pca, bool) or int(pca) != pca or pca < 0):
+            raise ValueError(f"pca: {pca!r}, expected None or an integer in [1, d] (the number of principal directions)")
         self.options = dict(epsilon=float(epsilon), batch_size=int(batch_size), steps=int(steps),
                             optimizer=optimizer, lr=None if lr is None else float(lr), cost=cost,
                             class_penalty=float(class_penalty), target_chi2=float(target_chi2),
-                            time_limit=float(time_limit), **options)
+                            time_limit=float(time_limit), pca=0 if pca is None else int(pca), **options)
         self.seed, self.threads, self.progress = int(seed), int(threads), progress
         self.y = self.weights = self.labels = self.result = None
         self._prepared = None
@@ -152,6 +161,9 @@ class SemidiscreteOT:
         ``progress`` (default: the constructor's) as in the class docstring.
         Returns a :class:`SemidiscreteResult`; the solver keeps it for :meth:`assign` and friends."""
         self.y = _float32_points(y, "y")  # kept (once converted) for assign / sample / check
+        if self.options["pca"] > (self.y.shape[1] if self.y.ndim == 2 else 1):
+            raise ValueError(f"pca: {self.options['pca']}, expected an integer in [1, d] = [1, {self.y.shape[1]}] "
+                             "(the data's dimension)")
         self.weights, self.labels = weights, labels
         self._prepared = None
         stderr, callback = _resolve_progress(self.progress if progress is None else progress)
@@ -171,7 +183,7 @@ class SemidiscreteOT:
                 y=self.y, g=self.result.g, weights=self.weights, labels=self.labels, epsilon=self.result.epsilon,
                 cost=self.options["cost"], class_penalty=self.options["class_penalty"], check_y=False,
                 threads=self.threads, int8_screen=self.options.get("int8_screen", True),
-                engine=self.options.get("engine", "auto"))
+                engine=self.options.get("engine", "auto"), pca_basis=self.result.pca_basis)
         return self._prepared
 
     @property
@@ -218,8 +230,11 @@ class SemidiscreteOT:
         was fitted with; the other keyword arguments are those of the constructor (``cost``,
         ``class_penalty``, ``threads``...). A path's sidecar ``g.npy.json`` (written by the CLI's fit) must
         describe this data, labels, weights and cost, else ValueError (``allow_foreign_potential=True``
-        skips the check)."""
+        skips the check). A potential fitted with ``--pca K`` brings its basis: the sidecar names it and
+        ``g.npy.pca.npy`` beside it is read (ValueError naming ``g`` when it is missing or differs);
+        for an array ``g``, pass ``pca_basis=`` (K, d)."""
         allow_foreign = bool(options.pop("allow_foreign_potential", False))
+        basis = options.pop("pca_basis", None)
         sd = cls(epsilon=epsilon, **options)
         sd.y = _float32_points(y, "y")
         if isinstance(g, (str, os.PathLike)):  # a .npy, checked against its sidecar g.npy.json if any
@@ -227,6 +242,8 @@ class SemidiscreteOT:
             if not allow_foreign:
                 _otgen.check_potential_meta(path, sd.y, labels, weights, float(epsilon), sd.options["cost"],
                                             sd.options["class_penalty"])
+            if basis is None:
+                basis = _otgen.read_potential_basis(path, sd.y.shape[1] if sd.y.ndim == 2 else 1)
         g = np.ascontiguousarray(g, dtype=np.float32)
         if g.shape != (sd.y.shape[0],):
             raise ValueError(f"g: shape {g.shape}, expected ({sd.y.shape[0]},): one value per point of y")
@@ -237,7 +254,8 @@ class SemidiscreteOT:
                                         "reference_cost_std": None, "int8_screen": False, "engine": None,
                                         "seconds": 0.0,
                                         "termination": "loaded", "message": "loaded with from_potential",
-                                        "stopped_by": "loaded", "resolved": {}})
+                                        "stopped_by": "loaded", "resolved": {},
+                                        "pca_basis": None if basis is None else np.ascontiguousarray(basis, np.float32)})
         sd._map()  # validates y, weights and labels against g now
         return sd
 

@@ -186,12 +186,17 @@ class SemidiscreteConditionalFlowMatcher:
         same seed and call sequence give the same batches.
     threads : int
         Threads of otgen's matching (0 = all cores).
+    pca_basis : array (K, d), optional
+        PCA-reduced matching (``SemidiscreteOT(pca=K)``): noise is matched through its projection on
+        this basis; taken from ``g`` when ``g`` is the result of a PCA fit.
     """
 
-    def __init__(self, y, g, epsilon=0.0, weights=None, labels=None, sigma=0.0, seed=0, threads=0):
+    def __init__(self, y, g, epsilon=0.0, weights=None, labels=None, sigma=0.0, seed=0, threads=0, pca_basis=None):
         self.y_np, self.shape = _check_points(y, "y")
         self.y = torch.from_numpy(self.y_np)  # (N, D) float32, shares memory with y_np
         n = self.y_np.shape[0]
+        if pca_basis is None:  # a SemidiscreteResult of a PCA fit carries its basis
+            pca_basis = getattr(g, "pca_basis", None)
         g = np.asarray(g.g if hasattr(g, "g") else g, dtype=np.float32)
         if g.shape != (n,):
             raise ValueError(f"g: shape {g.shape}, expected ({n},): one potential value per data point")
@@ -214,7 +219,7 @@ class SemidiscreteConditionalFlowMatcher:
         self.g, self.epsilon, self.sigma = g, float(epsilon), float(sigma)
         self.seed, self.threads = int(seed), int(threads)
         self._c = _otgen.make_coupling("semidiscrete", self.y_np, labels=self.labels_np, num_classes=self.num_classes,
-                                       g=g, weights=weights, epsilon=self.epsilon)
+                                       g=g, weights=weights, epsilon=self.epsilon, pca_basis=pca_basis)
         self.generator = torch.Generator().manual_seed(self.seed)
         self.calls = 0
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -16,6 +17,7 @@
 #include "otgen/error.h"
 #include "otgen/memory.h"
 #include "otgen/npy.h"
+#include "otgen/potential_meta.h"
 #include "otgen/sinkhorn.h"
 
 namespace otgen::cli {
@@ -130,12 +132,14 @@ void run_couple(const CoupleArgs& a) {
   if (a.coupling == "independent") {
     c = std::make_unique<IndependentCoupling>(data);
   } else if (a.coupling == "semidiscrete") {
-    std::vector<float> g(static_cast<size_t>(y.n), 0.0f);
+    std::vector<float> g(static_cast<size_t>(y.n), 0.0f), basis;
     if (!a.potential.empty()) {
       const std::vector<double> gd = read_vector_npy(a.potential, "--potential");
       g.assign(gd.begin(), gd.end());
+      basis = read_potential_basis(a.potential, y.d, "--potential");  // PCA-reduced matching
     }
-    c = std::make_unique<SemidiscreteCoupling>(data, std::move(g), a.epsilon);
+    c = std::make_unique<SemidiscreteCoupling>(data, std::move(g), a.epsilon, std::vector<double>{},
+                                               std::numeric_limits<double>::infinity(), std::move(basis));
   } else {
     BatchOTOptions opt;
     opt.method = a.coupling == "exact" ? BatchOTMethod::Exact : BatchOTMethod::Sinkhorn;

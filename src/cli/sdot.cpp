@@ -58,6 +58,7 @@ nlohmann::json options_json(const SemidiscreteOT::Options& o) {
           {"target_chi2", o.target_chi2},
           {"chi2_threshold", o.chi2_threshold},
           {"time_limit", o.time_limit},
+          {"pca", o.pca},
           {"class_penalty", std::isinf(o.class_penalty) ? nlohmann::json("inf") : nlohmann::json(o.class_penalty)}};
 }
 
@@ -104,8 +105,10 @@ void parse_fit_options(FitArgs& a, bool named_init) {
   a.opt.validate();
   a.ctx.validate();
   require(!a.out.empty(), "--out", "''", "an output .npy path");
-  const std::string init_file = named_init ? std::string() : a.init, sidecar = a.out + ".json";
-  require_output_files({{"--out", &a.out}, {"--out (its sidecar)", &sidecar}, {"--record", &a.record}},
+  const std::string init_file = named_init ? std::string() : a.init, sidecar = potential_meta_path(a.out);
+  const std::string basis = a.opt.pca > 0 ? potential_basis_path(a.out) : std::string();
+  require_output_files({{"--out", &a.out}, {"--out (its sidecar)", &sidecar}, {"--out (its PCA basis)", &basis},
+                        {"--record", &a.record}},
                        {{"--data", &a.target.data}, {"--weights", &a.target.weights},
                         {"--labels", &a.target.labels}, {"--init", &init_file}});
 }
@@ -143,6 +146,10 @@ void register_fit(CLI::App& root) {
       ->capture_default_str();
   cmd->add_option("--time-limit", o.time_limit, "stop after this many seconds (0 = none)")->capture_default_str();
   cmd->add_option("--class-penalty", o.class_penalty, "labels: beta of c + beta [k != l] (default inf = per class)");
+  cmd->add_option("--pca", o.pca,
+                  "match in the span of the top K principal directions of the data (1 <= K <= d; 0 = off); "
+                  "the basis is written to OUT.pca.npy")
+      ->capture_default_str();
   cmd->add_option("--init", a->init,
                   "start: auto | zero | half-norm (g0 = |y|^2 / 2, h = 0) | gaussian, or a (N,) potential .npy")
       ->capture_default_str();
@@ -188,11 +195,20 @@ void register_fit(CLI::App& root) {
                             {"lr_scale", r.lr_scale},
                             {"chi2_every", r.chi2_every},
                             {"chi2_repeats", r.chi2_repeats},
+                            {"pca", r.pca},
                             {"steps_per_second", r.seconds > 0 ? r.steps / r.seconds : 0.0}};
     };
-    auto write_outputs = [a, summary_of, meta, &comm](const SemidiscreteOT::Result& r, bool final) {
+    // PCA: the basis (fixed for the run) first, then g, then the sidecar that names both.
+    auto basis_written = std::make_shared<bool>(false);
+    auto write_outputs = [a, summary_of, meta, basis_written, &comm](const SemidiscreteOT::Result& r, bool final) {
       if (comm.rank() != 0) return;
+      const int64_t d = a->target.y.d;
+      if (!r.pca_basis.empty() && !*basis_written) {
+        write_npy(potential_basis_path(a->out), r.pca_basis, {r.pca, d});
+        *basis_written = true;
+      }
       write_npy(a->out, r.g, {static_cast<int64_t>(r.g.size())});
+      set_potential_basis(*meta, r.pca_basis, d);
       (*meta)["epsilon"] = r.epsilon;
       write_potential_meta(a->out, *meta);
       if (a->record.empty()) return;
@@ -289,7 +305,10 @@ void register_check(CLI::App& root) {
                      "a batch of noise rows of dimension " + std::to_string(a->target.y.d) + " (4 d + 32 bytes a row)");
     });
     const auto g = a->target.potential(a->potential, "--potential", comm);
+    std::vector<float> basis;  // PCA-reduced matching: the basis the sidecar names
+    collectively(comm, [&] { basis = read_potential_basis(a->potential, a->target.y.d, "--potential"); });
     SemidiscreteMap m;
+    m.pca_basis = basis;
     m.y = a->target.y;
     m.g = g;
     m.b = a->target.b;
@@ -314,7 +333,9 @@ void register_check(CLI::App& root) {
                                 {"min_ratio", st.min_ratio}, {"max_ratio", st.max_ratio},
                                 {"empty", st.empty},      {"draws", st.draws},
                                 {"int8_screen", sdot_int8_screen(m)},
-                                {"engine", sdot_argmax_engine(m, a->engine)}}
+                                {"engine", sdot_argmax_engine(m, a->engine)},
+                                {"pca", m.pca_basis.empty() ? nlohmann::json(nullptr)
+                                                            : nlohmann::json(basis.size() / a->target.y.d)}}
                      .dump()
               << "\n";
     if (!a->ctx.quiet) std::cerr << check_summary(st) << "\n";

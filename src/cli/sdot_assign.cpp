@@ -83,7 +83,10 @@ void run_assign(const AssignArgs& a) {
   const std::vector<double>& b = t.b;
   const std::vector<int64_t>& labels = t.l;
   std::vector<int64_t> xl;
+  std::vector<float> basis;  // PCA-reduced matching: the basis the sidecar names
+  collectively(comm, [&] { basis = read_potential_basis(a.potential, y.d, "--potential"); });
   SemidiscreteMap map;
+  map.pca_basis = basis;
   map.y = y;
   map.g = g;
   map.b = b;

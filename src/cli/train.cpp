@@ -131,6 +131,7 @@ void check_coupling_args(const TrainArgs& a, const Dataset& ds) {
         check_potential_meta(a.potential, potential_meta(ds.x, coupling_data(a, ds).labels, {}, a.sd_epsilon,
                                                          SdotCost::SqEuclideanHalf, a.class_penalty),
                              "--potential");
+      (void)read_potential_basis(a.potential, ds.x.d, "--potential");  // PCA: the basis beside it, checked
     }
   } else if (a.coupling != "independent") {
     fail_argument("--coupling", "'" + a.coupling + "'", "one of independent | exact | sinkhorn | semidiscrete");
@@ -170,7 +171,8 @@ std::unique_ptr<Coupling> make_coupling(TrainArgs& a, const Dataset& ds, const s
   }
   const auto g = read_vector_npy(a.potential, "--potential");
   return std::make_unique<SemidiscreteCoupling>(data, std::vector<float>(g.begin(), g.end()), a.sd_epsilon,
-                                                std::vector<double>{}, a.class_penalty);
+                                                std::vector<double>{}, a.class_penalty,
+                                                read_potential_basis(a.potential, ds.x.d, "--potential"));
 }
 
 nlohmann::json result_json(const TrainResult& r) {

@@ -208,8 +208,9 @@ std::vector<double> SemidiscreteCoupling::class_weights() const {
 // ---- Semidiscrete ----
 
 SemidiscreteCoupling::SemidiscreteCoupling(CouplingData data, std::vector<float> g, double eps, std::vector<double> b,
-                                           double class_penalty)
-    : data_(data), g_(std::move(g)), b_(std::move(b)), eps_(eps), class_penalty_(class_penalty),
+                                           double class_penalty, std::vector<float> pca_basis)
+    : data_(data), g_(std::move(g)), b_(std::move(b)), basis_(std::move(pca_basis)), eps_(eps),
+      class_penalty_(class_penalty),
       by_class_(group_by_class(data_)) {
   data_.validate();
   require(class_penalty > 0 && !std::isnan(class_penalty), "class penalty", class_penalty,
@@ -236,6 +237,7 @@ SemidiscreteMap SemidiscreteCoupling::map(bool per_class) const {
   m.g = g_;
   m.b = b_;
   m.epsilon = eps_;
+  m.pca_basis = basis_;
   if (per_class) {  // class-wise matching (beta = infinity) or the finite-penalty cost
     m.labels = data_.labels;
     m.class_penalty = class_penalty_;

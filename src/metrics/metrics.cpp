@@ -11,13 +11,11 @@
 #include "otgen/assignment.h"
 #include "otgen/blas_threads.h"
 #include "otgen/error.h"
+#include "otgen/pca.h"
 #include "otgen/rng.h"
 #include "otgen/scores.h"
 #include "otgen/streams.h"
 #include "metrics/ustat.h"
-
-extern "C" void dsyevd_(const char* jobz, const char* uplo, const int* n, double* a, const int* lda, double* w,
-                        double* work, const int* lwork, int* iwork, const int* liwork, int* info);
 
 namespace otgen {
 
@@ -37,25 +35,6 @@ double mean_distance(PointsView a, PointsView b, const Context& ctx) {
   std::vector<double> rows(a.n);
   distance_row_sums(a, b, rows, ctx);
   return sum_of(rows);
-}
-
-// Symmetric eigendecomposition (LAPACK dsyevd): a (n x n, row-major = column-major for symmetric) is
-// overwritten by the eigenvectors (columns in column-major), w gets the eigenvalues ascending.
-// OpenBLAS runs on one thread here, so the result does not depend on its thread count.
-void symmetric_eigen(std::vector<double>& a, std::vector<double>& w, int n) {
-  BlasSingleThread blas_guard;
-  w.assign(n, 0.0);
-  int info = 0, lwork = -1, liwork = -1, iwork_query = 0;
-  double work_query = 0;
-  dsyevd_("V", "U", &n, a.data(), &n, w.data(), &work_query, &lwork, &iwork_query, &liwork, &info);
-  lwork = static_cast<int>(work_query);
-  liwork = iwork_query;
-  std::vector<double> work(lwork);
-  std::vector<int> iwork(liwork);
-  dsyevd_("V", "U", &n, a.data(), &n, w.data(), work.data(), &lwork, iwork.data(), &liwork, &info);
-  if (info != 0)
-    throw Error("the symmetric eigendecomposition (LAPACK dsyevd) of a " + std::to_string(n) + " x " + std::to_string(n) +
-                " covariance did not converge (info " + std::to_string(info) + ")");
 }
 
 // c = a b for n x n row-major matrices (DGEMM on one OpenBLAS thread).
@@ -82,29 +61,6 @@ std::vector<double> psd_sqrt(std::vector<double> a, int n) {
   for (int i = 0; i < n; ++i)
     for (int j = i + 1; j < n; ++j) out[static_cast<size_t>(j) * n + i] = out[static_cast<size_t>(i) * n + j];
   return out;
-}
-
-// Mean and covariance (1/(n - 1), float64) of n rows of dimension d stored row-major at `data` (float
-// or double): two passes, the centred rows folded into the covariance in blocks by DSYRK (one thread).
-template <class T>
-void mean_cov(const T* data, int64_t n, int64_t d, std::vector<double>& mu, std::vector<double>& cov) {
-  mu.assign(d, 0.0);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t k = 0; k < d; ++k) mu[k] += static_cast<double>(data[i * d + k]);
-  for (auto& v : mu) v /= static_cast<double>(n);
-  cov.assign(static_cast<size_t>(d * d), 0.0);
-  constexpr int64_t kBlock = 256;
-  std::vector<double> block(static_cast<size_t>(std::min(n, kBlock) * d));
-  BlasSingleThread blas_guard;
-  for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
-    const int64_t b = std::min(kBlock, n - i0);
-    for (int64_t i = 0; i < b; ++i)
-      for (int64_t k = 0; k < d; ++k) block[i * d + k] = static_cast<double>(data[(i0 + i) * d + k]) - mu[k];
-    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, static_cast<int>(d), static_cast<int>(b), 1.0, block.data(),
-                static_cast<int>(d), 1.0, cov.data(), static_cast<int>(d));
-  }
-  for (int64_t a = 0; a < d; ++a)
-    for (int64_t b = a; b < d; ++b) cov[b * d + a] = cov[a * d + b] /= static_cast<double>(n - 1);
 }
 
 // |mu_x - mu_y|^2 + tr(Sx + Sy - 2 (Sx^1/2 Sy Sx^1/2)^1/2) from the moments of two Gaussians in R^d.
@@ -328,42 +284,6 @@ double frechet_distance(PointsView x, PointsView y) {
   mean_cov(x.data, x.n, x.d, mx, sx);
   mean_cov(y.data, y.n, y.d, my, sy);
   return frechet_from_moments(mx, sx, my, sy, static_cast<int>(x.d));
-}
-
-int64_t default_pca_dim(int64_t d, int64_t train_points) {
-  return std::max<int64_t>(1, std::min({d, int64_t{64}, train_points - 1}));
-}
-
-PcaBasis pca_basis(PointsView train, std::optional<int64_t> dim) {
-  require(train.d >= 1, "train", "points of dimension 0", "dimension >= 1");
-  require(train.n >= 2, "train", std::to_string(train.n) + " points", "at least 2");
-  require_finite(train, "train");
-  const int64_t limit = std::min(train.d, train.n - 1);
-  const int64_t k = dim.value_or(default_pca_dim(train.d, train.n));
-  require(k >= 1 && k <= limit, "dim", k,
-          "an integer in [1, min(d, N - 1)] = [1, " + std::to_string(limit) + "] for N = " + std::to_string(train.n) +
-              " training points of dimension d = " + std::to_string(train.d));
-  const int64_t d = train.d;
-  PcaBasis b;
-  b.d = d;
-  b.dim = k;
-  b.train_points = train.n;
-  std::vector<double> cov, w;
-  mean_cov(train.data, train.n, d, b.mean, cov);
-  for (int64_t c = 0; c < d; ++c) b.total_variance += cov[c * d + c];
-  symmetric_eigen(cov, w, static_cast<int>(d));  // ascending; eigenvector j at cov[j * d ..]
-  b.components.resize(static_cast<size_t>(k * d));
-  for (int64_t c = 0; c < k; ++c) {
-    const int64_t j = d - 1 - c;
-    const double* v = cov.data() + j * d;
-    int64_t big = 0;
-    for (int64_t i = 1; i < d; ++i)
-      if (std::abs(v[i]) > std::abs(v[big])) big = i;
-    const double sign = v[big] < 0 ? -1.0 : 1.0;
-    for (int64_t i = 0; i < d; ++i) b.components[c * d + i] = sign * v[i];
-    b.variances.push_back(std::max(w[j], 0.0));
-  }
-  return b;
 }
 
 double frechet_distance(PointsView x, PointsView y, const PcaBasis& basis) {

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "otgen/error.h"
+#include "otgen/npy.h"
 #include "otgen/record.h"
 
 namespace otgen {
@@ -99,6 +100,53 @@ nlohmann::json potential_meta(int64_t n, int64_t d, const std::string& data_hash
 }
 
 std::string potential_meta_path(const std::string& g_path) { return g_path + ".json"; }
+
+std::string potential_basis_path(const std::string& g_path) { return g_path + ".pca.npy"; }
+
+void set_potential_basis(nlohmann::json& meta, std::span<const float> basis, int64_t d) {
+  if (basis.empty() || d <= 0) {
+    meta["pca"] = nullptr;
+    meta["pca_hash"] = nullptr;
+    return;
+  }
+  meta["pca"] = static_cast<int64_t>(basis.size()) / d;
+  meta["pca_hash"] = content_hash(basis.data(), basis.size_bytes());
+}
+
+std::vector<float> read_potential_basis(const std::string& g_path, int64_t d, std::string_view argument) {
+  const std::string side = potential_meta_path(g_path);
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(side, ec)) return {};
+  nlohmann::json m;
+  try {
+    std::ifstream in(side);
+    in >> m;
+  } catch (const std::exception&) {
+    fail_argument(argument, "'" + g_path + "' with an unreadable " + side, "a valid sidecar JSON (or delete it)");
+  }
+  const nlohmann::json K = m.is_object() ? m.value("pca", nlohmann::json(nullptr)) : nlohmann::json(nullptr);
+  if (K.is_null()) return {};
+  const std::string path = potential_basis_path(g_path);
+  const std::string fitted = "'" + g_path + "', fitted with --pca " + K.dump();
+  if (!std::filesystem::is_regular_file(path, ec))
+    fail_argument(argument, fitted + " but its basis " + path + " is missing",
+                  "the basis file sdot fit --pca wrote beside it");
+  Points U;
+  try {
+    U = read_points_npy(path, "basis");
+  } catch (const Error& e) {
+    fail_argument(argument, fitted + " with an unreadable basis " + path + " (" + e.what() + ")",
+                  "the basis file sdot fit --pca wrote beside it");
+  }
+  if (!K.is_number_integer() || U.n != K.get<int64_t>() || U.d != d)
+    fail_argument(argument, fitted + " with a basis " + path + " of shape (" + std::to_string(U.n) + ", " +
+                                std::to_string(U.d) + ")",
+                  "shape (" + K.dump() + ", " + std::to_string(d) + ") (K and the data's dimension)");
+  if (content_hash(U.data.data(), U.data.size() * sizeof(float)) != m.value("pca_hash", std::string()))
+    fail_argument(argument, fitted + " with a basis " + path + " whose content hash differs from the sidecar's",
+                  "the basis file written with this potential (fit again, or restore it)");
+  return std::move(U.data);
+}
 
 void write_potential_meta(const std::string& g_path, const nlohmann::json& meta) {
   write_json(potential_meta_path(g_path), meta);

@@ -10,9 +10,11 @@
 
 #include "ot/semidiscrete_internal.h"
 #include "otgen/error.h"
+#include "otgen/pca.h"
 #include "otgen/progress.h"
 #include "otgen/rng.h"
 #include "otgen/semidiscrete.h"
+#include "otgen/streams.h"
 
 namespace otgen {
 
@@ -32,6 +34,7 @@ SemidiscreteMap SemidiscreteOT::map(PointsView y, std::span<const double> b, con
   m.cost = options_.cost;
   m.labels = labels;
   m.class_penalty = options_.class_penalty;
+  m.pca_basis = result.pca_basis;
   return m;
 }
 
@@ -162,12 +165,14 @@ bool multiscale_potential(const Prepared& P, PointsView y, const SemidiscreteOT:
   Context cctx = ctx;
   cctx.quiet = true;
   cctx.seed = mix_seed(ctx.seed, kTagCoarse);
-  const SemidiscreteOT coarse(co);
-  const auto res = coarse.fit(yc, bc, cctx);
+  co.pca = 0;  // yc is in the matching space already; the noise keeps P's projection
+  co.validate();
+  const auto res = fit_in(co, yc, bc, cctx, {}, {}, P.proj);
   if (res.termination == Termination::NumericalFailure) return false;
-  // Mean noise of each coarse cell, from 64 draws a point.
-  SemidiscreteMap map = coarse.map(yc, bc, res);
-  const Points x = sdot_noise(64 * M, P.d, mix_seed(cctx.seed, 1), cctx);
+  // Mean noise of each coarse cell, from 64 draws a point (in the matching space).
+  SemidiscreteMap map = SemidiscreteOT(co).map(yc, bc, res);
+  map.pca_basis = {};
+  const Points x = draw_noise(P, mix_seed(cctx.seed, 1), static_cast<uint64_t>(Stream::Noise), 0, 64 * M, cctx);
   const auto idx = sdot_assign(map, x, cctx, {}, o.engine);
   std::vector<double> xbar(static_cast<size_t>(M * P.d), 0.0), cnt(static_cast<size_t>(M), 0.0);
   for (int64_t i = 0; i < x.n; ++i) {
@@ -233,7 +238,7 @@ void choose_init(const Prepared& P, PointsView y, const SemidiscreteOT::Options&
 void resolve_auto(const Prepared& P, const SemidiscreteOT::Options& o, double eps, const Context& ctx, Plan& plan) {
   const double Ns = static_cast<double>(support_size(P));
   if (!o.lr) {
-    const Points x = draw_noise(ctx.seed, kTagInit, 1, std::max<int64_t>(o.batch_size, 4096), P.d, ctx);
+    const Points x = draw_noise(P, ctx.seed, kTagInit, 1, std::max<int64_t>(o.batch_size, 4096), ctx);
     const auto xl = draw_classes(P, ctx.seed, kTagInit, 1, x.n);
     auto gaps = score_gaps(P, x, xl, plan.g, ctx, o.engine);
     double q = 0;
@@ -407,20 +412,41 @@ std::string check_stop(const SemidiscreteOT::Options& o, const SemidiscreteOT::H
 SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double> b, const Context& ctx,
                                            std::span<const int64_t> labels, std::span<const float> g0) const {
   ctx.validate();
-  const Options& o = options_;
+  if (options_.pca == 0) return fit_in(options_, y, b, ctx, labels, g0, nullptr);
+  require_unsharded(ctx.communicator(), "--pca");
+  // The data checked as the fit checks them, then the basis of their (weighted) covariance.
+  (void)prepare(y, b, options_.cost, labels, options_.class_penalty);
+  const PcaBasis basis = pca_basis(y, b, options_.pca, "pca");
+  auto proj = std::make_shared<Projection>();
+  proj->D = y.d, proj->K = basis.dim;
+  proj->U.assign(basis.components.begin(), basis.components.end());
+  const Points z = proj->apply(y, ctx);
+  return fit_in(options_, z, b, ctx, labels, g0, std::move(proj));
+}
+
+namespace sdot_detail {
+
+SemidiscreteOT::Result fit_in(const SemidiscreteOT::Options& o, PointsView y, std::span<const double> b,
+                              const Context& ctx, std::span<const int64_t> labels, std::span<const float> g0,
+                              std::shared_ptr<const Projection> proj) {
+  using Result = SemidiscreteOT::Result;
+  using HistoryRow = SemidiscreteOT::HistoryRow;
   const auto t_start = std::chrono::steady_clock::now();
   auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count(); };
   // The screens (int8 lattice, bf16 columns) serve hard (eps = 0) steps and checks only.
-  const Prepared P = prepare(y, b, o.cost, labels, o.class_penalty, o.epsilon == 0 ? &ctx : nullptr, o.engine,
-                             ctx.communicator());
+  Prepared prepared = prepare(y, b, o.cost, labels, o.class_penalty, o.epsilon == 0 ? &ctx : nullptr, o.engine,
+                              ctx.communicator());
+  prepared.proj = proj;
+  const Prepared& P = prepared;
   const size_t N = static_cast<size_t>(P.N);
 
   Result res;
+  if (proj) res.pca_basis = proj->U, res.pca = proj->K;
   double eps = o.epsilon, delta = o.warmup_delta;
   if (o.relative_epsilon && (o.epsilon > 0 || o.warmup_delta > 0)) require_unsharded(P, "--relative-epsilon");
   if (o.relative_epsilon && (o.epsilon > 0 || o.warmup_delta > 0)) {
-    const double sd = sdot_reference_cost_std(y, P.b, o.cost, mix_seed(ctx.seed, kTagReference), ctx,
-                                              o.reference_draws, o.reference_points);
+    const double sd = reference_cost_std(y, P.b, o.cost, mix_seed(ctx.seed, kTagReference), ctx, o.reference_draws,
+                                         o.reference_points, proj.get());
     res.reference_cost_std = sd;
     eps *= sd;
     delta *= sd;
@@ -456,7 +482,7 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
                              ? eps + delta * (1.0 - static_cast<double>(t) / static_cast<double>(o.warmup_steps))
                              : eps;
     const double lr_t = step_size(o, plan.lr, plan.lr_final, t);
-    const Points x = draw_noise(ctx.seed, kTagNoise, static_cast<uint64_t>(t), o.batch_size, P.d, ctx);
+    const Points x = draw_noise(P, ctx.seed, kTagNoise, static_cast<uint64_t>(t), o.batch_size, ctx);
     const auto xl = draw_classes(P, ctx.seed, kTagNoise, static_cast<uint64_t>(t), o.batch_size);
     std::fill(col.begin(), col.end(), 0.0);
     const double f_sum = accumulate_batch(P, x, xl, g, eps_t, col, {}, ctx, o.engine);
@@ -546,5 +572,7 @@ SemidiscreteOT::Result SemidiscreteOT::fit(PointsView y, std::span<const double>
   res.seconds = seconds();
   return res;
 }
+
+}  // namespace sdot_detail
 
 }  // namespace otgen

@@ -36,8 +36,20 @@ struct Group {
   int64_t size() const { return y.n; }
 };
 
+// PCA-reduced matching (docs/semidiscrete.md): the noise is drawn in D dimensions and projected on the
+// K orthonormal rows of U, so the matching runs in K dimensions between N(0, I_K) and the projected data.
+struct Projection {
+  int64_t D = 0, K = 0;
+  std::vector<float> U;  // (K, D) row-major
+  Points apply(PointsView x, const Context& ctx) const;  // x U^T: (n, D) -> (n, K), on the score engine
+};
+
+// The projection of a map's basis (K x D values, row-major, for data of dimension D), checked: K in
+// [1, D], finite, orthonormal rows within 1e-3 (errors name "pca basis").
+std::shared_ptr<const Projection> basis_projection(std::span<const float> basis, int64_t D);
+
 struct Prepared {
-  int64_t N = 0, d = 0;
+  int64_t N = 0, d = 0;           // d: the matching dimension (K under a projection)
   SdotCost cost = SdotCost::SqEuclideanHalf;
   std::vector<double> b;          // full weights (uniform filled in)
   std::vector<int64_t> labels;    // copy, or empty
@@ -50,6 +62,12 @@ struct Prepared {
   const double* b_data = nullptr;
   const int64_t* labels_data = nullptr;
   double class_penalty = 0;
+  const float* basis_data = nullptr;
+  // PCA-reduced matching: the noise projection (null = none), and the projected data the groups view
+  // when the preparation projected them itself (a map's; the fit keeps its own).
+  std::shared_ptr<const Projection> proj;
+  std::shared_ptr<const Points> projected;
+  int64_t noise_d() const { return proj ? proj->D : d; }
   // Sharded (a Context communicator of more than one rank, docs/dist.md): this rank's data are rows
   // [offset, offset + N) of N_total; b_all is every rank's b, gathered (for the checks' sums, so they
   // are summed in the single-process order). One process: comm null, offset 0, N_total = N, b_all empty.
@@ -79,8 +97,19 @@ Prepared prepare(PointsView y, std::span<const double> b, SdotCost cost, std::sp
                  double class_penalty, const Context* screen_ctx = nullptr, const ScoreOptions& engine = {},
                  const Communicator& comm = single_process());
 
-// Throws, on every rank alike, that `what` is not sharded yet (when P is sharded).
+// Throws, on every rank alike, that `what` is not sharded yet (when P is sharded / comm has > 1 rank).
 void require_unsharded(const Prepared& P, const std::string& what);
+void require_unsharded(const Communicator& comm, const std::string& what);
+
+// The fit of SemidiscreteOT::fit (options validated) on data y already in the matching space; proj:
+// the noise projection of PCA-reduced matching (null = none), recorded in Result::pca_basis.
+SemidiscreteOT::Result fit_in(const SemidiscreteOT::Options& o, PointsView y, std::span<const double> b,
+                              const Context& ctx, std::span<const int64_t> labels, std::span<const float> g0,
+                              std::shared_ptr<const Projection> proj);
+
+// eps_abs of relative epsilon (sdot_reference_cost_std) with the noise of proj (null: in y's dimension).
+double reference_cost_std(PointsView y, std::span<const double> b, SdotCost cost, uint64_t seed, const Context& ctx,
+                          int64_t noise_draws, int64_t max_points, const Projection* proj);
 
 // Every eps = 0 search goes through here: the int8 screen when the group has one and the engine
 // options allow it, else the float32 engine; sharded, the ranks' partials merged (max value, lowest
@@ -94,6 +123,13 @@ std::vector<double> gather_points(const Prepared& P, std::span<const double> loc
 
 // x ~ N(0, I_d): row i drawn from stream (mix_seed(seed, tag, step), i); independent of threads.
 Points draw_noise(uint64_t seed, uint64_t tag, uint64_t step, int64_t n, int64_t d, const Context& ctx);
+// The same draw in proj->D dimensions projected to d = proj->K (proj null: in d dimensions).
+Points draw_noise(const Projection* proj, uint64_t seed, uint64_t tag, uint64_t step, int64_t n, int64_t d,
+                  const Context& ctx);
+// The problem's noise: N(0, I_d) in its matching space (projected N(0, I_D) under PCA matching).
+inline Points draw_noise(const Prepared& P, uint64_t seed, uint64_t tag, uint64_t step, int64_t n, const Context& ctx) {
+  return draw_noise(P.proj.get(), seed, tag, step, n, P.d, ctx);
+}
 // Noise classes k ~ w (empty when unconditional).
 std::vector<int64_t> draw_classes(const Prepared& P, uint64_t seed, uint64_t tag, uint64_t step, int64_t n);
 

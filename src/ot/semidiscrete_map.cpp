@@ -24,9 +24,27 @@ void SemidiscreteMap::validate() const {
           "length N = " + std::to_string(y.n) + " (one value per data point)");
   require_finite(g, "potential");
   require(epsilon >= 0 && std::isfinite(epsilon), "epsilon", epsilon, "a finite number >= 0");
+  if (!pca_basis.empty()) (void)basis_projection(pca_basis, y.d);
 }
 
 namespace {
+
+// A fresh preparation of the map's arrays; under PCA matching, of the projected data (kept in it).
+Prepared prepare_map(const SemidiscreteMap& map, const Context& ctx, const ScoreOptions& engine, bool argmax) {
+  const Context* screen = argmax ? &ctx : nullptr;
+  if (map.pca_basis.empty())
+    return prepare(map.y, map.b, map.cost, map.labels, map.class_penalty, screen, engine, ctx.communicator());
+  require_unsharded(ctx.communicator(), "PCA-reduced matching (a map with a pca basis)");
+  (void)prepare(map.y, map.b, map.cost, map.labels, map.class_penalty);  // the full data's checks and messages
+  auto proj = basis_projection(map.pca_basis, map.y.d);
+  auto z = std::make_shared<const Points>(proj->apply(map.y, ctx));
+  Prepared P = prepare(z->view(), map.b, map.cost, map.labels, map.class_penalty, screen, engine);
+  P.proj = std::move(proj);
+  P.projected = std::move(z);
+  P.y_data = map.y.data;  // what the cache is keyed by
+  P.basis_data = map.pca_basis.data();
+  return P;
+}
 
 // The map's cached preparation when it was made for these arrays, else a fresh one (with the int8
 // screen when the call searches an argmax and the engine options allow it).
@@ -34,12 +52,12 @@ std::shared_ptr<const Prepared> prepared_for(const SemidiscreteMap& map, const C
                                              bool argmax) {
   const auto& c = map.prepared;
   const Communicator* comm = ctx.communicator().size() > 1 ? &ctx.communicator() : nullptr;
-  if (c && c->comm == comm && c->y_data == map.y.data && c->N == map.y.n && c->d == map.y.d && c->b_data == map.b.data() &&
-      c->labels_data == map.labels.data() && c->cost == map.cost &&
+  if (c && c->comm == comm && c->y_data == map.y.data && c->N == map.y.n && c->noise_d() == map.y.d &&
+      c->b_data == map.b.data() && c->labels_data == map.labels.data() && c->cost == map.cost &&
+      c->basis_data == map.pca_basis.data() && (c->proj ? c->proj->U.size() : 0) == map.pca_basis.size() &&
       (c->class_penalty == map.class_penalty || map.labels.empty()))
     return c;
-  return std::make_shared<const Prepared>(prepare(map.y, map.b, map.cost, map.labels, map.class_penalty,
-                                                  argmax ? &ctx : nullptr, engine, ctx.communicator()));
+  return std::make_shared<const Prepared>(prepare_map(map, ctx, engine, argmax));
 }
 
 void check_potential(const SemidiscreteMap& map) {
@@ -54,6 +72,8 @@ struct MapCall {
   const Prepared& P;
   std::vector<double> g;
   Split split;
+  Points projected;  // PCA matching: the noise projected (U x)
+  PointsView x;      // the noise in the matching space
   explicit MapCall(std::shared_ptr<const Prepared> p) : prepared(std::move(p)), P(*prepared) {}
 
   // The per_row best data indices of each noise row: search(k, G, xk, h, idx) fills idx (xk.n * per_row
@@ -84,7 +104,9 @@ MapCall start_call(const SemidiscreteMap& map, PointsView x, std::span<const int
   MapCall c(prepared_for(map, ctx, engine, argmax));
   collectively(ctx.communicator(), [&] { check_call(c.P, map, x, x_labels); });
   c.g.assign(map.g.begin(), map.g.end());
-  c.split = split_rows(c.P, x, x_labels);
+  if (c.P.proj) c.projected = c.P.proj->apply(x, ctx);
+  c.x = c.P.proj ? c.projected.view() : x;
+  c.split = split_rows(c.P, c.x, x_labels);
   return c;
 }
 
@@ -119,7 +141,8 @@ bool sdot_int8_screen(const SemidiscreteMap& map) { return map.prepared && map.p
 std::string_view sdot_argmax_engine(const SemidiscreteMap& map, const ScoreOptions& engine) {
   if (map.epsilon > 0) return engine_path_name(EnginePath::Fp32);  // soft maps: Gumbel draws and softmax sums
   if (sdot_int8_screen(map) && engine.uses_int8_screen()) return engine_path_name(EnginePath::Vnni);
-  return engine_path_name(argmax_path(map.y.d, engine));
+  const int64_t d = map.pca_basis.empty() || map.y.d == 0 ? map.y.d : static_cast<int64_t>(map.pca_basis.size()) / map.y.d;
+  return engine_path_name(argmax_path(d, engine));  // the matching dimension
 }
 namespace {
 
@@ -140,7 +163,7 @@ void sharded_gumbel(const Prepared& P, const Group& G, PointsView x, std::span<c
 std::vector<int64_t> sdot_assign(const SemidiscreteMap& map, PointsView x, const Context& ctx,
                                  std::span<const int64_t> x_labels, const ScoreOptions& engine) {
   const MapCall c = start_call(map, x, x_labels, ctx, engine, /*argmax=*/true);
-  return c.rows(x, 1, [&](size_t, const Group& G, PointsView xk, const std::vector<float>& h, std::vector<int64_t>& idx) {
+  return c.rows(c.x, 1, [&](size_t, const Group& G, PointsView xk, const std::vector<float>& h, std::vector<int64_t>& idx) {
     std::vector<float> val(static_cast<size_t>(xk.n));
     group_argmax(c.P, G, xk, h, idx, val, ctx, engine);
   });
@@ -150,7 +173,7 @@ std::vector<int64_t> sdot_sample(const SemidiscreteMap& map, PointsView x, uint6
                                  std::span<const int64_t> x_labels, const ScoreOptions& engine) {
   if (map.epsilon <= 0) return sdot_assign(map, x, ctx, x_labels, engine);
   const MapCall c = start_call(map, x, x_labels, ctx, engine, /*argmax=*/false);
-  return c.rows(x, 1, [&](size_t k, const Group& G, PointsView xk, const std::vector<float>& h, std::vector<int64_t>& idx) {
+  return c.rows(c.x, 1, [&](size_t k, const Group& G, PointsView xk, const std::vector<float>& h, std::vector<int64_t>& idx) {
     const uint64_t key = c.P.num_classes == 0 ? seed : stream_key(seed, Stream::ClassGumbel, k);
     const float scale = static_cast<float>(1.0 / map.epsilon);
     if (c.P.sharded()) return sharded_gumbel(c.P, G, xk, h, scale, key, idx, ctx, engine);
@@ -171,7 +194,7 @@ std::vector<int64_t> sdot_topk(const SemidiscreteMap& map, PointsView x, int64_t
   }
   require(k >= 1 && k <= smallest, "k", k,
           "1 <= k <= " + std::to_string(smallest) + " (the smallest set of candidate points with b > 0)");
-  return c.rows(x, k, [&](size_t, const Group& G, PointsView xk, const std::vector<float>& h, std::vector<int64_t>& idx) {
+  return c.rows(c.x, k, [&](size_t, const Group& G, PointsView xk, const std::vector<float>& h, std::vector<int64_t>& idx) {
     std::vector<float> val(static_cast<size_t>(xk.n * k));
     row_topk(ScoreProblem{xk, G.y, h}, k, idx, val, ctx, engine);
     for (auto& j : idx) j = G.global(j);
@@ -190,6 +213,12 @@ SdotMarginalStats sdot_check(const SemidiscreteMap& map, int64_t batch, int64_t 
 
 double sdot_reference_cost_std(PointsView y, std::span<const double> b, SdotCost cost, uint64_t seed,
                                const Context& ctx, int64_t noise_draws, int64_t max_points) {
+  return reference_cost_std(y, b, cost, seed, ctx, noise_draws, max_points, nullptr);
+}
+
+double sdot_detail::reference_cost_std(PointsView y, std::span<const double> b, SdotCost cost, uint64_t seed,
+                                       const Context& ctx, int64_t noise_draws, int64_t max_points,
+                                       const Projection* proj) {
   require(noise_draws >= 1, "reference_draws", noise_draws, "a positive integer");
   require(max_points >= 1, "reference_points", max_points, "a positive integer");
   const Prepared P = prepare(y, b, cost, {}, std::numeric_limits<double>::infinity());
@@ -208,7 +237,7 @@ double sdot_reference_cost_std(PointsView y, std::span<const double> b, SdotCost
   const int64_t m = static_cast<int64_t>(support.size());
   Points ys(m, y.d);
   for (int64_t c = 0; c < m; ++c) std::copy_n(y.row(support[c]), y.d, ys.row(c));
-  const Points x = draw_noise(seed, static_cast<uint64_t>(Stream::CostScale), 0, noise_draws, y.d, ctx);
+  const Points x = draw_noise(proj, seed, static_cast<uint64_t>(Stream::CostScale), 0, noise_draws, y.d, ctx);
   std::vector<float> S(static_cast<size_t>(noise_draws * m));
   score_matrix(ScoreProblem{x, ys, {}}, S, ctx);
   const auto nx = squared_norms(x), ny = squared_norms(ys);

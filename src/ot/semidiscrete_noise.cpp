@@ -27,6 +27,18 @@ Points draw_noise(uint64_t seed, uint64_t tag, uint64_t step, int64_t n, int64_t
   return x;
 }
 
+Points draw_noise(const Projection* proj, uint64_t seed, uint64_t tag, uint64_t step, int64_t n, int64_t d,
+                  const Context& ctx) {
+  if (!proj) return draw_noise(seed, tag, step, n, d, ctx);
+  return proj->apply(draw_noise(seed, tag, step, n, proj->D, ctx), ctx);
+}
+
+Points Projection::apply(PointsView x, const Context& ctx) const {
+  Points z(x.n, K);
+  if (x.n > 0) score_matrix(ScoreProblem{x, PointsView{U.data(), K, D}, {}}, z.data, ctx);
+  return z;
+}
+
 namespace {
 
 // n classes k ~ w_k from stream (seed, tag ^ Classes, step).

@@ -105,6 +105,7 @@ void SemidiscreteOT::Options::validate() const {
           "a positive number (infinity = one potential per class)");
   require(reference_draws >= 1, "reference_draws", reference_draws, "a positive integer");
   require(reference_points >= 1, "reference_points", reference_points, "a positive integer");
+  require(pca >= 0, "pca", pca, "an integer >= 0 (0 = off; else the number of principal directions, <= d)");
   engine.validate();
 }
 

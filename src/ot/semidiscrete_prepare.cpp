@@ -62,6 +62,32 @@ void require_unsharded(const Prepared& P, const std::string& what) {
     throw CollectiveError(what + " is not sharded yet: run it on one process (without mpirun, or mpirun -np 1)");
 }
 
+void require_unsharded(const Communicator& comm, const std::string& what) {
+  if (comm.size() > 1)
+    throw CollectiveError(what + " is not sharded yet: run it on one process (without mpirun, or mpirun -np 1)");
+}
+
+std::shared_ptr<const Projection> basis_projection(std::span<const float> basis, int64_t D) {
+  const auto size = static_cast<int64_t>(basis.size());
+  const int64_t K = D > 0 ? size / D : 0;
+  require(K >= 1 && K <= D && K * D == size, "pca basis", std::to_string(size) + " values",
+          "a (K, d) basis with 1 <= K <= d = " + std::to_string(D) + " (K * d values)");
+  require_finite(basis, "pca basis");
+  for (int64_t a = 0; a < K; ++a)  // U U^T = I_K, in double
+    for (int64_t c = a; c < K; ++c) {
+      double dot = 0;
+      for (int64_t k = 0; k < D; ++k) dot += static_cast<double>(basis[a * D + k]) * basis[c * D + k];
+      if (std::abs(dot - (a == c ? 1.0 : 0.0)) > 1e-3)
+        fail_argument("pca basis", "rows " + std::to_string(a) + " and " + std::to_string(c) + " with dot product " +
+                                       to_text(dot),
+                      "orthonormal rows (U U^T = I within 1e-3)");
+    }
+  auto proj = std::make_shared<Projection>();
+  proj->D = D, proj->K = K;
+  proj->U.assign(basis.begin(), basis.end());
+  return proj;
+}
+
 std::vector<double> gather_points(const Prepared& P, std::span<const double> local) {
   if (!P.sharded()) return {local.begin(), local.end()};
   return allgather<double>(*P.comm, local);
