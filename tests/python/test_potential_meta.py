@@ -64,8 +64,8 @@ def test_python_from_potential_checks_the_sidecar(fitted):
 def test_train_refuses_a_potential_of_other_data(cli, fitted):
     d, y, _ = fitted
     np.save(d / "other.npy", y[::-1].copy())
+    if not any(line.split()[:1] == ["train"] for line in cli("--help").stdout.splitlines()):
+        pytest.skip("this otgen was built without flow matching (no train command)")
     r = cli("train", "--data", d / "other.npy", "--coupling", "semidiscrete", "--potential", d / "g.npy", "--steps", 2,
             "--out", d / "run", check=False)
-    if r.returncode == 2 and "train" in r.stderr and "potential" not in r.stderr:
-        pytest.skip("this otgen was built without flow matching")
     assert r.returncode == 2 and "--potential" in r.stderr and "fitted on" in r.stderr
