@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "otgen/error.h"
 #include "otgen/npy.h"
@@ -113,17 +114,30 @@ void set_potential_basis(nlohmann::json& meta, std::span<const float> basis, int
   meta["pca_hash"] = content_hash(basis.data(), basis.size_bytes());
 }
 
-std::vector<float> read_potential_basis(const std::string& g_path, int64_t d, std::string_view argument) {
+namespace {
+
+// The sidecar of g_path, or nothing when there is none; an unreadable one fails naming `argument`.
+std::optional<nlohmann::json> read_sidecar(const std::string& g_path, std::string_view argument) {
   const std::string side = potential_meta_path(g_path);
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(side, ec)) return {};
-  nlohmann::json m;
+  if (!std::filesystem::is_regular_file(side, ec)) return std::nullopt;
   try {
     std::ifstream in(side);
+    nlohmann::json m;
     in >> m;
+    return m;
   } catch (const std::exception&) {
     fail_argument(argument, "'" + g_path + "' with an unreadable " + side, "a valid sidecar JSON (or delete it)");
   }
+}
+
+}  // namespace
+
+std::vector<float> read_potential_basis(const std::string& g_path, int64_t d, std::string_view argument) {
+  const auto sidecar = read_sidecar(g_path, argument);
+  if (!sidecar) return {};
+  const nlohmann::json& m = *sidecar;
+  std::error_code ec;
   const nlohmann::json K = m.is_object() ? m.value("pca", nlohmann::json(nullptr)) : nlohmann::json(nullptr);
   if (K.is_null()) return {};
   const std::string path = potential_basis_path(g_path);
@@ -156,15 +170,9 @@ bool check_potential_meta(const std::string& g_path, const nlohmann::json& actua
                           std::string_view override_flag) {
   const std::string anyway = " (" + std::string(override_flag) + " to use it anyway)";
   const std::string side = potential_meta_path(g_path);
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(side, ec)) return false;
-  nlohmann::json m;
-  try {
-    std::ifstream in(side);
-    in >> m;
-  } catch (const std::exception&) {
-    fail_argument(argument, "'" + g_path + "' with an unreadable " + side, "a valid sidecar JSON (or delete it)");
-  }
+  const auto sidecar = read_sidecar(g_path, argument);
+  if (!sidecar) return false;
+  const nlohmann::json& m = *sidecar;
   if (!m.is_object() || m.value("format", "") != kFormat)
     fail_argument(argument, "'" + g_path + "' with sidecar " + side, std::string("format ") + kFormat);
   const std::string fitted = "'" + g_path + "', fitted on ";
