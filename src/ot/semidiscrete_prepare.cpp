@@ -57,14 +57,13 @@ Prepared prepare_shard(PointsView y, std::span<const double> b, SdotCost cost, s
 
 }  // namespace
 
-void require_unsharded(const Prepared& P, const std::string& what) {
-  if (P.sharded())
-    throw CollectiveError(what + " is not sharded yet: run it on one process (without mpirun, or mpirun -np 1)");
-}
-
 void require_unsharded(const Communicator& comm, const std::string& what) {
   if (comm.size() > 1)
     throw CollectiveError(what + " is not sharded yet: run it on one process (without mpirun, or mpirun -np 1)");
+}
+
+void require_unsharded(const Prepared& P, const std::string& what) {
+  if (P.sharded()) require_unsharded(*P.comm, what);
 }
 
 std::shared_ptr<const Projection> basis_projection(std::span<const float> basis, int64_t D) {
