@@ -28,6 +28,7 @@
 #include "otgen/potential_meta.h"
 #include "otgen/progress.h"
 #include "otgen/scores.h"
+#include "otgen/sdot_options.h"
 #include "otgen/semidiscrete.h"
 #include "otgen/sinkhorn.h"
 #include "otgen/streams.h"
@@ -108,6 +109,30 @@ ScoreOptions engine_options(const std::string& name) {
   opt.path = parse_engine_path(name, "engine");
   require_engine_path(opt.path, "engine");
   return opt;
+}
+
+// A Python value as an option value (otgen/sdot_options.h): None = auto; bool before int (a bool is
+// an int in Python); anything with __index__ (numpy integers too) an integer; other numbers reals.
+SdotOptionValue option_value(py::handle v, const std::string& key) {
+  if (v.is_none()) return {};
+  if (PyBool_Check(v.ptr())) return v.cast<bool>();
+  if (PyIndex_Check(v.ptr())) return v.cast<int64_t>();
+  if (PyFloat_Check(v.ptr()) || PyNumber_Check(v.ptr())) return v.cast<double>();
+  if (py::isinstance<py::str>(v)) return v.cast<std::string>();
+  value_error(key + ": " + std::string(py::repr(v)) + ", expected a number, a bool, a string or None");
+}
+
+// SemidiscreteOT keyword options (a dict of option names) into Options; unknown names and wrong types
+// raise ValueError naming the key.
+SemidiscreteOT::Options sdot_options_from(const py::dict& options) {
+  SemidiscreteOT::Options o;
+  for (auto item : options) {
+    const std::string key = py::str(item.first);
+    const SdotOption* spec = find_sdot_option(key);
+    if (!spec) value_error("unknown SemidiscreteOT option '" + key + "' (expected one of " + sdot_option_names() + ")");
+    spec->set(o, option_value(item.second, key), key);
+  }
+  return o;
 }
 
 // A progress callback calling fn(step, total, metrics) with the GIL held; fn is borrowed (the caller's
@@ -439,50 +464,30 @@ PYBIND11_MODULE(_otgen, m) {
 
   // ---- semidiscrete OT ------------------------------------------------------------------------
   // Options arrive as a dict of SemidiscreteOT::Options field names; unknown keys are an error.
+  m.def(
+      "sdot_options",
+      [] {
+        py::list out;
+        const SemidiscreteOT::Options defaults;
+        static const char* kinds[] = {"flag", "integer", "real", "name"};
+        for (const SdotOption& spec : sdot_options()) {
+          py::dict d;
+          d["name"] = std::string(spec.name), d["flag"] = std::string(spec.flag);
+          d["kind"] = kinds[static_cast<int>(spec.kind)], d["auto"] = spec.can_be_auto;
+          d["choices"] = std::string(spec.choices), d["help"] = std::string(spec.help);
+          d["default"] = sdot_option_text(spec.get(defaults));
+          out.append(d);
+        }
+        return out;
+      },
+      "The SemidiscreteOT options (otgen/sdot_options.h): name, CLI flag, kind, auto, choices, help, default.");
   m.def("int8_screen_supported", &LatticeColumns::cpu_supported,
         "Whether this CPU has the instructions of the exact int8 screen (AVX-512 F, BW, VNNI).");
   m.def(
       "sdot_fit",
       [](py::handle y, py::object weights, py::object labels, py::object g0, py::dict options, uint64_t seed,
          int threads, bool progress, py::object callback) {
-        SemidiscreteOT::Options o;
-        for (auto item : options) {
-          const std::string key = py::str(item.first);
-          py::handle v = item.second;
-          if (v.is_none() && (key == "lr" || key == "lr_final" || key == "chi2_every" || key == "chi2_repeats"))
-            continue;  // None = auto
-          if (key == "epsilon") o.epsilon = v.cast<double>();
-          else if (key == "relative_epsilon") o.relative_epsilon = v.cast<bool>();
-          else if (key == "cost") o.cost = parse_sdot_cost(v.cast<std::string>());
-          else if (key == "batch_size") o.batch_size = v.cast<int64_t>();
-          else if (key == "steps") o.steps = v.cast<int64_t>();
-          else if (key == "optimizer") o.optimizer = parse_sdot_optimizer(v.cast<std::string>());
-          else if (key == "schedule") o.schedule = parse_sdot_schedule(v.cast<std::string>());
-          else if (key == "lr") o.lr = v.cast<double>();
-          else if (key == "lr_final") o.lr_final = v.cast<double>();
-          else if (key == "adam_beta1") o.adam_beta1 = v.cast<double>();
-          else if (key == "adam_beta2") o.adam_beta2 = v.cast<double>();
-          else if (key == "adam_eps") o.adam_eps = v.cast<double>();
-          else if (key == "averaging") o.averaging = parse_sdot_averaging(v.cast<std::string>());
-          else if (key == "ema_decay") o.ema_decay = v.cast<double>();
-          else if (key == "polyak_start") o.polyak_start = v.cast<double>();
-          else if (key == "polyak_prior") o.polyak_prior = v.cast<double>();
-          else if (key == "warmup_delta") o.warmup_delta = v.cast<double>();
-          else if (key == "warmup_steps") o.warmup_steps = v.cast<int64_t>();
-          else if (key == "chi2_every") o.chi2_every = v.cast<int64_t>();
-          else if (key == "chi2_repeats") o.chi2_repeats = v.cast<int64_t>();
-          else if (key == "chi2_threshold") o.chi2_threshold = v.cast<double>();
-          else if (key == "target_chi2") o.target_chi2 = v.cast<double>();
-          else if (key == "time_limit") o.time_limit = v.cast<double>();
-          else if (key == "poly_gamma") o.poly_gamma = v.cast<double>();
-          else if (key == "init") o.init = parse_sdot_init(v.cast<std::string>());
-          else if (key == "log_every") o.log_every = v.cast<int64_t>();
-          else if (key == "class_penalty") o.class_penalty = v.cast<double>();
-          else if (key == "int8_screen") o.engine.int8_screen = v.cast<bool>();
-          else if (key == "engine") o.engine.path = engine_options(v.cast<std::string>()).path;
-          else if (key == "pca") o.pca = v.is_none() ? 0 : v.cast<int64_t>();
-          else value_error("unknown SemidiscreteOT option '" + key + "'");
-        }
+        const SemidiscreteOT::Options o = sdot_options_from(options);
         auto Y = points(y, "y");
         F64 B = optional_f64(weights, "weights");
         I64 L = optional_i64(labels, "labels");

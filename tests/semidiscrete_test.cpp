@@ -19,6 +19,7 @@
 #include "otgen/potential_meta.h"
 #include "otgen/record.h"
 #include "otgen/rng.h"
+#include "otgen/sdot_options.h"
 #include "otgen/semidiscrete.h"
 #include "test_util.h"
 
@@ -958,6 +959,83 @@ TEST(SemidiscreteCli, UserErrorsExitTwoWithOneLine) {
   expect_user_error("sdot assign" + y + " --potential " + dir.file("g.npy") + " --n 5 --noise " + dir.file("y.npy") +
                         " --out " + dir.file("i.npy"),
                     "exactly one of");
+}
+
+
+// The option table (otgen/sdot_options.h): each entry reads and writes its own field only, its values
+// survive the CLI's text form, and wrong types or texts are refused naming the argument.
+TEST(SdotOptionTable, EachEntryOwnsOneFieldAndItsTextRoundTrips) {
+  using Options = SemidiscreteOT::Options;
+  const Options defaults;
+  auto snapshot = [](const Options& o) {
+    std::vector<std::string> v;
+    for (const SdotOption& s : sdot_options()) v.push_back(sdot_option_text(s.get(o)));
+    return v;
+  };
+  const auto before = snapshot(defaults);
+  for (size_t k = 0; k < sdot_options().size(); ++k) {
+    const SdotOption& spec = sdot_options()[k];
+    EXPECT_EQ(find_sdot_option(spec.name), &spec);
+    const SdotOptionValue d = spec.get(defaults);
+    if (!std::holds_alternative<std::monostate>(d))
+      EXPECT_EQ(parse_sdot_option_text(spec, sdot_option_text(d), spec.flag), d) << spec.name;
+    // A value other than the default, by kind; setting it changes this entry's field and no other.
+    SdotOptionValue other;
+    switch (spec.kind) {
+      case SdotOptionKind::Flag: other = !std::get<bool>(d); break;
+      case SdotOptionKind::Integer: other = int64_t{7}; break;
+      case SdotOptionKind::Real: other = 0.375; break;
+      case SdotOptionKind::Name: other = std::string(spec.name == "engine" ? "fp32" : "");
+    }
+    if (spec.kind == SdotOptionKind::Name && spec.name != "engine") {  // the first choice unlike the default
+      std::string choices(spec.choices);
+      for (size_t at = 0; at < choices.size();) {
+        const size_t end = std::min(choices.find(", ", at), choices.size());
+        if (choices.substr(at, end - at) != std::get<std::string>(d)) {
+          other = choices.substr(at, end - at);
+          break;
+        }
+        at = end + 2;
+      }
+    }
+    Options o;
+    spec.set(o, other, spec.name);
+    auto after = snapshot(o);
+    EXPECT_EQ(sdot_option_text(spec.get(o)), sdot_option_text(other)) << spec.name;
+    after[k] = before[k];
+    EXPECT_EQ(after, before) << spec.name << " changed another field";
+  }
+  Options o;
+  test::expect_error_contains([&] { find_sdot_option("steps")->set(o, 2.5, "steps"); }, "invalid steps = 2.5 (a real)");
+  test::expect_error_contains([&] { find_sdot_option("epsilon")->set(o, true, "--epsilon"); }, "invalid --epsilon = true");
+  test::expect_error_contains([&] { find_sdot_option("cost")->set(o, std::string("l1"), "--cost"); },
+                        "invalid --cost = l1: expected one of sqeuclidean_half, dot");
+  find_sdot_option("epsilon")->set(o, int64_t{2}, "epsilon");  // an integer is a valid real
+  EXPECT_EQ(o.epsilon, 2.0);
+  EXPECT_TRUE(std::holds_alternative<std::monostate>(parse_sdot_option_text(*find_sdot_option("lr"), "auto", "--lr")));
+  test::expect_error_contains([&] { parse_sdot_option_text(*find_sdot_option("steps"), "auto", "--steps"); },
+                        "invalid --steps = auto: expected an integer");
+  test::expect_error_contains([&] { parse_sdot_option_text(*find_sdot_option("steps"), "12x", "--steps"); },
+                        "invalid --steps = 12x");
+  test::expect_error_contains([&] { parse_sdot_option_text(*find_sdot_option("lr"), "nan", "--lr"); },
+                        "invalid --lr = nan: expected a number or 'auto'");
+  EXPECT_EQ(std::get<double>(parse_sdot_option_text(*find_sdot_option("class_penalty"), "inf", "--class-penalty")),
+            std::numeric_limits<double>::infinity());
+  EXPECT_EQ(sdot_option_text(SdotOptionValue(1e-8)), "1e-08");
+}
+
+// log_every auto: min(100, chi2_every) when chi2_every is given and > 0, else 100.
+TEST(SdotOptionTable, LogEveryAutoFollowsChi2Every) {
+  SemidiscreteOT::Options o;
+  EXPECT_EQ(o.history_every(), 100);
+  o.chi2_every = 30;
+  EXPECT_EQ(o.history_every(), 30);
+  o.chi2_every = 0;
+  EXPECT_EQ(o.history_every(), 100);
+  o.chi2_every = 500;
+  EXPECT_EQ(o.history_every(), 100);
+  o.log_every = 7;
+  EXPECT_EQ(o.history_every(), 7);
 }
 
 }  // namespace

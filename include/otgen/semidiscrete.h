@@ -222,7 +222,9 @@ class SemidiscreteOT {
     double chi2_threshold = 0;     // also stop (stopped_by "chi2_threshold") when the estimate alone
                                    // is <= this; 0 = never
     double time_limit = 0;         // stop after this many seconds (stopped_by "time_limit"); 0 = none
-    int64_t log_every = 100;       // one history row per log_every steps (>= 1), plus every chi2 check
+    // One history row per log_every steps (>= 1), plus every chi2 check. auto: min(100, chi2_every) when
+    // chi2_every is given and > 0, else 100 (history_every()).
+    std::optional<int64_t> log_every;
     double class_penalty = std::numeric_limits<double>::infinity();  // beta of the augmented cost (> 0)
     int64_t reference_draws = 1024;   // relative epsilon: noise draws of the reference cost matrix
     int64_t reference_points = 4096;  // ... and at most this many data points
@@ -235,6 +237,7 @@ class SemidiscreteOT {
     // long run be monitored or checkpointed. Empty = none.
     std::function<void(const Result&)> on_check;
     void validate() const;         // throws otgen::Error naming the field, the value and the rule
+    int64_t history_every() const;  // log_every, resolved
   };
 
   struct HistoryRow {

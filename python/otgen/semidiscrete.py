@@ -143,10 +143,10 @@ class SemidiscreteOT:
                  pca=None, **options):
         if pca is not None and (isinstance(pca, bool) or int(pca) != pca or pca < 0):
             raise ValueError(f"pca: {pca!r}, expected None or an integer in [1, d] (the number of principal directions)")
-        self.options = dict(epsilon=float(epsilon), batch_size=int(batch_size), steps=int(steps),
-                            optimizer=optimizer, lr=None if lr is None else float(lr), cost=cost,
-                            class_penalty=float(class_penalty), target_chi2=float(target_chi2),
-                            time_limit=float(time_limit), pca=0 if pca is None else int(pca), **options)
+        # Types and names are checked by the C++ option table at fit(): no silent int() / float() here.
+        self.options = dict(epsilon=epsilon, batch_size=batch_size, steps=steps, optimizer=optimizer, lr=lr,
+                            cost=cost, class_penalty=class_penalty, target_chi2=target_chi2, time_limit=time_limit,
+                            pca=0 if pca is None else int(pca), **options)
         self.seed, self.threads, self.progress = int(seed), int(threads), progress
         self.y = self.weights = self.labels = self.result = None
         self._prepared = None
@@ -269,3 +269,19 @@ class SemidiscreteOT:
         (eps = 0: the estimate's standard deviation, and 0.5 sqrt(chi2 + 2 chi2_sd) >= TV of the true
         marginal), ``min_ratio``, ``max_ratio``, ``empty``, ``draws``."""
         return self._map().check(batch=batch, repeats=repeats, seed=seed, threads=self.threads)
+
+def _options_section():
+    """The constructor's option list, generated from the C++ option table (otgen/sdot_options.h) that
+    also generates the CLI's `sdot fit` flags and the run record: every option, spelled one way."""
+    lines = ["", "    All options", "    -----------",
+             "    Generated from the option table shared with the CLI (``otgen sdot fit --help``): keyword, the CLI",
+             "    flag, the default (``auto`` = None: from the data), and what it does.", ""]
+    for o in _otgen.sdot_options():
+        default = "None (auto)" if o["auto"] and o["default"] == "auto" else o["default"]
+        kind = f"one of {o['choices']}" if o["choices"] else o["kind"]
+        lines.append(f"    ``{o['name']}`` ({kind}; CLI ``{o['flag']}``; default {default})")
+        lines.append(f"        {o['help']}")
+    return "\n".join(lines) + "\n"
+
+
+SemidiscreteOT.__doc__ += _options_section()

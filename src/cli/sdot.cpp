@@ -5,10 +5,12 @@
 #include <cstdlib>
 #include <iostream>
 #include <limits>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <type_traits>
+#include <variant>
 
 #include <nlohmann/json.hpp>
 
@@ -20,6 +22,7 @@
 #include "otgen/npy.h"
 #include "otgen/potential_meta.h"
 #include "otgen/record.h"
+#include "otgen/sdot_options.h"
 #include "otgen/semidiscrete.h"
 #include "otgen/staging.h"
 
@@ -32,50 +35,50 @@ void add_target_options(CLI::App* cmd, Target& t) {
   cmd->add_option("--labels", t.labels, "per-point classes: (N,) int64 .npy (conditional OT)");
 }
 
-template <class T>
-nlohmann::json auto_json(const std::optional<T>& v) { return v ? nlohmann::json(*v) : nlohmann::json("auto"); }
-
-nlohmann::json options_json(const SemidiscreteOT::Options& o) {
-  return {{"epsilon", o.epsilon},
-          {"relative_epsilon", o.relative_epsilon},
-          {"cost", to_string(o.cost)},
-          {"batch_size", o.batch_size},
-          {"steps", o.steps},
-          {"optimizer", to_string(o.optimizer)},
-          {"schedule", to_string(o.schedule)},
-          {"lr", auto_json(o.lr)},
-          {"lr_final", auto_json(o.lr_final)},
-          {"averaging", to_string(o.averaging)},
-          {"poly_gamma", o.poly_gamma},
-          {"ema_decay", o.ema_decay},
-          {"polyak_start", o.polyak_start},
-          {"polyak_prior", o.polyak_prior},
-          {"init", to_string(o.init)},
-          {"warmup_delta", o.warmup_delta},
-          {"warmup_steps", o.warmup_steps},
-          {"chi2_every", auto_json(o.chi2_every)},
-          {"chi2_repeats", auto_json(o.chi2_repeats)},
-          {"target_chi2", o.target_chi2},
-          {"chi2_threshold", o.chi2_threshold},
-          {"time_limit", o.time_limit},
-          {"pca", o.pca},
-          {"class_penalty", std::isinf(o.class_penalty) ? nlohmann::json("inf") : nlohmann::json(o.class_penalty)}};
+// The record's value of an option: "auto" when unset, "inf" for an infinite real.
+nlohmann::json option_json(const SdotOptionValue& v) {
+  if (std::holds_alternative<std::monostate>(v)) return "auto";
+  if (const double* x = std::get_if<double>(&v); x && std::isinf(*x)) return sdot_option_text(v);
+  return std::visit([](const auto& x) -> nlohmann::json {
+    if constexpr (std::is_same_v<std::decay_t<decltype(x)>, std::monostate>) return nullptr;
+    else return x;
+  }, v);
 }
 
-// "auto" (unset) or a number, for the options whose default is derived from the data.
-template <class T>
-std::optional<T> parse_auto(const std::string& s, std::string_view argument) {
-  if (s == "auto") return std::nullopt;
-  size_t used = 0;
-  T v{};
-  try {
-    if constexpr (std::is_integral_v<T>) v = static_cast<T>(std::stoll(s, &used));
-    else v = std::stod(s, &used);
-  } catch (const std::exception&) {
-    used = 0;
+// Every option of the table (otgen/sdot_options.h), as set.
+nlohmann::json options_json(const SemidiscreteOT::Options& o) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const SdotOption& spec : sdot_options()) j[std::string(spec.name)] = option_json(spec.get(o));
+  return j;
+}
+
+// The flags generated from the option table: the text of each flag given, parsed once the command
+// line is read (so the errors are the library's, naming the flag).
+using GivenOptions = std::map<std::string_view, std::string>;
+
+void add_table_options(CLI::App* cmd, GivenOptions& given) {
+  const SemidiscreteOT::Options defaults;
+  for (const SdotOption& spec : sdot_options()) {
+    if (!spec.generic_flag) continue;
+    const std::string flag(spec.flag), help(spec.help);
+    if (spec.kind == SdotOptionKind::Flag) {
+      cmd->add_flag_callback(flag, [&given, name = spec.name] { given[name] = "true"; }, help);
+      continue;
+    }
+    cmd->add_option_function<std::string>(flag, [&given, name = spec.name](const std::string& s) { given[name] = s; },
+                                          help)
+        ->default_str(sdot_option_text(spec.get(defaults)))
+        ->type_name(spec.kind == SdotOptionKind::Integer ? (spec.can_be_auto ? "INT|auto" : "INT")
+                    : spec.kind == SdotOptionKind::Real  ? (spec.can_be_auto ? "REAL|auto" : "REAL")
+                                                         : "NAME");
   }
-  if (used == 0 || used != s.size()) fail_argument(argument, s, "'auto' or a number");
-  return v;
+}
+
+void apply_table_options(const GivenOptions& given, SemidiscreteOT::Options& o) {
+  for (const auto& [name, text] : given) {
+    const SdotOption& spec = *find_sdot_option(name);
+    spec.set(o, parse_sdot_option_text(spec, text, spec.flag), spec.flag);
+  }
 }
 
 nlohmann::json opt_json(const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); }
@@ -84,24 +87,14 @@ struct FitArgs {
   Target target;
   SemidiscreteOT::Options opt;
   Context ctx;
-  std::string optimizer = "sgd", schedule = "linear", averaging = "poly", cost = "sqeuclidean_half";
-  std::string lr = "auto", lr_final = "auto", chi2_every = "auto", chi2_repeats = "auto";
+  GivenOptions given;
   std::string out, record, init = "auto";
 };
 
 // The fit's options from their flags (throws otgen::Error naming the flag).
 void parse_fit_options(FitArgs& a, bool named_init) {
-  a.opt.optimizer = parse_sdot_optimizer(a.optimizer, "--optimizer");
-  a.opt.schedule = parse_sdot_schedule(a.schedule, "--schedule");
-  a.opt.averaging = parse_sdot_averaging(a.averaging, "--averaging");
-  a.opt.cost = parse_sdot_cost(a.cost, "--cost");
-  a.opt.lr = parse_auto<double>(a.lr, "--lr");
-  a.opt.lr_final = parse_auto<double>(a.lr_final, "--lr-final");
-  a.opt.chi2_every = parse_auto<int64_t>(a.chi2_every, "--chi2-every");
-  a.opt.chi2_repeats = parse_auto<int64_t>(a.chi2_repeats, "--chi2-repeats");
+  apply_table_options(a.given, a.opt);
   if (named_init) a.opt.init = parse_sdot_init(a.init, "--init");
-  const int64_t every = a.opt.chi2_every.value_or(100);
-  a.opt.log_every = every > 0 ? std::min<int64_t>(100, every) : 100;
   a.opt.validate();
   a.ctx.validate();
   require(!a.out.empty(), "--out", "''", "an output .npy path");
@@ -119,40 +112,8 @@ void register_fit(CLI::App& root) {
   CLI::App* cmd = sdot->add_subcommand("fit", "fit the dual potential g of N(0, I) -> data by stochastic ascent");
   add_target_options(cmd, a->target);
   auto& o = a->opt;
-  cmd->add_option("--epsilon", o.epsilon, "entropic regularisation (0 = hard OT; cost |x-y|^2/2)")->capture_default_str();
-  cmd->add_flag("--relative-epsilon", o.relative_epsilon, "--epsilon (and --warmup-delta) are multiples of std(C)");
-  cmd->add_option("--cost", a->cost, "sqeuclidean_half | dot")->capture_default_str();
-  cmd->add_option("--steps", o.steps, "maximum number of steps")->capture_default_str();
-  cmd->add_option("--batch", o.batch_size, "noise draws per step")->capture_default_str();
-  cmd->add_option("--optimizer", a->optimizer, "sgd | adam")->capture_default_str();
-  cmd->add_option("--schedule", a->schedule, "step size schedule: constant | linear | cosine")->capture_default_str();
-  cmd->add_option("--lr", a->lr, "initial step size, or auto (from the data: docs/semidiscrete.md)")->capture_default_str();
-  cmd->add_option("--lr-final", a->lr_final, "final step size (linear, cosine), or auto")->capture_default_str();
-  cmd->add_option("--averaging", a->averaging, "returned iterate: poly | ema | polyak | none")->capture_default_str();
-  cmd->add_option("--poly-gamma", o.poly_gamma, "poly averaging: weight (1 + gamma) / (t + 1 + gamma)")->capture_default_str();
-  cmd->add_option("--ema-decay", o.ema_decay, "EMA decay")->capture_default_str();
-  cmd->add_option("--polyak-start", o.polyak_start, "Polyak: average from this fraction of --steps")->capture_default_str();
-  cmd->add_option("--polyak-prior", o.polyak_prior,
-                  "Polyak with --init g0.npy: g0 counts as this many averaged steps (resume an averaged fit)")
-      ->capture_default_str();
-  cmd->add_option("--warmup-delta", o.warmup_delta, "eps warm-up: start at eps + delta ...")->capture_default_str();
-  cmd->add_option("--warmup-steps", o.warmup_steps, "... decaying linearly to eps over these steps")->capture_default_str();
-  cmd->add_option("--chi2-every", a->chi2_every, "evaluate chi2 every K steps and at the end (0 = never), or auto")
-      ->capture_default_str();
-  cmd->add_option("--chi2-repeats", a->chi2_repeats, "over R batches of fresh noise, or auto")->capture_default_str();
-  cmd->add_option("--target-chi2", o.target_chi2, "stop when chi2 + 2 sd <= this at a check (0 = no target)")
-      ->capture_default_str();
-  cmd->add_option("--chi2-threshold", o.chi2_threshold, "also stop when the chi2 estimate alone is <= this (0 = never)")
-      ->capture_default_str();
-  cmd->add_option("--time-limit", o.time_limit, "stop after this many seconds (0 = none)")->capture_default_str();
-  cmd->add_option("--class-penalty", o.class_penalty, "labels: beta of c + beta [k != l] (default inf = per class)");
-  cmd->add_option("--pca", o.pca,
-                  "match in the span of the top K principal directions of the data (1 <= K <= d; 0 = off); "
-                  "the basis is written to OUT.pca.npy")
-      ->capture_default_str();
-  cmd->add_option("--init", a->init,
-                  "start: auto | zero | half-norm (g0 = |y|^2 / 2, h = 0) | gaussian, or a (N,) potential .npy")
-      ->capture_default_str();
+  add_table_options(cmd, a->given);
+  cmd->add_option("--init", a->init, std::string(find_sdot_option("init")->help))->capture_default_str();
   cmd->add_option("--out", a->out, "output potential g: (N,) float32 .npy, centred")->required();
   cmd->add_option("--record", a->record, "output run record (options, history, result) as JSON");
   add_context_options(cmd, a->ctx);

@@ -508,7 +508,7 @@ SemidiscreteOT::Result fit_in(const SemidiscreteOT::Options& o, PointsView y, st
     const int64_t done = t + 1;
     const bool out_of_time = o.time_limit > 0 && out_of_time_everywhere(P, seconds() >= o.time_limit);
     const bool check = plan.chi2_every > 0 && (done % plan.chi2_every == 0 || done == o.steps || out_of_time);
-    if (done % o.log_every == 0 || check) {
+    if (done % o.history_every() == 0 || check) {
       HistoryRow row;
       row.step = done;
       row.loss = loss_acc / static_cast<double>(loss_n);

@@ -100,13 +100,18 @@ void SemidiscreteOT::Options::validate() const {
           "a finite number >= 0 (0 = no target)");
   require(std::isfinite(time_limit) && time_limit >= 0, "time_limit", time_limit,
           "a finite number of seconds >= 0 (0 = none)");
-  require(log_every >= 1, "log_every", log_every, "a positive integer");
+  if (log_every) require(*log_every >= 1, "log_every", *log_every, "a positive integer (or unset = auto)");
   require(class_penalty > 0 && !std::isnan(class_penalty), "class_penalty", class_penalty,
           "a positive number (infinity = one potential per class)");
   require(reference_draws >= 1, "reference_draws", reference_draws, "a positive integer");
   require(reference_points >= 1, "reference_points", reference_points, "a positive integer");
   require(pca >= 0, "pca", pca, "an integer >= 0 (0 = off; else the number of principal directions, <= d)");
   engine.validate();
+}
+
+int64_t SemidiscreteOT::Options::history_every() const {
+  if (log_every) return *log_every;
+  return chi2_every && *chi2_every > 0 ? std::min<int64_t>(100, *chi2_every) : 100;
 }
 
 }  // namespace otgen

@@ -30,7 +30,7 @@ HEADER_LAYER = {
     "data": "data",
     "lattice": "kernels", "score_partials": "kernels", "scores": "kernels",
     "ode": "ode",
-    "assignment": "ot", "pca": "ot", "potential_meta": "ot", "semidiscrete": "ot", "sinkhorn": "ot",
+    "assignment": "ot", "pca": "ot", "potential_meta": "ot", "sdot_options": "ot", "semidiscrete": "ot", "sinkhorn": "ot",
     "coupling": "coupling",
     "evaluation": "metrics", "metrics": "metrics",
     "flow_sde": "wfr", "wfr": "wfr",
