@@ -573,14 +573,8 @@ PYBIND11_MODULE(_otgen, m) {
     if (!pca_basis.is_none() && a->basis.shape(1) != a->y.view.d)
       value_error("pca_basis: shape (" + std::to_string(a->basis.shape(0)) + ", " + std::to_string(a->basis.shape(1)) +
                   "), expected (K, " + std::to_string(a->y.view.d) + "): K directions in the data's dimension");
-    if (!pca_basis.is_none()) a->map.pca_basis = span_of(a->basis);
-    a->map.y = a->y.view;
-    a->map.g = span_of(a->g);
-    a->map.b = span_of_t(a->b);
-    a->map.labels = span_of_t(a->labels);
-    a->map.epsilon = epsilon;
-    a->map.cost = parse_sdot_cost(cost);
-    a->map.class_penalty = class_penalty;
+    const SdotProblem problem{a->y.view, span_of_t(a->b), span_of_t(a->labels), parse_sdot_cost(cost), class_penalty};
+    a->map = SemidiscreteMap(problem, span_of(a->g), epsilon, span_of(a->basis));
     // sdot_assign / sdot_sample / sdot_check validate the map (once, for an SdotMap).
     return a;
   };

@@ -73,15 +73,27 @@ namespace sdot_detail {
 struct Prepared;
 }
 
-// A fitted (or given) semidiscrete coupling: non-owning views, valid while the arrays live.
-struct SemidiscreteMap {
+// The target side of a semidiscrete problem (OTT-JAX's problem / solver / output split): the data,
+// their weights and classes, the cost and the class penalty. SemidiscreteOT fits a potential for it
+// (SemidiscreteOT::problem names one with the solver's cost); a SemidiscreteMap is a problem plus a
+// potential. Non-owning views, valid while the arrays live.
+struct SdotProblem {
   PointsView y;                      // (N, d) target points
-  std::span<const float> g;          // length N potential
   std::span<const double> b;         // length N weights, or empty = uniform
-  double epsilon = 0.0;              // absolute; 0 = hard assignment
-  SdotCost cost = SdotCost::SqEuclideanHalf;
   std::span<const int64_t> labels;   // empty = unconditional; else length N in [0, K)
+  SdotCost cost = SdotCost::SqEuclideanHalf;
   double class_penalty = std::numeric_limits<double>::infinity();  // beta (labels only); > 0
+};
+
+// A fitted (or given) semidiscrete coupling: a problem and its potential. Non-owning views, valid
+// while the arrays live.
+struct SemidiscreteMap : SdotProblem {
+  SemidiscreteMap() = default;
+  SemidiscreteMap(const SdotProblem& problem, std::span<const float> g, double epsilon,
+                  std::span<const float> pca_basis = {})
+      : SdotProblem(problem), g(g), epsilon(epsilon), pca_basis(pca_basis) {}
+  std::span<const float> g;          // length N potential
+  double epsilon = 0.0;              // absolute; 0 = hard assignment
   // PCA-reduced matching: the (K, d) row-major basis U (orthonormal rows, 1 <= K <= d) the potential
   // was fitted in (Result::pca_basis); every call projects its d-dimensional noise x to U x and
   // matches it with U y_j. Empty = the full space.
@@ -289,9 +301,15 @@ class SemidiscreteOT {
   Result fit(PointsView y, std::span<const double> b, const Context& ctx, std::span<const int64_t> labels = {},
              std::span<const float> g0 = {}) const;
 
+  // The problem of the target (y, b, labels) under this solver's cost and class penalty.
+  SdotProblem problem(PointsView y, std::span<const double> b, std::span<const int64_t> labels = {}) const {
+    return {y, b, labels, options_.cost, options_.class_penalty};
+  }
   // The map of a fit result (views into y, b, labels, result.g and result.pca_basis).
   SemidiscreteMap map(PointsView y, std::span<const double> b, const Result& result,
-                      std::span<const int64_t> labels = {}) const;
+                      std::span<const int64_t> labels = {}) const {
+    return {problem(y, b, labels), result.g, result.epsilon, result.pca_basis};
+  }
 
  private:
   Options options_;

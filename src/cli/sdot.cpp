@@ -268,15 +268,7 @@ void register_check(CLI::App& root) {
     const auto g = a->target.potential(a->potential, "--potential", comm);
     std::vector<float> basis;  // PCA-reduced matching: the basis the sidecar names
     collectively(comm, [&] { basis = read_potential_basis(a->potential, a->target.y.d, "--potential"); });
-    SemidiscreteMap m;
-    m.pca_basis = basis;
-    m.y = a->target.y;
-    m.g = g;
-    m.b = a->target.b;
-    m.epsilon = a->epsilon;
-    m.cost = cost;
-    m.labels = a->target.l;
-    m.class_penalty = a->class_penalty;
+    SemidiscreteMap m(a->target.problem(cost, a->class_penalty), g, a->epsilon, basis);
     if (!a->allow_foreign) {
       const auto actual = a->target.meta(m.epsilon, m.cost, m.class_penalty, comm);  // sharded: rank 0's
       collectively(comm, [&] {

@@ -80,20 +80,11 @@ void run_assign(const AssignArgs& a) {
     load_whole(a, t, g);
   }
   const Points& y = t.y;
-  const std::vector<double>& b = t.b;
   const std::vector<int64_t>& labels = t.l;
   std::vector<int64_t> xl;
   std::vector<float> basis;  // PCA-reduced matching: the basis the sidecar names
   collectively(comm, [&] { basis = read_potential_basis(a.potential, y.d, "--potential"); });
-  SemidiscreteMap map;
-  map.pca_basis = basis;
-  map.y = y;
-  map.g = g;
-  map.b = b;
-  map.epsilon = a.epsilon;
-  map.cost = cost;
-  map.labels = labels;
-  map.class_penalty = a.class_penalty;
+  SemidiscreteMap map(t.problem(cost, a.class_penalty), g, a.epsilon, basis);
   if (!a.allow_foreign) {
     const auto actual = t.meta(a.epsilon, map.cost, a.class_penalty, comm);  // sharded: rank 0's
     collectively(comm, [&] {

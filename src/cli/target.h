@@ -28,6 +28,8 @@ struct Target {
   // The sidecar document of the whole target (otgen/potential_meta.h). Sharded: collective; rank 0
   // hashes --data in row chunks (never holding it all) and gets the document, the others get null.
   nlohmann::json meta(double epsilon, SdotCost cost, double class_penalty, const Communicator& comm) const;
+  // The semidiscrete problem of this rank's rows under `cost` and `class_penalty` (views into this Target).
+  SdotProblem problem(SdotCost cost, double class_penalty) const { return {y, b, l, cost, class_penalty}; }
 };
 
 }  // namespace otgen::cli

@@ -232,16 +232,12 @@ SemidiscreteCoupling::SemidiscreteCoupling(CouplingData data, std::vector<float>
 }
 
 SemidiscreteMap SemidiscreteCoupling::map(bool per_class) const {
-  SemidiscreteMap m;
-  m.y = data_.x;
-  m.g = g_;
-  m.b = b_;
-  m.epsilon = eps_;
-  m.pca_basis = basis_;
+  SdotProblem problem{data_.x, b_};
   if (per_class) {  // class-wise matching (beta = infinity) or the finite-penalty cost
-    m.labels = data_.labels;
-    m.class_penalty = class_penalty_;
+    problem.labels = data_.labels;
+    problem.class_penalty = class_penalty_;
   }
+  SemidiscreteMap m(problem, g_, eps_, basis_);
   m.prepared = prepared_[per_class ? 1 : 0];
   return m;
 }

@@ -24,20 +24,6 @@ SemidiscreteOT::SemidiscreteOT() : SemidiscreteOT(Options{}) {}
 
 SemidiscreteOT::SemidiscreteOT(Options options) : options_(std::move(options)) { options_.validate(); }
 
-SemidiscreteMap SemidiscreteOT::map(PointsView y, std::span<const double> b, const Result& result,
-                                    std::span<const int64_t> labels) const {
-  SemidiscreteMap m;
-  m.y = y;
-  m.g = result.g;
-  m.b = b;
-  m.epsilon = result.epsilon;
-  m.cost = options_.cost;
-  m.labels = labels;
-  m.class_penalty = options_.class_penalty;
-  m.pca_basis = result.pca_basis;
-  return m;
-}
-
 namespace {
 
 constexpr uint64_t kTagNoise = 0x4e6f697365ULL;
