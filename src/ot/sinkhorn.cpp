@@ -272,7 +272,7 @@ void check_pair(PointsView x, PointsView y) {
 
 double cost_stddev(PointsView x, PointsView y, const Context& ctx) {
   check_pair(x, y);
-  return detail::half_sqeuclidean_moments(x, y, ctx, {}).stddev;
+  return detail::cost_moments(x, y, ctx, {}).stddev;
 }
 
 namespace {
@@ -286,10 +286,9 @@ void check_warm_start(const SinkhornResult& w, int64_t n, int64_t m) {
 }
 
 // The back end (res.dense: when asked, or when the n x m float matrix fits dense_max_bytes), and
-// res.cost_std when relative epsilon or epsilon scaling needs it.
+// res.cost_std when relative epsilon or epsilon scaling needs it (the same bits in either mode).
 std::unique_ptr<Kernel> make_kernel(PointsView x, PointsView y, const std::vector<double>& loga,
-                                    const std::vector<double>& logb, const std::vector<float>& nx,
-                                    const std::vector<float>& ny, const Context& ctx, const SinkhornOptions& opt,
+                                    const std::vector<double>& logb, const Context& ctx, const SinkhornOptions& opt,
                                     SinkhornResult& res) {
   const int64_t n = x.n, m = y.n;
   const bool dense = opt.mode == SinkhornMode::Dense ||
@@ -297,26 +296,13 @@ std::unique_ptr<Kernel> make_kernel(PointsView x, PointsView y, const std::vecto
   res.dense = dense;
   const bool need_std = opt.relative_epsilon || opt.eps_scaling;
   if (!dense) {
-    if (need_std) res.cost_std = detail::half_sqeuclidean_moments(x, y, ctx, opt.scores).stddev;
+    if (need_std) res.cost_std = detail::cost_moments(x, y, ctx, opt.scores).stddev;
     return std::make_unique<OnlineKernel>(x, y, loga, logb, ctx, opt.scores);
   }
   require_memory("mode", "dense", 4.0 * static_cast<double>(n) * static_cast<double>(m),
                  "the " + std::to_string(n) + " x " + std::to_string(m) + " float matrix of the dense mode");
   auto dk = std::make_unique<DenseKernel>(x, y, loga, logb, ctx, opt.scores);
-  if (need_std) {
-    const std::vector<float>& s = dk->scores();
-    std::vector<double> rs(n, 0.0), rs2(n, 0.0);  // per row, summed serially (deterministic)
-#pragma omp parallel for num_threads(ctx.resolved_threads())
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j < m; ++j) {
-        const double c = std::max(0.0, 0.5 * nx[i] + 0.5 * ny[j] - static_cast<double>(s[i * m + j]));
-        rs[i] += c, rs2[i] += c * c;
-      }
-    double sum = 0, sum2 = 0;
-    for (int64_t i = 0; i < n; ++i) sum += rs[i], sum2 += rs2[i];
-    const double cnt = static_cast<double>(n) * m, mean = sum / cnt;
-    res.cost_std = std::sqrt(std::max(0.0, sum2 / cnt - mean * mean));
-  }
+  if (need_std) res.cost_std = detail::cost_moments(x, y, ctx, opt.scores, true, dk->scores()).stddev;
   return dk;
 }
 
@@ -460,7 +446,7 @@ SinkhornResult sinkhorn(PointsView x, PointsView y, std::span<const double> a_in
   if (warm_start) check_warm_start(*warm_start, n, m);
 
   SinkhornResult res;
-  const std::unique_ptr<Kernel> kernel = make_kernel(x, y, loga, logb, nx, ny, ctx, opt, res);
+  const std::unique_ptr<Kernel> kernel = make_kernel(x, y, loga, logb, ctx, opt, res);
   const double eps = opt.relative_epsilon ? opt.epsilon * *res.cost_std : opt.epsilon;
   if (!(eps > 0 && std::isfinite(eps)))
     fail_argument("epsilon", to_text(eps) + " (absolute; std(C) = " + to_text(res.cost_std.value_or(0)) + ")",
