@@ -6,6 +6,7 @@
 #include <numeric>
 #include <vector>
 
+#include "ot/cost_matrix.h"
 #include "ot/fast_exp.h"
 #include "otgen/assignment.h"
 #include "otgen/rng.h"
@@ -175,6 +176,45 @@ TEST(Sinkhorn, RelativeEpsilonIsEpsilonTimesStdOfCost) {
   const SinkhornResult r = sinkhorn(x, y, {}, {}, Context{}, opt);
   EXPECT_NEAR(r.epsilon, 0.1 * sd, 1e-5 * sd);
   EXPECT_NEAR(cost_stddev(x, y, Context{}), sd, 1e-5 * sd);
+}
+
+// Naive two-pass mean and std of a cost matrix (double).
+std::pair<double, double> naive_moments(const std::vector<double>& c) {
+  double mean = 0, var = 0;
+  for (double v : c) mean += v;
+  mean /= static_cast<double>(c.size());
+  for (double v : c) var += (v - mean) * (v - mean);
+  return {mean, std::sqrt(var / static_cast<double>(c.size()))};
+}
+
+// The one std(C) routine: the naive reference for both costs, and the same bits from engine row
+// blocks (1100 x 4096 is two blocks), from the stored scores, and on 1 or 2 threads.
+TEST(CostMoments, MatchNaiveAndGiveTheSameBitsWhateverTheBlocksOrThreads) {
+  const Points x = gaussian_points(1100, 3, 21), y = gaussian_points(4096, 3, 22, 1.5f, 0.5f);
+  const auto [mean, sd] = naive_moments(cost_matrix(x, y));
+  Context one, two;
+  one.threads = 1, two.threads = 2;
+  const detail::CostMoments blocks = detail::cost_moments(x, y, one, {});
+  EXPECT_NEAR(blocks.mean, mean, 1e-6 * mean);
+  EXPECT_NEAR(blocks.stddev, sd, 1e-5 * sd);
+  std::vector<float> s(static_cast<size_t>(x.n * y.n));
+  score_matrix(ScoreProblem{x, y, {}}, s, one);
+  const detail::CostMoments stored = detail::cost_moments(x, y, two, {}, true, s);
+  EXPECT_EQ(stored.mean, blocks.mean);
+  EXPECT_EQ(stored.stddev, blocks.stddev);
+  EXPECT_EQ(detail::cost_moments(x, y, two, {}).stddev, blocks.stddev);
+
+  std::vector<double> dot(s.size());
+  for (int64_t i = 0; i < x.n; ++i)
+    for (int64_t j = 0; j < y.n; ++j) {
+      double v = 0;
+      for (int64_t t = 0; t < x.d; ++t) v += double(x.row(i)[t]) * y.row(j)[t];
+      dot[i * y.n + j] = -v;
+    }
+  const auto [dmean, dsd] = naive_moments(dot);
+  const detail::CostMoments d = detail::cost_moments(x, y, two, {}, false);
+  EXPECT_NEAR(d.mean, dmean, 1e-5 * dsd);
+  EXPECT_NEAR(d.stddev, dsd, 1e-5 * dsd);
 }
 
 TEST(Sinkhorn, EpsilonScalingAndNoScalingAgree) {

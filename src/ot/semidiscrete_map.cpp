@@ -8,6 +8,7 @@
 #include <numeric>
 #include <string>
 
+#include "ot/cost_matrix.h"
 #include "ot/semidiscrete_internal.h"
 #include "otgen/error.h"
 #include "otgen/rng.h"
@@ -238,21 +239,7 @@ double sdot_detail::reference_cost_std(PointsView y, std::span<const double> b, 
   Points ys(m, y.d);
   for (int64_t c = 0; c < m; ++c) std::copy_n(y.row(support[c]), y.d, ys.row(c));
   const Points x = draw_noise(proj, seed, static_cast<uint64_t>(Stream::CostScale), 0, noise_draws, y.d, ctx);
-  std::vector<float> S(static_cast<size_t>(noise_draws * m));
-  score_matrix(ScoreProblem{x, ys, {}}, S, ctx);
-  const auto nx = squared_norms(x), ny = squared_norms(ys);
-  auto C = [&](int64_t i, int64_t c) {
-    const double dot = S[i * m + c];
-    return cost == SdotCost::SqEuclideanHalf ? 0.5 * (nx[i] + ny[c]) - dot : -dot;
-  };
-  double mean = 0;
-  for (int64_t i = 0; i < noise_draws; ++i)
-    for (int64_t c = 0; c < m; ++c) mean += C(i, c);
-  mean /= static_cast<double>(noise_draws * m);
-  double var = 0;
-  for (int64_t i = 0; i < noise_draws; ++i)
-    for (int64_t c = 0; c < m; ++c) var += (C(i, c) - mean) * (C(i, c) - mean);
-  return std::sqrt(var / static_cast<double>(noise_draws * m));
+  return detail::cost_moments(x, ys, ctx, {}, cost == SdotCost::SqEuclideanHalf).stddev;
 }
 
 }  // namespace otgen

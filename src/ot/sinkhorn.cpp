@@ -272,97 +272,81 @@ void check_pair(PointsView x, PointsView y) {
 
 double cost_stddev(PointsView x, PointsView y, const Context& ctx) {
   check_pair(x, y);
-  return detail::half_sqeuclidean_moments(x, y, ctx, {}).stddev;
+  return detail::cost_moments(x, y, ctx, {}).stddev;
 }
 
-SinkhornResult sinkhorn(PointsView x, PointsView y, std::span<const double> a_in, std::span<const double> b_in,
-                        const Context& ctx, const SinkhornOptions& opt, const SinkhornResult* warm_start) {
-  opt.validate();
-  ctx.validate();
-  check_pair(x, y);
-  const int64_t n = x.n, m = y.n;
-  const std::vector<double> a = checked_weights(a_in, n, "a"), b = checked_weights(b_in, m, "b");
-  const std::vector<double> loga = logs(a), logb = logs(b);
-  const std::vector<float> nx = squared_norms(x), ny = squared_norms(y);
-  if (warm_start) {
-    require(static_cast<int64_t>(warm_start->f.size()) == n && static_cast<int64_t>(warm_start->g.size()) == m,
-            "warm_start", "potentials of lengths " + std::to_string(warm_start->f.size()) + ", " +
-                              std::to_string(warm_start->g.size()),
-            "lengths n = " + std::to_string(n) + ", m = " + std::to_string(m));
-    require_finite(std::span<const double>(warm_start->f), "warm_start.f");
-    require_finite(std::span<const double>(warm_start->g), "warm_start.g");
-  }
+namespace {
 
-  SinkhornResult res;
+void check_warm_start(const SinkhornResult& w, int64_t n, int64_t m) {
+  require(static_cast<int64_t>(w.f.size()) == n && static_cast<int64_t>(w.g.size()) == m, "warm_start",
+          "potentials of lengths " + std::to_string(w.f.size()) + ", " + std::to_string(w.g.size()),
+          "lengths n = " + std::to_string(n) + ", m = " + std::to_string(m));
+  require_finite(std::span<const double>(w.f), "warm_start.f");
+  require_finite(std::span<const double>(w.g), "warm_start.g");
+}
+
+// The back end (res.dense: when asked, or when the n x m float matrix fits dense_max_bytes), and
+// res.cost_std when relative epsilon or epsilon scaling needs it (the same bits in either mode).
+std::unique_ptr<Kernel> make_kernel(PointsView x, PointsView y, const std::vector<double>& loga,
+                                    const std::vector<double>& logb, const Context& ctx, const SinkhornOptions& opt,
+                                    SinkhornResult& res) {
+  const int64_t n = x.n, m = y.n;
   const bool dense = opt.mode == SinkhornMode::Dense ||
                      (opt.mode == SinkhornMode::Auto && 4 * static_cast<double>(n) * m <= opt.dense_max_bytes);
   res.dense = dense;
-  if (dense)
-    require_memory("mode", "dense", 4.0 * static_cast<double>(n) * static_cast<double>(m),
-                   "the " + std::to_string(n) + " x " + std::to_string(m) + " float matrix of the dense mode");
-  std::unique_ptr<Kernel> kernel;
-  if (dense) {
-    auto dk = std::make_unique<DenseKernel>(x, y, loga, logb, ctx, opt.scores);
-    if (opt.relative_epsilon || opt.eps_scaling) {
-      const std::vector<float>& s = dk->scores();
-      std::vector<double> rs(n, 0.0), rs2(n, 0.0);  // per row, summed serially (deterministic)
-#pragma omp parallel for num_threads(ctx.resolved_threads())
-      for (int64_t i = 0; i < n; ++i)
-        for (int64_t j = 0; j < m; ++j) {
-          const double c = std::max(0.0, 0.5 * nx[i] + 0.5 * ny[j] - static_cast<double>(s[i * m + j]));
-          rs[i] += c, rs2[i] += c * c;
-        }
-      double sum = 0, sum2 = 0;
-      for (int64_t i = 0; i < n; ++i) sum += rs[i], sum2 += rs2[i];
-      const double cnt = static_cast<double>(n) * m, mean = sum / cnt;
-      res.cost_std = std::sqrt(std::max(0.0, sum2 / cnt - mean * mean));
-    }
-    kernel = std::move(dk);
-  } else {
-    if (opt.relative_epsilon || opt.eps_scaling) res.cost_std = detail::half_sqeuclidean_moments(x, y, ctx, opt.scores).stddev;
-    kernel = std::make_unique<OnlineKernel>(x, y, loga, logb, ctx, opt.scores);
+  const bool need_std = opt.relative_epsilon || opt.eps_scaling;
+  if (!dense) {
+    if (need_std) res.cost_std = detail::cost_moments(x, y, ctx, opt.scores).stddev;
+    return std::make_unique<OnlineKernel>(x, y, loga, logb, ctx, opt.scores);
   }
-  const double eps = opt.relative_epsilon ? opt.epsilon * *res.cost_std : opt.epsilon;
-  if (!(eps > 0 && std::isfinite(eps)))
-    fail_argument("epsilon", to_text(eps) + " (absolute; std(C) = " + to_text(res.cost_std.value_or(0)) + ")",
-                  "a positive finite absolute epsilon (all points identical?)");
-  res.epsilon = eps;
+  require_memory("mode", "dense", 4.0 * static_cast<double>(n) * static_cast<double>(m),
+                 "the " + std::to_string(n) + " x " + std::to_string(m) + " float matrix of the dense mode");
+  auto dk = std::make_unique<DenseKernel>(x, y, loga, logb, ctx, opt.scores);
+  if (need_std) res.cost_std = detail::cost_moments(x, y, ctx, opt.scores, true, dk->scores()).stddev;
+  return dk;
+}
 
-  std::vector<double> F(n, 0.0), G(m, 0.0);
-  if (warm_start) {
-    for (int64_t i = 0; i < n; ++i) F[i] = warm_start->f[i] - 0.5 * nx[i];
-    for (int64_t j = 0; j < m; ++j) G[j] = warm_start->g[j] - 0.5 * ny[j];
-  }
-  // Stages of epsilon.
+// The epsilons of the stages: scaling_start * std(C), decaying by scaling_decay while above eps
+// (with eps scaling), then eps.
+std::vector<double> epsilon_stages(const SinkhornOptions& opt, double eps, std::optional<double> cost_std) {
   std::vector<double> stages;
-  if (opt.eps_scaling && res.cost_std) {
-    for (double e = opt.scaling_start * *res.cost_std; e > eps; e *= opt.scaling_decay) stages.push_back(e);
+  if (opt.eps_scaling && cost_std) {
+    for (double e = opt.scaling_start * *cost_std; e > eps; e *= opt.scaling_decay) stages.push_back(e);
   }
   stages.push_back(eps);
-  res.stages = static_cast<int64_t>(stages.size());
+  return stages;
+}
 
-  Progress progress("sinkhorn", opt.max_iterations, ctx);
-  std::vector<double> F_prev = F, G_prev = G;
-  double err = std::numeric_limits<double>::infinity();
+struct Sweeps {
+  int64_t iterations = 0;
+  double err = std::numeric_limits<double>::infinity();  // the row error of the returned pair
   bool failed = false, converged = false;
-  int64_t iter = 0;
-  for (size_t s = 0; s < stages.size() && !failed && !converged; ++s) {
+};
+
+// The stages' alternating row and column updates of (F, G); on a non-finite update the last finite
+// pair is kept (failed), on meeting the tolerance the measured pair (converged at the last stage).
+Sweeps run_stages(Kernel& kernel, const std::vector<double>& stages, const SinkhornOptions& opt,
+                  std::vector<double>& F, std::vector<double>& G, Progress& progress) {
+  Sweeps r;
+  std::vector<double> F_prev = F, G_prev = G;
+  for (size_t s = 0; s < stages.size() && !r.failed && !r.converged; ++s) {
     const bool last = s + 1 == stages.size();
     const double e = stages[s];
     const double stage_tol = last ? opt.tol : std::max(opt.tol, opt.stage_tol);
-    const int64_t cap = last ? opt.max_iterations - iter : std::min(opt.stage_max_iterations, opt.max_iterations - iter);
+    const int64_t cap =
+        last ? opt.max_iterations - r.iterations : std::min(opt.stage_max_iterations, opt.max_iterations - r.iterations);
     bool col_done = false;  // a column update at this eps has happened: the row error is the full error
     for (int64_t it = 0; it <= cap; ++it) {
       F_prev = F;
-      err = kernel->update_rows(e, F, G);
-      if (!all_finite(F) || std::isnan(err)) {
+      r.err = kernel.update_rows(e, F, G);
+      if (!all_finite(F) || std::isnan(r.err)) {
         F = F_prev;
-        failed = true;
+        r.failed = true;
         break;
       }
-      if (col_done && (it % opt.check_every == 0 || it == cap) && err <= stage_tol) {
+      if (col_done && (it % opt.check_every == 0 || it == cap) && r.err <= stage_tol) {
         F = F_prev;  // the measured pair
-        converged = last;
+        r.converged = last;
         break;
       }
       if (it == cap) {  // cap reached: keep the pair (F_prev, G) whose error was just measured
@@ -370,40 +354,53 @@ SinkhornResult sinkhorn(PointsView x, PointsView y, std::span<const double> a_in
         break;
       }
       G_prev = G;
-      kernel->update_cols(e, F, G);
+      kernel.update_cols(e, F, G);
       if (!all_finite(G)) {
         F = F_prev;
         G = G_prev;
-        failed = true;
+        r.failed = true;
         break;
       }
       col_done = true;
-      ++iter;
+      ++r.iterations;
       if (progress.enabled()) {
-        progress.set_metric("err", err);
-        progress.update(iter, "eps " + to_text(e));
+        progress.set_metric("err", r.err);
+        progress.update(r.iterations, "eps " + to_text(e));
       }
     }
   }
-  progress.finish();
-  res.iterations = iter;
-  if (failed) {
+  return r;
+}
+
+// termination, message, iterations and marginal_error of the sweeps (a failed run's error measured
+// by one more row sweep of the returned pair).
+void set_termination(const Sweeps& r, Kernel& kernel, double eps, const std::vector<double>& F,
+                     const std::vector<double>& G, const SinkhornOptions& opt, SinkhornResult& res) {
+  res.iterations = r.iterations;
+  double err = r.err;
+  if (r.failed) {
     res.termination = Termination::NumericalFailure;
-    res.message = "non-finite potential at iteration " + std::to_string(iter) + "; returning the last finite iterate";
+    res.message =
+        "non-finite potential at iteration " + std::to_string(r.iterations) + "; returning the last finite iterate";
     // The error of the returned pair is unknown without another sweep; measure it when finite.
     std::vector<double> Ft = F;
-    err = kernel->update_rows(eps, Ft, G);
-  } else if (converged) {
+    err = kernel.update_rows(eps, Ft, G);
+  } else if (r.converged) {
     res.termination = Termination::Converged;
-    res.message = "marginal error " + to_text(err) + " <= tol " + to_text(opt.tol) + " after " + std::to_string(iter) +
-                  " iterations";
+    res.message = "marginal error " + to_text(err) + " <= tol " + to_text(opt.tol) + " after " +
+                  std::to_string(r.iterations) + " iterations";
   } else {
     res.termination = Termination::MaxSteps;
     res.message = "max_iterations = " + std::to_string(opt.max_iterations) + " reached with marginal error " + to_text(err);
   }
   res.marginal_error = err;
+}
 
-  // Potentials in the cost convention, g centred on its support; cost and dual.
+// Potentials in the cost convention (g centred on its support), the plan's cost and the dual.
+void set_potentials(const std::vector<double>& F, const std::vector<double>& G, const std::vector<double>& a,
+                    const std::vector<double>& b, const std::vector<float>& nx, const std::vector<float>& ny,
+                    Kernel& kernel, double eps, bool failed, SinkhornResult& res) {
+  const int64_t n = static_cast<int64_t>(F.size()), m = static_cast<int64_t>(G.size());
   res.f.resize(n);
   res.g.resize(m);
   for (int64_t i = 0; i < n; ++i) res.f[i] = F[i] + 0.5 * nx[i];
@@ -418,11 +415,11 @@ SinkhornResult sinkhorn(PointsView x, PointsView y, std::span<const double> a_in
     // <P, C> = sum_i |x_i|^2/2 (P1)_i + sum_j |y_j|^2/2 (P^T 1)_j - <P, S>; columns are exact and rows
     // within the measured error, so the norm terms use the row sums implied by the measured pair.
     std::vector<double> Ft = F;
-    kernel->update_rows(eps, Ft, G);
+    kernel.update_rows(eps, Ft, G);
     double rows_term = 0, cols_term = 0;
     for (int64_t i = 0; i < n; ++i) rows_term += a[i] * std::exp((F[i] - Ft[i]) / eps) * 0.5 * nx[i];
     for (int64_t j = 0; j < m; ++j) cols_term += b[j] * 0.5 * ny[j];
-    res.transport_cost = rows_term + cols_term - kernel->plan_inner(eps, F, G);
+    res.transport_cost = rows_term + cols_term - kernel.plan_inner(eps, F, G);
   } else {
     res.transport_cost = std::numeric_limits<double>::quiet_NaN();
   }
@@ -433,6 +430,41 @@ SinkhornResult sinkhorn(PointsView x, PointsView y, std::span<const double> a_in
     res.message = "the plan's cost is not finite (epsilon " + to_text(eps) + " is too small for costs of std " +
                   to_text(res.cost_std.value_or(0.0)) + "?); " + res.message;
   }
+}
+
+}  // namespace
+
+SinkhornResult sinkhorn(PointsView x, PointsView y, std::span<const double> a_in, std::span<const double> b_in,
+                        const Context& ctx, const SinkhornOptions& opt, const SinkhornResult* warm_start) {
+  opt.validate();
+  ctx.validate();
+  check_pair(x, y);
+  const int64_t n = x.n, m = y.n;
+  const std::vector<double> a = checked_weights(a_in, n, "a"), b = checked_weights(b_in, m, "b");
+  const std::vector<double> loga = logs(a), logb = logs(b);
+  const std::vector<float> nx = squared_norms(x), ny = squared_norms(y);
+  if (warm_start) check_warm_start(*warm_start, n, m);
+
+  SinkhornResult res;
+  const std::unique_ptr<Kernel> kernel = make_kernel(x, y, loga, logb, ctx, opt, res);
+  const double eps = opt.relative_epsilon ? opt.epsilon * *res.cost_std : opt.epsilon;
+  if (!(eps > 0 && std::isfinite(eps)))
+    fail_argument("epsilon", to_text(eps) + " (absolute; std(C) = " + to_text(res.cost_std.value_or(0)) + ")",
+                  "a positive finite absolute epsilon (all points identical?)");
+  res.epsilon = eps;
+
+  std::vector<double> F(n, 0.0), G(m, 0.0);
+  if (warm_start) {
+    for (int64_t i = 0; i < n; ++i) F[i] = warm_start->f[i] - 0.5 * nx[i];
+    for (int64_t j = 0; j < m; ++j) G[j] = warm_start->g[j] - 0.5 * ny[j];
+  }
+  const std::vector<double> stages = epsilon_stages(opt, eps, res.cost_std);
+  res.stages = static_cast<int64_t>(stages.size());
+  Progress progress("sinkhorn", opt.max_iterations, ctx);
+  const Sweeps sweeps = run_stages(*kernel, stages, opt, F, G, progress);
+  progress.finish();
+  set_termination(sweeps, *kernel, eps, F, G, opt, res);
+  set_potentials(F, G, a, b, nx, ny, *kernel, eps, sweeps.failed, res);
   return res;
 }
 
