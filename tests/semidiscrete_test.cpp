@@ -162,7 +162,7 @@ TEST(Semidiscrete1D, ZeroWeightPointIsMaskedNeverAssignedAndOthersMatchClosedFor
     if (j != 10) y_rest.push_back(y[j]), b_rest.push_back(b[j]), g_rest.push_back(res.g[j]);
   EXPECT_LT(max_abs_diff(g_rest, exact_1d(y_rest, b_rest)), 1e-2);
   const auto map = ot.map(PointsView{y.data(), 21, 1}, b, res);
-  const Points x = draw_noise(9, 1, 0, 5000, 1, quiet_ctx());
+  const Points x = draw_noise(9, Stream::Noise, 0, 5000, 1, quiet_ctx());
   for (int64_t j : sdot_assign(map, x, quiet_ctx())) ASSERT_NE(j, 10);
 }
 
@@ -280,8 +280,8 @@ TEST(SemidiscreteGradient, BatchSumsAndLossMatchNaiveDoubleLoops) {
   for (const Case& c : cases) {
     const std::span<const int64_t> lab = c.labelled ? std::span<const int64_t>(labels) : std::span<const int64_t>();
     const auto P = prepare(y, b, c.cost, lab, c.beta);
-    const Points x = draw_noise(5, 2, 0, B, d, ctx);
-    const auto xl = sdot_detail::draw_classes(P, 5, 2, 0, B);
+    const Points x = draw_noise(5, Stream::Noise, 0, B, d, ctx);
+    const auto xl = sdot_detail::draw_classes(P, 5, Stream::Noise, 0, B);
     const Naive ref = naive_batch(x, xl, y, b, lab, c.beta, g, c.eps, c.cost);
     double shift = 0;  // the naive f excludes nothing: compare f_sum directly
     (void)shift;
@@ -373,7 +373,7 @@ TEST(SemidiscreteChi2, CheckMatchesNaiveFormulaOnTheSameDraws) {
   for (double eps : {0.0, 0.3}) {
     const auto m = mk(y, g, {}, eps);
     const auto st = sdot_check(m, 200, 1, 77, quiet_ctx());
-    const Points x = draw_noise(77, 0x436865636bULL, 0, 200, d, quiet_ctx());
+    const Points x = draw_noise(77, Stream::Check, 0, 200, d, quiet_ctx());
     const Naive ref = naive_batch(x, {}, y, b, {}, kInf, gd, eps, SdotCost::SqEuclideanHalf);
     double chi2 = 0, tv = 0;
     for (int64_t j = 0; j < N; ++j) {
@@ -448,9 +448,9 @@ TEST(SemidiscreteFit, RelativeEpsilonIsStdOfReferenceCostTimesFactor) {
   ASSERT_TRUE(res.reference_cost_std.has_value());
   EXPECT_DOUBLE_EQ(res.epsilon, 0.05 * *res.reference_cost_std);
   // Naive std of |x - y|^2 / 2 over the same 1024 reference draws and all 30 points.
-  const double sd = sdot_reference_cost_std(y, {}, SdotCost::SqEuclideanHalf, mix_seed(4, 0x52656645ULL), ctx);
+  const double sd = sdot_reference_cost_std(y, {}, SdotCost::SqEuclideanHalf, stream_key(4, Stream::Reference), ctx);
   EXPECT_DOUBLE_EQ(*res.reference_cost_std, sd);
-  const Points x = draw_noise(mix_seed(4, 0x52656645ULL), 0x526566ULL, 0, 1024, d, ctx);
+  const Points x = draw_noise(stream_key(4, Stream::Reference), Stream::CostScale, 0, 1024, d, ctx);
   double s = 0, s2 = 0;
   for (int64_t i = 0; i < 1024; ++i)
     for (int64_t j = 0; j < N; ++j) {
@@ -479,7 +479,7 @@ TEST(SemidiscreteFit, PerClassPotentialsMatchEachClassClosedForm) {
   }
   // Noise of class k is matched only inside class k.
   const auto map = ot.map(PointsView{y.data(), 40, 1}, {}, res, labels);
-  const Points x = draw_noise(1, 1, 1, 500, 1, quiet_ctx());
+  const Points x = draw_noise(1, Stream::Noise, 1, 500, 1, quiet_ctx());
   std::vector<int64_t> xl(500);
   for (int i = 0; i < 500; ++i) xl[i] = i % 2;
   const auto idx = sdot_assign(map, x, quiet_ctx(), xl);

@@ -31,6 +31,11 @@ enum class Stream : uint64_t {
   Check = 0x436865636b,        // sdot check's fresh batches
   Floor = 0x466c6f6f72,        // the TV noise floor's multinomial draw
   Reference = 0x52656645,      // the fit: the seed it gives the std(C) estimate
+  FitInit = 0x496e6974,        // the fit's start: marginal statistics of g0 and the Gaussian start's noise (step 1)
+  Confirm = 0x436f6e66,        // the fit: the larger check confirming a chi2 stop (step = the fit's step)
+  Coarse = 0x436f617273,       // coarse-to-fine start: the support shuffle (step = support size), the coarse fit's seed
+  CoarseCells = 1,             // coarse-to-fine start: the noise placing the coarse cells (keyed by the coarse seed;
+                               // the value is TrainNoise's, kept so that earlier fits keep their bits)
   CostScale = 0x526566,        // std(C) estimate: its noise (step 0) and data subsample (step 1)
   BatchOT = 0x5a,              // batch-OT couplings: the plan's rounding per class
   SdFit = 0x736466,            // the semidiscrete fit inside otgen train

@@ -26,12 +26,6 @@ SemidiscreteOT::SemidiscreteOT(Options options) : options_(std::move(options)) {
 
 namespace {
 
-constexpr uint64_t kTagNoise = 0x4e6f697365ULL;
-constexpr uint64_t kTagChi2 = 0x43686932ULL;
-constexpr uint64_t kTagReference = 0x52656645ULL;
-
-constexpr uint64_t kTagInit = 0x496e6974ULL;
-constexpr uint64_t kTagConfirm = 0x436f6e66ULL;
 constexpr double kGapQuantile = 0.1;  // the gap quantile q of the lr scale (see Result::gap_scale)
 
 double step_size(const SemidiscreteOT::Options& o, double lr, double lr_final, int64_t t) {
@@ -112,7 +106,6 @@ struct Plan {
 constexpr int64_t kMultiscaleMinPoints = 1024;  // auto init: coarse-to-fine from this support size ...
 constexpr int64_t kMultiscaleMaxDim = 16;       // ... in at most this dimension
 constexpr int64_t kMultiscaleFactor = 4;        // the coarse level has 1/4 of the points
-constexpr uint64_t kTagCoarse = 0x436f617273ULL;
 
 // Coarse-to-fine start (low dimensions, where the smooth modes of g converge slowly: the Hessian's
 // condition number grows like N^(2/d)). Fits N / 4 seeded support points (weights renormalised) to
@@ -131,7 +124,7 @@ bool multiscale_potential(const Prepared& P, PointsView y, const SemidiscreteOT:
     if (P.b[j] > 0) live.push_back(j);
   const auto Ns = static_cast<int64_t>(live.size());
   if (P.num_classes > 0 || Ns < kMultiscaleMinPoints || P.d > kMultiscaleMaxDim) return false;
-  Rng r(mix_seed(ctx.seed, kTagCoarse, static_cast<uint64_t>(Ns)));
+  Rng r(stream_key(ctx.seed, Stream::Coarse, static_cast<uint64_t>(Ns)));
   for (int64_t i = Ns - 1; i > 0; --i) std::swap(live[i], live[r.below(i + 1)]);  // seeded shuffle
   const int64_t M = Ns / kMultiscaleFactor;
   Points yc(M, P.d);
@@ -149,7 +142,7 @@ bool multiscale_potential(const Prepared& P, PointsView y, const SemidiscreteOT:
   co.warmup_steps = 0, co.on_check = nullptr, co.log_every = co.steps;
   Context cctx = ctx;
   cctx.quiet = true;
-  cctx.seed = mix_seed(ctx.seed, kTagCoarse);
+  cctx.seed = stream_key(ctx.seed, Stream::Coarse);
   co.pca = 0;  // yc is in the matching space already; the noise keeps P's projection
   co.validate();
   const auto res = fit_in(co, yc, bc, cctx, {}, {}, P.proj);
@@ -157,7 +150,7 @@ bool multiscale_potential(const Prepared& P, PointsView y, const SemidiscreteOT:
   // Mean noise of each coarse cell, from 64 draws a point (in the matching space).
   SemidiscreteMap map = SemidiscreteOT(co).map(yc, bc, res);
   map.pca_basis = {};
-  const Points x = draw_noise(P, mix_seed(cctx.seed, 1), static_cast<uint64_t>(Stream::Noise), 0, 64 * M, cctx);
+  const Points x = draw_noise(P, stream_key(cctx.seed, Stream::CoarseCells), Stream::Noise, 0, 64 * M, cctx);
   const auto idx = sdot_assign(map, x, cctx, {}, o.engine);
   std::vector<double> xbar(static_cast<size_t>(M * P.d), 0.0), cnt(static_cast<size_t>(M), 0.0);
   for (int64_t i = 0; i < x.n; ++i) {
@@ -214,7 +207,7 @@ void choose_init(const Prepared& P, PointsView y, const SemidiscreteOT::Options&
   for (SdotInit c : {SdotInit::Zero, SdotInit::HalfNorm, SdotInit::Gaussian}) {
     if (c == SdotInit::HalfNorm && P.cost == SdotCost::Dot) continue;  // the same as zero
     auto g = candidate_potential(P, y, c);
-    const auto st = marginal_stats(P, g, 0.0, n, 1, mix_seed(ctx.seed, kTagInit), ctx, o.engine);
+    const auto st = marginal_stats(P, g, 0.0, n, 1, stream_key(ctx.seed, Stream::FitInit), ctx, o.engine);
     if (st.chi2 < best) best = st.chi2, plan.g = std::move(g), plan.init = to_string(c);
   }
 }
@@ -223,8 +216,8 @@ void choose_init(const Prepared& P, PointsView y, const SemidiscreteOT::Options&
 void resolve_auto(const Prepared& P, const SemidiscreteOT::Options& o, double eps, const Context& ctx, Plan& plan) {
   const double Ns = static_cast<double>(support_size(P));
   if (!o.lr) {
-    const Points x = draw_noise(P, ctx.seed, kTagInit, 1, std::max<int64_t>(o.batch_size, 4096), ctx);
-    const auto xl = draw_classes(P, ctx.seed, kTagInit, 1, x.n);
+    const Points x = draw_noise(P, ctx.seed, Stream::FitInit, 1, std::max<int64_t>(o.batch_size, 4096), ctx);
+    const auto xl = draw_classes(P, ctx.seed, Stream::FitInit, 1, x.n);
     auto gaps = score_gaps(P, x, xl, plan.g, ctx, o.engine);
     double q = 0;
     if (!gaps.empty()) {
@@ -347,8 +340,8 @@ struct Optimiser {
 // grad_j = b_j - col_j / B; returns sum_i f_g(x_i) (the c-transform, for the loss).
 double batch_gradient(const Prepared& P, const SemidiscreteOT::Options& o, const Context& ctx,
                       const std::vector<double>& g, int64_t t, double eps_t, std::vector<double>& col) {
-  const Points x = draw_noise(P, ctx.seed, kTagNoise, static_cast<uint64_t>(t), o.batch_size, ctx);
-  const auto xl = draw_classes(P, ctx.seed, kTagNoise, static_cast<uint64_t>(t), o.batch_size);
+  const Points x = draw_noise(P, ctx.seed, Stream::Noise, static_cast<uint64_t>(t), o.batch_size, ctx);
+  const auto xl = draw_classes(P, ctx.seed, Stream::Noise, static_cast<uint64_t>(t), o.batch_size);
   std::fill(col.begin(), col.end(), 0.0);
   return accumulate_batch(P, x, xl, g, eps_t, col, {}, ctx, o.engine);
 }
@@ -416,7 +409,7 @@ void check_into(const Prepared& P, const std::vector<double>& gbar, double eps, 
 void confirm(const Prepared& P, const std::vector<double>& gbar, double eps, const SemidiscreteOT::Options& o,
              int64_t repeats, const Context& ctx, SemidiscreteOT::HistoryRow& row) {
   SemidiscreteOT::HistoryRow again;
-  check_into(P, gbar, eps, o, repeats, mix_seed(ctx.seed, kTagConfirm, static_cast<uint64_t>(row.step)), ctx, again);
+  check_into(P, gbar, eps, o, repeats, stream_key(ctx.seed, Stream::Confirm, static_cast<uint64_t>(row.step)), ctx, again);
   row.chi2 = 0.5 * (*row.chi2 + *again.chi2);
   row.tv = 0.5 * (*row.tv + *again.tv);
   row.chi2_sd = 0.5 * std::hypot(row.chi2_sd.value_or(0.0), again.chi2_sd.value_or(0.0));
@@ -497,7 +490,7 @@ struct Monitor {
 
   // The chi2 check of gbar into row, confirmed on fresh draws when it meets the target.
   void run_check(const std::vector<double>& gbar, SemidiscreteOT::HistoryRow& row) {
-    check_into(P, gbar, eps, o, plan.chi2_repeats, mix_seed(ctx.seed, kTagChi2, static_cast<uint64_t>(row.step)), ctx,
+    check_into(P, gbar, eps, o, plan.chi2_repeats, stream_key(ctx.seed, Stream::Chi2, static_cast<uint64_t>(row.step)), ctx,
                row);
     std::string unused;
     if (check_stop(o, row, unused) == "target_chi2") confirm(P, gbar, eps, o, plan.chi2_repeats, ctx, row);
@@ -573,7 +566,7 @@ FitStart start_fit(const SemidiscreteOT::Options& o, PointsView y, std::span<con
   s.eps = o.epsilon, s.delta = o.warmup_delta;
   if (o.relative_epsilon && (o.epsilon > 0 || o.warmup_delta > 0)) {
     require_unsharded(P, "--relative-epsilon");
-    const double sd = reference_cost_std(y, P.b, o.cost, mix_seed(ctx.seed, kTagReference), ctx, o.reference_draws,
+    const double sd = reference_cost_std(y, P.b, o.cost, stream_key(ctx.seed, Stream::Reference), ctx, o.reference_draws,
                                          o.reference_points, proj.get());
     res.reference_cost_std = sd;
     s.eps *= sd;

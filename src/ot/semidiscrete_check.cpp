@@ -43,8 +43,8 @@ SdotMarginalStats marginal_stats(const Prepared& P, std::span<const double> g, d
   std::vector<double> r1, r2;
   if (repeat_chi2) repeat_chi2->clear();
   for (int64_t r = 0; r < repeats; ++r) {
-    const Points x = draw_noise(P, seed, static_cast<uint64_t>(Stream::Check), static_cast<uint64_t>(r), batch, ctx);
-    const auto xl = draw_classes(P, seed, static_cast<uint64_t>(Stream::Check), static_cast<uint64_t>(r), batch);
+    const Points x = draw_noise(P, seed, Stream::Check, static_cast<uint64_t>(r), batch, ctx);
+    const auto xl = draw_classes(P, seed, Stream::Check, static_cast<uint64_t>(r), batch);
     if (!repeat_chi2) {
       accumulate_batch(P, x, xl, g, eps, s1, s2, ctx, engine);
       continue;

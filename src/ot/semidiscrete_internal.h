@@ -18,6 +18,7 @@
 #include "otgen/points.h"
 #include "otgen/scores.h"
 #include "otgen/semidiscrete.h"
+#include "otgen/streams.h"
 
 namespace otgen::sdot_detail {
 
@@ -121,17 +122,17 @@ void group_argmax(const Prepared& P, const Group& G, PointsView x, std::span<con
 // N_total; one process: the values as they are.
 std::vector<double> gather_points(const Prepared& P, std::span<const double> local);
 
-// x ~ N(0, I_d): row i drawn from stream (mix_seed(seed, tag, step), i); independent of threads.
-Points draw_noise(uint64_t seed, uint64_t tag, uint64_t step, int64_t n, int64_t d, const Context& ctx);
+// x ~ N(0, I_d): row i drawn from Rng(stream_key(seed, stream, step), i); independent of threads.
+Points draw_noise(uint64_t seed, Stream stream, uint64_t step, int64_t n, int64_t d, const Context& ctx);
 // The same draw in proj->D dimensions projected to d = proj->K (proj null: in d dimensions).
-Points draw_noise(const Projection* proj, uint64_t seed, uint64_t tag, uint64_t step, int64_t n, int64_t d,
+Points draw_noise(const Projection* proj, uint64_t seed, Stream stream, uint64_t step, int64_t n, int64_t d,
                   const Context& ctx);
 // The problem's noise: N(0, I_d) in its matching space (projected N(0, I_D) under PCA matching).
-inline Points draw_noise(const Prepared& P, uint64_t seed, uint64_t tag, uint64_t step, int64_t n, const Context& ctx) {
-  return draw_noise(P.proj.get(), seed, tag, step, n, P.d, ctx);
+inline Points draw_noise(const Prepared& P, uint64_t seed, Stream stream, uint64_t step, int64_t n, const Context& ctx) {
+  return draw_noise(P.proj.get(), seed, stream, step, n, P.d, ctx);
 }
 // Noise classes k ~ w (empty when unconditional).
-std::vector<int64_t> draw_classes(const Prepared& P, uint64_t seed, uint64_t tag, uint64_t step, int64_t n);
+std::vector<int64_t> draw_classes(const Prepared& P, uint64_t seed, Stream stream, uint64_t step, int64_t n);
 
 // The rows of x split by class: rows[k] are the indices of class-k rows (one group of all rows when
 // unconditional), and xs[k] the gathered rows (empty Points when no gather is needed: use x).

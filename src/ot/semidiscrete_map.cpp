@@ -238,7 +238,7 @@ double sdot_detail::reference_cost_std(PointsView y, std::span<const double> b, 
   const int64_t m = static_cast<int64_t>(support.size());
   Points ys(m, y.d);
   for (int64_t c = 0; c < m; ++c) std::copy_n(y.row(support[c]), y.d, ys.row(c));
-  const Points x = draw_noise(proj, seed, static_cast<uint64_t>(Stream::CostScale), 0, noise_draws, y.d, ctx);
+  const Points x = draw_noise(proj, seed, Stream::CostScale, 0, noise_draws, y.d, ctx);
   return detail::cost_moments(x, ys, ctx, {}, cost == SdotCost::SqEuclideanHalf).stddev;
 }
 
