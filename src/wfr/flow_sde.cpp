@@ -8,6 +8,7 @@
 
 #include "otgen/error.h"
 #include "otgen/rng.h"
+#include "otgen/streams.h"
 
 namespace otgen {
 
@@ -152,7 +153,7 @@ FlowSdeResult sample_flow_sde(const FlowFieldFn& field, int64_t n, int64_t dim, 
     const double sigma2 = opt.schedule == NoiseSchedule::Sqrt ? S2 * (1 - t) : S2 * (1 - t) * (1 - t);
     const double beta = t, dbeta = 1.0, kappa = opt.tilt_drift;
     const double noise_scale = std::sqrt(sigma2 * h);
-    Rng(mix_seed(seed, 1, static_cast<uint64_t>(k))).fill_normal(std::span<float>(xi));
+    Rng(stream_key(seed, Stream::SdeNoise, static_cast<uint64_t>(k))).fill_normal(std::span<float>(xi));
     for (int64_t i = 0; i < n; ++i) {
       float* xr = p.x.row(i);
       const float* vr = v.data() + i * d;
@@ -208,7 +209,7 @@ FlowSdeResult sample_flow_sde(const FlowFieldFn& field, int64_t n, int64_t dim, 
       st.ess = p.ess() / static_cast<double>(n);
       const bool last = k + 1 == opt.steps;
       if (!last && (opt.ess_threshold >= 1.0 || st.ess < opt.ess_threshold)) {
-        Rng rng(mix_seed(seed, 2, static_cast<uint64_t>(k)));
+        Rng rng(stream_key(seed, Stream::SdeResample, static_cast<uint64_t>(k)));
         p.resample(opt.resample, rng);
         st.resampled = true;
         ++res.resamples;
@@ -227,7 +228,7 @@ FlowSdeResult sample_flow_sde(const FlowFieldFn& field, int64_t n, int64_t dim, 
   }
   res.final_ess = opt.weighted ? p.ess() / static_cast<double>(n) : 1.0;
   if (opt.weighted && opt.final_resample) {
-    Rng rng(mix_seed(seed, 3, 0));
+    Rng rng(stream_key(seed, Stream::SdeFinalResample));
     p.resample(opt.resample, rng);
     ++res.resamples;
   }
