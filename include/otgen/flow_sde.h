@@ -110,7 +110,8 @@ struct FlowSdeResult {
 };
 
 // Runs the weighted SDE from n points x0 ~ N(0, I / temperature) (N(0, I) unweighted) drawn from `seed` (stream 0; steps use
-// streams keyed by (seed, step)). reward: empty for no tilt. Results depend on the seed only.
+// the Sde* streams of otgen/streams.h, keyed by (seed, step)). reward: empty for no tilt. Results depend on the seed
+// only.
 FlowSdeResult sample_flow_sde(const FlowFieldFn& field, int64_t n, int64_t dim, const LogRewardFn& reward,
                               const FlowSdeOptions& opt, uint64_t seed, const Context& ctx = {});
 

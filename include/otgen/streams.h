@@ -45,6 +45,11 @@ enum class Stream : uint64_t {
   TrainPairs = 3,              // per chunk: the coupling's own draws
   TrainLabels = 4,             // per chunk: noise classes
   TrainDropout = 5,            // per step: label dropout
+  // The flow SDE sampler (sample_flow_sde). Its tags share the values 1-3 with Train* on purpose: they
+  // are the literals it drew from before the tags had names, kept so its earlier results stay the same.
+  SdeNoise = 1,                // per step: the Brownian increments of the Euler-Maruyama step
+  SdeResample = 2,             // per step: the resampling when the ESS falls below the threshold
+  SdeFinalResample = 3,        // step 0: the final resampling at t = 1
   Bootstrap = 0xB0075794A9E5,  // metrics: bootstrap replicates
 };
 

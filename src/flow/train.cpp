@@ -161,18 +161,8 @@ void load_state(State& s, torch::serialize::InputArchive& ar, const std::string&
   }
 }
 
-}  // namespace
-
-TrainOptions checkpoint_options(const std::string& path, std::string_view argument) {
-  torch::serialize::InputArchive ar;
-  const auto meta = read_checkpoint_meta(ar, path, argument);
-  return TrainOptions::from_json(meta.at("options"));
-}
-
-TrainResult train_flow(const TrainOptions& opt_in, const CouplingData& data, const Coupling& coupling,
-                       const RunFiles& files, bool resume, const nlohmann::json& meta, const Context& ctx,
-                       const TrainObserver& observe, const PairsObserver& on_pairs) {
-  TrainOptions opt = opt_in;
+// The checks of train_flow's inputs.
+void check_inputs(const TrainOptions& opt, const CouplingData& data, const RunFiles& files, const Context& ctx) {
   opt.validate();
   ctx.validate();
   data.validate();
@@ -184,7 +174,316 @@ TrainResult train_flow(const TrainOptions& opt_in, const CouplingData& data, con
   }
   std::error_code ec;
   require(std::filesystem::is_directory(files.dir, ec), "--out", "'" + files.dir + "'", "an existing folder");
+}
 
+// --resume: the checkpointed run's step, clock, history and tensors into s, after checking that its options
+// (but steps), coupling and data are this run's. Returns the checkpoint's step.
+int64_t resume_state(State& s, const TrainOptions& opt, const Coupling& coupling, const RunFiles& files,
+                     uint64_t data_hash) {
+  torch::serialize::InputArchive ar;
+  const auto cm = read_checkpoint_meta(ar, files.checkpoint(), "--resume");
+  nlohmann::json saved = cm.at("options"), now = opt.to_json();
+  saved.erase("steps");
+  now.erase("steps");
+  if (saved != now) fail_argument("--resume", "'" + files.dir + "'", "the options of the checkpointed run");
+  if (cm.at("coupling").get<std::string>() != coupling.name())
+    fail_argument("--coupling", coupling.name(), "the checkpointed run's " + cm.at("coupling").get<std::string>());
+  if (cm.at("data_hash").get<uint64_t>() != data_hash)
+    fail_argument("--data", "different data", "the data of the checkpointed run");
+  s.step = cm.at("step").get<int64_t>();
+  require(s.step <= opt.steps, "--steps", opt.steps, "at least the checkpoint's " + std::to_string(s.step) + " steps");
+  s.elapsed = cm.at("elapsed").get<double>();
+  s.history = history_from(cm.at("history"));
+  load_state(s, ar, files.checkpoint());
+  return s.step;
+}
+
+// Conditional: the noise classes' cumulative distribution (the coupling's class weights).
+std::vector<double> class_cdf(const Coupling& coupling, int64_t K) {
+  std::vector<double> cdf;
+  const std::vector<double> w = coupling.class_weights();
+  require(static_cast<int64_t>(w.size()) == K, "class weights", w.size(), "one per class");
+  double acc = 0;
+  for (const double p : w) cdf.push_back(acc += p);
+  for (double& c : cdf) c /= acc;
+  return cdf;
+}
+
+// A time from the training distribution.
+double draw_time(const TrainOptions& opt, Rng& rng) {
+  return opt.time == TimeSampling::Uniform ? rng.uniform()
+                                           : 1.0 / (1.0 + std::exp(-(opt.logit_mean + opt.logit_std * rng.normal())));
+}
+
+// One step's batch: the interpolants x_t, the targets u = x1 - x0, the times (t, and MeanFlow's r) and the
+// classes, each a tensor viewing its buffer.
+struct Batch {
+  std::vector<float> xt, u, tv, rv;
+  std::vector<int64_t> yv;
+  at::Tensor xt_t, u_t, t_t, r_t, y_t, ones_t, zeros_t;
+
+  Batch(int64_t B, int64_t d, bool mf, bool conditional)
+      : xt(static_cast<size_t>(B * d)), u(static_cast<size_t>(B * d)), tv(static_cast<size_t>(B)),
+        rv(static_cast<size_t>(B)), yv(static_cast<size_t>(B)) {
+    xt_t = at::from_blob(xt.data(), {B, d}, at::kFloat);
+    u_t = at::from_blob(u.data(), {B, d}, at::kFloat);
+    t_t = at::from_blob(tv.data(), {B}, at::kFloat);
+    r_t = mf ? at::from_blob(rv.data(), {B}, at::kFloat) : at::Tensor();
+    y_t = conditional ? at::from_blob(yv.data(), {B}, at::kLong) : at::Tensor();
+    ones_t = at::ones({B}, at::kFloat);
+    zeros_t = at::zeros({B}, at::kFloat);
+  }
+  Batch(const Batch&) = delete;  // the tensors view the buffers
+  Batch& operator=(const Batch&) = delete;
+};
+
+// The pairs of the `size` steps one coupling call draws (aligned to multiples of `size` from step 0, so a
+// resumed run redraws exactly the same chunk).
+struct Chunk {
+  int64_t size = 1, first = 0, steps = 0;
+  Points x0;
+  std::vector<int64_t> target, labels;
+  bool holds(int64_t k) const { return k >= first && k < first + steps; }
+};
+
+// The step loop of train_flow on a set-up (fresh or resumed) state.
+class Trainer {
+ public:
+  Trainer(const TrainOptions& opt, const CouplingData& data, const Coupling& coupling, const RunFiles& files,
+          const Context& ctx, const PairsObserver& on_pairs, uint64_t data_hash, State& s, TrainResult& res)
+      : opt_(opt), data_(data), coupling_(coupling), files_(files), ctx_(ctx), on_pairs_(on_pairs),
+        data_hash_(data_hash), s_(s), res_(res), B_(opt.batch), d_(data.x.d), K_(opt.model.num_classes),
+        mf_(opt.model.meanflow), batch_(B_, d_, mf_, K_ > 0) {
+    if (K_ > 0) class_cdf_ = class_cdf(coupling, K_);
+    chunk_.size = coupling.rows_independent() ? std::max<int64_t>(1, std::min<int64_t>(16, 4096 / B_)) : 1;
+    t_start_ = Clock::now();
+  }
+
+  // Steps s.step .. opt.steps - 1, until the observer stops the run or the loss is not finite.
+  void run(const TrainObserver& observe);
+
+  void checkpoint(int64_t step) const {
+    save_checkpoint(files_.checkpoint(), s_, step, s_.elapsed + seconds_since(t_start_), opt_, coupling_.name(),
+                    data_hash_);
+  }
+
+ private:
+  // Draws the pairs of chunk k / chunk.size: noise, noise classes and the coupling's targets.
+  void draw_chunk(int64_t k);
+
+  // The times of step k (and MeanFlow's r) and its classes after label dropout.
+  void draw_times_and_classes(int64_t k, std::span<const int64_t> labels);
+
+  // The batch of step k: noise and times from their own streams of (seed, k); the coupling's draws for a
+  // chunk of steps at once where its rows are independent (one larger engine call). Returns the summed
+  // pair cost |x1 - x0|^2 / 2.
+  double draw_batch(int64_t k);
+
+  // The batch's loss, its gradient in s.g.
+  double loss_and_gradient();
+
+  // Step k of Adam/AdamW at learning rate lr on the clipped gradient, and of the EMA.
+  void update(int64_t k, double lr);
+
+  // The history: the mean loss and pair cost of every log_every steps (and of the last ones).
+  void record(int64_t done, double loss, double cost, double lr) {
+    loss_acc_ += loss;
+    cost_acc_ += cost / static_cast<double>(B_);
+    ++acc_n_;
+    if (done % opt_.log_every == 0 || done == opt_.steps) {
+      s_.history.push_back({done, loss_acc_ / acc_n_, cost_acc_ / acc_n_, lr, s_.elapsed + seconds_since(t_start_)});
+      loss_acc_ = cost_acc_ = 0;
+      acc_n_ = 0;
+    }
+  }
+
+  const TrainOptions& opt_;
+  const CouplingData& data_;
+  const Coupling& coupling_;
+  const RunFiles& files_;
+  const Context& ctx_;
+  const PairsObserver& on_pairs_;
+  const uint64_t data_hash_;
+  State& s_;
+  TrainResult& res_;
+  const int64_t B_, d_, K_;
+  const bool mf_;
+  Batch batch_;
+  std::vector<double> class_cdf_;
+  Chunk chunk_;
+  Clock::time_point t_start_;
+  double loss_acc_ = 0, cost_acc_ = 0;
+  int64_t acc_n_ = 0;
+};
+
+void Trainer::run(const TrainObserver& observe) {
+  res_.termination = Termination::MaxSteps;
+  for (; s_.step < opt_.steps; ++s_.step) {
+    const int64_t k = s_.step;
+    const auto t_pairs = Clock::now();
+    const double cost = draw_batch(k);
+    res_.coupling_seconds += seconds_since(t_pairs);
+    const double loss = loss_and_gradient();
+    if (!std::isfinite(loss)) {
+      res_.termination = Termination::NumericalFailure;
+      res_.message = "the loss became " + to_text(loss) + " at step " + std::to_string(k) +
+                     ": lower --lr or set --grad-clip; the last checkpoint is kept";
+      break;
+    }
+    const double lr = learning_rate(opt_, k);
+    update(k, lr);
+    const int64_t done = k + 1;
+    record(done, loss, cost, lr);
+    if (observe && !observe(done, loss)) {
+      s_.step = done;
+      res_.stopped = done < opt_.steps;
+      break;
+    }
+    if (opt_.checkpoint_every > 0 && done % opt_.checkpoint_every == 0 && done < opt_.steps) checkpoint(done);
+  }
+  res_.seconds = seconds_since(t_start_);
+}
+
+void Trainer::draw_chunk(int64_t k) {
+  Chunk& ch = chunk_;
+  const int64_t c = k / ch.size;
+  ch.first = c * ch.size;
+  ch.steps = std::min(ch.size, opt_.steps - ch.first);
+  // The chunk's noise: LibTorch's vectorised normal sampler on a generator seeded from (seed, chunk)
+  // (deterministic; 5-10x faster than per-row Philox Box-Muller, a visible share of a small MLP step).
+  ch.x0 = Points(ch.steps * B_, d_);
+  at::Generator gen =
+      at::make_generator<at::CPUGeneratorImpl>(stream_key(ctx_.seed, Stream::TrainNoise, static_cast<uint64_t>(c)));
+  at::from_blob(ch.x0.data.data(), {ch.steps * B_, d_}, at::kFloat).normal_(0.0, 1.0, gen);
+  ch.labels.clear();
+  if (K_ > 0) {  // the noise classes, drawn from the class weights
+    Rng lrng(stream_key(ctx_.seed, Stream::TrainLabels, static_cast<uint64_t>(c)));
+    ch.labels.resize(static_cast<size_t>(ch.steps * B_));
+    for (auto& l : ch.labels)
+      l = std::min<int64_t>(K_ - 1, std::upper_bound(class_cdf_.begin(), class_cdf_.end(), lrng.uniform()) -
+                                        class_cdf_.begin());
+  }
+  const uint64_t pairs_key = stream_key(ctx_.seed, Stream::TrainPairs, static_cast<uint64_t>(c));
+  ch.target = coupling_.sample(ch.x0, ch.labels, pairs_key, ctx_).target;
+}
+
+void Trainer::draw_times_and_classes(int64_t k, std::span<const int64_t> labels) {
+  std::vector<float>& tv = batch_.tv;
+  std::vector<float>& rv = batch_.rv;
+  Rng trng(stream_key(ctx_.seed, Stream::TrainTime, static_cast<uint64_t>(k)));
+  for (int64_t i = 0; i < B_; ++i) {
+    tv[i] = static_cast<float>(draw_time(opt_, trng));
+    if (mf_) {  // MeanFlow: (t, r) = the ordered pair of two draws, r = t for a share 1 - mf_ratio
+      const double other = draw_time(opt_, trng);
+      const bool apart = trng.uniform() < opt_.mf_ratio;
+      const float lo = std::min(tv[i], static_cast<float>(other)), hi = std::max(tv[i], static_cast<float>(other));
+      tv[i] = apart ? lo : tv[i];
+      rv[i] = apart ? hi : tv[i];
+    }
+  }
+  if (K_ > 0) {  // classifier-free guidance: the null class K with probability label_dropout
+    Rng drng(stream_key(ctx_.seed, Stream::TrainDropout, static_cast<uint64_t>(k)));
+    for (int64_t i = 0; i < B_; ++i) batch_.yv[i] = drng.uniform() < opt_.label_dropout ? K_ : labels[i];
+  }
+}
+
+double Trainer::draw_batch(int64_t k) {
+  if (!chunk_.holds(k)) draw_chunk(k);
+  const int64_t off = (k - chunk_.first) * B_;
+  const PointsView x0{chunk_.x0.data.data() + off * d_, B_, d_};
+  const std::span<const int64_t> target(chunk_.target.data() + off, static_cast<size_t>(B_));
+  const std::span<const int64_t> labels =
+      K_ > 0 ? std::span<const int64_t>(chunk_.labels.data() + off, static_cast<size_t>(B_))
+             : std::span<const int64_t>();
+  draw_times_and_classes(k, labels);
+  if (on_pairs_) on_pairs_(k, x0, target, labels);
+  double cost = 0;
+  for (int64_t i = 0; i < B_; ++i) {
+    const float* a = x0.row(i);
+    const float* y = data_.x.row(target[i]);
+    const float ti = batch_.tv[i];
+    for (int64_t c = 0; c < d_; ++c) {
+      const float diff = y[c] - a[c];
+      batch_.xt[i * d_ + c] = (1.0f - ti) * a[c] + ti * y[c];
+      batch_.u[i * d_ + c] = diff;
+      cost += 0.5 * static_cast<double>(diff) * diff;
+    }
+  }
+  return cost;
+}
+
+double Trainer::loss_and_gradient() {
+  const Batch& b = batch_;
+  s_.g.zero_();
+  if (mf_) {
+    // u and du/dt along (v, 1, 0) in one dual-number pass; u_tgt = v - (t - r) du/dt, stop-gradient.
+    auto [uo, dudt] = s_.net.forward_jvp(b.xt_t, b.t_t, b.r_t, b.y_t, b.u_t, b.ones_t, b.zeros_t);
+    const at::Tensor target_u = b.u_t + (b.r_t - b.t_t).unsqueeze(1) * dudt;
+    const at::Tensor per_sample = (uo - target_u).pow(2).sum(1);  // MeanFlow's |u - u_tgt|^2
+    const at::Tensor w =
+        opt_.mf_power > 0 ? (per_sample.detach() + opt_.mf_c).pow(-opt_.mf_power) : at::ones_like(per_sample);
+    (w * per_sample).mean().backward();
+    return per_sample.detach().mean().item<double>();
+  }
+  at::Tensor v;
+  if (res_.precision == Precision::Bf16) {
+    at::autocast::set_cpu_enabled(true);
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+    v = s_.net.forward(b.xt_t, b.t_t, {}, b.y_t);
+    at::autocast::set_cpu_enabled(false);
+    at::autocast::clear_cache();
+  } else {
+    v = s_.net.forward(b.xt_t, b.t_t, {}, b.y_t);
+  }
+  const at::Tensor loss_t = (v.to(at::kFloat) - b.u_t).pow(2).sum(1).mean();  // |v - (x1 - x0)|^2
+  loss_t.backward();
+  return loss_t.item<double>();
+}
+
+void Trainer::update(int64_t k, double lr) {
+  at::NoGradGuard no_grad;
+  at::Tensor grad = s_.g;
+  if (opt_.grad_clip > 0) {
+    const double norm = s_.g.norm().item<double>();
+    if (norm > opt_.grad_clip) grad = s_.g * (opt_.grad_clip / (norm + 1e-6));
+  }
+  const double bc1 = 1.0 - std::pow(opt_.beta1, static_cast<double>(k + 1));
+  const double bc2 = 1.0 - std::pow(opt_.beta2, static_cast<double>(k + 1));
+  // EMA with warm-up (the decay grows as (1 + k) / (10 + k) up to ema_decay), so short runs are
+  // not dominated by the initial weights.
+  const double ema = std::min(opt_.ema_decay, static_cast<double>(1 + k) / static_cast<double>(10 + k));
+  if (opt_.optimizer == OptimizerKind::AdamW && opt_.weight_decay > 0) s_.w.mul_(1.0 - lr * opt_.weight_decay);
+  s_.m.mul_(opt_.beta1).add_(grad, 1.0 - opt_.beta1);
+  s_.v.mul_(opt_.beta2).addcmul_(grad, grad, 1.0 - opt_.beta2);
+  s_.w.addcdiv_(s_.m, s_.v.sqrt().div_(std::sqrt(bc2)).add_(opt_.adam_eps), -lr / bc1);
+  s_.ema.mul_(ema).add_(s_.w, 1.0 - ema);
+}
+
+// The EMA weights as the run's model, with the caller's meta and the run's steps, coupling and precision.
+void save_model(const State& s, const nlohmann::json& meta, const std::string& coupling, Precision precision,
+                const std::string& path) {
+  Net ema_net = s.net;
+  ema_net.params = detail::clone_all(s.ema_of);
+  nlohmann::json m = meta.is_object() ? meta : nlohmann::json::object();
+  m["steps"] = s.step;
+  m["coupling"] = coupling;
+  m["precision"] = to_string(precision);
+  detail::make_model(std::move(ema_net), std::move(m)).save(path);
+}
+
+}  // namespace
+
+TrainOptions checkpoint_options(const std::string& path, std::string_view argument) {
+  torch::serialize::InputArchive ar;
+  const auto meta = read_checkpoint_meta(ar, path, argument);
+  return TrainOptions::from_json(meta.at("options"));
+}
+
+TrainResult train_flow(const TrainOptions& opt_in, const CouplingData& data, const Coupling& coupling,
+                       const RunFiles& files, bool resume, const nlohmann::json& meta, const Context& ctx,
+                       const TrainObserver& observe, const PairsObserver& on_pairs) {
+  const TrainOptions opt = opt_in;
+  check_inputs(opt, data, files, ctx);
   TrainResult res;
   res.precision = opt.precision;
   if (opt.precision == Precision::Bf16 && !cpu_has_bf16()) {
@@ -197,214 +496,20 @@ TrainResult train_flow(const TrainOptions& opt_in, const CouplingData& data, con
   State s;
   s.net = Net::create(opt.model, stream_key(ctx.seed, Stream::ModelInit));
   s.flatten();
-  if (resume) {
-    torch::serialize::InputArchive ar;
-    const auto cm = read_checkpoint_meta(ar, files.checkpoint(), "--resume");
-    nlohmann::json saved = cm.at("options"), now = opt.to_json();
-    saved.erase("steps");
-    now.erase("steps");
-    if (saved != now) fail_argument("--resume", "'" + files.dir + "'", "the options of the checkpointed run");
-    if (cm.at("coupling").get<std::string>() != coupling.name())
-      fail_argument("--coupling", coupling.name(), "the checkpointed run's " + cm.at("coupling").get<std::string>());
-    if (cm.at("data_hash").get<uint64_t>() != data_hash)
-      fail_argument("--data", "different data", "the data of the checkpointed run");
-    s.step = cm.at("step").get<int64_t>();
-    require(s.step <= opt.steps, "--steps", opt.steps, "at least the checkpoint's " + std::to_string(s.step) + " steps");
-    s.elapsed = cm.at("elapsed").get<double>();
-    s.history = history_from(cm.at("history"));
-    load_state(s, ar, files.checkpoint());
-    res.resumed_from = s.step;
-  }
+  if (resume) res.resumed_from = resume_state(s, opt, coupling, files, data_hash);
   s.attach_grads();
   res.parameters = s.net.numel();
 
-  const int64_t B = opt.batch, d = data.x.d;
-  const bool mf = opt.model.meanflow;
-  std::vector<float> xt(static_cast<size_t>(B * d)), u(static_cast<size_t>(B * d)), tv(static_cast<size_t>(B)),
-      rv(static_cast<size_t>(B));
-  std::vector<int64_t> yv(static_cast<size_t>(B));
-  const at::Tensor xt_t = at::from_blob(xt.data(), {B, d}, at::kFloat);
-  const at::Tensor u_t = at::from_blob(u.data(), {B, d}, at::kFloat);
-  const at::Tensor t_t = at::from_blob(tv.data(), {B}, at::kFloat);
-  const at::Tensor r_t = mf ? at::from_blob(rv.data(), {B}, at::kFloat) : at::Tensor();
-  const at::Tensor y_t = K > 0 ? at::from_blob(yv.data(), {B}, at::kLong) : at::Tensor();
-  const at::Tensor ones_t = at::ones({B}, at::kFloat), zeros_t = at::zeros({B}, at::kFloat);
-  // Conditional: the noise classes' cumulative distribution (the coupling's class weights).
-  std::vector<double> class_cdf;
-  if (K > 0) {
-    const std::vector<double> w = coupling.class_weights();
-    require(static_cast<int64_t>(w.size()) == K, "class weights", w.size(), "one per class");
-    double acc = 0;
-    for (const double p : w) class_cdf.push_back(acc += p);
-    for (double& c : class_cdf) c /= acc;
-  }
-  // A time from the training distribution.
-  auto draw_time = [&opt](Rng& rng) {
-    return opt.time == TimeSampling::Uniform ? rng.uniform()
-                                             : 1.0 / (1.0 + std::exp(-(opt.logit_mean + opt.logit_std * rng.normal())));
-  };
-
-  // Steps whose pairs one coupling call draws (aligned to multiples of `chunk` from step 0, so a
-  // resumed run redraws exactly the same chunk).
-  const int64_t chunk = coupling.rows_independent() ? std::max<int64_t>(1, std::min<int64_t>(16, 4096 / B)) : 1;
-  int64_t chunk_first = 0, chunk_steps = 0;
-  Points chunk_x0;
-  std::vector<int64_t> chunk_target, chunk_labels;
-
-  const auto t_start = Clock::now();
-  double loss_acc = 0, cost_acc = 0;
-  int64_t acc_n = 0;
-  res.termination = Termination::MaxSteps;
-  auto checkpoint = [&](int64_t step) {
-    save_checkpoint(files.checkpoint(), s, step, s.elapsed + seconds_since(t_start), opt, coupling.name(), data_hash);
-  };
-
-  for (; s.step < opt.steps; ++s.step) {
-    const int64_t k = s.step;
-    // Pairs: noise and times of step k from their own streams of (seed, k); the coupling's draws for
-    // a chunk of `chunk` steps at once where its rows are independent (one larger engine call).
-    const auto t_pairs = Clock::now();
-    if (k < chunk_first || k >= chunk_first + chunk_steps) {
-      const int64_t c = k / chunk;
-      chunk_first = c * chunk;
-      chunk_steps = std::min(chunk, opt.steps - chunk_first);
-      // The chunk's noise: LibTorch's vectorised normal sampler on a generator seeded from (seed, chunk)
-      // (deterministic; 5-10x faster than per-row Philox Box-Muller, a visible share of a small MLP step).
-      chunk_x0 = Points(chunk_steps * B, d);
-      at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(stream_key(ctx.seed, Stream::TrainNoise, static_cast<uint64_t>(c)));
-      at::from_blob(chunk_x0.data.data(), {chunk_steps * B, d}, at::kFloat).normal_(0.0, 1.0, gen);
-      chunk_labels.clear();
-      if (K > 0) {  // the noise classes, drawn from the class weights
-        Rng lrng(stream_key(ctx.seed, Stream::TrainLabels, static_cast<uint64_t>(c)));
-        chunk_labels.resize(static_cast<size_t>(chunk_steps * B));
-        for (auto& l : chunk_labels)
-          l = std::min<int64_t>(K - 1, std::upper_bound(class_cdf.begin(), class_cdf.end(), lrng.uniform()) - class_cdf.begin());
-      }
-      chunk_target = coupling.sample(chunk_x0, chunk_labels, stream_key(ctx.seed, Stream::TrainPairs, static_cast<uint64_t>(c)), ctx).target;
-    }
-    const PointsView x0{chunk_x0.data.data() + (k - chunk_first) * B * d, B, d};
-    const std::span<const int64_t> target(chunk_target.data() + (k - chunk_first) * B, static_cast<size_t>(B));
-    const std::span<const int64_t> labels =
-        K > 0 ? std::span<const int64_t>(chunk_labels.data() + (k - chunk_first) * B, static_cast<size_t>(B))
-              : std::span<const int64_t>();
-    Rng trng(stream_key(ctx.seed, Stream::TrainTime, static_cast<uint64_t>(k)));
-    for (int64_t i = 0; i < B; ++i) {
-      tv[i] = static_cast<float>(draw_time(trng));
-      if (mf) {  // MeanFlow: (t, r) = the ordered pair of two draws, r = t for a share 1 - mf_ratio
-        const double other = draw_time(trng);
-        const bool apart = trng.uniform() < opt.mf_ratio;
-        const float lo = std::min(tv[i], static_cast<float>(other)), hi = std::max(tv[i], static_cast<float>(other));
-        tv[i] = apart ? lo : tv[i];
-        rv[i] = apart ? hi : tv[i];
-      }
-    }
-    if (K > 0) {  // classifier-free guidance: the null class K with probability label_dropout
-      Rng drng(stream_key(ctx.seed, Stream::TrainDropout, static_cast<uint64_t>(k)));
-      for (int64_t i = 0; i < B; ++i) yv[i] = drng.uniform() < opt.label_dropout ? K : labels[i];
-    }
-    if (on_pairs) on_pairs(k, x0, target, labels);
-    double cost = 0;
-    for (int64_t i = 0; i < B; ++i) {
-      const float* a = x0.row(i);
-      const float* y = data.x.row(target[i]);
-      const float ti = tv[i];
-      for (int64_t c = 0; c < d; ++c) {
-        const float diff = y[c] - a[c];
-        xt[i * d + c] = (1.0f - ti) * a[c] + ti * y[c];
-        u[i * d + c] = diff;
-        cost += 0.5 * static_cast<double>(diff) * diff;
-      }
-    }
-    res.coupling_seconds += seconds_since(t_pairs);
-
-    // Loss, gradient, clipping.
-    at::Tensor per_sample;  // |v - (x1 - x0)|^2, or MeanFlow's |u - u_tgt|^2
-    double loss = 0;
-    s.g.zero_();
-    if (mf) {
-      // u and du/dt along (v, 1, 0) in one dual-number pass; u_tgt = v - (t - r) du/dt, stop-gradient.
-      auto [uo, dudt] = s.net.forward_jvp(xt_t, t_t, r_t, y_t, u_t, ones_t, zeros_t);
-      const at::Tensor target_u = u_t + (r_t - t_t).unsqueeze(1) * dudt;
-      per_sample = (uo - target_u).pow(2).sum(1);
-      const at::Tensor w = opt.mf_power > 0 ? (per_sample.detach() + opt.mf_c).pow(-opt.mf_power) : at::ones_like(per_sample);
-      (w * per_sample).mean().backward();
-      loss = per_sample.detach().mean().item<double>();
-    } else {
-      at::Tensor v;
-      if (res.precision == Precision::Bf16) {
-        at::autocast::set_cpu_enabled(true);
-        at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-        v = s.net.forward(xt_t, t_t, {}, y_t);
-        at::autocast::set_cpu_enabled(false);
-        at::autocast::clear_cache();
-      } else {
-        v = s.net.forward(xt_t, t_t, {}, y_t);
-      }
-      const at::Tensor loss_t = (v.to(at::kFloat) - u_t).pow(2).sum(1).mean();
-      loss_t.backward();
-      loss = loss_t.item<double>();
-    }
-    if (!std::isfinite(loss)) {
-      res.termination = Termination::NumericalFailure;
-      res.message = "the loss became " + to_text(loss) + " at step " + std::to_string(k) +
-                    ": lower --lr or set --grad-clip; the last checkpoint is kept";
-      break;
-    }
-    const double lr = learning_rate(opt, k);
-    {
-      at::NoGradGuard no_grad;
-      at::Tensor grad = s.g;
-      if (opt.grad_clip > 0) {
-        const double norm = s.g.norm().item<double>();
-        if (norm > opt.grad_clip) grad = s.g * (opt.grad_clip / (norm + 1e-6));
-      }
-      const double bc1 = 1.0 - std::pow(opt.beta1, static_cast<double>(k + 1));
-      const double bc2 = 1.0 - std::pow(opt.beta2, static_cast<double>(k + 1));
-      // EMA with warm-up (the decay grows as (1 + k) / (10 + k) up to ema_decay), so short runs are
-      // not dominated by the initial weights.
-      const double ema = std::min(opt.ema_decay, static_cast<double>(1 + k) / static_cast<double>(10 + k));
-      if (opt.optimizer == OptimizerKind::AdamW && opt.weight_decay > 0) s.w.mul_(1.0 - lr * opt.weight_decay);
-      s.m.mul_(opt.beta1).add_(grad, 1.0 - opt.beta1);
-      s.v.mul_(opt.beta2).addcmul_(grad, grad, 1.0 - opt.beta2);
-      s.w.addcdiv_(s.m, s.v.sqrt().div_(std::sqrt(bc2)).add_(opt.adam_eps), -lr / bc1);
-      s.ema.mul_(ema).add_(s.w, 1.0 - ema);
-    }
-
-    loss_acc += loss;
-    cost_acc += cost / static_cast<double>(B);
-    ++acc_n;
-    const int64_t done = k + 1;
-    if (done % opt.log_every == 0 || done == opt.steps) {
-      s.history.push_back({done, loss_acc / acc_n, cost_acc / acc_n, lr, s.elapsed + seconds_since(t_start)});
-      loss_acc = cost_acc = 0;
-      acc_n = 0;
-    }
-    if (observe && !observe(done, loss)) {
-      s.step = done;
-      res.stopped = done < opt.steps;
-      break;
-    }
-    if (opt.checkpoint_every > 0 && done % opt.checkpoint_every == 0 && done < opt.steps) {
-      checkpoint(done);
-    }
-  }
-
-  res.seconds = seconds_since(t_start);
+  Trainer trainer(opt, data, coupling, files, ctx, on_pairs, data_hash, s, res);
+  trainer.run(observe);
   res.steps = s.step;
   const int64_t run_steps = s.step - res.resumed_from;
   res.steps_per_second = res.seconds > 0 ? static_cast<double>(run_steps) / res.seconds : 0.0;
   res.history = s.history;
   if (res.termination == Termination::NumericalFailure) return res;
   res.message = (res.stopped ? "stopped after " : "trained ") + std::to_string(s.step) + " steps";
-  checkpoint(s.step);
-
-  Net ema_net = s.net;
-  ema_net.params = detail::clone_all(s.ema_of);
-  nlohmann::json m = meta.is_object() ? meta : nlohmann::json::object();
-  m["steps"] = s.step;
-  m["coupling"] = coupling.name();
-  m["precision"] = to_string(res.precision);
-  detail::make_model(std::move(ema_net), std::move(m)).save(files.model());
+  trainer.checkpoint(s.step);
+  save_model(s, meta, coupling.name(), res.precision, files.model());
   return res;
 }
 

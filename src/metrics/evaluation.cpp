@@ -72,6 +72,123 @@ void check_input(PointsView p, const std::string& name, int64_t d, const std::st
   require_finite(p, name);
 }
 
+// The checks of fd-pca's training set and --pca-dim.
+void check_pca_data(PointsView x, PointsView pca_data, const EvalOptions& o) {
+  const bool pca = wants(o, "fd-pca");
+  const bool has_pca_data = pca_data.n > 0 || pca_data.d > 0;
+  if (pca && !has_pca_data)
+    fail_argument(o.arg("pca_data"), o.cli_names ? "(not given)" : "None",
+                  "the training set whose PCA basis fd-pca uses: (N, d) points");
+  if (!pca && has_pca_data)
+    fail_argument(o.arg("pca_data"), "a training set", "it only with fd-pca among the metrics");
+  if (!pca && o.pca_dim) fail_argument(o.arg("pca_dim"), *o.pca_dim, "it only with fd-pca among the metrics");
+  if (pca) {
+    check_input(pca_data, o.arg("pca_data"), x.d, "the samples' dimension " + std::to_string(x.d));
+    const int64_t limit = std::min(pca_data.d, pca_data.n - 1);
+    if (o.pca_dim)
+      require(*o.pca_dim <= limit, o.arg("pca_dim"), *o.pca_dim,
+              "at most min(d, N - 1) = " + std::to_string(limit) + " for N = " + std::to_string(pca_data.n) +
+                  " training points of dimension d = " + std::to_string(pca_data.d));
+  }
+}
+
+// The checks of energy and mmd (values the score engine can square) and prd (k below both sizes).
+void check_score_metrics(PointsView x, PointsView y, const EvalOptions& o) {
+  if (wants(o, "energy") || wants(o, "mmd")) {
+    // The score engine forms squared distances in float32: |x - y|^2 <= 4 d max|v|^2 must not overflow.
+    const double limit = std::sqrt(static_cast<double>(std::numeric_limits<float>::max()) / (4.0 * static_cast<double>(x.d)));
+    for (auto [p, name] : {std::pair{x, "samples"}, std::pair{y, "reference"}}) {
+      double big = 0;
+      for (float v : p.values()) big = std::max(big, static_cast<double>(std::abs(v)));
+      require(big < limit, o.arg(name), "values up to " + to_text(big),
+              "|values| below " + to_text(limit) + " for energy and mmd in dimension " + std::to_string(x.d) +
+                  " (their float32 squared distances overflow): rescale the data");
+    }
+  }
+  if (wants(o, "prd")) {
+    require(y.n > o.k, o.arg("k"), o.k, "less than the reference's " + std::to_string(y.n) + " points");
+    require(x.n > o.k, o.arg("k"), o.k, "less than the samples' " + std::to_string(x.n) + " points");
+  }
+}
+
+// mmd: the RBF bandwidths (the scales times the median distance of x and y) into f, and their record.
+void mmd_bandwidths(PointsView x, PointsView y, const EvalOptions& o, Fixed& f, nlohmann::json& j) {
+  const double h = median_distance(x, y);
+  std::vector<double> sigmas;
+  for (double s : o.mmd_scales) {
+    sigmas.push_back(s * h);
+    f.alphas.push_back(1.0 / (2.0 * sigmas.back() * sigmas.back()));
+  }
+  for (double a : f.alphas)
+    require(a > 0 && std::isfinite(a), o.arg("samples"), "points whose median distance is " + to_text(h),
+            "a scale at which the RBF bandwidths 1 / (2 sigma^2) are positive and finite");
+  j["mmd_median_distance"] = h;
+  j["mmd_scales"] = o.mmd_scales;
+  j["mmd_bandwidths"] = sigmas;
+  j["mmd_gammas"] = f.alphas;
+  j["mmd_estimator"] = "unbiased U-statistic of sum_sigma exp(-|a - b|^2 / (2 sigma^2))";
+}
+
+// fd-pca: the training set's basis into f, and its record.
+void pca_fixed(PointsView pca_data, const EvalOptions& o, Fixed& f, nlohmann::json& j) {
+  f.basis = pca_basis(pca_data, o.pca_dim);
+  double kept = 0;
+  for (double v : f.basis->variances) kept += v;
+  j["frechet_pca_dim"] = f.basis->dim;
+  j["frechet_pca_train_points"] = f.basis->train_points;
+  j["frechet_pca_explained_variance"] = f.basis->total_variance > 0 ? kept / f.basis->total_variance : 1.0;
+}
+
+// The point estimates of every metric.
+void point_metrics(PointsView x, PointsView y, const Fixed& f, const EvalOptions& o, const Context& ctx,
+                   nlohmann::json& j) {
+  std::vector<double> per_bandwidth;
+  const auto point = interval_metrics(x, y, 0, 0, f, o, ctx, &per_bandwidth);
+  for (const auto& [key, value] : point) j[key] = value;
+  if (wants(o, "mmd")) j["mmd2_per_bandwidth"] = per_bandwidth;
+  if (wants(o, "sw2")) j["sw2_projections"] = o.projections;
+  if (wants(o, "w2")) {
+    const ExactW2 w = exact_w2(x, y, o.max_points, ctx.seed, ctx);
+    j["w2"] = w.w2;
+    j["w2_points"] = w.points;
+  }
+  if (wants(o, "prd")) {  // real = the reference, fake = the samples
+    const PrecisionRecall pr = precision_recall(y, x, o.k, ctx);
+    j["precision"] = pr.precision;
+    j["recall"] = pr.recall;
+    j["prd_k"] = o.k;
+  }
+}
+
+// The percentile intervals of the metrics that have them, from o.bootstrap resamples of x and y.
+void bootstrap_intervals(PointsView x, PointsView y, const Fixed& f, const EvalOptions& o, const Context& ctx,
+                         nlohmann::json& j) {
+  std::map<std::string, std::vector<double>> replicates;
+  Progress progress("bootstrap", o.bootstrap, ctx);
+  for (int64_t r = 0; r < o.bootstrap; ++r) {
+    const std::vector<int64_t> ix = bootstrap_indices(x.n, ctx.seed, r, 0), iy = bootstrap_indices(y.n, ctx.seed, r, 1);
+    const Points xs = gather(x, ix), ys = gather(y, iy);
+    for (const auto& [key, value] : interval_metrics(xs, ys, copies_of(ix, x.n), copies_of(iy, y.n), f, o, ctx))
+      replicates[key].push_back(value);
+    progress.update(r + 1);
+  }
+  progress.finish();
+  std::vector<std::string> without;
+  for (const auto& m : o.metrics)
+    if (!metric_has_interval(m) && std::find(without.begin(), without.end(), m) == without.end()) without.push_back(m);
+  for (const auto& [key, values] : replicates) {
+    const Interval ci = percentile_interval(values, o.level);
+    j[key + "_ci"] = {ci.lo, ci.hi};
+  }
+  j["bootstrap"] = {{"replicates", o.bootstrap},
+                    {"level", o.level},
+                    {"method", "percentile"},
+                    {"seed", ctx.seed},
+                    {"resampled", "samples and reference, with replacement, each at its own size"},
+                    {"no_interval", without}};
+  if (o.keep_replicates) j["bootstrap_replicates"] = replicates;
+}
+
 }  // namespace
 
 std::string EvalOptions::arg(std::string_view field) const {
@@ -111,108 +228,15 @@ nlohmann::json evaluate(PointsView x, PointsView y, PointsView pca_data, const E
   require(x.d >= 1, o.arg("samples"), "points of dimension " + std::to_string(x.d), "dimension >= 1");
   check_input(x, o.arg("samples"), x.d, "dimension >= 1");
   check_input(y, o.arg("reference"), x.d, "the samples' dimension " + std::to_string(x.d));
-  const bool pca = wants(o, "fd-pca");
-  const bool has_pca_data = pca_data.n > 0 || pca_data.d > 0;
-  if (pca && !has_pca_data)
-    fail_argument(o.arg("pca_data"), o.cli_names ? "(not given)" : "None",
-                  "the training set whose PCA basis fd-pca uses: (N, d) points");
-  if (!pca && has_pca_data)
-    fail_argument(o.arg("pca_data"), "a training set", "it only with fd-pca among the metrics");
-  if (!pca && o.pca_dim) fail_argument(o.arg("pca_dim"), *o.pca_dim, "it only with fd-pca among the metrics");
-  if (pca) {
-    check_input(pca_data, o.arg("pca_data"), x.d, "the samples' dimension " + std::to_string(x.d));
-    const int64_t limit = std::min(pca_data.d, pca_data.n - 1);
-    if (o.pca_dim)
-      require(*o.pca_dim <= limit, o.arg("pca_dim"), *o.pca_dim,
-              "at most min(d, N - 1) = " + std::to_string(limit) + " for N = " + std::to_string(pca_data.n) +
-                  " training points of dimension d = " + std::to_string(pca_data.d));
-  }
-  if (wants(o, "energy") || wants(o, "mmd")) {
-    // The score engine forms squared distances in float32: |x - y|^2 <= 4 d max|v|^2 must not overflow.
-    const double limit = std::sqrt(static_cast<double>(std::numeric_limits<float>::max()) / (4.0 * static_cast<double>(x.d)));
-    for (auto [p, name] : {std::pair{x, "samples"}, std::pair{y, "reference"}}) {
-      double big = 0;
-      for (float v : p.values()) big = std::max(big, static_cast<double>(std::abs(v)));
-      require(big < limit, o.arg(name), "values up to " + to_text(big),
-              "|values| below " + to_text(limit) + " for energy and mmd in dimension " + std::to_string(x.d) +
-                  " (their float32 squared distances overflow): rescale the data");
-    }
-  }
-  if (wants(o, "prd")) {
-    require(y.n > o.k, o.arg("k"), o.k, "less than the reference's " + std::to_string(y.n) + " points");
-    require(x.n > o.k, o.arg("k"), o.k, "less than the samples' " + std::to_string(x.n) + " points");
-  }
+  check_pca_data(x, pca_data, o);
+  check_score_metrics(x, y, o);
 
   nlohmann::json j{{"n", x.n}, {"m", y.n}, {"d", x.d}, {"seed", ctx.seed}};
   Fixed f;
-  if (wants(o, "mmd")) {
-    const double h = median_distance(x, y);
-    std::vector<double> sigmas;
-    for (double s : o.mmd_scales) {
-      sigmas.push_back(s * h);
-      f.alphas.push_back(1.0 / (2.0 * sigmas.back() * sigmas.back()));
-    }
-    for (double a : f.alphas)
-      require(a > 0 && std::isfinite(a), o.arg("samples"), "points whose median distance is " + to_text(h),
-              "a scale at which the RBF bandwidths 1 / (2 sigma^2) are positive and finite");
-    j["mmd_median_distance"] = h;
-    j["mmd_scales"] = o.mmd_scales;
-    j["mmd_bandwidths"] = sigmas;
-    j["mmd_gammas"] = f.alphas;
-    j["mmd_estimator"] = "unbiased U-statistic of sum_sigma exp(-|a - b|^2 / (2 sigma^2))";
-  }
-  if (pca) {
-    f.basis = pca_basis(pca_data, o.pca_dim);
-    double kept = 0;
-    for (double v : f.basis->variances) kept += v;
-    j["frechet_pca_dim"] = f.basis->dim;
-    j["frechet_pca_train_points"] = f.basis->train_points;
-    j["frechet_pca_explained_variance"] = f.basis->total_variance > 0 ? kept / f.basis->total_variance : 1.0;
-  }
-
-  std::vector<double> per_bandwidth;
-  const auto point = interval_metrics(x, y, 0, 0, f, o, ctx, &per_bandwidth);
-  for (const auto& [key, value] : point) j[key] = value;
-  if (wants(o, "mmd")) j["mmd2_per_bandwidth"] = per_bandwidth;
-  if (wants(o, "sw2")) j["sw2_projections"] = o.projections;
-  if (wants(o, "w2")) {
-    const ExactW2 w = exact_w2(x, y, o.max_points, ctx.seed, ctx);
-    j["w2"] = w.w2;
-    j["w2_points"] = w.points;
-  }
-  if (wants(o, "prd")) {  // real = the reference, fake = the samples
-    const PrecisionRecall pr = precision_recall(y, x, o.k, ctx);
-    j["precision"] = pr.precision;
-    j["recall"] = pr.recall;
-    j["prd_k"] = o.k;
-  }
-
-  if (o.bootstrap > 0) {
-    std::map<std::string, std::vector<double>> replicates;
-    Progress progress("bootstrap", o.bootstrap, ctx);
-    for (int64_t r = 0; r < o.bootstrap; ++r) {
-      const std::vector<int64_t> ix = bootstrap_indices(x.n, ctx.seed, r, 0), iy = bootstrap_indices(y.n, ctx.seed, r, 1);
-      const Points xs = gather(x, ix), ys = gather(y, iy);
-      for (const auto& [key, value] : interval_metrics(xs, ys, copies_of(ix, x.n), copies_of(iy, y.n), f, o, ctx))
-        replicates[key].push_back(value);
-      progress.update(r + 1);
-    }
-    progress.finish();
-    std::vector<std::string> without;
-    for (const auto& m : o.metrics)
-      if (!metric_has_interval(m) && std::find(without.begin(), without.end(), m) == without.end()) without.push_back(m);
-    for (const auto& [key, values] : replicates) {
-      const Interval ci = percentile_interval(values, o.level);
-      j[key + "_ci"] = {ci.lo, ci.hi};
-    }
-    j["bootstrap"] = {{"replicates", o.bootstrap},
-                      {"level", o.level},
-                      {"method", "percentile"},
-                      {"seed", ctx.seed},
-                      {"resampled", "samples and reference, with replacement, each at its own size"},
-                      {"no_interval", without}};
-    if (o.keep_replicates) j["bootstrap_replicates"] = replicates;
-  }
+  if (wants(o, "mmd")) mmd_bandwidths(x, y, o, f, j);
+  if (wants(o, "fd-pca")) pca_fixed(pca_data, o, f, j);
+  point_metrics(x, y, f, o, ctx, j);
+  if (o.bootstrap > 0) bootstrap_intervals(x, y, f, o, ctx, j);
   return j;
 }
 

@@ -8,6 +8,7 @@
 
 #include "otgen/error.h"
 #include "otgen/rng.h"
+#include "otgen/streams.h"
 
 namespace otgen {
 
@@ -105,6 +106,196 @@ void FlowSdeOptions::validate() const {
   require(trace_every >= 1, "--trace-every", trace_every, "an integer >= 1");
 }
 
+namespace {
+
+// One run of sample_flow_sde: its settings, the particles and the buffers every step reuses.
+class FlowSdeRun {
+ public:
+  FlowSdeRun(const FlowFieldFn& field, int64_t n, int64_t dim, const LogRewardFn& reward, const FlowSdeOptions& opt,
+             uint64_t seed)
+      : field_(field), reward_(reward), opt_(opt), seed_(seed), n_(n), d_(dim), nd_(static_cast<size_t>(n * dim)),
+        gamma_(opt.temperature), w_(opt.guidance), S2_(opt.noise * opt.noise), guided_(w_ != 1.0),
+        tempered_(gamma_ != 1.0), tilted_(static_cast<bool>(reward)), h_(1.0 / static_cast<double>(opt.steps)),
+        kappa_(opt.tilt_drift), req_{tempered_ && opt.weighted, guided_}, v_(nd_), r_(tilted_ ? n : 0),
+        grad_(tilted_ ? nd_ : 0), lap_(tilted_ ? n : 0), delta_(static_cast<size_t>(n)), xi_(nd_) {}
+
+  FlowSdeResult run();
+
+ private:
+  // p_0 and log Z_0.
+  void start();
+
+  // Step k from t to t1; false (with the result's termination and message set) on a non-finite state or weights.
+  bool step(int64_t k);
+
+  // The field (v: guided if asked) and the reward at (t, x).
+  void evaluate(double t);
+
+  // d log w / dt of particle i (otgen/flow_sde.h has the terms), before it moves.
+  double log_weight_rate(int64_t i, double t, double sigma2) const;
+
+  // The Euler-Maruyama step of particle i.
+  void advance(int64_t i, double t, double sigma2, double noise_scale);
+
+  // Adds the step's log-weight increments, updates log Z and resamples when the ESS is low (not at the last
+  // step k); false on non-finite weights.
+  bool reweight(int64_t k, double t1, FlowSdeStep& st);
+
+  bool fail(const std::string& what, double t1, int64_t k) {
+    res_.termination = Termination::NumericalFailure;
+    res_.message = what + " became non-finite at t = " + to_text(t1) + " (step " + std::to_string(k + 1) + ")";
+    return false;
+  }
+
+  const FlowFieldFn& field_;
+  const LogRewardFn& reward_;
+  const FlowSdeOptions& opt_;
+  const uint64_t seed_;
+  const int64_t n_, d_;
+  const size_t nd_;
+  const double gamma_, w_, S2_;
+  const bool guided_, tempered_, tilted_;
+  const double h_, kappa_;
+  const FlowFieldRequest req_;
+  FlowSdeResult res_;
+  FlowFieldValues f_;
+  std::vector<float> v_;
+  std::vector<double> r_, grad_, lap_, delta_;
+  std::vector<float> xi_;
+};
+
+FlowSdeResult FlowSdeRun::run() {
+  start();
+  for (int64_t k = 0; k < opt_.steps; ++k)
+    if (!step(k)) return std::move(res_);
+  wfr::WeightedParticles& p = res_.particles;
+  res_.final_ess = opt_.weighted ? p.ess() / static_cast<double>(n_) : 1.0;
+  if (opt_.weighted && opt_.final_resample) {
+    Rng rng(stream_key(seed_, Stream::SdeFinalResample));
+    p.resample(opt_.resample, rng);
+    ++res_.resamples;
+  }
+  res_.message = "reached t = 1 in " + std::to_string(opt_.steps) + " steps";
+  return std::move(res_);
+}
+
+void FlowSdeRun::start() {
+  wfr::WeightedParticles& p = res_.particles;
+  p.x = Points(n_, d_);
+  p.logw.assign(static_cast<size_t>(n_), 0.0);
+  Rng rng(seed_, 0);
+  rng.fill_normal(std::span<float>(p.x.data));
+  if (tempered_ && opt_.weighted)  // q_0 = N(0, I / gamma); the unweighted baseline keeps p_0
+    for (float& v : p.x.data) v = static_cast<float>(v / std::sqrt(gamma_));
+  // log of the integral of p_0^gamma, p_0 = N(0, I).
+  res_.log_z = tempered_ && opt_.weighted ? 0.5 * static_cast<double>(d_) *
+                                                ((1 - gamma_) * std::log(2 * std::numbers::pi) - std::log(gamma_))
+                                          : 0.0;
+}
+
+bool FlowSdeRun::step(int64_t k) {
+  const double t = static_cast<double>(k) * h_, t1 = k + 1 == opt_.steps ? 1.0 : static_cast<double>(k + 1) * h_;
+  evaluate(t);
+  const double sigma2 = opt_.schedule == NoiseSchedule::Sqrt ? S2_ * (1 - t) : S2_ * (1 - t) * (1 - t);
+  const double noise_scale = std::sqrt(sigma2 * h_);
+  Rng(stream_key(seed_, Stream::SdeNoise, static_cast<uint64_t>(k))).fill_normal(std::span<float>(xi_));
+  for (int64_t i = 0; i < n_; ++i) {
+    delta_[i] = h_ * (opt_.weighted ? log_weight_rate(i, t, sigma2) : 0.0);
+    advance(i, t, sigma2, noise_scale);
+  }
+  FlowSdeStep st;
+  st.step = k + 1;
+  st.t = t1;
+  st.ess = 1.0;
+  if (opt_.weighted && !reweight(k, t1, st)) return false;
+  wfr::WeightedParticles& p = res_.particles;
+  if (!std::all_of(p.x.data.begin(), p.x.data.end(), [](float q) { return std::isfinite(q); }))
+    return fail("the state", t1, k);
+  st.log_z = res_.log_z;
+  st.nfe = res_.nfe;
+  if ((k + 1) % opt_.trace_every == 0 || k + 1 == opt_.steps) res_.trace.push_back(st);
+  return true;
+}
+
+void FlowSdeRun::evaluate(double t) {
+  res_.nfe += field_(t, res_.particles.x.view(), req_, f_);
+  if (guided_) {
+    require(f_.v_cond.size() == nd_ && f_.v_null.size() == nd_, "--guidance", w_,
+            "a conditional model and a class (the field gave no conditional velocity)");
+    for (size_t j = 0; j < nd_; ++j) v_[j] = static_cast<float>(f_.v_null[j] + w_ * (f_.v_cond[j] - f_.v_null[j]));
+  } else {
+    require(f_.v.size() == nd_, "field", f_.v.size(), "n * dim velocities");
+    std::copy(f_.v.begin(), f_.v.end(), v_.begin());
+  }
+  if (req_.divergence) require(f_.div.size() == static_cast<size_t>(n_), "field", f_.div.size(), "n divergences");
+  if (tilted_) reward_(res_.particles.x.view(), r_, grad_, lap_);
+}
+
+double FlowSdeRun::log_weight_rate(int64_t i, double t, double sigma2) const {
+  const float* xr = res_.particles.x.row(i);
+  const float* vr = v_.data() + i * d_;
+  const double beta = t, dbeta = 1.0, gamma = gamma_, kappa = kappa_;
+  double rate = 0, s2 = 0, bg = 0, sg = 0, g2 = 0;
+  for (int64_t c = 0; c < d_; ++c) {
+    const double s = (t * vr[c] - xr[c]) / (1 - t);
+    const double b = vr[c] + 0.5 * sigma2 * s;  // b_p: the drift that keeps p_t
+    s2 += s * s;
+    if (tilted_) {
+      const double g = grad_[i * d_ + c];
+      bg += b * g, sg += s * g, g2 += g * g;
+    }
+  }
+  if (tempered_) {
+    const double divb = f_.div[i] + 0.5 * sigma2 * (t * f_.div[i] - static_cast<double>(d_)) / (1 - t);
+    rate += (1 - gamma) * divb + 0.5 * sigma2 * gamma * (1 - gamma) * s2;
+  }
+  if (tilted_) {
+    rate += dbeta * r_[i] + beta * bg - 0.5 * sigma2 * (beta * lap_[i] + 2 * gamma * beta * sg + beta * beta * g2);
+    if (kappa > 0) rate += kappa * sigma2 * beta * (lap_[i] + gamma * sg + beta * g2);
+  }
+  if (guided_) {
+    double dv2 = 0;
+    for (int64_t c = 0; c < d_; ++c) {
+      const double e = static_cast<double>(f_.v_cond[i * d_ + c]) - f_.v_null[i * d_ + c];
+      dv2 += e * e;
+    }
+    rate -= w_ * (1 - w_) * t / (1 - t) * dv2;
+  }
+  return rate;
+}
+
+void FlowSdeRun::advance(int64_t i, double t, double sigma2, double noise_scale) {
+  float* xr = res_.particles.x.row(i);
+  const float* vr = v_.data() + i * d_;
+  const double beta = t;
+  for (int64_t c = 0; c < d_; ++c) {
+    const double s = (t * vr[c] - xr[c]) / (1 - t);
+    double b = vr[c] + 0.5 * sigma2 * s;
+    if (kappa_ > 0) b += kappa_ * sigma2 * beta * grad_[i * d_ + c];
+    xr[c] = static_cast<float>(xr[c] + h_ * b + noise_scale * xi_[i * d_ + c]);
+  }
+}
+
+bool FlowSdeRun::reweight(int64_t k, double t1, FlowSdeStep& st) {
+  wfr::WeightedParticles& p = res_.particles;
+  const double before = log_sum_exp(p.logw);
+  for (int64_t i = 0; i < n_; ++i) p.logw[i] += delta_[i];
+  const double after = log_sum_exp(p.logw);
+  res_.log_z += after - before;
+  if (!std::isfinite(after)) return fail("the log-weights", t1, k);
+  st.ess = p.ess() / static_cast<double>(n_);
+  const bool last = k + 1 == opt_.steps;
+  if (!last && (opt_.ess_threshold >= 1.0 || st.ess < opt_.ess_threshold)) {
+    Rng rng(stream_key(seed_, Stream::SdeResample, static_cast<uint64_t>(k)));
+    p.resample(opt_.resample, rng);
+    st.resampled = true;
+    ++res_.resamples;
+  }
+  return true;
+}
+
+}  // namespace
+
 FlowSdeResult sample_flow_sde(const FlowFieldFn& field, int64_t n, int64_t dim, const LogRewardFn& reward,
                               const FlowSdeOptions& opt, uint64_t seed, const Context& ctx) {
   (void)ctx;
@@ -112,127 +303,7 @@ FlowSdeResult sample_flow_sde(const FlowFieldFn& field, int64_t n, int64_t dim, 
   require(n >= 1, "--n", n, "at least 1 particle");
   require(dim >= 1, "dim", dim, "at least 1");
   require(opt.tilt_drift == 0.0 || static_cast<bool>(reward), "--tilt-drift", opt.tilt_drift, "0 without --tilt");
-  const double gamma = opt.temperature, w = opt.guidance, S2 = opt.noise * opt.noise;
-  const bool guided = w != 1.0, tempered = gamma != 1.0, tilted = static_cast<bool>(reward);
-  const int64_t d = dim;
-  const size_t nd = static_cast<size_t>(n * d);
-
-  FlowSdeResult res;
-  wfr::WeightedParticles& p = res.particles;
-  p.x = Points(n, d);
-  p.logw.assign(static_cast<size_t>(n), 0.0);
-  {
-    Rng rng(seed, 0);
-    rng.fill_normal(std::span<float>(p.x.data));
-    if (tempered && opt.weighted)  // q_0 = N(0, I / gamma); the unweighted baseline keeps p_0
-      for (float& v : p.x.data) v = static_cast<float>(v / std::sqrt(gamma));
-  }
-  // log of the integral of p_0^gamma, p_0 = N(0, I).
-  res.log_z = tempered && opt.weighted ? 0.5 * static_cast<double>(d) * ((1 - gamma) * std::log(2 * std::numbers::pi) - std::log(gamma)) : 0.0;
-
-  FlowFieldValues f;
-  std::vector<float> v(nd);
-  std::vector<double> r(tilted ? n : 0), grad(tilted ? nd : 0), lap(tilted ? n : 0), delta(static_cast<size_t>(n));
-  std::vector<float> xi(nd);
-  const double h = 1.0 / static_cast<double>(opt.steps);
-  const FlowFieldRequest req{tempered && opt.weighted, guided};
-  for (int64_t k = 0; k < opt.steps; ++k) {
-    const double t = static_cast<double>(k) * h, t1 = k + 1 == opt.steps ? 1.0 : static_cast<double>(k + 1) * h;
-    res.nfe += field(t, p.x.view(), req, f);
-    if (guided) {
-      require(f.v_cond.size() == nd && f.v_null.size() == nd, "--guidance", w,
-              "a conditional model and a class (the field gave no conditional velocity)");
-      for (size_t j = 0; j < nd; ++j) v[j] = static_cast<float>(f.v_null[j] + w * (f.v_cond[j] - f.v_null[j]));
-    } else {
-      require(f.v.size() == nd, "field", f.v.size(), "n * dim velocities");
-      std::copy(f.v.begin(), f.v.end(), v.begin());
-    }
-    if (req.divergence) require(f.div.size() == static_cast<size_t>(n), "field", f.div.size(), "n divergences");
-    if (tilted) reward(p.x.view(), r, grad, lap);
-    const double sigma2 = opt.schedule == NoiseSchedule::Sqrt ? S2 * (1 - t) : S2 * (1 - t) * (1 - t);
-    const double beta = t, dbeta = 1.0, kappa = opt.tilt_drift;
-    const double noise_scale = std::sqrt(sigma2 * h);
-    Rng(mix_seed(seed, 1, static_cast<uint64_t>(k))).fill_normal(std::span<float>(xi));
-    for (int64_t i = 0; i < n; ++i) {
-      float* xr = p.x.row(i);
-      const float* vr = v.data() + i * d;
-      double rate = 0, s2 = 0, bg = 0, sg = 0, g2 = 0;
-      for (int64_t c = 0; c < d; ++c) {
-        const double s = (t * vr[c] - xr[c]) / (1 - t);
-        const double b = vr[c] + 0.5 * sigma2 * s;  // b_p: the drift that keeps p_t
-        s2 += s * s;
-        if (tilted) {
-          const double g = grad[i * d + c];
-          bg += b * g, sg += s * g, g2 += g * g;
-        }
-      }
-      if (opt.weighted) {
-        if (tempered) {
-          const double divb = f.div[i] + 0.5 * sigma2 * (t * f.div[i] - static_cast<double>(d)) / (1 - t);
-          rate += (1 - gamma) * divb + 0.5 * sigma2 * gamma * (1 - gamma) * s2;
-        }
-        if (tilted) {
-          rate += dbeta * r[i] + beta * bg - 0.5 * sigma2 * (beta * lap[i] + 2 * gamma * beta * sg + beta * beta * g2);
-          if (kappa > 0) rate += kappa * sigma2 * beta * (lap[i] + gamma * sg + beta * g2);
-        }
-        if (guided) {
-          double dv2 = 0;
-          for (int64_t c = 0; c < d; ++c) {
-            const double e = static_cast<double>(f.v_cond[i * d + c]) - f.v_null[i * d + c];
-            dv2 += e * e;
-          }
-          rate -= w * (1 - w) * t / (1 - t) * dv2;
-        }
-      }
-      delta[i] = h * rate;
-      for (int64_t c = 0; c < d; ++c) {
-        const double s = (t * vr[c] - xr[c]) / (1 - t);
-        double b = vr[c] + 0.5 * sigma2 * s;
-        if (kappa > 0) b += kappa * sigma2 * beta * grad[i * d + c];
-        xr[c] = static_cast<float>(xr[c] + h * b + noise_scale * xi[i * d + c]);
-      }
-    }
-    FlowSdeStep st;
-    st.step = k + 1;
-    st.t = t1;
-    if (opt.weighted) {
-      const double before = log_sum_exp(p.logw);
-      for (int64_t i = 0; i < n; ++i) p.logw[i] += delta[i];
-      const double after = log_sum_exp(p.logw);
-      res.log_z += after - before;
-      if (!std::isfinite(after)) {
-        res.termination = Termination::NumericalFailure;
-        res.message = "the log-weights became non-finite at t = " + to_text(t1) + " (step " + std::to_string(k + 1) + ")";
-        return res;
-      }
-      st.ess = p.ess() / static_cast<double>(n);
-      const bool last = k + 1 == opt.steps;
-      if (!last && (opt.ess_threshold >= 1.0 || st.ess < opt.ess_threshold)) {
-        Rng rng(mix_seed(seed, 2, static_cast<uint64_t>(k)));
-        p.resample(opt.resample, rng);
-        st.resampled = true;
-        ++res.resamples;
-      }
-    } else {
-      st.ess = 1.0;
-    }
-    if (!std::all_of(p.x.data.begin(), p.x.data.end(), [](float q) { return std::isfinite(q); })) {
-      res.termination = Termination::NumericalFailure;
-      res.message = "the state became non-finite at t = " + to_text(t1) + " (step " + std::to_string(k + 1) + ")";
-      return res;
-    }
-    st.log_z = res.log_z;
-    st.nfe = res.nfe;
-    if ((k + 1) % opt.trace_every == 0 || k + 1 == opt.steps) res.trace.push_back(st);
-  }
-  res.final_ess = opt.weighted ? p.ess() / static_cast<double>(n) : 1.0;
-  if (opt.weighted && opt.final_resample) {
-    Rng rng(mix_seed(seed, 3, 0));
-    p.resample(opt.resample, rng);
-    ++res.resamples;
-  }
-  res.message = "reached t = 1 in " + std::to_string(opt.steps) + " steps";
-  return res;
+  return FlowSdeRun(field, n, dim, reward, opt, seed).run();
 }
 
 FlowFieldFn gaussian_mixture_field(std::vector<double> means, std::vector<double> weights, std::vector<double> stds,
