@@ -2,9 +2,9 @@
 // N(0, I) draws against Fashion-MNIST (60000 x 784) with a zero potential, both cores.
 #include <benchmark/benchmark.h>
 
-#include "otgen/data.h"
-#include "otgen/rng.h"
-#include "otgen/semidiscrete.h"
+#include "otgen/data/data.h"
+#include "otgen/core/rng.h"
+#include "otgen/ot/semidiscrete.h"
 
 namespace {
 

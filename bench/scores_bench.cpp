@@ -21,11 +21,11 @@
 #include <vector>
 
 #include "kernels/tile_engine.h"
-#include "otgen/data.h"
-#include "otgen/error.h"
-#include "otgen/lattice.h"
-#include "otgen/rng.h"
-#include "otgen/scores.h"
+#include "otgen/data/data.h"
+#include "otgen/core/error.h"
+#include "otgen/kernels/lattice.h"
+#include "otgen/core/rng.h"
+#include "otgen/kernels/scores.h"
 
 #ifdef OTGEN_HAVE_FAISS
 #include <faiss/IndexFlat.h>
@@ -166,7 +166,7 @@ void BM_FloatArgmax(benchmark::State& st) {
   set_rate(st);
 }
 
-// The same search through the int8 screen (otgen/lattice.h): Fashion-MNIST is 8-bit data.
+// The same search through the int8 screen (otgen/kernels/lattice.h): Fashion-MNIST is 8-bit data.
 void BM_ScreenArgmax(benchmark::State& st) {
   auto& w = workload();
   const auto lattice = LatticeColumns::build(w.y, ctx2());

@@ -1,7 +1,7 @@
 // Semidiscrete OT per-step cost against one engine gradient call, on Fashion-MNIST (60000 x 784) at
 // batch 1024 (or a synthetic (N, d) set: OTGEN_SDOT_BENCH_N / _D when the dataset is missing).
 //   BM_EngineArgmax        one float32 row_argmax call (the eps = 0 gradient) on fixed noise
-//   BM_ScreenArgmax/g      the same search through the int8 screen (otgen/lattice.h; Fashion-MNIST is
+//   BM_ScreenArgmax/g      the same search through the int8 screen (otgen/kernels/lattice.h; Fashion-MNIST is
 //                          8-bit data), which the eps = 0 fit uses when the CPU has AVX-512 VNNI;
 //                          g = 0: a random potential, 1: a converged one (OTGEN_SDOT_BENCH_G, default
 //                          docs/results/fmnist_g_eps0.npy), whose crowded rows are the screen's hard case
@@ -21,13 +21,13 @@
 #include <string>
 #include <vector>
 
-#include "otgen/data.h"
-#include "otgen/error.h"
-#include "otgen/lattice.h"
-#include "otgen/npy.h"
-#include "otgen/rng.h"
-#include "otgen/scores.h"
-#include "otgen/semidiscrete.h"
+#include "otgen/data/data.h"
+#include "otgen/core/error.h"
+#include "otgen/kernels/lattice.h"
+#include "otgen/core/npy.h"
+#include "otgen/core/rng.h"
+#include "otgen/kernels/scores.h"
+#include "otgen/ot/semidiscrete.h"
 
 namespace {
 

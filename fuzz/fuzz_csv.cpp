@@ -3,7 +3,7 @@
 #include <string_view>
 
 #include "data/parsers.h"
-#include "otgen/error.h"
+#include "otgen/core/error.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "data/parsers.h"
-#include "otgen/error.h"
+#include "otgen/core/error.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;

@@ -4,8 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "otgen/error.h"
-#include "otgen/flow.h"
+#include "otgen/core/error.h"
+#include "otgen/flow/flow.h"
 
 // Finding F1 (docs/RELIABILITY.md), fixed: integer fields given as floats beyond int64 are refused
 // by from_json; tests/data/fuzz_regressions/fuzz_json/ keeps the input (replayed in flow_test).

@@ -5,8 +5,8 @@
 #include <cstdio>
 #include <string>
 
-#include "otgen/error.h"
-#include "otgen/npy.h"
+#include "otgen/core/error.h"
+#include "otgen/core/npy.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string path = "/dev/shm/otgen_fuzz_npy_" + std::to_string(::getpid()) + ".npy";

@@ -1,13 +1,13 @@
 // The core layer in Python: the version, otgen::Error as ValueError, the CPU's features and the random
-// streams (otgen/streams.h).
+// streams (otgen/core/streams.h).
 #include <exception>
 #include <string>
 
 #include "bindings.h"
-#include "otgen/cpu_features.h"
-#include "otgen/error.h"
-#include "otgen/streams.h"
-#include "otgen/version.h"
+#include "otgen/core/cpu_features.h"
+#include "otgen/core/error.h"
+#include "otgen/core/streams.h"
+#include "otgen/core/version.h"
 
 using namespace otgen;
 

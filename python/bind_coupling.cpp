@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "bindings.h"
-#include "otgen/coupling.h"
+#include "otgen/coupling/coupling.h"
 
 using namespace otgen;
 

@@ -1,8 +1,8 @@
-// The data layer in Python: the built-in and file datasets (otgen/data.h).
+// The data layer in Python: the built-in and file datasets (otgen/data/data.h).
 #include <string>
 
 #include "bindings.h"
-#include "otgen/data.h"
+#include "otgen/data/data.h"
 
 using namespace otgen;
 

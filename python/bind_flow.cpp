@@ -1,4 +1,4 @@
-// The weighted SDEs on flow fields in Python (otgen/flow_sde.h, the wfr layer's; what otgen.flow calls):
+// The weighted SDEs on flow fields in Python (otgen/wfr/flow_sde.h, the wfr layer's; what otgen.flow calls):
 // the FlowField class, the exact Gaussian-mixture field and flow_sde on a FlowField or a Python field.
 #include <algorithm>
 #include <cmath>
@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "bindings.h"
-#include "otgen/flow_sde.h"
-#include "otgen/wfr.h"
+#include "otgen/wfr/flow_sde.h"
+#include "otgen/wfr/wfr.h"
 
 using namespace otgen;
 
@@ -55,7 +55,7 @@ FlowFieldFn python_field(py::object field, int64_t dim) {
 }
 
 // The log-reward of flow_sde: a Python callable log_reward(x) -> (r, grad, laplacian), a built-in tilt
-// spec (otgen/flow_sde.h), or none (empty).
+// spec (otgen/wfr/flow_sde.h), or none (empty).
 LogRewardFn python_reward(py::object reward, const std::string& tilt, int64_t dim) {
   if (reward.is_none()) return tilt.empty() ? LogRewardFn() : parse_log_reward(tilt, dim, "tilt");
   if (!tilt.empty()) value_error("tilt: given with log_reward, expected one of them");

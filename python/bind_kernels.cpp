@@ -1,11 +1,11 @@
-// The kernels layer in Python: the score engine's row reductions (otgen/scores.h) and the int8 screen's
-// CPU check (otgen/lattice.h).
+// The kernels layer in Python: the score engine's row reductions (otgen/kernels/scores.h) and the int8 screen's
+// CPU check (otgen/kernels/lattice.h).
 #include <string>
 #include <vector>
 
 #include "bindings.h"
-#include "otgen/cpu_features.h"
-#include "otgen/lattice.h"
+#include "otgen/core/cpu_features.h"
+#include "otgen/kernels/lattice.h"
 
 using namespace otgen;
 

@@ -1,13 +1,13 @@
-// The metrics layer in Python: the sample-quality metrics (otgen/metrics.h) and the evaluation driver
-// (otgen/evaluation.h).
+// The metrics layer in Python: the sample-quality metrics (otgen/metrics/metrics.h) and the evaluation driver
+// (otgen/metrics/evaluation.h).
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "bindings.h"
-#include "otgen/evaluation.h"
-#include "otgen/metrics.h"
+#include "otgen/metrics/evaluation.h"
+#include "otgen/metrics/metrics.h"
 
 using namespace otgen;
 

@@ -1,5 +1,5 @@
 // The ot layer in Python: semidiscrete OT (options, fit, the map and what runs on it, noise), batch OT
-// (exact assignment, Sinkhorn), PCA bases and the potential sidecars (otgen/potential_meta.h).
+// (exact assignment, Sinkhorn), PCA bases and the potential sidecars (otgen/ot/potential_meta.h).
 #include <limits>
 #include <memory>
 #include <optional>
@@ -8,13 +8,13 @@
 #include <vector>
 
 #include "bindings.h"
-#include "otgen/assignment.h"
-#include "otgen/memory.h"
-#include "otgen/pca.h"
-#include "otgen/potential_meta.h"
-#include "otgen/sdot_options.h"
-#include "otgen/semidiscrete.h"
-#include "otgen/sinkhorn.h"
+#include "otgen/ot/assignment.h"
+#include "otgen/core/memory.h"
+#include "otgen/ot/pca.h"
+#include "otgen/ot/potential_meta.h"
+#include "otgen/ot/sdot_options.h"
+#include "otgen/ot/semidiscrete.h"
+#include "otgen/ot/sinkhorn.h"
 
 using namespace otgen;
 
@@ -24,7 +24,7 @@ namespace {
 
 const double inf = std::numeric_limits<double>::infinity();
 
-// A Python value as an option value (otgen/sdot_options.h): None = auto; bool before int (a bool is
+// A Python value as an option value (otgen/ot/sdot_options.h): None = auto; bool before int (a bool is
 // an int in Python); anything with __index__ (numpy integers too) an integer; other numbers reals.
 SdotOptionValue option_value(py::handle v, const std::string& key) {
   if (v.is_none()) return {};
@@ -276,7 +276,7 @@ auto py_noise_classes(py::object class_weights, int64_t n, uint64_t seed, uint64
 
 void bind_sdot(py::module_& m) {
   m.def("sdot_options", &py_sdot_options,
-        "The SemidiscreteOT options (otgen/sdot_options.h): name, CLI flag, kind, auto, choices, help, default.");
+        "The SemidiscreteOT options (otgen/ot/sdot_options.h): name, CLI flag, kind, auto, choices, help, default.");
   m.def("sdot_fit", &py_sdot_fit, py::arg("y"), py::arg("weights"), py::arg("labels"), py::arg("g0"),
         py::arg("options"), py::arg("seed"), py::arg("threads"), py::arg("progress"), py::arg("callback") = py::none());
   m.def("sdot_assign", &py_sdot_assign, py::arg("y"), py::arg("g"), py::arg("x"), py::arg("weights") = py::none(),
@@ -346,7 +346,7 @@ py::dict py_sinkhorn(py::handle x, py::handle y, py::object a, py::object b, dou
   return out;
 }
 
-// ---- PCA bases and potential sidecars (otgen/potential_meta.h) ----------------------------------
+// ---- PCA bases and potential sidecars (otgen/ot/potential_meta.h) ----------------------------------
 
 auto py_pca_basis(py::handle train, std::optional<int64_t> dim) {
   auto T = points(train, "train");

@@ -1,4 +1,4 @@
-// The wfr layer in Python: the WFR samplers (otgen/wfr.h) on a built-in target or a Python one.
+// The wfr layer in Python: the WFR samplers (otgen/wfr/wfr.h) on a built-in target or a Python one.
 #include <algorithm>
 #include <limits>
 #include <memory>
@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "bindings.h"
-#include "otgen/wfr.h"
+#include "otgen/wfr/wfr.h"
 
 using namespace otgen;
 

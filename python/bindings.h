@@ -18,9 +18,9 @@
 #include <utility>
 #include <vector>
 
-#include "otgen/context.h"
-#include "otgen/points.h"
-#include "otgen/scores.h"
+#include "otgen/core/context.h"
+#include "otgen/core/points.h"
+#include "otgen/kernels/scores.h"
 
 namespace py = pybind11;
 
@@ -35,7 +35,7 @@ void bind_ot(py::module_& m);        // semidiscrete OT, batch OT, PCA bases, po
 void bind_coupling(py::module_& m);  // couplings
 void bind_metrics(py::module_& m);   // metrics and the evaluation driver
 void bind_wfr(py::module_& m);       // WFR samplers
-void bind_flow(py::module_& m);      // weighted SDEs on flow fields (otgen/flow_sde.h)
+void bind_flow(py::module_& m);      // weighted SDEs on flow fields (otgen/wfr/flow_sde.h)
 
 using F32 = py::array_t<float, py::array::c_style | py::array::forcecast>;
 using F64 = py::array_t<double, py::array::c_style | py::array::forcecast>;
@@ -84,7 +84,7 @@ py::object optional_value(const std::optional<double>& v);
 
 Context context(int threads, uint64_t seed = 0);
 
-// engine= of the Python API: a path name (otgen/cpu_features.h) the CPU can run; ValueError naming `engine`.
+// engine= of the Python API: a path name (otgen/core/cpu_features.h) the CPU can run; ValueError naming `engine`.
 ScoreOptions engine_options(const std::string& name);
 
 // A progress callback calling fn(step, total, metrics) with the GIL held; fn is borrowed (the caller's

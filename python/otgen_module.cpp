@@ -5,8 +5,8 @@
 #include <string>
 
 #include "bindings.h"
-#include "otgen/cpu_features.h"
-#include "otgen/progress.h"
+#include "otgen/core/cpu_features.h"
+#include "otgen/core/progress.h"
 
 using namespace otgen;
 

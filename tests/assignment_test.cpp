@@ -6,8 +6,8 @@
 #include <numeric>
 #include <vector>
 
-#include "otgen/assignment.h"
-#include "otgen/rng.h"
+#include "otgen/ot/assignment.h"
+#include "otgen/core/rng.h"
 #include "test_util.h"
 
 namespace otgen {

@@ -1,4 +1,4 @@
-// The engine's argmax paths (otgen/cpu_features.h, ScoreOptions::path): the AVX512-BF16 screen against
+// The engine's argmax paths (otgen/core/cpu_features.h, ScoreOptions::path): the AVX512-BF16 screen against
 // the naive double-precision argmax, the fp32 engine and the int8 screen; the probe and the errors.
 #include <gtest/gtest.h>
 
@@ -8,11 +8,11 @@
 #include <numeric>
 #include <vector>
 
-#include "otgen/bf16_columns.h"
-#include "otgen/blas_threads.h"
-#include "otgen/cpu_features.h"
-#include "otgen/lattice.h"
-#include "otgen/scores.h"
+#include "otgen/kernels/bf16_columns.h"
+#include "otgen/core/blas_threads.h"
+#include "otgen/core/cpu_features.h"
+#include "otgen/kernels/lattice.h"
+#include "otgen/kernels/scores.h"
 #include "test_util.h"
 
 namespace otgen {

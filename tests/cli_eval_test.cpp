@@ -7,9 +7,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "otgen/evaluation.h"
-#include "otgen/metrics.h"
-#include "otgen/npy.h"
+#include "otgen/metrics/evaluation.h"
+#include "otgen/metrics/metrics.h"
+#include "otgen/core/npy.h"
 #include "test_util.h"
 
 namespace otgen {

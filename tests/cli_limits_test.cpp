@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "otgen/npy.h"
+#include "otgen/core/npy.h"
 #include "test_util.h"
 
 namespace otgen {

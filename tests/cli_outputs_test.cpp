@@ -16,7 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "otgen/npy.h"
+#include "otgen/core/npy.h"
 #include "test_util.h"
 
 namespace otgen {

@@ -12,11 +12,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "otgen/blas_threads.h"
-#include "otgen/cpu_features.h"
-#include "otgen/npy.h"
-#include "otgen/scores.h"
-#include "otgen/rng.h"
+#include "otgen/core/blas_threads.h"
+#include "otgen/core/cpu_features.h"
+#include "otgen/core/npy.h"
+#include "otgen/kernels/scores.h"
+#include "otgen/core/rng.h"
 #include "test_util.h"
 
 namespace otgen {

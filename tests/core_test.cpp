@@ -9,12 +9,12 @@
 #include <numeric>
 #include <set>
 
-#include "otgen/context.h"
-#include "otgen/error.h"
-#include "otgen/npy.h"
-#include "otgen/progress.h"
-#include "otgen/record.h"
-#include "otgen/rng.h"
+#include "otgen/core/context.h"
+#include "otgen/core/error.h"
+#include "otgen/core/npy.h"
+#include "otgen/core/progress.h"
+#include "otgen/core/record.h"
+#include "otgen/core/rng.h"
 #include "test_util.h"
 
 namespace otgen {
@@ -176,7 +176,7 @@ TEST_F(NpyTest, RejectsTruncatedFile) {
   test::expect_error_contains([&] { read_points_npy(path("f.npy"), "--data"); }, "truncated");
 }
 
-// The input policy (otgen/npy.h): every real dtype in either byte order is converted. The bytes below
+// The input policy (otgen/core/npy.h): every real dtype in either byte order is converted. The bytes below
 // are written by hand (big-endian int32, float16 with a subnormal, big-endian float64, uint8, uint64).
 TEST_F(NpyTest, ConvertsEveryRealDtypeInEitherByteOrder) {
   auto write_body = [&](const std::string& name, const std::string& descr, const std::string& shape,

@@ -6,9 +6,9 @@
 #include <set>
 #include <vector>
 
-#include "otgen/assignment.h"
-#include "otgen/coupling.h"
-#include "otgen/rng.h"
+#include "otgen/ot/assignment.h"
+#include "otgen/coupling/coupling.h"
+#include "otgen/core/rng.h"
 #include "test_util.h"
 
 namespace otgen {

@@ -6,8 +6,8 @@
 #include <fstream>
 #include <set>
 
-#include "otgen/data.h"
-#include "otgen/npy.h"
+#include "otgen/data/data.h"
+#include "otgen/core/npy.h"
 #include "test_util.h"
 
 namespace otgen {

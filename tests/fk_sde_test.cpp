@@ -1,4 +1,4 @@
-// Weighted SDEs on flow fields (otgen/flow_sde.h) against closed forms: the exact Gaussian-mixture
+// Weighted SDEs on flow fields (otgen/wfr/flow_sde.h) against closed forms: the exact Gaussian-mixture
 // field satisfies the continuity equation; tilted, tempered and guidance-product targets of exact
 // fields are Gaussians / mixtures with known moments, mode weights and normalising constants.
 #include <gtest/gtest.h>
@@ -7,7 +7,7 @@
 #include <numbers>
 #include <numeric>
 
-#include "otgen/flow_sde.h"
+#include "otgen/wfr/flow_sde.h"
 #include "test_util.h"
 
 namespace otgen {

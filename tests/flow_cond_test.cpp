@@ -1,4 +1,4 @@
-// Conditional flows, classifier-free guidance and MeanFlow (otgen/flow.h): the JVP against finite
+// Conditional flows, classifier-free guidance and MeanFlow (otgen/flow/flow.h): the JVP against finite
 // differences, the guidance identities, class-respecting pairs, noise classes drawn from the weights,
 // a one-point MeanFlow model against its closed form, and the CLI's conditional options.
 #include <gtest/gtest.h>
@@ -7,8 +7,8 @@
 #include <map>
 #include <set>
 
-#include "otgen/flow.h"
-#include "otgen/npy.h"
+#include "otgen/flow/flow.h"
+#include "otgen/core/npy.h"
 #include "test_util.h"
 
 namespace otgen {

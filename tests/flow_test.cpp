@@ -1,4 +1,4 @@
-// Flow matching (otgen/flow.h): trained fields against the closed-form optimal fields, the pairs the
+// Flow matching (otgen/flow/flow.h): trained fields against the closed-form optimal fields, the pairs the
 // trainer sees, export round trips, bit-exact resume after SIGKILL, and CLI refusals.
 #include <gtest/gtest.h>
 
@@ -13,9 +13,9 @@
 #include <set>
 #include <thread>
 
-#include "otgen/flow.h"
-#include "otgen/npy.h"
-#include "otgen/semidiscrete.h"
+#include "otgen/flow/flow.h"
+#include "otgen/core/npy.h"
+#include "otgen/ot/semidiscrete.h"
 #include "test_util.h"
 
 namespace otgen {

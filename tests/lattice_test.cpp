@@ -1,13 +1,13 @@
-// The int8 screen (otgen/lattice.h) against a naive double-precision argmax, and its lattice detection.
+// The int8 screen (otgen/kernels/lattice.h) against a naive double-precision argmax, and its lattice detection.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
 #include <vector>
 
-#include "otgen/blas_threads.h"
-#include "otgen/lattice.h"
-#include "otgen/semidiscrete.h"
+#include "otgen/core/blas_threads.h"
+#include "otgen/kernels/lattice.h"
+#include "otgen/ot/semidiscrete.h"
 #include "test_util.h"
 
 namespace otgen {

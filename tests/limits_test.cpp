@@ -1,4 +1,4 @@
-// Size limits (otgen/memory.h) and the parsers of user files on hostile bytes (docs/RELIABILITY.md): .npy headers checked against the
+// Size limits (otgen/core/memory.h) and the parsers of user files on hostile bytes (docs/RELIABILITY.md): .npy headers checked against the
 // file before anything is allocated, IDX sizes whose product overflows, CSV fields that are not
 // numbers, labels out of range. Every committed fuzzer input (fuzz/corpus/ and the crash regressions in
 // tests/data/fuzz_regressions/) is replayed through the entry points of its fuzzer: each must give a
@@ -16,9 +16,9 @@
 #include <nlohmann/json.hpp>
 
 #include "data/parsers.h"
-#include "otgen/memory.h"
-#include "otgen/npy.h"
-#include "otgen/points.h"
+#include "otgen/core/memory.h"
+#include "otgen/core/npy.h"
+#include "otgen/core/points.h"
 #include "test_util.h"
 
 namespace otgen {

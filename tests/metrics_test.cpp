@@ -7,9 +7,9 @@
 #include <set>
 #include <vector>
 
-#include "otgen/evaluation.h"
-#include "otgen/metrics.h"
-#include "otgen/rng.h"
+#include "otgen/metrics/evaluation.h"
+#include "otgen/metrics/metrics.h"
+#include "otgen/core/rng.h"
 #include "test_util.h"
 
 namespace otgen {

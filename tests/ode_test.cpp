@@ -1,6 +1,6 @@
-// ODE integrator (include/otgen/ode.h): convergence orders, exact NFE counts, dopri5 accuracy against
+// ODE integrator (include/otgen/ode/ode.h): convergence orders, exact NFE counts, dopri5 accuracy against
 // closed forms, failure handling, option errors and the flow-matching closed-form field.
-#include "otgen/ode.h"
+#include "otgen/ode/ode.h"
 
 #include <gtest/gtest.h>
 

@@ -14,7 +14,7 @@
 
 #include "cli/chart.h"
 #include "cli/plot.h"
-#include "otgen/npy.h"
+#include "otgen/core/npy.h"
 #include "test_util.h"
 
 #define STB_IMAGE_STATIC

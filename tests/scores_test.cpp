@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "kernels/tile_engine.h"
-#include "otgen/rng.h"
-#include "otgen/scores.h"
+#include "otgen/core/rng.h"
+#include "otgen/kernels/scores.h"
 #include "test_util.h"
 
 namespace otgen {

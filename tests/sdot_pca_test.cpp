@@ -11,11 +11,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "otgen/npy.h"
-#include "otgen/pca.h"
-#include "otgen/potential_meta.h"
-#include "otgen/rng.h"
-#include "otgen/semidiscrete.h"
+#include "otgen/core/npy.h"
+#include "otgen/ot/pca.h"
+#include "otgen/ot/potential_meta.h"
+#include "otgen/core/rng.h"
+#include "otgen/ot/semidiscrete.h"
 #include "test_util.h"
 
 namespace otgen {

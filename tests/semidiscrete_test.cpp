@@ -14,13 +14,13 @@
 #include <nlohmann/json.hpp>
 
 #include "ot/semidiscrete_internal.h"
-#include "otgen/data.h"
-#include "otgen/npy.h"
-#include "otgen/potential_meta.h"
-#include "otgen/record.h"
-#include "otgen/rng.h"
-#include "otgen/sdot_options.h"
-#include "otgen/semidiscrete.h"
+#include "otgen/data/data.h"
+#include "otgen/core/npy.h"
+#include "otgen/ot/potential_meta.h"
+#include "otgen/core/record.h"
+#include "otgen/core/rng.h"
+#include "otgen/ot/sdot_options.h"
+#include "otgen/ot/semidiscrete.h"
 #include "test_util.h"
 
 namespace otgen {
@@ -962,7 +962,7 @@ TEST(SemidiscreteCli, UserErrorsExitTwoWithOneLine) {
 }
 
 
-// The option table (otgen/sdot_options.h): each entry reads and writes its own field only, its values
+// The option table (otgen/ot/sdot_options.h): each entry reads and writes its own field only, its values
 // survive the CLI's text form, and wrong types or texts are refused naming the argument.
 TEST(SdotOptionTable, EachEntryOwnsOneFieldAndItsTextRoundTrips) {
   using Options = SemidiscreteOT::Options;

@@ -8,9 +8,9 @@
 
 #include "ot/cost_matrix.h"
 #include "ot/fast_exp.h"
-#include "otgen/assignment.h"
-#include "otgen/rng.h"
-#include "otgen/sinkhorn.h"
+#include "otgen/ot/assignment.h"
+#include "otgen/core/rng.h"
+#include "otgen/ot/sinkhorn.h"
 #include "test_util.h"
 
 namespace otgen {

@@ -1,4 +1,4 @@
-// Staged outputs and interrupts (otgen/staging.h, otgen/interrupt.h): a batch of outputs replaces all
+// Staged outputs and interrupts (otgen/core/staging.h, otgen/core/interrupt.h): a batch of outputs replaces all
 // its targets or none; temporary files never outlive a failure, a signal or (once cleared) a killed
 // process.
 #include <gtest/gtest.h>
@@ -12,10 +12,10 @@
 #include <sstream>
 #include <string>
 
-#include "otgen/error.h"
-#include "otgen/interrupt.h"
-#include "otgen/npy.h"
-#include "otgen/staging.h"
+#include "otgen/core/error.h"
+#include "otgen/core/interrupt.h"
+#include "otgen/core/npy.h"
+#include "otgen/core/staging.h"
 #include "test_util.h"
 
 namespace otgen {

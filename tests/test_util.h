@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "otgen/error.h"
-#include "otgen/points.h"
-#include "otgen/rng.h"
+#include "otgen/core/error.h"
+#include "otgen/core/points.h"
+#include "otgen/core/rng.h"
 
 namespace otgen::test {
 

@@ -6,8 +6,8 @@
 #include <numbers>
 #include <numeric>
 
-#include "otgen/npy.h"
-#include "otgen/wfr.h"
+#include "otgen/core/npy.h"
+#include "otgen/wfr/wfr.h"
 #include "test_util.h"
 
 namespace otgen::wfr {

@@ -271,7 +271,7 @@ class SemidiscreteOT:
         return self._map().check(batch=batch, repeats=repeats, seed=seed, threads=self.threads)
 
 def _options_section():
-    """The constructor's option list, generated from the C++ option table (otgen/sdot_options.h) that
+    """The constructor's option list, generated from the C++ option table (otgen/ot/sdot_options.h) that
     also generates the CLI's `sdot fit` flags and the run record: every option, spelled one way."""
     lines = ["", "    All options", "    -----------",
              "    Generated from the option table shared with the CLI (``otgen sdot fit --help``): keyword, the CLI",

@@ -11,8 +11,8 @@
 #include <filesystem>
 #include <limits>
 
-#include "otgen/error.h"
-#include "otgen/npy.h"
+#include "otgen/core/error.h"
+#include "otgen/core/npy.h"
 
 // Static linkage: no symbol clash with another file that also includes the implementation. Encoding goes
 // to memory (write_png does the file handling), so stb's stdio writers are left out.

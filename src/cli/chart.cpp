@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <limits>
 
-#include "otgen/error.h"
+#include "otgen/core/error.h"
 
 namespace otgen::cli {
 

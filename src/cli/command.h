@@ -9,10 +9,10 @@
 
 #include <CLI/CLI.hpp>
 
-#include "otgen/communicator.h"
-#include "otgen/context.h"
-#include "otgen/data.h"
-#include "otgen/scores.h"
+#include "otgen/core/communicator.h"
+#include "otgen/core/context.h"
+#include "otgen/data/data.h"
+#include "otgen/kernels/scores.h"
 
 namespace otgen::cli {
 
@@ -27,7 +27,7 @@ struct CommandRegistry {
 // several files may add leaves under one group (e.g. `sdot assign`, `sdot fit`).
 CLI::App* group(CLI::App& parent, const std::string& name, const std::string& description);
 
-// The ranks under mpirun (otgen/communicator.h), or null (one process).
+// The ranks under mpirun (otgen/core/communicator.h), or null (one process).
 const Communicator* world();
 // Adds --threads, --seed and --quiet to `cmd`, bound to `ctx` (and sets ctx.comm = world()).
 void add_context_options(CLI::App* cmd, Context& ctx, bool with_seed = true);
@@ -35,7 +35,7 @@ void add_context_options(CLI::App* cmd, Context& ctx, bool with_seed = true);
 using NamedPaths = std::vector<std::pair<const char*, const std::string*>>;
 // An output file named by `argument`: its folder must exist and be writable, and it must not be one of
 // the inputs (same path or same file). Checked before any work is done; temporary files of killed
-// earlier runs next to it are removed (otgen/staging.h).
+// earlier runs next to it are removed (otgen/core/staging.h).
 void require_output_file(const std::string& path, const std::string& argument, const NamedPaths& inputs = {});
 // An output folder named by `argument`: a writable folder, or one that can be created (its nearest
 // existing ancestor is a writable folder). prepare_output_folder also creates it (with its parents).
@@ -53,7 +53,7 @@ std::vector<int64_t> parse_int_list(const std::string& s, const std::string& arg
 Dataset load_data(const std::string& data, int64_t n, uint64_t seed, const std::string& labels = {});
 bool is_npy_path(const std::string& s);
 // --engine auto|fp32|vnni|avx512bf16|amx (ScoreOptions::path; a path this CPU lacks exits 2) and
-// --no-int8-screen (no int8 screen even for 8-bit lattice data, otgen/lattice.h).
+// --no-int8-screen (no int8 screen even for 8-bit lattice data, otgen/kernels/lattice.h).
 void add_engine_options(CLI::App* cmd, ScoreOptions& engine);
 
 }  // namespace otgen::cli

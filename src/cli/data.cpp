@@ -6,9 +6,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
-#include "otgen/data.h"
-#include "otgen/error.h"
-#include "otgen/npy.h"
+#include "otgen/data/data.h"
+#include "otgen/core/error.h"
+#include "otgen/core/npy.h"
 
 namespace otgen::cli {
 namespace {

@@ -1,5 +1,5 @@
 // otgen eval: sample-quality metrics of samples against reference data (SPEC.md §3; the driver is
-// otgen/evaluation.h); prints a table on a terminal, JSON otherwise.
+// otgen/metrics/evaluation.h); prints a table on a terminal, JSON otherwise.
 // otgen plot: side-by-side 2-D scatter charts (PLplot) of .npy point sets (e.g. samples of several models).
 #include <unistd.h>
 
@@ -14,15 +14,15 @@
 
 #include "cli/command.h"
 #include "cli/chart.h"
-#include "otgen/error.h"
-#include "otgen/evaluation.h"
+#include "otgen/core/error.h"
+#include "otgen/metrics/evaluation.h"
 #ifdef OTGEN_WITH_FLOW
-#include "otgen/features.h"
+#include "otgen/flow/features.h"
 #endif
-#include "otgen/metrics.h"
-#include "otgen/npy.h"
-#include "otgen/record.h"
-#include "otgen/rng.h"
+#include "otgen/metrics/metrics.h"
+#include "otgen/core/npy.h"
+#include "otgen/core/record.h"
+#include "otgen/core/rng.h"
 
 namespace otgen::cli {
 namespace {

@@ -1,4 +1,4 @@
-// otgen features train | extract: the classifier feature space of Frechet distances (otgen/features.h).
+// otgen features train | extract: the classifier feature space of Frechet distances (otgen/flow/features.h).
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -7,10 +7,10 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
-#include "otgen/error.h"
-#include "otgen/features.h"
-#include "otgen/npy.h"
-#include "otgen/rng.h"
+#include "otgen/core/error.h"
+#include "otgen/flow/features.h"
+#include "otgen/core/npy.h"
+#include "otgen/core/rng.h"
 
 namespace otgen::cli {
 namespace {

@@ -15,18 +15,18 @@
 #include <iostream>
 
 #include "cli/command.h"
-#include "otgen/blas_threads.h"
-#include "otgen/cpu_features.h"
-#include "otgen/communicator.h"
-#include "otgen/error.h"
-#include "otgen/interrupt.h"
-#include "otgen/npy.h"
-#include "otgen/staging.h"
-#include "otgen/version.h"
+#include "otgen/core/blas_threads.h"
+#include "otgen/core/cpu_features.h"
+#include "otgen/core/communicator.h"
+#include "otgen/core/error.h"
+#include "otgen/core/interrupt.h"
+#include "otgen/core/npy.h"
+#include "otgen/core/staging.h"
+#include "otgen/core/version.h"
 #ifdef OTGEN_WITH_MPI
 #include <memory>
 
-#include "otgen/dist.h"
+#include "otgen/dist/dist.h"
 #endif
 
 namespace otgen::cli {
@@ -316,8 +316,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "otgen: internal error while building the command line: %s\n", e.what());
     return 1;
   }
-  // Every output of the command is staged and published together when it succeeds (otgen/staging.h);
-  // Ctrl-C removes the staged files (otgen/interrupt.h).
+  // Every output of the command is staged and published together when it succeeds (otgen/core/staging.h);
+  // Ctrl-C removes the staged files (otgen/core/interrupt.h).
   otgen::install_interrupt_handlers(/*announce=*/world.size() == 1);
   try {
     otgen::OutputBatch outputs;

@@ -12,13 +12,13 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
-#include "otgen/assignment.h"
-#include "otgen/coupling.h"
-#include "otgen/error.h"
-#include "otgen/memory.h"
-#include "otgen/npy.h"
-#include "otgen/potential_meta.h"
-#include "otgen/sinkhorn.h"
+#include "otgen/ot/assignment.h"
+#include "otgen/coupling/coupling.h"
+#include "otgen/core/error.h"
+#include "otgen/core/memory.h"
+#include "otgen/core/npy.h"
+#include "otgen/ot/potential_meta.h"
+#include "otgen/ot/sinkhorn.h"
 
 namespace otgen::cli {
 namespace {

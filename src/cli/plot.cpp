@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <limits>
 
-#include "otgen/error.h"
+#include "otgen/core/error.h"
 
 namespace otgen::cli {
 namespace {

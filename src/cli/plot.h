@@ -18,7 +18,7 @@
 #include <string_view>
 #include <vector>
 
-#include "otgen/points.h"
+#include "otgen/core/points.h"
 
 namespace otgen::cli {
 

@@ -17,17 +17,17 @@
 #include "cli/command.h"
 #include "cli/chart.h"
 #include "cli/plot.h"
-#include "otgen/coupling.h"
-#include "otgen/data.h"
-#include "otgen/error.h"
-#include "otgen/flow.h"
-#include "otgen/npy.h"
-#include "otgen/potential_meta.h"
-#include "otgen/progress.h"
-#include "otgen/record.h"
-#include "otgen/rng.h"
-#include "otgen/semidiscrete.h"
-#include "otgen/streams.h"
+#include "otgen/coupling/coupling.h"
+#include "otgen/data/data.h"
+#include "otgen/core/error.h"
+#include "otgen/flow/flow.h"
+#include "otgen/core/npy.h"
+#include "otgen/ot/potential_meta.h"
+#include "otgen/core/progress.h"
+#include "otgen/core/record.h"
+#include "otgen/core/rng.h"
+#include "otgen/ot/semidiscrete.h"
+#include "otgen/core/streams.h"
 
 namespace otgen::cli {
 namespace {
@@ -41,7 +41,7 @@ struct SampleArgs {
   int64_t trajectories = 0;
   OdeOptions ode;
   Context ctx;
-  // --sde: the weighted SDE twin (otgen/flow_sde.h)
+  // --sde: the weighted SDE twin (otgen/wfr/flow_sde.h)
   bool sde = false, no_weights = false, no_final_resample = false;
   std::string tilt, schedule = "sqrt", resample = "systematic", logw_out, record;
   FlowSdeOptions fk;

@@ -16,15 +16,15 @@
 
 #include "cli/command.h"
 #include "cli/target.h"
-#include "otgen/error.h"
-#include "otgen/interrupt.h"
-#include "otgen/memory.h"
-#include "otgen/npy.h"
-#include "otgen/potential_meta.h"
-#include "otgen/record.h"
-#include "otgen/sdot_options.h"
-#include "otgen/semidiscrete.h"
-#include "otgen/staging.h"
+#include "otgen/core/error.h"
+#include "otgen/core/interrupt.h"
+#include "otgen/core/memory.h"
+#include "otgen/core/npy.h"
+#include "otgen/ot/potential_meta.h"
+#include "otgen/core/record.h"
+#include "otgen/ot/sdot_options.h"
+#include "otgen/ot/semidiscrete.h"
+#include "otgen/core/staging.h"
 
 namespace otgen::cli {
 namespace {
@@ -45,7 +45,7 @@ nlohmann::json option_json(const SdotOptionValue& v) {
   }, v);
 }
 
-// Every option of the table (otgen/sdot_options.h), as set.
+// Every option of the table (otgen/ot/sdot_options.h), as set.
 nlohmann::json options_json(const SemidiscreteOT::Options& o) {
   nlohmann::json j = nlohmann::json::object();
   for (const SdotOption& spec : sdot_options()) j[std::string(spec.name)] = option_json(spec.get(o));

@@ -13,13 +13,13 @@
 
 #include "cli/command.h"
 #include "cli/target.h"
-#include "otgen/error.h"
-#include "otgen/memory.h"
-#include "otgen/npy.h"
-#include "otgen/potential_meta.h"
-#include "otgen/rng.h"
-#include "otgen/semidiscrete.h"
-#include "otgen/streams.h"
+#include "otgen/core/error.h"
+#include "otgen/core/memory.h"
+#include "otgen/core/npy.h"
+#include "otgen/ot/potential_meta.h"
+#include "otgen/core/rng.h"
+#include "otgen/ot/semidiscrete.h"
+#include "otgen/core/streams.h"
 
 namespace otgen::cli {
 namespace {

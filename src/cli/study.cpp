@@ -26,10 +26,10 @@
 #include "cli/command.h"
 #include "cli/chart.h"
 #include "cli/plot.h"
-#include "otgen/error.h"
-#include "otgen/npy.h"
-#include "otgen/record.h"
-#include "otgen/staging.h"
+#include "otgen/core/error.h"
+#include "otgen/core/npy.h"
+#include "otgen/core/record.h"
+#include "otgen/core/staging.h"
 
 namespace otgen::cli {
 namespace {

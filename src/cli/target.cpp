@@ -2,9 +2,9 @@
 
 #include <algorithm>
 
-#include "otgen/error.h"
-#include "otgen/npy.h"
-#include "otgen/potential_meta.h"
+#include "otgen/core/error.h"
+#include "otgen/core/npy.h"
+#include "otgen/ot/potential_meta.h"
 
 namespace otgen::cli {
 namespace {

@@ -9,9 +9,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "otgen/communicator.h"
-#include "otgen/points.h"
-#include "otgen/semidiscrete.h"
+#include "otgen/core/communicator.h"
+#include "otgen/core/points.h"
+#include "otgen/ot/semidiscrete.h"
 
 namespace otgen::cli {
 
@@ -25,7 +25,7 @@ struct Target {
   void load(const Communicator& comm);
   // The (total,) potential at `path` (named `argument` in errors), this rank's rows, as float.
   std::vector<float> potential(const std::string& path, const std::string& argument, const Communicator& comm) const;
-  // The sidecar document of the whole target (otgen/potential_meta.h). Sharded: collective; rank 0
+  // The sidecar document of the whole target (otgen/ot/potential_meta.h). Sharded: collective; rank 0
   // hashes --data in row chunks (never holding it all) and gets the document, the others get null.
   nlohmann::json meta(double epsilon, SdotCost cost, double class_penalty, const Communicator& comm) const;
   // The semidiscrete problem of this rank's rows under `cost` and `class_penalty` (views into this Target).

@@ -14,11 +14,11 @@
 #include "cli/command.h"
 #include "cli/chart.h"
 #include "cli/plot.h"
-#include "otgen/error.h"
-#include "otgen/npy.h"
-#include "otgen/record.h"
-#include "otgen/rng.h"
-#include "otgen/wfr.h"
+#include "otgen/core/error.h"
+#include "otgen/core/npy.h"
+#include "otgen/core/record.h"
+#include "otgen/core/rng.h"
+#include "otgen/wfr/wfr.h"
 
 namespace otgen::cli {
 namespace {

@@ -1,5 +1,5 @@
-// The shared OpenBLAS pin (otgen/blas_threads.h).
-#include "otgen/blas_threads.h"
+// The shared OpenBLAS pin (otgen/core/blas_threads.h).
+#include "otgen/core/blas_threads.h"
 
 #include <cblas.h>
 

@@ -1,4 +1,4 @@
-#include "otgen/communicator.h"
+#include "otgen/core/communicator.h"
 
 namespace otgen {
 

@@ -1,9 +1,9 @@
-#include "otgen/context.h"
+#include "otgen/core/context.h"
 
 #include <omp.h>
 
-#include "otgen/communicator.h"
-#include "otgen/error.h"
+#include "otgen/core/communicator.h"
+#include "otgen/core/error.h"
 
 namespace otgen {
 

@@ -1,5 +1,5 @@
-// The CPU-feature probe (otgen/cpu_features.h): cpuid, XGETBV, and Linux's AMX permission.
-#include "otgen/cpu_features.h"
+// The CPU-feature probe (otgen/core/cpu_features.h): cpuid, XGETBV, and Linux's AMX permission.
+#include "otgen/core/cpu_features.h"
 
 #include <cpuid.h>
 #include <sys/syscall.h>
@@ -8,7 +8,7 @@
 #include <array>
 #include <cstdint>
 
-#include "otgen/error.h"
+#include "otgen/core/error.h"
 
 namespace otgen {
 namespace {

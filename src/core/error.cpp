@@ -1,4 +1,4 @@
-#include "otgen/error.h"
+#include "otgen/core/error.h"
 
 namespace otgen {
 

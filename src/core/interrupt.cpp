@@ -1,4 +1,4 @@
-#include "otgen/interrupt.h"
+#include "otgen/core/interrupt.h"
 
 #include <signal.h>
 #include <unistd.h>
@@ -6,7 +6,7 @@
 #include <atomic>
 #include <csignal>
 
-#include "otgen/staging.h"
+#include "otgen/core/staging.h"
 
 namespace otgen {
 namespace {

@@ -1,4 +1,4 @@
-#include "otgen/memory.h"
+#include "otgen/core/memory.h"
 
 #include <sys/resource.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "otgen/npy.h"
+#include "otgen/core/npy.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,8 +13,8 @@
 #include <memory>
 #include <string>
 
-#include "otgen/error.h"
-#include "otgen/staging.h"
+#include "otgen/core/error.h"
+#include "otgen/core/staging.h"
 
 namespace otgen {
 
@@ -36,7 +36,7 @@ struct FileCloser {
 using File = std::unique_ptr<FILE, FileCloser>;
 
 // The element format stored in the file: kind 'f' (float16/32/64), 'i' or 'u' (8 to 64 bits), either
-// byte order. Reading converts it (otgen/npy.h: the input policy).
+// byte order. Reading converts it (otgen/core/npy.h: the input policy).
 struct Header {
   char kind = 'f';
   int itemsize = 4;

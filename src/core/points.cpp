@@ -1,4 +1,4 @@
-#include "otgen/points.h"
+#include "otgen/core/points.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,8 +6,8 @@
 #include <limits>
 #include <string>
 
-#include "otgen/error.h"
-#include "otgen/memory.h"
+#include "otgen/core/error.h"
+#include "otgen/core/memory.h"
 
 namespace otgen {
 

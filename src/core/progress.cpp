@@ -1,4 +1,4 @@
-#include "otgen/progress.h"
+#include "otgen/core/progress.h"
 
 #include <unistd.h>
 
@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "otgen/communicator.h"
+#include "otgen/core/communicator.h"
 
 namespace otgen {
 

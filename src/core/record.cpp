@@ -1,10 +1,10 @@
-#include "otgen/record.h"
+#include "otgen/core/record.h"
 
 #include <ctime>
 
-#include "otgen/blas_threads.h"
-#include "otgen/npy.h"
-#include "otgen/version.h"
+#include "otgen/core/blas_threads.h"
+#include "otgen/core/npy.h"
+#include "otgen/core/version.h"
 
 namespace otgen {
 

@@ -1,4 +1,4 @@
-#include "otgen/rng.h"
+#include "otgen/core/rng.h"
 
 #include <cmath>
 #include <numbers>

@@ -1,4 +1,4 @@
-#include "otgen/staging.h"
+#include "otgen/core/staging.h"
 
 #include <signal.h>
 #include <unistd.h>
@@ -11,7 +11,7 @@
 #include <mutex>
 #include <vector>
 
-#include "otgen/error.h"
+#include "otgen/core/error.h"
 
 namespace otgen {
 namespace {

@@ -1,5 +1,5 @@
-// Couplings (otgen/coupling.h).
-#include "otgen/coupling.h"
+// Couplings (otgen/coupling/coupling.h).
+#include "otgen/coupling/coupling.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,11 +7,11 @@
 #include <string>
 #include <unordered_map>
 
-#include "otgen/assignment.h"
-#include "otgen/error.h"
-#include "otgen/rng.h"
-#include "otgen/scores.h"
-#include "otgen/streams.h"
+#include "otgen/ot/assignment.h"
+#include "otgen/core/error.h"
+#include "otgen/core/rng.h"
+#include "otgen/kernels/scores.h"
+#include "otgen/core/streams.h"
 
 namespace otgen {
 

@@ -8,11 +8,11 @@
 #include <numeric>
 
 #include "data/parsers.h"
-#include "otgen/data.h"
-#include "otgen/error.h"
-#include "otgen/memory.h"
-#include "otgen/npy.h"
-#include "otgen/rng.h"
+#include "otgen/data/data.h"
+#include "otgen/core/error.h"
+#include "otgen/core/memory.h"
+#include "otgen/core/npy.h"
+#include "otgen/core/rng.h"
 
 namespace otgen {
 

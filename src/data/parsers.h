@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "otgen/data.h"
+#include "otgen/data/data.h"
 
 namespace otgen::detail {
 

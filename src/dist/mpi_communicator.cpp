@@ -1,4 +1,4 @@
-// The MPI communicator (otgen/dist.h): MPI_COMM_WORLD behind otgen::Communicator.
+// The MPI communicator (otgen/dist/dist.h): MPI_COMM_WORLD behind otgen::Communicator.
 #include <mpi.h>
 
 #include <stdlib.h>
@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "otgen/dist.h"
-#include "otgen/error.h"
+#include "otgen/dist/dist.h"
+#include "otgen/core/error.h"
 
 namespace otgen::dist {
 namespace {
@@ -18,7 +18,7 @@ void check(int rc, const char* what) {
   if (rc != MPI_SUCCESS) throw Error(std::string("MPI: ") + what + " failed (error " + std::to_string(rc) + ")");
 }
 
-// One (value, index) pair of allreduce_argmax, combined by the merge rule of otgen/score_partials.h.
+// One (value, index) pair of allreduce_argmax, combined by the merge rule of otgen/kernels/score_partials.h.
 struct ValueIndex {
   double value;
   int64_t index;

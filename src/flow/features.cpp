@@ -1,7 +1,7 @@
-// The feature network for Frechet distances (otgen/features.h). The architecture is written once, as
+// The feature network for Frechet distances (otgen/flow/features.h). The architecture is written once, as
 // the TorchScript source of the exported module; training runs that same module (TorchScript methods
 // are differentiable), so what is trained is what is saved.
-#include "otgen/features.h"
+#include "otgen/flow/features.h"
 
 #include <chrono>
 #include <cmath>
@@ -15,8 +15,8 @@
 #include <torch/csrc/jit/serialization/import.h>
 
 #include "flow/net.h"
-#include "otgen/error.h"
-#include "otgen/rng.h"
+#include "otgen/core/error.h"
+#include "otgen/core/rng.h"
 
 namespace otgen::features {
 namespace {

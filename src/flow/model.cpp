@@ -1,4 +1,4 @@
-// FlowModel (otgen/flow.h): a trained velocity field, its TorchScript export and ODE sampling.
+// FlowModel (otgen/flow/flow.h): a trained velocity field, its TorchScript export and ODE sampling.
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -11,13 +11,13 @@
 #include <torch/csrc/jit/serialization/import.h>
 
 #include "flow/net.h"
-#include "otgen/cpu_features.h"
-#include "otgen/error.h"
-#include "otgen/staging.h"
+#include "otgen/core/cpu_features.h"
+#include "otgen/core/error.h"
+#include "otgen/core/staging.h"
 
 namespace otgen::flow {
 
-// AMX-BF16 or AVX512-BF16, from the shared probe (otgen/cpu_features.h: cpuid, the OS state, AMX permission).
+// AMX-BF16 or AVX512-BF16, from the shared probe (otgen/core/cpu_features.h: cpuid, the OS state, AMX permission).
 bool cpu_has_bf16() {
   const CpuFeatures& f = cpu_features();
   return f.amx_bf16 || f.avx512_bf16;

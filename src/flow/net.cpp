@@ -8,8 +8,8 @@
 #include <ATen/autocast_mode.h>
 #include <torch/csrc/autograd/forward_grad.h>
 
-#include "otgen/error.h"
-#include "otgen/rng.h"
+#include "otgen/core/error.h"
+#include "otgen/core/rng.h"
 
 namespace otgen::flow::detail {
 namespace {

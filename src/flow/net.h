@@ -10,7 +10,7 @@
 
 #include <ATen/ATen.h>
 
-#include "otgen/flow.h"
+#include "otgen/flow/flow.h"
 
 namespace otgen::flow::detail {
 

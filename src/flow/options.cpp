@@ -1,9 +1,9 @@
-// Flow options: names, validation, JSON (otgen/flow.h). Torch-free.
+// Flow options: names, validation, JSON (otgen/flow/flow.h). Torch-free.
 #include <cmath>
 #include <string>
 
-#include "otgen/error.h"
-#include "otgen/flow.h"
+#include "otgen/core/error.h"
+#include "otgen/flow/flow.h"
 
 namespace otgen::flow {
 namespace {

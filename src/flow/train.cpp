@@ -1,4 +1,4 @@
-// Flow-matching trainer (otgen/flow.h): pairs from a Coupling, Adam/AdamW with warm-up and cosine
+// Flow-matching trainer (otgen/flow/flow.h): pairs from a Coupling, Adam/AdamW with warm-up and cosine
 // decay, EMA weights, gradient clipping, bf16 autocast, atomic checkpoints and bit-exact resume.
 #include <algorithm>
 #include <chrono>
@@ -13,10 +13,10 @@
 #include <torch/csrc/autograd/grad_mode.h>
 
 #include "flow/net.h"
-#include "otgen/error.h"
-#include "otgen/rng.h"
-#include "otgen/semidiscrete.h"
-#include "otgen/streams.h"
+#include "otgen/core/error.h"
+#include "otgen/core/rng.h"
+#include "otgen/ot/semidiscrete.h"
+#include "otgen/core/streams.h"
 
 namespace otgen::flow {
 namespace {

@@ -1,6 +1,6 @@
 // The AVX512-BF16 screen of row_argmax (kernels/bf16_screen.h). The library is compiled for
 // x86-64-v3; only the functions marked OTGEN_BF16 use AVX-512, and they run only after the caller
-// checked the path (otgen/cpu_features.h).
+// checked the path (otgen/core/cpu_features.h).
 //
 // x and y are rounded to bf16 (x~, y~), the scores screened as v~_ij = fl(S~_ij + h_j) with
 // S~_ij = <x~_i, y~_j> from vdpbf16ps (bf16 products, float32 accumulation) in a 12-row x 32-column

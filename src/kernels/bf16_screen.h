@@ -1,17 +1,17 @@
-// Internal: row_argmax through the AVX512-BF16 screen (the avx512bf16 path of otgen/scores.h).
+// Internal: row_argmax through the AVX512-BF16 screen (the avx512bf16 path of otgen/kernels/scores.h).
 #pragma once
 
 #include <cstdint>
 #include <span>
 
-#include "otgen/bf16_columns.h"
-#include "otgen/context.h"
-#include "otgen/scores.h"
+#include "otgen/kernels/bf16_columns.h"
+#include "otgen/core/context.h"
+#include "otgen/kernels/scores.h"
 
 namespace otgen::kernels {
 
 // index[i] = the argmax of h_j + <x_i, y_j> evaluated in double (kernels/exact_score.h; lowest j on
-// ties), value[i] = that maximum rounded to float: the contract of the int8 screen (otgen/lattice.h).
+// ties), value[i] = that maximum rounded to float: the contract of the int8 screen (otgen/kernels/lattice.h).
 // The caller has validated p, the lengths, that some column is unmasked and that the CPU has the path.
 // Results do not depend on the thread count.
 void bf16_row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<float> value, const Context& ctx);

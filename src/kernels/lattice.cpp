@@ -1,6 +1,6 @@
-// Int8 screening for lattice data (otgen/lattice.h). The library is compiled for x86-64-v3; only the
+// Int8 screening for lattice data (otgen/kernels/lattice.h). The library is compiled for x86-64-v3; only the
 // functions marked OTGEN_VNNI use AVX-512, and they run only after cpu_supported() said yes.
-#include "otgen/lattice.h"
+#include "otgen/kernels/lattice.h"
 
 // GCC 12 warns inside its own _mm512_reduce_* / _mm512_set1_* (an undefined-start idiom): not ours.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -14,8 +14,8 @@
 #include <string>
 
 #include "kernels/exact_score.h"
-#include "otgen/cpu_features.h"
-#include "otgen/error.h"
+#include "otgen/core/cpu_features.h"
+#include "otgen/core/error.h"
 
 #define OTGEN_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 

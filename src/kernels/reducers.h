@@ -16,7 +16,7 @@
 //
 // reduce_rows<R> does the rest: tiling, the block computer, row groups sized to the partial budget,
 // threads, and the merge of each row's partials in column-tile order (so results do not depend on
-// the thread count). The merges are the public ones of otgen/score_partials.h where they exist, so
+// the thread count). The merges are the public ones of otgen/kernels/score_partials.h where they exist, so
 // partials made elsewhere (other column ranges, other ranks) merge the same way.
 // A new reduction is one reducer type here (or beside its caller) plus its test.
 #pragma once
@@ -26,8 +26,8 @@
 #include <vector>
 
 #include "kernels/tile_engine.h"
-#include "otgen/rng.h"
-#include "otgen/score_partials.h"
+#include "otgen/core/rng.h"
+#include "otgen/kernels/score_partials.h"
 
 namespace otgen::kernels {
 

@@ -1,5 +1,5 @@
-// Merges of the engine's partial results (otgen/score_partials.h).
-#include "otgen/score_partials.h"
+// Merges of the engine's partial results (otgen/kernels/score_partials.h).
+#include "otgen/kernels/score_partials.h"
 
 #include <algorithm>
 #include <cmath>

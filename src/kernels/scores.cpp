@@ -1,6 +1,6 @@
-// The score engine (otgen/scores.h): every row reduction is a reducer type (kernels/reducers.h, or
+// The score engine (otgen/kernels/scores.h): every row reduction is a reducer type (kernels/reducers.h, or
 // here beside its entry point) run by kernels::reduce_rows over the blocks of the tile engine.
-#include "otgen/scores.h"
+#include "otgen/kernels/scores.h"
 
 #include <algorithm>
 #include <bit>
@@ -15,11 +15,11 @@
 #include "kernels/bf16_screen.h"
 #include "kernels/reducers.h"
 #include "kernels/tile_engine.h"
-#include "otgen/bf16_columns.h"
-#include "otgen/blas_threads.h"
-#include "otgen/error.h"
-#include "otgen/lattice.h"
-#include "otgen/rng.h"
+#include "otgen/kernels/bf16_columns.h"
+#include "otgen/core/blas_threads.h"
+#include "otgen/core/error.h"
+#include "otgen/kernels/lattice.h"
+#include "otgen/core/rng.h"
 
 namespace otgen {
 
@@ -178,7 +178,7 @@ void row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<float
       return kernels::bf16_row_argmax(p, index, value, ctx);
     case EnginePath::Vnni: {
       const auto lattice = LatticeColumns::build(p.y, ctx);
-      require(lattice != nullptr, "engine", "'vnni'", "y on an 8-bit lattice (otgen/lattice.h) for the int8 screen");
+      require(lattice != nullptr, "engine", "'vnni'", "y on an 8-bit lattice (otgen/kernels/lattice.h) for the int8 screen");
       return row_argmax(p, *lattice, index, value, ctx);
     }
     default:

@@ -1,4 +1,4 @@
-// Internal: the tiled block engine behind otgen/scores.h.
+// Internal: the tiled block engine behind otgen/kernels/scores.h.
 //
 // The (n x m) score matrix is cut into blocks of tile_rows x tile_cols. A block is computed into a
 // buffer either by one cblas_sgemm (inner products; squared distances via |x|^2 + |y|^2 - 2<x, y>)
@@ -27,10 +27,10 @@
 #include <limits>
 #include <vector>
 
-#include "otgen/blas_threads.h"
-#include "otgen/context.h"
-#include "otgen/points.h"
-#include "otgen/scores.h"
+#include "otgen/core/blas_threads.h"
+#include "otgen/core/context.h"
+#include "otgen/core/points.h"
+#include "otgen/kernels/scores.h"
 
 namespace otgen::kernels {
 
@@ -75,7 +75,7 @@ inline __m256 exp8(__m256 x) {
   return _mm256_and_ps(v, _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_GE_OQ));
 }
 
-// Word 0 of philox4x32 (otgen/rng.h) at key `key`, counter (hi, lo + q) for the 8 lanes q = 0..7, as
+// Word 0 of philox4x32 (otgen/core/rng.h) at key `key`, counter (hi, lo + q) for the 8 lanes q = 0..7, as
 // 8 x uint32. Must equal philox4x32(key, hi, lo + q)[0] bit for bit (tested through row_gumbel_argmax).
 inline __m256i philox8_word0(uint64_t key, uint64_t hi, uint64_t lo) {
   const __m256i lo32 = _mm256_set1_epi64x(0xFFFFFFFFLL);
@@ -244,7 +244,7 @@ inline void exp_accumulate(const float* s, int64_t n, float a, float b, double w
 }
 #endif
 
-using otgen::BlasSingleThread;  // the shared OpenBLAS pin (otgen/blas_threads.h)
+using otgen::BlasSingleThread;  // the shared OpenBLAS pin (otgen/core/blas_threads.h)
 
 // An uninitialised float buffer on 2 MiB-aligned memory with transparent huge pages requested
 // (madvise): the one-pass softmax buffer is written with a row stride of m floats, which touches a

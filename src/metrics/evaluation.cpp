@@ -1,4 +1,4 @@
-#include "otgen/evaluation.h"
+#include "otgen/metrics/evaluation.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,9 +7,9 @@
 #include <string>
 
 #include "metrics/ustat.h"
-#include "otgen/error.h"
-#include "otgen/metrics.h"
-#include "otgen/progress.h"
+#include "otgen/core/error.h"
+#include "otgen/metrics/metrics.h"
+#include "otgen/core/progress.h"
 
 namespace otgen {
 

@@ -1,4 +1,4 @@
-#include "otgen/metrics.h"
+#include "otgen/metrics/metrics.h"
 
 #include <cblas.h>
 
@@ -8,13 +8,13 @@
 #include <numeric>
 #include <string>
 
-#include "otgen/assignment.h"
-#include "otgen/blas_threads.h"
-#include "otgen/error.h"
-#include "otgen/pca.h"
-#include "otgen/rng.h"
-#include "otgen/scores.h"
-#include "otgen/streams.h"
+#include "otgen/ot/assignment.h"
+#include "otgen/core/blas_threads.h"
+#include "otgen/core/error.h"
+#include "otgen/ot/pca.h"
+#include "otgen/core/rng.h"
+#include "otgen/kernels/scores.h"
+#include "otgen/core/streams.h"
 #include "metrics/ustat.h"
 
 namespace otgen {

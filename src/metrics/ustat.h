@@ -1,4 +1,4 @@
-// Internal: the U-statistics of otgen/metrics.h on bootstrap resamples. A resample holds copies of one
+// Internal: the U-statistics of otgen/metrics/metrics.h on bootstrap resamples. A resample holds copies of one
 // input row; the within-sample terms exclude the pairs of copies as they exclude the diagonal (the
 // replicate is then the U-statistic over pairs of distinct input rows, centred on the point estimate).
 // copies_x = sum_i c_i (c_i - 1): the ordered pairs of distinct resample rows copying the same input
@@ -8,8 +8,8 @@
 #include <span>
 #include <vector>
 
-#include "otgen/context.h"
-#include "otgen/points.h"
+#include "otgen/core/context.h"
+#include "otgen/core/points.h"
 
 namespace otgen::detail {
 

@@ -1,5 +1,5 @@
-// Explicit Runge-Kutta integration of batched flow ODEs (include/otgen/ode.h holds the contract).
-#include "otgen/ode.h"
+// Explicit Runge-Kutta integration of batched flow ODEs (include/otgen/ode/ode.h holds the contract).
+#include "otgen/ode/ode.h"
 
 #include <algorithm>
 #include <cmath>
@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "otgen/error.h"
+#include "otgen/core/error.h"
 
 namespace otgen {
 

@@ -1,6 +1,6 @@
-// Exact assignment and exact transport (otgen/assignment.h): Jonker-Volgenant on the engine's score
+// Exact assignment and exact transport (otgen/ot/assignment.h): Jonker-Volgenant on the engine's score
 // matrix, and LEMON's network simplex for the cross-check, rectangular and weighted problems.
-#include "otgen/assignment.h"
+#include "otgen/ot/assignment.h"
 
 #include <algorithm>
 #include <cmath>
@@ -11,8 +11,8 @@
 #include "ot/cost_matrix.h"
 #include "ot/jv.h"
 #include "ot/weights.h"
-#include "otgen/error.h"
-#include "otgen/memory.h"
+#include "otgen/core/error.h"
+#include "otgen/core/memory.h"
 
 #ifdef OTGEN_HAVE_LEMON
 #include <lemon/network_simplex.h>

@@ -4,9 +4,9 @@
 #include <span>
 #include <vector>
 
-#include "otgen/context.h"
-#include "otgen/points.h"
-#include "otgen/scores.h"
+#include "otgen/core/context.h"
+#include "otgen/core/points.h"
+#include "otgen/kernels/scores.h"
 
 namespace otgen::detail {
 

@@ -1,5 +1,5 @@
-// Principal directions and the symmetric eigendecomposition (otgen/pca.h).
-#include "otgen/pca.h"
+// Principal directions and the symmetric eigendecomposition (otgen/ot/pca.h).
+#include "otgen/ot/pca.h"
 
 #include <cblas.h>
 
@@ -7,8 +7,8 @@
 #include <cmath>
 #include <string>
 
-#include "otgen/blas_threads.h"
-#include "otgen/error.h"
+#include "otgen/core/blas_threads.h"
+#include "otgen/core/error.h"
 
 extern "C" void dsyevd_(const char* jobz, const char* uplo, const int* n, double* a, const int* lda, double* w,
                         double* work, const int* lwork, int* iwork, const int* liwork, int* info);

@@ -1,5 +1,5 @@
-// Potential sidecars (otgen/potential_meta.h).
-#include "otgen/potential_meta.h"
+// Potential sidecars (otgen/ot/potential_meta.h).
+#include "otgen/ot/potential_meta.h"
 
 #include <algorithm>
 #include <cmath>
@@ -9,9 +9,9 @@
 #include <fstream>
 #include <optional>
 
-#include "otgen/error.h"
-#include "otgen/npy.h"
-#include "otgen/record.h"
+#include "otgen/core/error.h"
+#include "otgen/core/npy.h"
+#include "otgen/core/record.h"
 
 namespace otgen {
 namespace {

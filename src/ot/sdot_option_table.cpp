@@ -1,4 +1,4 @@
-// The semidiscrete fit's options, described once (otgen/sdot_options.h): the table and the typed
+// The semidiscrete fit's options, described once (otgen/ot/sdot_options.h): the table and the typed
 // conversions between its values and the Options fields.
 #include <charconv>
 #include <cmath>
@@ -7,9 +7,9 @@
 #include <string>
 #include <type_traits>
 
-#include "otgen/cpu_features.h"
-#include "otgen/error.h"
-#include "otgen/sdot_options.h"
+#include "otgen/core/cpu_features.h"
+#include "otgen/core/error.h"
+#include "otgen/ot/sdot_options.h"
 
 namespace otgen {
 namespace {

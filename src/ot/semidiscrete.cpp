@@ -9,12 +9,12 @@
 #include <string>
 
 #include "ot/semidiscrete_internal.h"
-#include "otgen/error.h"
-#include "otgen/pca.h"
-#include "otgen/progress.h"
-#include "otgen/rng.h"
-#include "otgen/semidiscrete.h"
-#include "otgen/streams.h"
+#include "otgen/core/error.h"
+#include "otgen/ot/pca.h"
+#include "otgen/core/progress.h"
+#include "otgen/core/rng.h"
+#include "otgen/ot/semidiscrete.h"
+#include "otgen/core/streams.h"
 
 namespace otgen {
 

@@ -8,10 +8,10 @@
 #include <string>
 
 #include "ot/semidiscrete_internal.h"
-#include "otgen/error.h"
-#include "otgen/rng.h"
-#include "otgen/semidiscrete.h"
-#include "otgen/streams.h"
+#include "otgen/core/error.h"
+#include "otgen/core/rng.h"
+#include "otgen/ot/semidiscrete.h"
+#include "otgen/core/streams.h"
 
 namespace otgen {
 namespace sdot_detail {

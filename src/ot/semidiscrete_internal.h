@@ -11,14 +11,14 @@
 #include <string>
 #include <vector>
 
-#include "otgen/bf16_columns.h"
-#include "otgen/communicator.h"
-#include "otgen/context.h"
-#include "otgen/lattice.h"
-#include "otgen/points.h"
-#include "otgen/scores.h"
-#include "otgen/semidiscrete.h"
-#include "otgen/streams.h"
+#include "otgen/kernels/bf16_columns.h"
+#include "otgen/core/communicator.h"
+#include "otgen/core/context.h"
+#include "otgen/kernels/lattice.h"
+#include "otgen/core/points.h"
+#include "otgen/kernels/scores.h"
+#include "otgen/ot/semidiscrete.h"
+#include "otgen/core/streams.h"
 
 namespace otgen::sdot_detail {
 

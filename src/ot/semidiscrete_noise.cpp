@@ -1,5 +1,5 @@
 // The noise of semidiscrete OT: N(0, I) batches and their classes, from the seed rule's streams
-// (otgen/streams.h); the public draws sdot_noise, noise_classes and sdot_noise_classes.
+// (otgen/core/streams.h); the public draws sdot_noise, noise_classes and sdot_noise_classes.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -8,10 +8,10 @@
 #include <string>
 
 #include "ot/semidiscrete_internal.h"
-#include "otgen/error.h"
-#include "otgen/rng.h"
-#include "otgen/semidiscrete.h"
-#include "otgen/streams.h"
+#include "otgen/core/error.h"
+#include "otgen/core/rng.h"
+#include "otgen/ot/semidiscrete.h"
+#include "otgen/core/streams.h"
 
 namespace otgen {
 namespace sdot_detail {

@@ -1,10 +1,10 @@
-// Log-domain Sinkhorn (otgen/sinkhorn.h). Internal potentials: F_i = f_i - |x_i|^2/2,
+// Log-domain Sinkhorn (otgen/ot/sinkhorn.h). Internal potentials: F_i = f_i - |x_i|^2/2,
 // G_j = g_j - |y_j|^2/2, so that (f_i + g_j - C_ij) / eps = (F_i + G_j + S_ij) / eps with S_ij = <x_i, y_j>.
 // FP exceptions are never trapped here; without this GCC refuses to if-convert the clamps of
 // fast_exp in read-modify-write loops, and the column sweep stays scalar.
 #pragma GCC optimize("no-trapping-math")
 
-#include "otgen/sinkhorn.h"
+#include "otgen/ot/sinkhorn.h"
 
 #include <algorithm>
 #include <cmath>
@@ -17,10 +17,10 @@
 #include "ot/fast_exp.h"
 #include "ot/jv.h"
 #include "ot/weights.h"
-#include "otgen/error.h"
-#include "otgen/memory.h"
-#include "otgen/progress.h"
-#include "otgen/rng.h"
+#include "otgen/core/error.h"
+#include "otgen/core/memory.h"
+#include "otgen/core/progress.h"
+#include "otgen/core/rng.h"
 
 namespace otgen {
 

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <string>
 
-#include "otgen/error.h"
+#include "otgen/core/error.h"
 
 namespace otgen {
 

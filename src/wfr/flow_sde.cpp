@@ -1,14 +1,14 @@
-// Weighted SDE twin of a linear-path flow model (otgen/flow_sde.h has the maths).
-#include "otgen/flow_sde.h"
+// Weighted SDE twin of a linear-path flow model (otgen/wfr/flow_sde.h has the maths).
+#include "otgen/wfr/flow_sde.h"
 
 #include <algorithm>
 #include <cmath>
 #include <numbers>
 #include <string>
 
-#include "otgen/error.h"
-#include "otgen/rng.h"
-#include "otgen/streams.h"
+#include "otgen/core/error.h"
+#include "otgen/core/rng.h"
+#include "otgen/core/streams.h"
 
 namespace otgen {
 
@@ -131,7 +131,7 @@ class FlowSdeRun {
   // The field (v: guided if asked) and the reward at (t, x).
   void evaluate(double t);
 
-  // d log w / dt of particle i (otgen/flow_sde.h has the terms), before it moves.
+  // d log w / dt of particle i (otgen/wfr/flow_sde.h has the terms), before it moves.
   double log_weight_rate(int64_t i, double t, double sigma2) const;
 
   // The Euler-Maruyama step of particle i.

@@ -2,9 +2,9 @@
 #include <cmath>
 #include <string>
 
-#include "otgen/error.h"
-#include "otgen/memory.h"
-#include "otgen/wfr.h"
+#include "otgen/core/error.h"
+#include "otgen/core/memory.h"
+#include "otgen/wfr/wfr.h"
 
 namespace otgen::wfr {
 

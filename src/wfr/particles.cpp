@@ -4,8 +4,8 @@
 #include <limits>
 #include <string>
 
-#include "otgen/error.h"
-#include "otgen/wfr.h"
+#include "otgen/core/error.h"
+#include "otgen/wfr/wfr.h"
 
 namespace otgen::wfr {
 

@@ -11,8 +11,8 @@
 #include <string_view>
 #include <vector>
 
-#include "otgen/error.h"
-#include "otgen/wfr.h"
+#include "otgen/core/error.h"
+#include "otgen/wfr/wfr.h"
 
 namespace otgen::wfr {
 

@@ -9,10 +9,10 @@
 #include <utility>
 #include <vector>
 
-#include "otgen/error.h"
-#include "otgen/progress.h"
-#include "otgen/scores.h"
-#include "otgen/wfr.h"
+#include "otgen/core/error.h"
+#include "otgen/core/progress.h"
+#include "otgen/kernels/scores.h"
+#include "otgen/wfr/wfr.h"
 #include "wfr/sampler_state.h"
 
 namespace otgen::wfr {

@@ -1,4 +1,4 @@
-// Sequential Monte Carlo samplers (otgen/wfr.h): SMC-WFR and tempered SMC.
+// Sequential Monte Carlo samplers (otgen/wfr/wfr.h): SMC-WFR and tempered SMC.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -7,10 +7,10 @@
 #include <sstream>
 #include <string>
 
-#include "otgen/error.h"
-#include "otgen/progress.h"
-#include "otgen/scores.h"
-#include "otgen/wfr.h"
+#include "otgen/core/error.h"
+#include "otgen/core/progress.h"
+#include "otgen/kernels/scores.h"
+#include "otgen/wfr/wfr.h"
 #include "wfr/sampler_state.h"
 
 namespace otgen::wfr {

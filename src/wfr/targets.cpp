@@ -5,9 +5,9 @@
 #include <numbers>
 #include <string>
 
-#include "otgen/error.h"
-#include "otgen/memory.h"
-#include "otgen/wfr.h"
+#include "otgen/core/error.h"
+#include "otgen/core/memory.h"
+#include "otgen/wfr/wfr.h"
 
 namespace otgen::wfr {
 

@@ -1,12 +1,12 @@
-// The MPI communicator's collectives (otgen/communicator.h, otgen/dist.h), run under mpirun -np K:
+// The MPI communicator's collectives (otgen/core/communicator.h, otgen/dist/dist.h), run under mpirun -np K:
 // each rank checks the results against values it computes itself for every rank. Exit 0 = pass.
 #include <cmath>
 #include <cstdio>
 #include <string>
 #include <vector>
 
-#include "otgen/communicator.h"
-#include "otgen/dist.h"
+#include "otgen/core/communicator.h"
+#include "otgen/dist/dist.h"
 
 using namespace otgen;
 

@@ -98,7 +98,7 @@ def test_ctrl_c_ends_a_semidiscrete_fit_with_keyboard_interrupt():
         timer.cancel()
 
 
-# One input policy (otgen/npy.h): the CLI's .npy reader converts every real dtype the way the Python
+# One input policy (otgen/core/npy.h): the CLI's .npy reader converts every real dtype the way the Python
 # module converts arrays (numpy's astype is the reference), and both refuse the same things.
 POLICY_DTYPES = ["<f2", ">f2", "<f4", ">f4", "<f8", ">f8", "|i1", "<i2", ">i2", "<i4", ">i4", "<i8", ">i8",
                  "|u1", "<u2", ">u4", "<u8"]

@@ -1,4 +1,4 @@
-"""The semidiscrete fit's options are described once (otgen/sdot_options.h): the CLI's flags, Python's
+"""The semidiscrete fit's options are described once (otgen/ot/sdot_options.h): the CLI's flags, Python's
 keywords and the run record come from one table, so every option is accepted, spelled and recorded the
 same way, and one set of options gives the same fit from the CLI and from Python."""
 import json
