@@ -6,6 +6,7 @@
 #include <numbers>
 #include <numeric>
 
+#include "otgen/core/error.h"
 #include "otgen/core/npy.h"
 #include "otgen/wfr/wfr.h"
 #include "test_util.h"
@@ -69,6 +70,28 @@ TEST(DoubleWell, BarrierIsTheLocalMaximumAndGradientMatchesFiniteDifferences) {
     EXPECT_NEAR(lp[i], f(x[i]), 1e-12);
     EXPECT_NEAR(g[i], (f(x[i] + e) - f(x[i] - e)) / (2 * e), 1e-5);
   }
+}
+
+TEST(DoubleWell, MassLeftOfBarrierMatchesANaiveLoopAndIsStrictAtTheBarrier) {
+  // tilt = 4 H b (1 - b^2) puts the barrier exactly at b = 0.0625, a float: one particle sits on it.
+  const double b = 0.0625;
+  DoubleWell t(4, 4 * 4 * b * (1 - b * b));
+  ASSERT_EQ(t.barrier(), b);
+  WeightedParticles p(Points({-1.2f, 0.3f, static_cast<float>(b), -0.4f, 0.0624f, 1.1f, 0.0626f}, 7, 1));
+  p.logw = {0.5, -1.0, 2.0, 0.0, -0.3, 1.5, -2.0};  // unnormalised, non-uniform
+  // The naive sums: exp(logw) over the particles with x < b, over the total.
+  double left = 0, total = 0;
+  for (int64_t i = 0; i < p.size(); ++i) total += std::exp(p.logw[i]);
+  for (int64_t i = 0; i < p.size(); ++i)
+    if (p.x.row(i)[0] < b) left += std::exp(p.logw[i]);
+  EXPECT_NEAR(t.mass_left_of_barrier(p), left / total, 1e-14);
+  const double on_left = std::exp(0.5) + std::exp(0.0) + std::exp(-0.3);  // -1.2, -0.4, 0.0624; not 0.0625
+  EXPECT_NEAR(t.mass_left_of_barrier(p), on_left / total, 1e-14);
+  p.x.row(2)[0] = std::nextafter(static_cast<float>(b), 0.0f);  // just left of the barrier: now counted
+  EXPECT_NEAR(t.mass_left_of_barrier(p), (on_left + std::exp(2.0)) / total, 1e-14);
+  EXPECT_NEAR(t.mass_left_of_barrier(p), left_mass(p, t.barrier()), 1e-15);
+  WeightedParticles two(Points({0.f, 1.f, 2.f, 3.f}, 2, 2));
+  EXPECT_THROW(t.mass_left_of_barrier(two), Error);
 }
 
 TEST(GaussianMixture, LogDensityMatchesNaiveFormulaAndIntegratesToOne) {

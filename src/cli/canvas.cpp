@@ -34,6 +34,7 @@ namespace {
 
 // 5x7 glyphs for ASCII 32..126 in a 5x9 cell: nine rows, top to bottom, bit 4 the leftmost column; rows
 // 0..6 hold capitals, digits and lowercase bodies, rows 7..8 the descenders of g, j, p, q and y.
+// A glyph data table, one row per character: long because it lists all 95 glyphs, not because of logic.
 constexpr unsigned char kFont[95][9] = {
     {0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00},  // space
     {0x04, 0x04, 0x04, 0x04, 0x04, 0x00, 0x04, 0x00, 0x00},  // !

@@ -106,73 +106,88 @@ void run_sample_sde(SampleArgs& a, const FlowModel& model, int64_t label, const 
   std::cout << summary.dump() << "\n";
 }
 
-void run_sample(SampleArgs& a) {
-  a.ctx.validate();
-  a.ode.method = parse_ode_method(a.solver, "--solver");
-  a.ode.validate();
-  require(a.n >= 1 && a.n <= (int64_t{1} << 28), "--n", a.n, "an integer in [1, 2^28]");
-  require(!a.out.empty(), "--out", "missing", "an output .npy path");
-  const FlowModel model = FlowModel::load(a.model, "--model");
-  require_output_files({{"--out", &a.out}, {"--png", &a.png}, {"--labels-out", &a.labels_out},
-                        {"--logw-out", &a.logw_out}, {"--record", &a.record}},
-                       {{"--model", &a.model}, {"--noise", &a.noise}, {"--reference", &a.reference}});
-  const int64_t d = model.dim(), K = model.num_classes();
-  // The classes: none (unconditional, or a conditional model's null class), one class for all rows,
-  // or `all`: --n rows of each class in turn.
-  std::vector<int64_t> labels;
-  int64_t per_class = 0;
-  if (!a.class_.empty()) {
-    require(K > 0, "--class", "'" + a.class_ + "'", "a conditional model (this one was trained without classes)");
-    if (a.class_ == "all") {
-      require(a.noise.empty(), "--class", "all", "a single class with --noise");
-      require(a.n <= (int64_t{1} << 28) / K, "--n", a.n, "at most 2^28 / classes per class with --class all");
-      per_class = a.n;
-      a.n *= K;
-    } else {
-      const std::vector<int64_t> k = parse_int_list(a.class_, "--class");
-      require(k.size() == 1 && k[0] >= 0 && k[0] < K, "--class", "'" + a.class_ + "'",
-              "a class in [0, " + std::to_string(K) + ") or all");
-      labels.assign(1, k[0]);
-    }
-  }
-  require(std::isfinite(a.guidance), "--guidance", a.guidance, "a finite number");
-  require(a.guidance == 1.0 || !a.class_.empty(), "--guidance", a.guidance, "given with --class (a conditional model)");
-  require(a.n <= (int64_t{1} << 27) / d, "--n", a.n,
-          "at most 2^27 / dim = " + std::to_string((int64_t{1} << 27) / d) + " samples for dimension " +
-              std::to_string(d) + " per call (512 MiB of state)");
-  Points ref;  // read before sampling: a bad --reference writes nothing
-  if (!a.reference.empty()) {
-    require(!a.png.empty(), "--reference", "'" + a.reference + "'", "given together with --png");
-    ref = read_points_npy(a.reference, "--reference");
-    require(ref.d == 2 && d == 2, "--reference", "dimension " + std::to_string(ref.d), "2-D data for a 2-D model");
-  }
-  Points x;
-  if (a.noise.empty()) {
-    x = sdot_noise(a.n, d, a.ctx.seed, a.ctx);
+// The classes: none (unconditional, or a conditional model's null class), one class for all rows,
+// or `all`: --n rows of each class in turn.
+struct Classes {
+  std::vector<int64_t> labels;  // empty (null class), one class, or, once expanded, one per row
+  int64_t per_class = 0;        // --class all: the rows of each class
+};
+
+// --class (with all, a.n becomes --n rows of each class).
+Classes parse_classes(SampleArgs& a, int64_t K) {
+  Classes c;
+  if (a.class_.empty()) return c;
+  require(K > 0, "--class", "'" + a.class_ + "'", "a conditional model (this one was trained without classes)");
+  if (a.class_ == "all") {
+    require(a.noise.empty(), "--class", "all", "a single class with --noise");
+    require(a.n <= (int64_t{1} << 28) / K, "--n", a.n, "at most 2^28 / classes per class with --class all");
+    c.per_class = a.n;
+    a.n *= K;
   } else {
-    x = read_points_npy(a.noise, "--noise");
-    require(x.d == d, "--noise", "dimension " + std::to_string(x.d), "the model's dimension " + std::to_string(d));
-    require(x.n >= 1, "--noise", "0 rows", "at least one starting point");
-    a.n = x.n;
+    const std::vector<int64_t> k = parse_int_list(a.class_, "--class");
+    require(k.size() == 1 && k[0] >= 0 && k[0] < K, "--class", "'" + a.class_ + "'",
+            "a class in [0, " + std::to_string(K) + ") or all");
+    c.labels.assign(1, k[0]);
   }
-  if (per_class > 0) {
-    labels.resize(static_cast<size_t>(a.n));
-    for (int64_t i = 0; i < a.n; ++i) labels[i] = i / per_class;
-  } else if (labels.size() == 1) {
-    labels.assign(static_cast<size_t>(a.n), labels[0]);
+  return c;
+}
+
+// One label per row (a class given), the rows of each class in turn with --class all.
+void expand_labels(Classes& c, int64_t n) {
+  if (c.per_class > 0) {
+    c.labels.resize(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) c.labels[i] = i / c.per_class;
+  } else if (c.labels.size() == 1) {
+    c.labels.assign(static_cast<size_t>(n), c.labels[0]);
   }
-  if (a.sde) {
-    require(a.noise.empty(), "--noise", "'" + a.noise + "'", "no start points with --sde (it starts from N(0, I / temperature))");
-    require(per_class == 0, "--class", "all", "a single class with --sde");
-    require(a.cmd->count("--solver") == 0, "--solver", a.solver, "no solver with --sde (it takes Euler-Maruyama steps)");
-    require(a.trajectories == 0, "--trajectories", a.trajectories, "0 with --sde");
-    run_sample_sde(a, model, labels.empty() ? -1 : labels[0], ref);
-    return;
+}
+
+// The start points: noise drawn from --seed, or the rows of --noise (which replace --n).
+Points start_points(SampleArgs& a, int64_t d) {
+  if (a.noise.empty()) return sdot_noise(a.n, d, a.ctx.seed, a.ctx);
+  Points x = read_points_npy(a.noise, "--noise");
+  require(x.d == d, "--noise", "dimension " + std::to_string(x.d), "the model's dimension " + std::to_string(d));
+  require(x.n >= 1, "--noise", "0 rows", "at least one starting point");
+  a.n = x.n;
+  return x;
+}
+
+// --png of the ODE samples: a 2-D scatter (with --trajectories paths), or an image grid (one row per
+// class with --class all).
+void write_sample_png(const SampleArgs& a, const FlowModel& model, const Points& x, const Points& ref,
+                      const std::vector<float>& traj, int64_t ntraj, const OdeResult& r, int64_t per_class) {
+  const int64_t d = model.dim(), K = model.num_classes();
+  const int64_t side = model.metadata().value("image_side", int64_t{0});
+  if (d == 2) {
+    write_charts(a.png, {samples_chart("samples (" + std::string(ode_method_name(a.ode.method)) + ", NFE " +
+                                           std::to_string(r.nfe) + ")",
+                                       x.view(), ref.view(), traj, ntraj)});
+  } else if (side > 0 && d % (side * side) == 0) {
+    GridOptions g;
+    g.title = std::string(ode_method_name(a.ode.method)) + ", NFE " + std::to_string(r.nfe);
+    if (per_class > 0) {  // one row per class, up to 10 samples each
+      const int64_t cols = std::min<int64_t>(per_class, 10);
+      Points rows(K * cols, d);
+      for (int64_t k = 0; k < K; ++k)
+        std::copy_n(x.row(k * per_class), cols * d, rows.data.data() + k * cols * d);
+      g.cols = cols;
+      g.title += ", w = " + to_text(a.guidance) + ", rows = classes";
+      write_image_grid(a.png, rows.view(), side, d / (side * side), g);
+    } else {
+      write_image_grid(a.png, PointsView{x.data.data(), std::min<int64_t>(a.n, 100), d}, side, d / (side * side), g);
+    }
+  } else {
+    fail_argument("--png", "a model of dimension " + std::to_string(d), "2-D data or images");
   }
+}
+
+// sample (no --sde): integrate the ODE from x; writes the samples, the labels and the PNG asked for.
+void run_sample_ode(SampleArgs& a, const FlowModel& model, const Classes& c, const Points& ref, Points& x) {
   for (const char* opt : {"--sde-noise", "--noise-schedule", "--tilt", "--tilt-drift", "--temperature", "--ess-threshold",
                           "--resample", "--no-weights", "--no-final-resample", "--logw-out", "--record"})
     require(a.cmd->count(opt) == 0, opt, "given", "--sde (an option of the weighted SDE sampler)");
-  const FlowModel::Condition cond{labels, a.guidance};
+  const int64_t d = model.dim(), K = model.num_classes();
+  const FlowModel::Condition cond{c.labels, a.guidance};
   const int64_t ntraj = std::min(a.trajectories, a.n);
   std::vector<float> traj;  // ntraj points at every observed time, 2-D only
   auto observe = [&](double, std::span<const float> s) {
@@ -189,37 +204,52 @@ void run_sample(SampleArgs& a) {
   if (model.meanflow()) summary["sampler"] = a.ode.method == OdeMethod::Euler ? "meanflow jumps" : "ode on u(x, t, t)";
   if (K > 0) summary["guidance"] = a.guidance, summary["class"] = a.class_.empty() ? "null" : a.class_;
   if (!a.labels_out.empty()) {
-    std::vector<int64_t> l = labels.empty() ? std::vector<int64_t>(static_cast<size_t>(a.n), K > 0 ? K : 0) : labels;
+    std::vector<int64_t> l = c.labels.empty() ? std::vector<int64_t>(static_cast<size_t>(a.n), K > 0 ? K : 0) : c.labels;
     write_npy(a.labels_out, l, {a.n});
     summary["labels_out"] = a.labels_out;
   }
   if (a.ode.method == OdeMethod::Dopri5) summary["accepted"] = r.accepted, summary["rejected"] = r.rejected;
   if (!a.png.empty()) {
-    const int64_t side = model.metadata().value("image_side", int64_t{0});
-    if (d == 2) {
-      write_charts(a.png, {samples_chart("samples (" + std::string(ode_method_name(a.ode.method)) + ", NFE " +
-                                             std::to_string(r.nfe) + ")",
-                                         x.view(), ref.view(), traj, ntraj)});
-    } else if (side > 0 && d % (side * side) == 0) {
-      GridOptions g;
-      g.title = std::string(ode_method_name(a.ode.method)) + ", NFE " + std::to_string(r.nfe);
-      if (per_class > 0) {  // one row per class, up to 10 samples each
-        const int64_t cols = std::min<int64_t>(per_class, 10);
-        Points rows(K * cols, d);
-        for (int64_t k = 0; k < K; ++k)
-          std::copy_n(x.row(k * per_class), cols * d, rows.data.data() + k * cols * d);
-        g.cols = cols;
-        g.title += ", w = " + to_text(a.guidance) + ", rows = classes";
-        write_image_grid(a.png, rows.view(), side, d / (side * side), g);
-      } else {
-        write_image_grid(a.png, PointsView{x.data.data(), std::min<int64_t>(a.n, 100), d}, side, d / (side * side), g);
-      }
-    } else {
-      fail_argument("--png", "a model of dimension " + std::to_string(d), "2-D data or images");
-    }
+    write_sample_png(a, model, x, ref, traj, ntraj, r, c.per_class);
     summary["png"] = a.png;
   }
   std::cout << summary.dump() << "\n";
+}
+
+void run_sample(SampleArgs& a) {
+  a.ctx.validate();
+  a.ode.method = parse_ode_method(a.solver, "--solver");
+  a.ode.validate();
+  require(a.n >= 1 && a.n <= (int64_t{1} << 28), "--n", a.n, "an integer in [1, 2^28]");
+  require(!a.out.empty(), "--out", "missing", "an output .npy path");
+  const FlowModel model = FlowModel::load(a.model, "--model");
+  require_output_files({{"--out", &a.out}, {"--png", &a.png}, {"--labels-out", &a.labels_out},
+                        {"--logw-out", &a.logw_out}, {"--record", &a.record}},
+                       {{"--model", &a.model}, {"--noise", &a.noise}, {"--reference", &a.reference}});
+  const int64_t d = model.dim();
+  Classes c = parse_classes(a, model.num_classes());
+  require(std::isfinite(a.guidance), "--guidance", a.guidance, "a finite number");
+  require(a.guidance == 1.0 || !a.class_.empty(), "--guidance", a.guidance, "given with --class (a conditional model)");
+  require(a.n <= (int64_t{1} << 27) / d, "--n", a.n,
+          "at most 2^27 / dim = " + std::to_string((int64_t{1} << 27) / d) + " samples for dimension " +
+              std::to_string(d) + " per call (512 MiB of state)");
+  Points ref;  // read before sampling: a bad --reference writes nothing
+  if (!a.reference.empty()) {
+    require(!a.png.empty(), "--reference", "'" + a.reference + "'", "given together with --png");
+    ref = read_points_npy(a.reference, "--reference");
+    require(ref.d == 2 && d == 2, "--reference", "dimension " + std::to_string(ref.d), "2-D data for a 2-D model");
+  }
+  Points x = start_points(a, d);
+  expand_labels(c, a.n);
+  if (a.sde) {
+    require(a.noise.empty(), "--noise", "'" + a.noise + "'", "no start points with --sde (it starts from N(0, I / temperature))");
+    require(c.per_class == 0, "--class", "all", "a single class with --sde");
+    require(a.cmd->count("--solver") == 0, "--solver", a.solver, "no solver with --sde (it takes Euler-Maruyama steps)");
+    require(a.trajectories == 0, "--trajectories", a.trajectories, "0 with --sde");
+    run_sample_sde(a, model, c.labels.empty() ? -1 : c.labels[0], ref);
+    return;
+  }
+  run_sample_ode(a, model, c, ref, x);
 }
 
 void register_sample(CLI::App& root) {

@@ -106,110 +106,122 @@ void parse_fit_options(FitArgs& a, bool named_init) {
                         {"--labels", &a.target.labels}, {"--init", &init_file}});
 }
 
+// The fit's result as the record and stdout show it.
+nlohmann::json fit_summary(const SemidiscreteOT::Result& r) {
+  return nlohmann::json{{"termination", termination_name(r.termination)},
+                        {"stopped_by", r.stopped_by},
+                        {"message", r.message},
+                        {"steps", r.steps},
+                        {"chi2", opt_json(r.chi2)},
+                        {"epsilon", r.epsilon},
+                        {"reference_cost_std", opt_json(r.reference_cost_std)},
+                        {"seconds", r.seconds},
+                        {"int8_screen", r.int8_screen},
+                        {"engine", r.engine},
+                        {"init", r.init},
+                        {"lr", r.lr},
+                        {"lr_final", r.lr_final},
+                        {"gap_scale", r.gap_scale},
+                        {"lr_scale", r.lr_scale},
+                        {"chi2_every", r.chi2_every},
+                        {"chi2_repeats", r.chi2_repeats},
+                        {"pca", r.pca},
+                        {"steps_per_second", r.seconds > 0 ? r.steps / r.seconds : 0.0}};
+}
+
+nlohmann::json history_json(const std::vector<SemidiscreteOT::HistoryRow>& history) {
+  nlohmann::json hist = nlohmann::json::array();
+  for (const auto& h : history)
+    hist.push_back({{"step", h.step}, {"chi2", opt_json(h.chi2)}, {"tv", opt_json(h.tv)},
+                    {"tv_bound", opt_json(h.tv_bound)}, {"chi2_sd", opt_json(h.chi2_sd)}, {"loss", h.loss},
+                    {"lr", h.lr}, {"epsilon", h.epsilon}, {"seconds", h.seconds}});
+  return hist;
+}
+
+// The fit's outputs, written (atomically, by rank 0) after every chi2 check and at the end: the PCA
+// basis (fixed for the run) first, then g, then the sidecar that names both, then the record.
+struct FitOutputs {
+  const FitArgs& a;
+  const Communicator& comm;
+  nlohmann::json meta;  // the sidecar (sharded: computed once, rank 0 hashes the whole --data)
+  bool basis_written = false;
+
+  void write(const SemidiscreteOT::Result& r, bool final) {
+    if (comm.rank() != 0) return;
+    const int64_t d = a.target.y.d;
+    if (!r.pca_basis.empty() && !basis_written) {
+      write_npy(potential_basis_path(a.out), r.pca_basis, {r.pca, d});
+      basis_written = true;
+    }
+    write_npy(a.out, r.g, {static_cast<int64_t>(r.g.size())});
+    set_potential_basis(meta, r.pca_basis, d);
+    meta["epsilon"] = r.epsilon;
+    write_potential_meta(a.out, meta);
+    if (a.record.empty()) return;
+    nlohmann::json rec = run_record("sdot fit", a.ctx);
+    rec["data"] = a.target.data;
+    rec["n"] = a.target.total;
+    if (comm.size() > 1) rec["ranks"] = comm.size();
+    rec["d"] = a.target.y.d;
+    rec["options"] = options_json(a.opt);
+    rec["result"] = fit_summary(r);
+    if (!final) rec["result"]["termination"] = "running";
+    rec["history"] = history_json(r.history);
+    write_json(a.record, rec);
+  }
+};
+
+void run_fit(FitArgs& a) {
+  // Checks run on every rank alike; under mpirun they agree (one message, every rank exits 2).
+  const Communicator& comm = a.ctx.communicator();
+  const bool named_init = a.init == "auto" || a.init == "zero" || a.init == "half-norm" || a.init == "gaussian";
+  collectively(comm, [&] { parse_fit_options(a, named_init); });
+  a.target.load(comm);
+  collectively(comm, [&] {
+    require_memory("--batch", a.opt.batch_size, rows_bytes(a.opt.batch_size, a.target.y.d, 32),
+                   "a batch of noise rows of dimension " + std::to_string(a.target.y.d) + " (4 d + 32 bytes a row)");
+  });
+  std::vector<float> g0;
+  if (!named_init) g0 = a.target.potential(a.init, "--init", comm);
+  // Sharded: rank 0 writes the outputs; Result::g is the whole potential on every rank.
+  FitOutputs outputs{a, comm, a.target.meta(a.opt.epsilon, a.opt.cost, a.opt.class_penalty, comm)};
+  // A long run that is killed leaves its latest potential and record; Ctrl-C (one process) stops after
+  // the step and writes the potential so far.
+  publish_as_written();
+  auto opt = a.opt;
+  opt.on_check = [&](const SemidiscreteOT::Result& r) { outputs.write(r, false); };
+  // Ctrl-C in one process: a request the fit polls. Sharded runs keep the default (every rank ends
+  // at once, the staged files removed): a per-rank stop could leave the other ranks waiting.
+  std::optional<InterruptScope> interrupts;
+  Context ctx = a.ctx;
+  if (comm.size() == 1) {
+    interrupts.emplace();
+    ctx.should_stop = interrupt_requested;
+  }
+  const auto res = SemidiscreteOT(opt).fit(a.target.y, a.target.b, ctx, a.target.l, g0);
+  outputs.write(res, true);
+  const nlohmann::json summary = fit_summary(res);
+  if (comm.rank() == 0) std::cout << summary.dump() << "\n";
+  if (res.termination == Termination::NumericalFailure) throw Error("sdot fit: " + res.message);
+  if (res.termination == Termination::Interrupted) {
+    std::cerr << "sdot fit: " << res.message << "; wrote the averaged potential so far to " << a.out
+              << "; continue from it with --init " << a.out << "\n";
+    std::exit(128 + interrupt_signal());
+  }
+}
+
 void register_fit(CLI::App& root) {
   CLI::App* sdot = group(root, "sdot", "semidiscrete optimal transport: fit a potential, check it, assign noise");
   auto a = std::make_shared<FitArgs>();
   CLI::App* cmd = sdot->add_subcommand("fit", "fit the dual potential g of N(0, I) -> data by stochastic ascent");
   add_target_options(cmd, a->target);
-  auto& o = a->opt;
   add_table_options(cmd, a->given);
   cmd->add_option("--init", a->init, std::string(find_sdot_option("init")->help))->capture_default_str();
   cmd->add_option("--out", a->out, "output potential g: (N,) float32 .npy, centred")->required();
   cmd->add_option("--record", a->record, "output run record (options, history, result) as JSON");
   add_context_options(cmd, a->ctx);
-  add_engine_options(cmd, o.engine);
-  cmd->callback([a] {
-    // Checks run on every rank alike; under mpirun they agree (one message, every rank exits 2).
-    const Communicator& comm = a->ctx.communicator();
-    const bool named_init = a->init == "auto" || a->init == "zero" || a->init == "half-norm" || a->init == "gaussian";
-    collectively(comm, [&] { parse_fit_options(*a, named_init); });
-    a->target.load(comm);
-    collectively(comm, [&] {
-      require_memory("--batch", a->opt.batch_size, rows_bytes(a->opt.batch_size, a->target.y.d, 32),
-                     "a batch of noise rows of dimension " + std::to_string(a->target.y.d) + " (4 d + 32 bytes a row)");
-    });
-    std::vector<float> g0;
-    if (!named_init) g0 = a->target.potential(a->init, "--init", comm);
-    // Sharded: the sidecar is computed once (rank 0 hashes the whole --data) and rank 0 writes the
-    // outputs; Result::g is the whole potential on every rank.
-    const auto meta = std::make_shared<nlohmann::json>(
-        a->target.meta(a->opt.epsilon, a->opt.cost, a->opt.class_penalty, comm));
-    // The outputs, written (atomically) after every chi2 check and at the end: a long run that is
-    // killed leaves its latest potential and record; Ctrl-C (one process) stops after the step and
-    // writes the potential so far.
-    publish_as_written();
-    auto summary_of = [](const SemidiscreteOT::Result& r) {
-      return nlohmann::json{{"termination", termination_name(r.termination)},
-                            {"stopped_by", r.stopped_by},
-                            {"message", r.message},
-                            {"steps", r.steps},
-                            {"chi2", opt_json(r.chi2)},
-                            {"epsilon", r.epsilon},
-                            {"reference_cost_std", opt_json(r.reference_cost_std)},
-                            {"seconds", r.seconds},
-                            {"int8_screen", r.int8_screen},
-                            {"engine", r.engine},
-                            {"init", r.init},
-                            {"lr", r.lr},
-                            {"lr_final", r.lr_final},
-                            {"gap_scale", r.gap_scale},
-                            {"lr_scale", r.lr_scale},
-                            {"chi2_every", r.chi2_every},
-                            {"chi2_repeats", r.chi2_repeats},
-                            {"pca", r.pca},
-                            {"steps_per_second", r.seconds > 0 ? r.steps / r.seconds : 0.0}};
-    };
-    // PCA: the basis (fixed for the run) first, then g, then the sidecar that names both.
-    auto basis_written = std::make_shared<bool>(false);
-    auto write_outputs = [a, summary_of, meta, basis_written, &comm](const SemidiscreteOT::Result& r, bool final) {
-      if (comm.rank() != 0) return;
-      const int64_t d = a->target.y.d;
-      if (!r.pca_basis.empty() && !*basis_written) {
-        write_npy(potential_basis_path(a->out), r.pca_basis, {r.pca, d});
-        *basis_written = true;
-      }
-      write_npy(a->out, r.g, {static_cast<int64_t>(r.g.size())});
-      set_potential_basis(*meta, r.pca_basis, d);
-      (*meta)["epsilon"] = r.epsilon;
-      write_potential_meta(a->out, *meta);
-      if (a->record.empty()) return;
-      nlohmann::json rec = run_record("sdot fit", a->ctx);
-      rec["data"] = a->target.data;
-      rec["n"] = a->target.total;
-      if (comm.size() > 1) rec["ranks"] = comm.size();
-      rec["d"] = a->target.y.d;
-      rec["options"] = options_json(a->opt);
-      rec["result"] = summary_of(r);
-      if (!final) rec["result"]["termination"] = "running";
-      nlohmann::json hist = nlohmann::json::array();
-      for (const auto& h : r.history)
-        hist.push_back({{"step", h.step}, {"chi2", opt_json(h.chi2)}, {"tv", opt_json(h.tv)},
-                        {"tv_bound", opt_json(h.tv_bound)}, {"chi2_sd", opt_json(h.chi2_sd)}, {"loss", h.loss},
-                        {"lr", h.lr}, {"epsilon", h.epsilon}, {"seconds", h.seconds}});
-      rec["history"] = hist;
-      write_json(a->record, rec);
-    };
-    auto opt = a->opt;
-    opt.on_check = [&](const SemidiscreteOT::Result& r) { write_outputs(r, false); };
-    // Ctrl-C in one process: a request the fit polls. Sharded runs keep the default (every rank ends
-    // at once, the staged files removed): a per-rank stop could leave the other ranks waiting.
-    std::optional<InterruptScope> interrupts;
-    Context ctx = a->ctx;
-    if (comm.size() == 1) {
-      interrupts.emplace();
-      ctx.should_stop = interrupt_requested;
-    }
-    const auto res = SemidiscreteOT(opt).fit(a->target.y, a->target.b, ctx, a->target.l, g0);
-    write_outputs(res, true);
-    const nlohmann::json summary = summary_of(res);
-    if (comm.rank() == 0) std::cout << summary.dump() << "\n";
-    if (res.termination == Termination::NumericalFailure) throw Error("sdot fit: " + res.message);
-    if (res.termination == Termination::Interrupted) {
-      std::cerr << "sdot fit: " << res.message << "; wrote the averaged potential so far to " << a->out
-                << "; continue from it with --init " << a->out << "\n";
-      std::exit(128 + interrupt_signal());
-    }
-  });
+  add_engine_options(cmd, a->opt.engine);
+  cmd->callback([a] { run_fit(*a); });
 }
 
 struct CheckArgs {

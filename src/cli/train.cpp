@@ -193,43 +193,42 @@ nlohmann::json result_json(const TrainResult& r) {
           {"history", h}};
 }
 
-void run_train(TrainArgs& a) {
-  publish_as_written();  // the checkpoint and run.json must appear while the run goes on (--resume)
-  if (a.resume.empty()) {
-    a.opt.model.kind = parse_model_kind(a.model, "--model");
-    a.opt.time = parse_time_sampling(a.time, "--time");
-    a.opt.optimizer = parse_optimizer(a.optimizer, "--optimizer");
-    a.opt.schedule = parse_schedule(a.schedule, "--schedule");
-    a.opt.precision = parse_precision(a.precision, "--precision");
-    a.opt.model.mults = parse_int_list(a.mults, "--mults");
-    if (a.opt.model.meanflow && !a.time_scale_given) a.opt.model.time_scale = 1.0;
-    resolve_sinkhorn_epsilon(a);
+// A new run: the options given as names, parsed (a resumed run reads them from run.json).
+void parse_named_options(TrainArgs& a) {
+  a.opt.model.kind = parse_model_kind(a.model, "--model");
+  a.opt.time = parse_time_sampling(a.time, "--time");
+  a.opt.optimizer = parse_optimizer(a.optimizer, "--optimizer");
+  a.opt.schedule = parse_schedule(a.schedule, "--schedule");
+  a.opt.precision = parse_precision(a.precision, "--precision");
+  a.opt.model.mults = parse_int_list(a.mults, "--mults");
+  if (a.opt.model.meanflow && !a.time_scale_given) a.opt.model.time_scale = 1.0;
+  resolve_sinkhorn_epsilon(a);
+}
+
+// --resume RUN_DIR: the run's arguments from its run.json (a new --steps may extend it); the
+// checkpoint is checked here.
+void load_resumed_run(TrainArgs& a, const std::string& dir) {
+  std::error_code ec;
+  const std::string run = dir + "/run.json";
+  require(fs::is_regular_file(run, ec), "--resume", "'" + dir + "'", "a run folder of otgen train (with run.json)");
+  nlohmann::json j;
+  try {
+    std::ifstream f(run);
+    j = nlohmann::json::parse(f);
+  } catch (const std::exception&) {
+    fail_argument("--resume", "'" + run + "'", "a readable run.json");
   }
-  a.ctx.validate();
-  std::string dir;
-  if (a.resume.empty()) {
-    require(!a.out.empty(), "--out", "missing", "a run folder (or --resume RUN_DIR)");
-    dir = a.out;
-  } else {
-    dir = a.resume;
-    std::error_code ec;
-    const std::string run = dir + "/run.json";
-    require(fs::is_regular_file(run, ec), "--resume", "'" + dir + "'", "a run folder of otgen train (with run.json)");
-    nlohmann::json j;
-    try {
-      std::ifstream f(run);
-      j = nlohmann::json::parse(f);
-    } catch (const std::exception&) {
-      fail_argument("--resume", "'" + run + "'", "a readable run.json");
-    }
-    const int64_t steps = a.opt.steps;
-    a.from_json(j);
-    if (a.steps_given) a.opt.steps = steps;  // --steps may extend a resumed run
-    checkpoint_options(RunFiles{dir}.checkpoint(), "--resume");  // a missing or corrupt checkpoint fails here
-  }
-  // Everything that can fail on input fails here, before any training.
+  const int64_t steps = a.opt.steps;
+  a.from_json(j);
+  if (a.steps_given) a.opt.steps = steps;  // --steps may extend a resumed run
+  checkpoint_options(RunFiles{dir}.checkpoint(), "--resume");  // a missing or corrupt checkpoint fails here
+}
+
+// The data, with the model's dimension, classes and image side taken from it; every check of the
+// options against the data.
+Dataset load_checked_data(TrainArgs& a) {
   if (!a.labels.empty()) a.conditional = true;
-  const Dataset ds = load_data(a.data, a.n, a.data_seed, a.labels);
+  Dataset ds = load_data(a.data, a.n, a.data_seed, a.labels);
   a.opt.model.dim = ds.x.d;
   if (a.conditional) {
     require(!ds.labels.empty(), "--conditional", "given", "labelled data (" + ds.name + " has no labels; give --labels)");
@@ -242,21 +241,23 @@ void run_train(TrainArgs& a) {
   }
   a.opt.validate();
   check_coupling_args(a, ds);
-  if (a.resume.empty()) prepare_output_folder(dir, "--out");
-  if (!a.record.empty()) require_output_file(a.record, "--record", {{"--data", &a.data}});
-  const std::unique_ptr<Coupling> coupling = make_coupling(a, ds, dir);
-  // The run's description (a resume with a new --steps records the new total once it has trained).
-  if (a.resume.empty()) write_file_atomic(dir + "/run.json", a.to_json().dump(2) + "\n");
+  return ds;
+}
 
-  const int64_t params = FlowModel::init(a.opt.model, 0).parameters();
-  if (!a.ctx.quiet)
-    std::cerr << "train: " << (a.opt.model.meanflow ? "MeanFlow " : "") << to_string(a.opt.model.kind) << " ("
-              << params << " parameters"
-              << (a.conditional ? ", " + std::to_string(a.opt.model.num_classes) + " classes" : std::string()) << ") on "
-              << ds.name << " (" << ds.x.n << " x " << ds.x.d << "), coupling " << coupling->name() << ", batch "
-              << a.opt.batch << ", "
-            << a.opt.steps << " steps, " << to_string(a.opt.precision) << ", " << a.ctx.resolved_threads()
-            << " threads\n";
+// The one-line description of the run on stderr.
+void print_run(const TrainArgs& a, const Dataset& ds, const Coupling& coupling, int64_t params) {
+  std::cerr << "train: " << (a.opt.model.meanflow ? "MeanFlow " : "") << to_string(a.opt.model.kind) << " ("
+            << params << " parameters"
+            << (a.conditional ? ", " + std::to_string(a.opt.model.num_classes) + " classes" : std::string()) << ") on "
+            << ds.name << " (" << ds.x.n << " x " << ds.x.d << "), coupling " << coupling.name() << ", batch "
+            << a.opt.batch << ", " << a.opt.steps << " steps, " << to_string(a.opt.precision) << ", "
+            << a.ctx.resolved_threads() << " threads\n";
+}
+
+// The training loop under a progress bar (loss EMA and pairs/s); stops after the step once an
+// interrupt was requested.
+TrainResult train_with_progress(const TrainArgs& a, const Dataset& ds, const Coupling& coupling,
+                                const std::string& dir) {
   Progress bar("train", a.opt.steps, a.ctx);
   double loss_ema = 0;
   auto t0 = std::chrono::steady_clock::now();
@@ -272,19 +273,21 @@ void run_train(TrainArgs& a) {
     bar.update(step, status);
     return !interrupt_requested();
   };
-  // Ctrl-C / SIGTERM: finish the step, write the checkpoint and model.pt, exit 130.
-  InterruptScope interrupts;
   nlohmann::json meta{{"data", ds.name}, {"n", ds.x.n}, {"image_side", ds.image_side},
                       {"classes", a.opt.model.num_classes}, {"meanflow", a.opt.model.meanflow}};
-  const TrainResult r = train_flow(a.opt, coupling_data(a, ds), *coupling, RunFiles{dir},
+  const TrainResult r = train_flow(a.opt, coupling_data(a, ds), coupling, RunFiles{dir},
                                    !a.resume.empty(), meta, a.ctx, observe);
   bar.finish();
-  if (!r.precision_note.empty()) std::cerr << "train: " << r.precision_note << "\n";
+  return r;
+}
 
+// record.json (and --record), run.json of a resume that extended the run, and the summary on stdout.
+void write_train_outputs(const TrainArgs& a, const Dataset& ds, const Coupling& coupling, const TrainResult& r,
+                         const std::string& dir) {
   nlohmann::json rec = run_record("train", a.ctx);
   rec["run"] = a.to_json();
   rec["data"] = {{"name", ds.name}, {"n", ds.x.n}, {"d", ds.x.d}};
-  rec["coupling"] = coupling->name();
+  rec["coupling"] = coupling.name();
   rec["result"] = result_json(r);
   if (!a.resume.empty() && a.steps_given && r.termination != Termination::NumericalFailure)
     write_file_atomic(dir + "/run.json", a.to_json().dump(2) + "\n");
@@ -298,6 +301,34 @@ void run_train(TrainArgs& a) {
                               {"model", dir + "/model.pt"}}
                    .dump()
             << "\n";
+}
+
+void run_train(TrainArgs& a) {
+  publish_as_written();  // the checkpoint and run.json must appear while the run goes on (--resume)
+  if (a.resume.empty()) parse_named_options(a);
+  a.ctx.validate();
+  std::string dir;
+  if (a.resume.empty()) {
+    require(!a.out.empty(), "--out", "missing", "a run folder (or --resume RUN_DIR)");
+    dir = a.out;
+  } else {
+    dir = a.resume;
+    load_resumed_run(a, dir);
+  }
+  // Everything that can fail on input fails here, before any training.
+  const Dataset ds = load_checked_data(a);
+  if (a.resume.empty()) prepare_output_folder(dir, "--out");
+  if (!a.record.empty()) require_output_file(a.record, "--record", {{"--data", &a.data}});
+  const std::unique_ptr<Coupling> coupling = make_coupling(a, ds, dir);
+  // The run's description (a resume with a new --steps records the new total once it has trained).
+  if (a.resume.empty()) write_file_atomic(dir + "/run.json", a.to_json().dump(2) + "\n");
+  const int64_t params = FlowModel::init(a.opt.model, 0).parameters();
+  if (!a.ctx.quiet) print_run(a, ds, *coupling, params);
+  // Ctrl-C / SIGTERM: finish the step, write the checkpoint and model.pt, exit 130.
+  InterruptScope interrupts;
+  const TrainResult r = train_with_progress(a, ds, *coupling, dir);
+  if (!r.precision_note.empty()) std::cerr << "train: " << r.precision_note << "\n";
+  write_train_outputs(a, ds, *coupling, r, dir);
   if (r.termination == Termination::NumericalFailure) throw Error("train: " + r.message);
   if (r.stopped) {
     std::cerr << "train: interrupted after step " << r.steps << " of " << a.opt.steps

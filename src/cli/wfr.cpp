@@ -155,11 +155,10 @@ void plot_2d(const std::string& path, const Target& t, const WeightedParticles& 
   write_charts(path, {chart}, opt);
 }
 
-void run_wfr(const WfrArgs& a, const Context& ctx) {
-  ctx.validate();
-  require(!a.out.empty(), "--out", "empty", "an output folder");
-  require(a.particles >= 2, "--particles", a.particles, "at least 2 particles");
-  require(a.step > 0 && std::isfinite(a.step), "--step", a.step, "a positive finite step size");
+// ------------------------------------------------------------------------------------------ run
+
+// The number of steps K: --steps, or --time / --step rounded.
+int64_t step_count(const WfrArgs& a) {
   int64_t K = 0;
   if (a.steps) {
     require(!a.time, "--time", *a.time, "either --time or --steps, not both");
@@ -170,7 +169,10 @@ void run_wfr(const WfrArgs& a, const Context& ctx) {
     K = static_cast<int64_t>(std::llround(*a.time / a.step));
   }
   require(K > 0, "--steps", K, "a positive number of steps");
-  auto target = make_target(a.target, a.H, a.dim);
+  return K;
+}
+
+SamplerSpec sampler_spec(const WfrArgs& a) {
   SamplerSpec spec;
   spec.step = a.step;
   spec.beta = a.beta;
@@ -183,31 +185,22 @@ void run_wfr(const WfrArgs& a, const Context& ctx) {
   spec.adaptive = a.adaptive;
   spec.mala_moves = !a.ula_moves;
   spec.moves = a.moves;
-  if (a.png && target->dim() > 2)
-    fail_argument("--png", "dimension " + std::to_string(target->dim()), "a 1-D or 2-D target");
-  auto sampler = make_sampler(a.sampler, spec);
-  require_sampler_options(a.sampler, a.given);
-  require_output_folder(a.out, "--out");
-  WeightedParticles start(initial_particles(*target, a.init, a.particles, ctx.seed));
-  RunOptions ro;
-  ro.steps = K;
-  const RunResult r = sampler->run(*target, start, ro, ctx);
+  return spec;
+}
 
-  prepare_output_folder(a.out, "--out");
-  write_npy(a.out + "/x.npy", r.particles.x);
-  std::vector<double> logw = r.particles.logw;
-  if (!sampler->weighted()) std::fill(logw.begin(), logw.end(), 0.0);  // documented: zeros when unweighted
-  write_npy(a.out + "/logw.npy", std::span<const double>(logw), {r.particles.size()});
+nlohmann::json options_json(const WfrArgs& a, int64_t K) {
+  nlohmann::json o = {{"target", a.target}, {"H", a.H}, {"sampler", a.sampler}, {"particles", a.particles},
+                      {"step", a.step}, {"steps", K}, {"init", a.init}, {"resample", a.resample},
+                      {"beta", a.beta}, {"adaptive", a.adaptive}, {"moves", a.moves},
+                      {"ess_threshold", a.ess_threshold ? nlohmann::json(*a.ess_threshold) : nlohmann::json(nullptr)}};
+  if (a.bandwidth) o["bandwidth"] = *a.bandwidth;
+  else o["bandwidth_rule"] = a.bandwidth_rule;
+  return o;
+}
 
-  nlohmann::json doc = run_record("wfr", ctx);
-  doc["options"] = {{"target", a.target}, {"H", a.H}, {"sampler", a.sampler}, {"particles", a.particles},
-                    {"step", a.step}, {"steps", K}, {"init", a.init}, {"resample", a.resample},
-                    {"beta", a.beta}, {"adaptive", a.adaptive}, {"moves", a.moves},
-                    {"ess_threshold", a.ess_threshold ? nlohmann::json(*a.ess_threshold) : nlohmann::json(nullptr)}};
-  if (a.bandwidth) doc["options"]["bandwidth"] = *a.bandwidth;
-  else doc["options"]["bandwidth_rule"] = a.bandwidth_rule;
+nlohmann::json trace_json(const std::vector<StepRecord>& trace) {
   nlohmann::json steps = nlohmann::json::array();
-  for (const auto& s : r.trace) {
+  for (const auto& s : trace) {
     nlohmann::json j = {{"step", s.step}, {"time", s.time}, {"ess", s.ess}, {"resampled", s.resampled},
                         {"grad_evals", s.grad_evals}, {"seconds", s.seconds}};
     if (s.log_z) j["log_z"] = *s.log_z;
@@ -217,39 +210,80 @@ void run_wfr(const WfrArgs& a, const Context& ctx) {
     if (s.jumps) j["jumps"] = *s.jumps;
     steps.push_back(std::move(j));
   }
-  doc["trace"] = std::move(steps);
+  return steps;
+}
+
+// The run's figures (trace.json's summary); the double well adds its left-well mass, estimated and exact.
+nlohmann::json summary_json(const RunResult& r, const Target& target) {
   nlohmann::json summary = {{"termination", termination_name(r.termination)}, {"message", r.message},
                             {"steps", r.steps}, {"resamplings", r.resamplings}, {"grad_evals", r.grad_evals},
                             {"seconds", r.seconds}, {"ess", r.particles.ess()}};
   if (r.log_z) summary["log_z"] = *r.log_z;
-  if (const auto* dw = dynamic_cast<const DoubleWell*>(target.get())) {
-    const auto w = r.particles.weights();
-    double left = 0;
-    for (int64_t i = 0; i < r.particles.size(); ++i)
-      if (r.particles.x.row(i)[0] < dw->barrier()) left += w[i];
-    summary["left_well_mass"] = left;
+  if (const auto* dw = dynamic_cast<const DoubleWell*>(&target)) {
+    summary["left_well_mass"] = dw->mass_left_of_barrier(r.particles);
     summary["left_well_mass_exact"] = dw->left_well_mass();
   }
+  return summary;
+}
+
+// x.npy, logw.npy (zeros when the sampler is unweighted) and trace.json; returns trace.json's summary.
+nlohmann::json write_run(const WfrArgs& a, const Context& ctx, const Target& target, const RunResult& r, bool weighted,
+                         int64_t K) {
+  prepare_output_folder(a.out, "--out");
+  write_npy(a.out + "/x.npy", r.particles.x);
+  std::vector<double> logw = r.particles.logw;
+  if (!weighted) std::fill(logw.begin(), logw.end(), 0.0);  // documented: zeros when unweighted
+  write_npy(a.out + "/logw.npy", std::span<const double>(logw), {r.particles.size()});
+  nlohmann::json doc = run_record("wfr", ctx);
+  doc["options"] = options_json(a, K);
+  doc["trace"] = trace_json(r.trace);
+  const nlohmann::json summary = summary_json(r, target);
   doc["summary"] = summary;
   write_json(a.out + "/trace.json", doc);
-  if (a.png) {
-    char head[160];
-    std::snprintf(head, sizeof head, "%s on %s: N = %lld, %lld steps, ESS %.1f", a.sampler.c_str(),
-                  target->name().c_str(), static_cast<long long>(r.particles.size()), static_cast<long long>(r.steps),
-                  r.particles.ess());
-    if (target->dim() == 1) plot_1d(a.out + "/plot.png", *target, r.particles, head);
-    else plot_2d(a.out + "/plot.png", *target, r.particles, head);
-  }
-  if (!ctx.quiet) {
-    std::printf("%s on %s: %lld steps, ESS %.1f, %lld resamplings, %.3f s", a.sampler.c_str(),
-                target->name().c_str(), static_cast<long long>(r.steps), r.particles.ess(),
-                static_cast<long long>(r.resamplings), r.seconds);
-    if (summary.contains("left_well_mass"))
-      std::printf(", left-well mass %.4f (exact %.4f)", summary["left_well_mass"].get<double>(),
-                  summary["left_well_mass_exact"].get<double>());
-    if (r.log_z) std::printf(", log Z %.4f", *r.log_z);
-    std::printf("\n");
-  }
+  return summary;
+}
+
+// --png: plot.png, a histogram (1-D) or a scatter (2-D) over the target's density.
+void write_plot(const WfrArgs& a, const Target& target, const RunResult& r) {
+  char head[160];
+  std::snprintf(head, sizeof head, "%s on %s: N = %lld, %lld steps, ESS %.1f", a.sampler.c_str(),
+                target.name().c_str(), static_cast<long long>(r.particles.size()), static_cast<long long>(r.steps),
+                r.particles.ess());
+  if (target.dim() == 1) plot_1d(a.out + "/plot.png", target, r.particles, head);
+  else plot_2d(a.out + "/plot.png", target, r.particles, head);
+}
+
+// The one-line report on stdout (unless --quiet).
+void print_summary(const WfrArgs& a, const Target& target, const RunResult& r, const nlohmann::json& summary) {
+  std::printf("%s on %s: %lld steps, ESS %.1f, %lld resamplings, %.3f s", a.sampler.c_str(), target.name().c_str(),
+              static_cast<long long>(r.steps), r.particles.ess(), static_cast<long long>(r.resamplings), r.seconds);
+  if (summary.contains("left_well_mass"))
+    std::printf(", left-well mass %.4f (exact %.4f)", summary["left_well_mass"].get<double>(),
+                summary["left_well_mass_exact"].get<double>());
+  if (r.log_z) std::printf(", log Z %.4f", *r.log_z);
+  std::printf("\n");
+}
+
+void run_wfr(const WfrArgs& a, const Context& ctx) {
+  ctx.validate();
+  require(!a.out.empty(), "--out", "empty", "an output folder");
+  require(a.particles >= 2, "--particles", a.particles, "at least 2 particles");
+  require(a.step > 0 && std::isfinite(a.step), "--step", a.step, "a positive finite step size");
+  const int64_t K = step_count(a);
+  auto target = make_target(a.target, a.H, a.dim);
+  const SamplerSpec spec = sampler_spec(a);
+  if (a.png && target->dim() > 2)
+    fail_argument("--png", "dimension " + std::to_string(target->dim()), "a 1-D or 2-D target");
+  auto sampler = make_sampler(a.sampler, spec);
+  require_sampler_options(a.sampler, a.given);
+  require_output_folder(a.out, "--out");
+  WeightedParticles start(initial_particles(*target, a.init, a.particles, ctx.seed));
+  RunOptions ro;
+  ro.steps = K;
+  const RunResult r = sampler->run(*target, start, ro, ctx);
+  const nlohmann::json summary = write_run(a, ctx, *target, r, sampler->weighted(), K);
+  if (a.png) write_plot(a, *target, r);
+  if (!ctx.quiet) print_summary(a, *target, r, summary);
 }
 
 void register_wfr(CLI::App& root) {

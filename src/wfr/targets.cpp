@@ -65,6 +65,16 @@ double DoubleWell::left_well_mass() const {
   return left / (left + right);
 }
 
+double DoubleWell::mass_left_of_barrier(const WeightedParticles& p) const {
+  require(p.dim() == 1, "particles", "dimension " + std::to_string(p.dim()), "1-D particles of the double well");
+  const auto w = p.weights();
+  const double xs = barrier();
+  double left = 0;
+  for (int64_t i = 0; i < p.size(); ++i)
+    if (p.x.row(i)[0] < xs) left += w[i];
+  return left;
+}
+
 // ---------------------------------------------------------------------------------- mixtures
 
 namespace {

@@ -49,6 +49,8 @@ class Target {
   virtual Points sample(int64_t n, Rng& rng) const;
 };
 
+struct WeightedParticles;
+
 // V(x) = H (x^2 - 1)^2 + tilt * x in 1-D; log_density = -V (unnormalised).
 class DoubleWell final : public Target {
  public:
@@ -62,6 +64,9 @@ class DoubleWell final : public Target {
   double barrier() const;
   // Exact mass of pi on x < x*, by composite Simpson quadrature on a fine grid.
   double left_well_mass() const;
+  // The particles' estimate of it: the normalised weight of the particles with x < barrier() (strictly).
+  // p must be 1-D (throws otgen::Error naming the dimension otherwise).
+  double mass_left_of_barrier(const WeightedParticles& p) const;  // weighted mass of p on x < barrier()
 
  private:
   double H_, tilt_;
