@@ -150,6 +150,18 @@ py::dict py_wfr_sample(py::object target, int64_t dim, double H, const std::stri
   return wfr_result(std::move(r));
 }
 
+double py_double_well_left_mass(py::handle x, py::object logw, double H, double tilt) {
+  const PointsArg xs = points(x, "x");
+  const F64 lw = optional_f64(logw, "logw");
+  if (lw.size() != xs.view.n)
+    value_error("logw: expected " + std::to_string(xs.view.n) + " log-weights (one per row of x), got " +
+                std::to_string(lw.size()));
+  const auto* x0 = xs.view.data;
+  wfr::WeightedParticles p(Points(std::vector<float>(x0, x0 + xs.view.n * xs.view.d), xs.view.n, xs.view.d));
+  p.logw.assign(lw.data(), lw.data() + lw.size());
+  return wfr::DoubleWell(H, tilt).mass_left_of_barrier(p);
+}
+
 }  // namespace
 
 void bind_wfr(py::module_& m) {
@@ -159,6 +171,10 @@ void bind_wfr(py::module_& m) {
         py::arg("bandwidth_rule") = py::none(), py::arg("ess_threshold") = py::none(), py::arg("resample") = py::none(),
         py::arg("adaptive") = py::none(), py::arg("mala_moves") = py::none(), py::arg("moves") = py::none(),
         py::arg("seed") = 0, py::arg("threads") = 0, py::arg("progress") = false, py::arg("callback") = py::none());
+  m.def("double_well_left_mass", &py_double_well_left_mass, py::arg("x"), py::arg("logw"), py::arg("H") = 6.0,
+        py::arg("tilt") = 0.5,
+        "Weighted mass of particles x (N, 1) with log-weights logw (N,) left of the barrier top of the double well "
+        "V = H (x^2 - 1)^2 + tilt x (DoubleWell::mass_left_of_barrier).");
 }
 
 }  // namespace otgen::bindings

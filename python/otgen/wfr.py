@@ -73,6 +73,4 @@ def sample(target, sampler="smc-wfr", n_particles=300, step=0.005, steps=1000, i
 
 def left_well_mass(result, H=6.0, tilt=0.5):
     """Weighted mass of the particles left of the barrier top of V = H (x^2 - 1)^2 + tilt x."""
-    roots = np.roots([4 * H, 0, -4 * H, tilt])  # V'(x) = 0
-    barrier = sorted(r.real for r in roots if abs(r.imag) < 1e-12)[1]
-    return float(result.weights[result["x"][:, 0] < barrier].sum())
+    return _otgen.double_well_left_mass(result["x"], result["logw"], H, tilt)

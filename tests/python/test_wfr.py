@@ -35,3 +35,21 @@ def test_left_well_mass_and_tempered_smc_log_z_match_scipy_quadrature(cli, tmp_p
     se = est.std(ddof=1) / math.sqrt(len(est))
     assert se < 0.02
     assert abs(est.mean() - log_z) < 4 * se, (est, log_z)
+
+
+def test_left_well_mass_of_weighted_particles_matches_a_numpy_sum():
+    import pytest
+    import otgen
+    H, tilt = 3.0, 0.7
+    barrier = optimize.brentq(lambda x: 4 * H * x * (x * x - 1) + tilt, -0.5, 0.5)  # V'(x) = 0 between the wells
+    rng = np.random.default_rng(5)
+    x = rng.normal(0, 1.2, size=(400, 1)).astype(np.float32)
+    logw = rng.normal(0, 2, size=400)
+    w = np.exp(logw - logw.max())
+    want = w[x[:, 0] < barrier].sum() / w.sum()
+    res = {"x": x, "logw": logw}
+    assert otgen.wfr.left_well_mass(res, H=H, tilt=tilt) == pytest.approx(want, rel=1e-12)
+    with pytest.raises(ValueError, match="logw"):
+        otgen.wfr.left_well_mass({"x": x, "logw": logw[:-1]}, H=H, tilt=tilt)
+    with pytest.raises(ValueError):
+        otgen.wfr.left_well_mass({"x": np.zeros((4, 2), np.float32), "logw": np.zeros(4)})
