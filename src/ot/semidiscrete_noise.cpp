@@ -19,7 +19,7 @@ namespace sdot_detail {
 Points draw_noise(uint64_t seed, Stream stream, uint64_t step, int64_t n, int64_t d, const Context& ctx) {
   Points x(n, d);
   const uint64_t key = stream_key(seed, stream, step);
-#pragma omp parallel for num_threads(ctx.resolved_threads()) schedule(static) if (n * d >= 32768)
+#pragma omp parallel for num_threads(ctx.resolved_threads()) schedule(static) if (n * d >= 4096)
   for (int64_t i = 0; i < n; ++i) {
     Rng r(key, static_cast<uint64_t>(i));
     r.fill_normal(std::span<float>(x.row(i), static_cast<size_t>(d)));
