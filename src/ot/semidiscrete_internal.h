@@ -108,6 +108,27 @@ SemidiscreteOT::Result fit_in(const SemidiscreteOT::Options& o, PointsView y, st
                               const Context& ctx, std::span<const int64_t> labels, std::span<const float> g0,
                               std::shared_ptr<const Projection> proj);
 
+// Sharded: the sums of every rank (in place); one process: as they are.
+inline void sum_over_ranks(const Prepared& P, std::span<double> v) {
+  if (P.sharded()) P.comm->allreduce_sum(v);
+}
+
+// What the automatic defaults resolved to, and the starting potential.
+struct Plan {
+  double lr = 0, lr_final = 0;
+  int64_t chi2_every = 0, chi2_repeats = 0;
+  std::string init;
+  double gap_scale = 0, lr_scale = 0;
+  std::vector<double> g;
+};
+
+// The fit's start (semidiscrete_start.cpp). choose_init: the starting potential, g0 when given, the
+// named candidate, or (auto) the coarse-to-fine start or the candidate whose hard assignments of one
+// fresh batch have the smallest chi2. resolve_auto: the step sizes and check cadence left automatic.
+void choose_init(const Prepared& P, PointsView y, const SemidiscreteOT::Options& o, std::span<const float> g0,
+                 const Context& ctx, Plan& plan);
+void resolve_auto(const Prepared& P, const SemidiscreteOT::Options& o, double eps, const Context& ctx, Plan& plan);
+
 // eps_abs of relative epsilon (sdot_reference_cost_std) with the noise of proj (null: in y's dimension).
 double reference_cost_std(PointsView y, std::span<const double> b, SdotCost cost, uint64_t seed, const Context& ctx,
                           int64_t noise_draws, int64_t max_points, const Projection* proj);
