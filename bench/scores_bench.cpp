@@ -23,6 +23,7 @@
 #include "kernels/tile_engine.h"
 #include "otgen/data/data.h"
 #include "otgen/core/error.h"
+#include "otgen/kernels/bf16_columns.h"
 #include "otgen/kernels/lattice.h"
 #include "otgen/core/rng.h"
 #include "otgen/kernels/scores.h"
@@ -148,7 +149,7 @@ const Points& float_y() {
   return y;
 }
 
-// argmax on float data through path range(0) (an EnginePath: 1 = fp32, 3 = avx512bf16).
+// argmax on float data through path range(0) (an EnginePath: 1 = fp32, 3 = avx512bf16, 4 = amx).
 void BM_FloatArgmax(benchmark::State& st) {
   const auto path = static_cast<EnginePath>(st.range(0));
   if (const std::string why = engine_path_unsupported(path); !why.empty()) {
@@ -163,6 +164,22 @@ void BM_FloatArgmax(benchmark::State& st) {
   opt.path = path;
   for (auto _ : st) row_argmax({w.x, y, w.h}, idx, val, ctx2(), opt);
   st.SetLabel(std::string(engine_path_name(argmax_path(kD, opt))));
+  set_rate(st);
+}
+
+// The bf16 screen with its columns packed once (as the semidiscrete fit and map keep them): path range(0).
+void BM_PackedBf16Argmax(benchmark::State& st) {
+  const auto path = static_cast<EnginePath>(st.range(0));
+  auto& w = workload();
+  const Points& y = float_y();
+  const auto columns = Bf16Columns::build(y, ctx2(), path);
+  if (!columns) {
+    st.SkipWithError(engine_path_unsupported(path).c_str());
+    return;
+  }
+  std::vector<int64_t> idx(kN);
+  std::vector<float> val(kN);
+  for (auto _ : st) row_argmax({w.x, y, w.h}, *columns, idx, val, ctx2());
   set_rate(st);
 }
 
@@ -215,15 +232,49 @@ __attribute__((target("avx512f,avx512bf16"))) double bf16_chains(int64_t iters) 
   for (int r = 1; r < 24; ++r) c[0] = _mm512_add_ps(c[0], c[r]);
   return _mm512_reduce_add_ps(c[0]);
 }
+// AMX-BF16: 4 independent 16 x 16 accumulator tiles, sources loaded once (16 x 16 x 32 x 2 flop each).
+struct alignas(64) PeakTiles {
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {64, 64, 64, 64, 64, 64, 64, 64};
+  uint8_t rows[16] = {16, 16, 16, 16, 16, 16, 16, 16};
+};
+__attribute__((target("amx-tile,amx-bf16"))) double amx_chains(int64_t iters) {
+  static const PeakTiles config;
+  alignas(64) static const uint16_t zeros[16 * 32] = {};  // the rate does not depend on the values
+  alignas(64) float out[16 * 16];
+  _tile_loadconfig(&config);
+  _tile_loadd(4, zeros, 64);
+  _tile_loadd(5, zeros, 64);
+  _tile_loadd(6, zeros, 64);
+  _tile_loadd(7, zeros, 64);
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int64_t i = 0; i < iters / 16; ++i) {
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  _tile_stored(0, out, 64);
+  _tile_release();
+  return out[0];
+}
+// range 0: float32 FMA, 1: vdpbf16ps, 2: AMX-BF16 tiles.
 void BM_Peak(benchmark::State& st) {
-  const bool bf16 = st.range(0) == 1;
-  if (const std::string why = engine_path_unsupported(bf16 ? EnginePath::Avx512Bf16 : EnginePath::Vnni); !why.empty()) {
+  const int kind = static_cast<int>(st.range(0));
+  const EnginePath path = kind == 0 ? EnginePath::Vnni : kind == 1 ? EnginePath::Avx512Bf16 : EnginePath::Amx;
+  if (const std::string why = engine_path_unsupported(path); !why.empty()) {
     st.SkipWithError(why.c_str());
     return;
   }
   constexpr int64_t kIters = 4000000;
-  for (auto _ : st) benchmark::DoNotOptimize(bf16 ? peak_loop(bf16_chains, kIters) : peak_loop(fma_chains, kIters));
-  const double flops = static_cast<double>(kIters) * 24 * 16 * (bf16 ? 4 : 2) * bench_threads();
+  auto* chains = kind == 0 ? fma_chains : kind == 1 ? bf16_chains : amx_chains;
+  for (auto _ : st) benchmark::DoNotOptimize(peak_loop(chains, kIters));
+  const double per_iter = kind == 2 ? 4.0 * 16 * 16 * 32 * 2 / 16 : 24.0 * 16 * (kind == 1 ? 4 : 2);
+  const double flops = static_cast<double>(kIters) * per_iter * bench_threads();
   st.counters["GFLOPs"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
@@ -299,10 +350,16 @@ BENCHMARK(BM_SgemmFull)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_SgemmTiled)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_RowArgmax)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ScreenArgmax)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_Peak)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Peak)->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_FloatArgmax)
     ->Arg(static_cast<int>(EnginePath::Fp32))
     ->Arg(static_cast<int>(EnginePath::Avx512Bf16))
+    ->Arg(static_cast<int>(EnginePath::Amx))
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_PackedBf16Argmax)
+    ->Arg(static_cast<int>(EnginePath::Avx512Bf16))
+    ->Arg(static_cast<int>(EnginePath::Amx))
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK(BM_RowLogsumexp)->Unit(benchmark::kMillisecond)->UseRealTime();

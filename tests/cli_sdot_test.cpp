@@ -123,11 +123,12 @@ TEST(CliSdotAssign, EngineChoosesThePathAndTheRecordNamesIt) {
   ASSERT_EQ(probe.exit_code, 0) << probe.out;
   std::ifstream rec(dir.file("r.json"));
   const std::string core = nlohmann::json::parse(rec)["blas_core"];
+  const bool amx = d >= kBf16MinDim && engine_path_unsupported(EnginePath::Amx).empty();
   const bool bf16 = cpu_features().avx512_bf16 && d >= kBf16MinDim && !blas_kernels_have_fma(core);
-  EXPECT_EQ(nlohmann::json::parse(a.out)["engine"], bf16 ? "avx512bf16" : "fp32") << core;
+  EXPECT_EQ(nlohmann::json::parse(a.out)["engine"], amx ? "amx" : bf16 ? "avx512bf16" : "fp32") << core;
   EXPECT_EQ(core, blas_core_name());  // the same OpenBLAS and environment as this process
   // fit and check record the path of their eps = 0 searches.
-  const std::string path = cpu_features().avx512_bf16 ? "avx512bf16" : "fp32";
+  const std::string path = amx ? "amx" : cpu_features().avx512_bf16 ? "avx512bf16" : "fp32";
   auto last_line = [](const std::string& out) {
     const auto end = out.find_last_not_of('\n'), start = out.rfind('\n', end);
     return nlohmann::json::parse(out.substr(start == std::string::npos ? 0 : start + 1, end + 1));

@@ -125,13 +125,13 @@ class SemidiscreteOT:
     int8_screen : bool
         Default True: eps = 0 searches on data on an 8-bit lattice (images) use the exact int8 screen
         when the CPU has AVX-512 VNNI (about 4x faster); False turns it off.
-    engine : {"auto", "fp32", "vnni", "avx512bf16"}
+    engine : {"auto", "fp32", "vnni", "avx512bf16", "amx"}
         The eps = 0 argmax path (docs/scores.md). Default ``auto``: the int8 screen for 8-bit lattice
         data with N d >= 2^17 or on OpenBLAS's slow fallback kernels (smaller sets are faster in float32
-        otherwise; ``vnni`` screens any size), else the exact AVX512-BF16 screen when the CPU has it, d >= 32 and OpenBLAS runs non-FMA
-        kernels (faster there), else float32. The
-        screens return the argmax of the scores evaluated in double. A path the CPU lacks (or ``amx``:
-        not implemented) raises ValueError naming ``engine``.
+        otherwise; ``vnni`` screens any size), else for d >= 32 the exact bf16 screen: on AMX-BF16 tiles
+        (``amx``) when the CPU has them, else with AVX512-BF16 (``avx512bf16``) where OpenBLAS runs
+        non-FMA kernels (faster there), else float32. The screens return the argmax of the scores
+        evaluated in double. A path the CPU lacks raises ValueError naming ``engine``.
     pca : int or None
         PCA-reduced matching (docs/semidiscrete.md): fit and pair in the span of the top ``pca``
         principal directions of the data (1 <= pca <= d; the covariance weighted by ``weights``). The

@@ -1,11 +1,12 @@
-// The AVX512-BF16 screen of row_argmax (kernels/bf16_screen.h). The library is compiled for
-// x86-64-v3; only the functions marked OTGEN_BF16 use AVX-512, and they run only after the caller
-// checked the path (otgen/core/cpu_features.h).
+// The bf16 screen of row_argmax (kernels/bf16_screen.h): the avx512bf16 and amx paths. The library is
+// compiled for x86-64-v3; only the functions marked OTGEN_BF16 (AVX-512) and OTGEN_AMX (AMX tiles) use
+// more, and they run only after the caller checked the path (otgen/core/cpu_features.h).
 //
 // x and y are rounded to bf16 (x~, y~), the scores screened as v~_ij = fl(S~_ij + h_j) with
-// S~_ij = <x~_i, y~_j> from vdpbf16ps (bf16 products, float32 accumulation) in a 12-row x 32-column
-// register-blocked micro-kernel, and folded straight into each row's running k best (k = 1: argmax):
-// no score block is written (one 12 x 32 float tile in L1 per micro-kernel call). Every column whose v~
+// S~_ij = <x~_i, y~_j> from bf16 products with float32 accumulation, in a 12-row x 32-column
+// register-blocked vdpbf16ps micro-kernel (avx512bf16) or a 32 x 32 AMX micro-kernel (amx: 2 x 2
+// TDPBF16PS tiles), and folded straight into each row's running k best (k = 1: argmax): no score
+// block is written (one micro-tile of floats in L1 per micro-kernel call). Every column whose v~
 // is within T_i of the row's k-th best v~ is kept and re-scored exactly in double (kernels/exact_score.h).
 //
 // The bound (w_ij = the double-evaluated exact score, the result's definition; u = 2^-24, u_d = 2^-53;
@@ -14,8 +15,10 @@
 // all measured, maxima over unmasked columns written Y~, Y, R_y, H = max |h_j|):
 //   S_ij - <x~, y~> = <x - x~, y> + <x~, y - y~>          |.| <= r_x Y + |x~| R_y          (Cauchy-Schwarz)
 //   |S~ - <x~, y~>| <= g(D) |x~| Y~ + 2 D 2^-126           (bf16 products are exact in float32; D
-//                                                            roundings per lane, and the flush of
-//                                                            subnormal products and partial sums)
+//     + 2^-126 sqrt(D) (|x~| + Y~)                           roundings per lane, the flush of subnormal
+//                                                            products and partial sums, and of subnormal
+//                                                            inputs; amx: g(D) with 2u, its order and
+//                                                            rounding being unspecified)
 //   |v~ - (S~ + h)| <= u (1.01 |x~| Y~ + H)                (the float32 add of h)
 //   |S + h - w|     <= g_d(d + 1) (|x| Y + H)               (the double evaluation)
 // so |v~_ij - w_ij| <= E_i, the sum of the four right-hand sides, for every column j. The argmax l of
@@ -42,8 +45,10 @@
 
 #include "kernels/exact_score.h"
 #include "kernels/tile_engine.h"
+#include "otgen/core/error.h"
 
 #define OTGEN_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+#define OTGEN_AMX __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16")))
 
 namespace otgen::kernels {
 namespace {
@@ -52,6 +57,9 @@ constexpr int kMR = 12;                  // rows per micro-kernel (12 x 32 float
 constexpr int kNR = 32;                  // columns per panel
 constexpr int64_t kStripsPerBlock = 32;  // rows per block = 384: the bf16 rows stay in L2
 constexpr int64_t kPanelsPerGroup = 16;  // y panels swept per strip: 16 x 32 columns stay in L2
+constexpr int kAmxMR = 32;               // AMX: rows per micro-kernel (2 x 2 tiles of 16 x 16 floats)
+constexpr int64_t kAmxPairs = 16;        // AMX: bf16 pairs per tile row (64 bytes); pairs padded to it
+constexpr int64_t kAmxStripsPerBlock = 12;  // AMX rows per block = 384, as above
 constexpr double kU = 0x1p-24;
 constexpr float kNegInfF = -std::numeric_limits<float>::infinity();
 
@@ -103,14 +111,18 @@ OTGEN_BF16 Norms to_bf16_pairs(const float* v, int64_t d, uint32_t* out) {
 
 namespace otgen {
 
+using kernels::kAmxPairs;
 using kernels::kNR;
 
-std::shared_ptr<const Bf16Columns> Bf16Columns::build(PointsView y, const Context& ctx) {
-  if (y.n <= 0 || y.d < 1 || !engine_path_unsupported(EnginePath::Avx512Bf16).empty()) return nullptr;
+std::shared_ptr<const Bf16Columns> Bf16Columns::build(PointsView y, const Context& ctx, EnginePath path) {
+  require(path == EnginePath::Avx512Bf16 || path == EnginePath::Amx, "path", std::string(engine_path_name(path)),
+          "avx512bf16 or amx (the bf16 screen's kernels)");
+  if (y.n <= 0 || y.d < 1 || !engine_path_unsupported(path).empty()) return nullptr;
   auto C = std::make_shared<Bf16Columns>();
   const int64_t m = y.n, d = y.d;
   C->y_ = y;
-  C->pairs_ = (d + 1) / 2;
+  C->amx_ = path == EnginePath::Amx;
+  C->pairs_ = C->amx_ ? (d + 2 * kAmxPairs - 1) / (2 * kAmxPairs) * kAmxPairs : (d + 1) / 2;
   C->panels_ = (m + kNR - 1) / kNR;
   C->words_.assign(static_cast<size_t>(C->panels_ * C->pairs_ * kNR), 0u);
   for (auto* v : {&C->rounded_, &C->exact_, &C->residual_}) v->assign(static_cast<size_t>(m), 0.0);
@@ -139,6 +151,7 @@ namespace {
 // One call's view of the columns: h padded with -inf to panels * 32, and the maxima of the bound over
 // the unmasked columns.
 struct PackedY {
+  bool amx = false;
   int64_t pairs = 0, panels = 0;
   const uint32_t* words = nullptr;
   std::vector<float> h;
@@ -147,6 +160,7 @@ struct PackedY {
 
 PackedY columns_for(const ScoreProblem& p, const Bf16Columns& C) {
   PackedY P;
+  P.amx = C.path() == EnginePath::Amx;
   P.pairs = C.pairs(), P.panels = C.panels(), P.words = C.words();
   P.h.assign(static_cast<size_t>(P.panels * kNR), kNegInfF);
   for (int64_t j = 0; j < p.y.n; ++j) {
@@ -166,9 +180,9 @@ struct PackedX {
   std::vector<float> T;
 };
 
-PackedX pack_x(PointsView x, const PackedY& Y, int threads) {
+PackedX pack_x(PointsView x, const PackedY& Y, int mr, int threads) {
   PackedX P;
-  P.rows = (x.n + kMR - 1) / kMR * kMR;
+  P.rows = (x.n + mr - 1) / mr * mr;
   P.words.assign(static_cast<size_t>(P.rows * Y.pairs), 0u);
   P.T.assign(static_cast<size_t>(P.rows), 0.0f);
   const double D = 2.0 * static_cast<double>(Y.pairs);
@@ -176,8 +190,12 @@ PackedX pack_x(PointsView x, const PackedY& Y, int threads) {
   for (int64_t i = 0; i < x.n; ++i) {
     const Norms s = to_bf16_pairs(x.row(i), x.d, P.words.data() + i * Y.pairs);
     const double mag = 1.01 * s.rounded * Y.Yt + Y.H;
-    const double E = s.residual * Y.Y + s.rounded * Y.Ry + gamma(D, kU) * s.rounded * Y.Yt + 2 * D * 0x1p-126 +
-                     kU * mag + gamma(static_cast<double>(x.d + 1), 0x1p-53) * (s.exact * Y.Y + Y.H);
+    // AMX's order and rounding of its accumulation are not specified: its sums get 2u (any faithful
+    // rounding). Both kernels read bf16 subnormals as zero: 2^-126 sqrt(D) (|x~| + Y~) covers that.
+    const double acc = gamma(D, Y.amx ? 2 * kU : kU) * s.rounded * Y.Yt + 2 * D * 0x1p-126 +
+                       0x1p-126 * std::sqrt(D) * (s.rounded + Y.Yt);
+    const double E = s.residual * Y.Y + s.rounded * Y.Ry + acc + kU * mag +
+                     gamma(static_cast<double>(x.d + 1), 0x1p-53) * (s.exact * Y.Y + Y.H);
     const double T = (2 * E * (1 + 2 * kU) + 4 * kU * mag) * (1 + 0x1p-20);
     const bool screen = std::isfinite(T) && mag < 0x1p120;
     P.T[i] = screen ? std::nextafter(static_cast<float>(T), std::numeric_limits<float>::infinity())
@@ -243,6 +261,46 @@ OTGEN_BF16 void kernel_12x32(const uint32_t* A, const uint32_t* B, int64_t pairs
 #undef OTGEN_ROWS
 }
 
+// The AMX tile configuration: 8 tiles of 16 rows x 64 bytes (C: 0..3, A: 4, 5, B: 6, 7). Tile state is
+// per thread: loaded by each screen() call, released at its end.
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {64, 64, 64, 64, 64, 64, 64, 64};
+  uint8_t rows[16] = {16, 16, 16, 16, 16, 16, 16, 16};
+};
+
+// out (32 x 32 floats, row-major) = the 32 rows A (bf16 pairs, `pairs` words apart, pairs a multiple
+// of 16) times one panel (word q of column c at q * 32 + c: 16 pairs x 16 columns per B tile, as
+// TDPBF16PS reads its second source).
+OTGEN_AMX void kernel_amx_32x32(const uint32_t* A, const uint32_t* B, int64_t pairs, float* out) {
+  const int64_t stride = pairs * 4;
+  _tile_zero(0);  // the tile intrinsics are statements (inline asm), one per line
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int64_t q = 0; q < pairs; q += kAmxPairs) {
+    _tile_loadd(4, A + q, stride);
+    _tile_loadd(5, A + 16 * pairs + q, stride);
+    _tile_loadd(6, B + q * kNR, kNR * 4);
+    _tile_loadd(7, B + q * kNR + 16, kNR * 4);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  _tile_stored(0, out, kNR * 4);
+  _tile_stored(1, out + 16, kNR * 4);
+  _tile_stored(2, out + 16 * kNR, kNR * 4);
+  _tile_stored(3, out + 16 * kNR + 16, kNR * 4);
+}
+
+OTGEN_AMX void amx_begin() {
+  static const TileConfig config;
+  _tile_loadconfig(&config);
+}
+OTGEN_AMX void amx_end() { _tile_release(); }
+
 // Folds one micro-tile row (32 screened scores of panel pn, h added here) into the row's state.
 OTGEN_BF16 void fold_row(const float* s, const float* h, int64_t pn, float T, int64_t k, RowState& st) {
   const __m512 v0 = _mm512_add_ps(_mm512_load_ps(s), _mm512_loadu_ps(h));
@@ -270,25 +328,32 @@ OTGEN_BF16 void fold_row(const float* s, const float* h, int64_t pn, float T, in
   }
 }
 
-// Screens strips [s0, s1) (kMR rows each) against panels [p0, p1); rs is indexed by row - s0 * kMR.
+// Screens strips [s0, s1) (mr rows each: kMR, or kAmxMR on the AMX kernel) against panels [p0, p1); rs
+// is indexed by row - s0 * mr.
 OTGEN_BF16 void screen(const PackedX& X, const PackedY& Y, int64_t n, int64_t k, int64_t s0, int64_t s1, int64_t p0,
                        int64_t p1, RowState* rs) {
-  alignas(64) float out[kMR * kNR];
+  const int mr = Y.amx ? kAmxMR : kMR;
+  alignas(64) float out[kAmxMR * kNR];
+  if (Y.amx) amx_begin();
   for (int64_t g0 = p0; g0 < p1; g0 += kPanelsPerGroup) {
     const int64_t g1 = std::min(p1, g0 + kPanelsPerGroup);
     for (int64_t s = s0; s < s1; ++s) {
-      const uint32_t* A = X.words.data() + s * kMR * Y.pairs;
-      const int64_t rows = std::min<int64_t>(kMR, n - s * kMR);
+      const uint32_t* A = X.words.data() + s * mr * Y.pairs;
+      const int64_t rows = std::min<int64_t>(mr, n - s * mr);
       for (int64_t pn = g0; pn < g1; ++pn) {
-        kernel_12x32(A, Y.words + pn * Y.pairs * kNR, Y.pairs, out);
+        if (Y.amx)
+          kernel_amx_32x32(A, Y.words + pn * Y.pairs * kNR, Y.pairs, out);
+        else
+          kernel_12x32(A, Y.words + pn * Y.pairs * kNR, Y.pairs, out);
         for (int64_t r = 0; r < rows; ++r) {
-          const int64_t i = s * kMR + r;
+          const int64_t i = s * mr + r;
           if (std::isinf(X.T[i])) continue;  // not screened: every column is re-scored
-          fold_row(out + r * kNR, Y.h.data() + pn * kNR, pn, X.T[i], k, rs[i - s0 * kMR]);
+          fold_row(out + r * kNR, Y.h.data() + pn * kNR, pn, X.T[i], k, rs[i - s0 * mr]);
         }
       }
     }
   }
+  if (Y.amx) amx_end();
 }
 
 // The k-th largest of the chunks' k best (-inf when they hold fewer than k).
@@ -334,22 +399,24 @@ void bf16_screened_topk(const ScoreProblem& p, const Bf16Columns& columns, int64
                         std::span<int64_t> index, std::span<float> value, const Context& ctx) {
   const int threads = team_size(ctx, p.x.n, static_cast<double>(p.x.n) * p.y.n * (p.x.d + 16));
   const PackedY Y = columns_for(p, columns);
-  const PackedX X = pack_x(p.x, Y, threads);
-  const int64_t strips = X.rows / kMR;
-  const int64_t nb = (strips + kStripsPerBlock - 1) / kStripsPerBlock;
+  const int mr = Y.amx ? kAmxMR : kMR;
+  const int64_t per_block = Y.amx ? kAmxStripsPerBlock : kStripsPerBlock, block_rows = per_block * mr;
+  const PackedX X = pack_x(p.x, Y, mr, threads);
+  const int64_t strips = X.rows / mr;
+  const int64_t nb = (strips + per_block - 1) / per_block;
   const int64_t nc = std::clamp<int64_t>((8 * threads + nb - 1) / nb, 1, Y.panels);
   std::vector<std::vector<RowState>> state(static_cast<size_t>(nb * nc));
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
   for (int64_t item = 0; item < nb * nc; ++item) {
     const int64_t b = item / nc, c = item % nc;
-    const int64_t s0 = b * kStripsPerBlock, s1 = std::min(strips, s0 + kStripsPerBlock);
+    const int64_t s0 = b * per_block, s1 = std::min(strips, s0 + per_block);
     const int64_t p0 = Y.panels * c / nc, p1 = Y.panels * (c + 1) / nc;
-    state[item].resize(static_cast<size_t>((s1 - s0) * kMR));
+    state[item].resize(static_cast<size_t>((s1 - s0) * mr));
     screen(X, Y, p.x.n, k, s0, s1, p0, p1, state[item].data());
   }
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 16)
   for (int64_t i = 0; i < p.x.n; ++i) {
-    const int64_t b = i / (kStripsPerBlock * kMR), r = i - b * kStripsPerBlock * kMR;
+    const int64_t b = i / block_rows, r = i - b * block_rows;
     std::vector<RowState> rows;  // this row's state in each column chunk
     rows.reserve(static_cast<size_t>(nc));
     for (int64_t c = 0; c < nc; ++c) rows.push_back(std::move(state[b * nc + c][r]));
@@ -357,13 +424,14 @@ void bf16_screened_topk(const ScoreProblem& p, const Bf16Columns& columns, int64
   }
 }
 
-void bf16_row_topk(const ScoreProblem& p, int64_t k, std::span<int64_t> index, std::span<float> value,
-                   const Context& ctx) {
-  bf16_screened_topk(p, *Bf16Columns::build(p.y, ctx), k, false, index, value, ctx);
+void bf16_row_topk(const ScoreProblem& p, EnginePath path, int64_t k, std::span<int64_t> index,
+                   std::span<float> value, const Context& ctx) {
+  bf16_screened_topk(p, *Bf16Columns::build(p.y, ctx, path), k, false, index, value, ctx);
 }
 
-void bf16_row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<float> value, const Context& ctx) {
-  bf16_screened_topk(p, *Bf16Columns::build(p.y, ctx), 1, true, index, value, ctx);
+void bf16_row_argmax(const ScoreProblem& p, EnginePath path, std::span<int64_t> index, std::span<float> value,
+                     const Context& ctx) {
+  bf16_screened_topk(p, *Bf16Columns::build(p.y, ctx, path), 1, true, index, value, ctx);
 }
 
 }  // namespace otgen::kernels

@@ -1,4 +1,4 @@
-// Internal: row_argmax through the AVX512-BF16 screen (the avx512bf16 path of otgen/kernels/scores.h).
+// Internal: row_argmax through the bf16 screen (the avx512bf16 and amx paths of otgen/kernels/scores.h).
 #pragma once
 
 #include <cstdint>
@@ -14,13 +14,15 @@ namespace otgen::kernels {
 // ties), value[i] = that maximum rounded to float: the contract of the int8 screen (otgen/kernels/lattice.h).
 // The caller has validated p, the lengths, that some column is unmasked and that the CPU has the path.
 // Results do not depend on the thread count.
-void bf16_row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<float> value, const Context& ctx);
+// path: avx512bf16 or amx (the kernel).
+void bf16_row_argmax(const ScoreProblem& p, EnginePath path, std::span<int64_t> index, std::span<float> value,
+                     const Context& ctx);
 
 // row_topk the same way: the k best of the double-evaluated scores (ties: lowest j first), values
 // rounded to float; fewer than k finite scores: -inf entries for the lowest remaining columns, as the
 // fp32 engine lists masked columns. 1 <= k <= m, validated by the caller.
-void bf16_row_topk(const ScoreProblem& p, int64_t k, std::span<int64_t> index, std::span<float> value,
-                   const Context& ctx);
+void bf16_row_topk(const ScoreProblem& p, EnginePath path, int64_t k, std::span<int64_t> index,
+                   std::span<float> value, const Context& ctx);
 
 // Both through columns packed beforehand (p.y is columns.y()); argmax: k = 1 with row_argmax's rule for
 // a row without a finite score (the first unmasked column).

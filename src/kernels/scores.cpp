@@ -41,9 +41,12 @@ void ScoreOptions::validate() const {
 
 EnginePath argmax_path(int64_t d, const ScoreOptions& opt) {
   if (opt.path != EnginePath::Auto) return opt.path;
-  // vdpbf16ps peaks at half the AVX-512 FMA rate on the Xeons measured (docs/scores.md): the bf16
-  // screen beats float32 only when the SGEMM runs OpenBLAS's non-FMA fallback kernels.
-  const bool bf16 = d >= kBf16MinDim && engine_path_unsupported(EnginePath::Avx512Bf16).empty() && !blas_has_fma_kernels();
+  if (d < kBf16MinDim) return EnginePath::Fp32;
+  // AMX-BF16 tiles run several times float32 FMA's rate. vdpbf16ps peaks at half of it on the Xeons
+  // measured (docs/scores.md): that screen beats float32 only when the SGEMM runs OpenBLAS's non-FMA
+  // fallback kernels.
+  if (engine_path_unsupported(EnginePath::Amx).empty()) return EnginePath::Amx;
+  const bool bf16 = engine_path_unsupported(EnginePath::Avx512Bf16).empty() && !blas_has_fma_kernels();
   return bf16 ? EnginePath::Avx512Bf16 : EnginePath::Fp32;
 }
 
@@ -173,9 +176,10 @@ void row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<float
   check_len("value", value.size(), p.x.n);
   require_some_column(p, {});
   if (p.x.n == 0) return;
-  switch (argmax_path(p.x.d, opt)) {
+  switch (const EnginePath path = argmax_path(p.x.d, opt)) {
     case EnginePath::Avx512Bf16:
-      return kernels::bf16_row_argmax(p, index, value, ctx);
+    case EnginePath::Amx:
+      return kernels::bf16_row_argmax(p, path, index, value, ctx);
     case EnginePath::Vnni: {
       const auto lattice = LatticeColumns::build(p.y, ctx);
       require(lattice != nullptr, "engine", "'vnni'", "y on an 8-bit lattice (otgen/kernels/lattice.h) for the int8 screen");
@@ -228,7 +232,8 @@ void row_topk(const ScoreProblem& p, int64_t k, std::span<int64_t> index, std::s
   check_len("index", index.size(), p.x.n * k);
   check_len("value", value.size(), p.x.n * k);
   if (p.x.n == 0) return;
-  if (argmax_path(p.x.d, opt) == EnginePath::Avx512Bf16) return kernels::bf16_row_topk(p, k, index, value, ctx);
+  if (const EnginePath path = argmax_path(p.x.d, opt); bf16_screen_path(path))
+    return kernels::bf16_row_topk(p, path, k, index, value, ctx);
   kernels::TopkReducer r{p.h.empty() ? nullptr : p.h.data(), k, index, value};
   Engine(p.x, p.y, BlockKind::Dot, opt).run(r, ctx);
 }

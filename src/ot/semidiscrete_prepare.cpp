@@ -120,7 +120,8 @@ Prepared prepare(PointsView y, std::span<const double> b, SdotCost cost, std::sp
   if (screen_ctx) {
     std::shared_ptr<const LatticeColumns> shared;  // finite beta: every group scans all of y
     std::shared_ptr<const Bf16Columns> shared16;
-    const bool bf16 = argmax_path(y.d, engine) == EnginePath::Avx512Bf16;
+    const EnginePath path = argmax_path(y.d, engine);
+    const bool bf16 = bf16_screen_path(path);
     for (Group& G : P.groups) {
       const bool whole = G.y.data == y.data;
       // The size rule counts every column a search scans: all ranks' for a sharded whole set, so that
@@ -130,8 +131,8 @@ Prepared prepare(PointsView y, std::span<const double> b, SdotCost cost, std::sp
         G.lattice = whole ? shared : LatticeColumns::build(G.y, *screen_ctx);
       }
       if (G.lattice || !bf16) continue;
-      if (whole && !shared16) shared16 = Bf16Columns::build(y, *screen_ctx);
-      G.bf16 = whole ? shared16 : Bf16Columns::build(G.y, *screen_ctx);
+      if (whole && !shared16) shared16 = Bf16Columns::build(y, *screen_ctx, path);
+      G.bf16 = whole ? shared16 : Bf16Columns::build(G.y, *screen_ctx, path);
     }
   }
   if (P.sharded()) {  // screen only if every rank holding columns can: the merge compares exact scores
@@ -183,7 +184,7 @@ void group_argmax(const Prepared& P, const Group& G, PointsView x, std::span<con
   const ScoreProblem prob{x, G.y, h};
   if (G.lattice && engine.uses_int8_screen())
     row_argmax(prob, *G.lattice, index, value, ctx);
-  else if (G.bf16 && argmax_path(x.d, engine) == EnginePath::Avx512Bf16)
+  else if (G.bf16 && argmax_path(x.d, engine) == G.bf16->path())
     row_argmax(prob, *G.bf16, index, value, ctx);
   else
     row_argmax(prob, index, value, ctx, engine);

@@ -76,37 +76,46 @@ def test_semidiscrete_int8_screen_is_the_float64_argmax_on_lattice_data(digits):
 
 
 def test_engine_paths_bf16_screen_is_the_float64_argmax_and_bad_engines_raise(digits):
-    # Non-lattice float data: the AVX512-BF16 screen gives numpy's float64 argmax exactly; the path that
-    # ran is reported; a path the CPU lacks (amx: not implemented) is a ValueError naming engine.
+    # Non-lattice float data: the bf16 screen, on each kernel the CPU has (avx512bf16: vdpbf16ps; amx:
+    # AMX-BF16 tiles), gives numpy's float64 argmax exactly; the path that ran is reported; a path the
+    # CPU lacks is a ValueError naming engine.
     y = digits[0] + gaussian(*digits[0].shape, 9) * 1e-3
     x = gaussian(500, 64, 6)
     h = gaussian(len(y), 1, 7)[:, 0]
     ref = np.argmax(x.astype(np.float64) @ y.T.astype(np.float64) + h.astype(np.float64), axis=1)
-    if "avx512_bf16" in otgen.scores.cpu_features().split():
-        idx, _ = otgen.scores.row_argmax(x, y, h, engine="avx512bf16")
+    features = set(otgen.scores.cpu_features().split())
+    needs = {"avx512bf16": {"avx512_bf16"}, "amx": {"avx512_bf16", "amx_bf16"}}
+    for engine, need in needs.items():
+        if not need <= features:
+            with pytest.raises(ValueError, match="invalid engine = '" + engine + "'"):
+                otgen.scores.row_argmax(x, y, h, engine=engine)
+            with pytest.raises(ValueError, match="engine"):
+                otgen.SemidiscreteOT(steps=5, engine=engine).fit(y)
+            continue
+        idx, _ = otgen.scores.row_argmax(x, y, h, engine=engine)
         np.testing.assert_array_equal(idx, ref)
-        ti, _ = otgen.scores.row_topk(x, y, 3, h, engine="avx512bf16")
+        ti, _ = otgen.scores.row_topk(x, y, 3, h, engine=engine)
         np.testing.assert_array_equal(ti[:, 0], ref)
-        assert otgen.scores.argmax_engine(64, "avx512bf16") == "avx512bf16"
-        assert otgen.scores.argmax_engine(64) in ("avx512bf16", "fp32")  # auto: by OpenBLAS's kernels
-        sd = otgen.SemidiscreteOT(steps=100, batch_size=128, seed=1, engine="avx512bf16")
+        assert otgen.scores.argmax_engine(64, engine) == engine
+        sd = otgen.SemidiscreteOT(steps=100, batch_size=128, seed=1, engine=engine)
         r = sd.fit(y)
-        assert r.engine == "avx512bf16" and sd.engine == "avx512bf16"
+        assert r.engine == engine and sd.engine == engine
         # The prepared map's packed columns serve assign: numpy's float64 argmax of the map's scores.
         hm = r.g.astype(np.float64) - 0.5 * (y.astype(np.float64) ** 2).sum(1)
         np.testing.assert_array_equal(sd.assign(x), np.argmax(x.astype(np.float64) @ y.T.astype(np.float64) + hm, axis=1))
+    # auto: amx where the CPU has it, else the vdpbf16ps screen only by OpenBLAS's kernels, else fp32.
+    if needs["amx"] <= features:
+        assert otgen.scores.argmax_engine(64) == "amx"
     else:
-        with pytest.raises(ValueError, match="engine"):
-            otgen.scores.row_argmax(x, y, h, engine="avx512bf16")
+        assert otgen.scores.argmax_engine(64) in ("avx512bf16", "fp32")
+    assert otgen.scores.argmax_engine(31) == "fp32"
     idx32, _ = otgen.scores.row_argmax(x, y, h, engine="fp32")
     assert (idx32 == ref).mean() > 0.99  # float32 scores: near-ties may differ
     assert otgen.SemidiscreteOT(steps=20, engine="fp32").fit(y).engine == "fp32"
-    for bad in ("amx", "bf16"):
-        with pytest.raises(ValueError, match="invalid engine = '" + bad + "'"):
-            otgen.scores.row_argmax(x, y, engine=bad)
-        with pytest.raises(ValueError, match="engine"):
-            otgen.SemidiscreteOT(steps=5, engine=bad).fit(y)
-
+    with pytest.raises(ValueError, match="invalid engine = 'bf16'"):
+        otgen.scores.row_argmax(x, y, engine="bf16")
+    with pytest.raises(ValueError, match="engine"):
+        otgen.SemidiscreteOT(steps=5, engine="bf16").fit(y)
 
 def test_semidiscrete_check_and_soft_sampling(digits):
     y, _ = digits

@@ -1,6 +1,6 @@
-// The columns of the AVX512-BF16 screen (the avx512bf16 path of otgen/kernels/scores.h), packed once for many
-// searches against the same y: the semidiscrete fit and map keep one (like otgen/kernels/lattice.h's screen).
-// row_argmax(p, ...) with path avx512bf16 builds one per call; these overloads reuse it. The method,
+// The columns of the bf16 screen (the avx512bf16 and amx paths of otgen/kernels/scores.h), packed once for
+// many searches against the same y: the semidiscrete fit and map keep one (like otgen/kernels/lattice.h's
+// screen). row_argmax(p, ...) with path avx512bf16 or amx builds one per call; these overloads reuse it. The method,
 // bound and contract are in docs/scores.md: index = the argmax (top k) of <x_i, y_j> + h_j evaluated
 // in double, lowest j on ties; values = those scores rounded to float.
 #pragma once
@@ -18,12 +18,15 @@ namespace otgen {
 
 class Bf16Columns {
  public:
-  // y rounded to bf16 in panels of 32 columns, with each column's norms. nullptr when the CPU lacks
-  // AVX512-BF16 or y has no points. Refers to y's memory (for the exact re-score): keep y alive and
-  // unchanged while it is used.
-  static std::shared_ptr<const Bf16Columns> build(PointsView y, const Context& ctx);
+  // y rounded to bf16 in panels of 32 columns, with each column's norms, for the screen's kernel on
+  // `path` (avx512bf16: vdpbf16ps; amx: AMX-BF16 tiles, coordinates padded to 32). nullptr when the CPU
+  // cannot run that path or y has no points. Refers to y's memory (for the exact re-score): keep y
+  // alive and unchanged while it is used.
+  static std::shared_ptr<const Bf16Columns> build(PointsView y, const Context& ctx,
+                                                  EnginePath path = EnginePath::Avx512Bf16);
 
   PointsView y() const { return y_; }
+  EnginePath path() const { return amx_ ? EnginePath::Amx : EnginePath::Avx512Bf16; }
   // Internal layout (bf16_screen.cpp): word q (coordinates 2q, 2q + 1) of column 32 p + c at
   // (p * pairs + q) * 32 + c; per column |y~_j|, |y_j| and |y~_j - y_j| (rounded up).
   int64_t pairs() const { return pairs_; }
@@ -35,6 +38,7 @@ class Bf16Columns {
 
  private:
   PointsView y_;
+  bool amx_ = false;
   int64_t pairs_ = 0, panels_ = 0;
   std::vector<uint32_t> words_;
   std::vector<double> rounded_, exact_, residual_;

@@ -70,25 +70,28 @@ struct ScoreProblem {
 // index[i] = argmax_j S_ij (lowest j on ties), value[i] = max_j S_ij. Length n each.
 // Throws otgen::Error if m == 0 or every column is masked while n > 0.
 // The path is argmax_path(d, opt). fp32: S_ij in float32 (SGEMM or the direct loop), value = that
-// float. avx512bf16 and vnni (the int8 screen, built per call; y must be on an 8-bit lattice): exact
-// screens whose result is the argmax of S_ij evaluated in double, value = that maximum rounded to
-// float; the two give identical results, and agree with fp32 except on near-ties within float32's
+// float. avx512bf16, amx (the bf16 screen on either kernel) and vnni (the int8 screen, built per call;
+// y must be on an 8-bit lattice): exact screens whose result is the argmax of S_ij evaluated in double,
+// value = that maximum rounded to float; they give identical results, and agree with fp32 except on near-ties within float32's
 // rounding of S (where fp32 itself is not exact: SGEMM's value of S_ij depends on the block shape).
 void row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<float> value,
                 const Context& ctx, const ScoreOptions& opt = {});
 
-// The path row_argmax (and row_topk) takes for dimension d: opt.path if forced, else (auto) avx512bf16
-// when the CPU has it, d >= kBf16MinDim and OpenBLAS runs non-FMA kernels (blas_has_fma_kernels(),
-// otgen/core/blas_threads.h: vdpbf16ps peaks at half the AVX-512 FMA rate on the CPUs measured), else fp32.
-// Deterministic for a machine and environment. Never Auto or Amx.
+// The path row_argmax (and row_topk) takes for dimension d: opt.path if forced, else (auto) for
+// d >= kBf16MinDim amx when the CPU has AMX-BF16, else avx512bf16 when the CPU has it and OpenBLAS runs
+// non-FMA kernels (blas_has_fma_kernels(), otgen/core/blas_threads.h: vdpbf16ps peaks at half the
+// AVX-512 FMA rate on the CPUs measured), else fp32. Deterministic for a machine and environment.
+// Never Auto.
 inline constexpr int64_t kBf16MinDim = 32;
 // The auto path's smallest m * d for the int8 screen: below it the float32 search is faster (measured:
 // docs/scores.md). The 8x8 digits (1797 x 64 = 115008) stay below it.
 inline constexpr int64_t kInt8MinWork = int64_t{1} << 17;
 EnginePath argmax_path(int64_t d, const ScoreOptions& opt = {});
+// Whether path p is the bf16 screen (avx512bf16 or amx: the same method and results, two kernels).
+inline bool bf16_screen_path(EnginePath p) { return p == EnginePath::Avx512Bf16 || p == EnginePath::Amx; }
 
 // The k largest S_ij of each row, in decreasing order (ties: lowest j first); 1 <= k <= m. Path as
-// row_argmax: avx512bf16 gives the top k of S_ij evaluated in double (values rounded to float); vnni
+// row_argmax: avx512bf16 and amx give the top k of S_ij evaluated in double (values rounded to float); vnni
 // has no top-k screen and runs fp32.
 // index and value have length n * k (row i at [i*k, i*k + k)).
 void row_topk(const ScoreProblem& p, int64_t k, std::span<int64_t> index, std::span<float> value,
