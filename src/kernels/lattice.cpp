@@ -138,8 +138,8 @@ struct RowState {
 // The rows of x in int8, with per-row constants of the screen: x_i = s q + s' q' + r', |r'| <= s' / 2.
 struct Quantised {
   int64_t n = 0, rows = 0, stride = 0;  // rows: n rounded up to the micro-kernel's; stride: 4 * quads bytes
-  std::vector<int8_t> q;                // first limb, `stride` bytes per row
-  std::vector<int8_t> q2;               // second limb, row_bytes per row
+  std::vector<int8_t, CacheLineAllocator<int8_t>> q;   // first limb, `stride` bytes per row (AMX: tile-major)
+  std::vector<int8_t, CacheLineAllocator<int8_t>> q2;  // second limb, row_bytes per row
   std::vector<float> alpha, beta, slack;  // stage 1: score ~ alpha A + h, half-width beta * l1_j + slack
   std::vector<double> scale, scale2, beta2, slack2;  // stage 2: scale A + scale2 A' + h, beta2 l1_j + slack2
 };
@@ -164,13 +164,15 @@ Quantised quantise(PointsView x, const LatticeColumns& L, double h_max, int mr, 
     const double s = amax > 0 ? amax / 127.0 : 1.0;
     const double s2 = s / 254.0;  // the first residual is within s / 2 = 127 s2
     double r = 0, r2 = 0;
-    int8_t* qi = Q.q.data() + i * Q.stride;
+    // AMX: each 32-row strip tile-major, [64-byte K step][32 rows][64 bytes], so that a strip streams in order.
+    const bool tiled = mr == kMRAmx;
+    int8_t* qi = tiled ? Q.q.data() + (i / kMRAmx) * kMRAmx * Q.stride + (i % kMRAmx) * 64 : Q.q.data() + i * Q.stride;
     int8_t* q2i = Q.q2.data() + i * L.row_bytes();
     for (int64_t k = 0; k < x.d; ++k) {
       const double t = std::clamp(std::nearbyint(xi[k] / s), -127.0, 127.0);
       const double res = xi[k] - s * t;
       const double t2 = std::clamp(std::nearbyint(res / s2), -127.0, 127.0);
-      qi[k] = static_cast<int8_t>(t);
+      qi[tiled ? (k / 64) * (kMRAmx * 64) + k % 64 : k] = static_cast<int8_t>(t);
       q2i[k] = static_cast<int8_t>(t2);
       r = std::max(r, std::abs(res));
       r2 = std::max(r2, std::abs(res - s2 * t2));
@@ -277,21 +279,21 @@ struct alignas(64) TileConfig {
 constexpr TileConfig kTileConfig = {1, 0, {}, {64, 64, 64, 64, 64, 64, 64, 64}, {16, 16, 16, 16, 16, 16, 16, 16}};
 static_assert(sizeof(TileConfig) == 64);
 
-// acc (32 x 32 int32, row-major, 64-byte aligned) = the 32 rows A (int8, `stride` bytes apart, stride and
-// 4 * quads multiples of 64) times one packed panel (quads a multiple of 16). The tile configuration must
+// acc (32 x 32 int32, row-major, 64-byte aligned) = a strip of 32 rows A (int8, tile-major: per 64-byte K
+// step, 32 rows of 64 bytes) times one packed panel (quads a multiple of 16). The tile configuration must
 // be loaded. tdpbsud: first source signed (q), second unsigned (u), exact int32 sums.
-OTGEN_AMX void kernel_amx_32x32(const int8_t* A, int64_t stride, const uint8_t* B, int64_t quads, int32_t* acc) {
+OTGEN_AMX void kernel_amx_32x32(const int8_t* A, const uint8_t* B, int64_t quads, int32_t* acc) {
   _tile_zero(0);
   _tile_zero(1);
   _tile_zero(2);
   _tile_zero(3);
-  const int8_t* A1 = A + 16 * stride;
   for (int64_t kq = 0; kq < quads; kq += kTileQuads) {
-    _tile_loadd(4, A + 4 * kq, stride);
+    const int8_t* a = A + kq * 4 * kMRAmx;  // 2 KB per K step: rows 0-15, then 16-31
+    _tile_loadd(4, a, 64);
     _tile_loadd(6, B + kq * 128, 128);
     _tile_loadd(7, B + kq * 128 + 64, 128);
     _tile_dpbsud(0, 4, 6);
-    _tile_loadd(5, A1 + 4 * kq, stride);
+    _tile_loadd(5, a + 1024, 64);
     _tile_dpbsud(1, 4, 7);
     _tile_dpbsud(2, 5, 6);
     _tile_dpbsud(3, 5, 7);
@@ -307,15 +309,21 @@ OTGEN_AMX void kernel_amx_32x32(const int8_t* A, int64_t stride, const uint8_t* 
 OTGEN_AMX void screen_amx(const Quantised& Q, const LatticeColumns& L, const float* h, int64_t s0, int64_t s1,
                           int64_t p0, int64_t p1, RowState* rs) {
   const int64_t quads = L.quads();
+  // Two result buffers: strip s's products are computed (the tile unit works alone) while strip s - 1's are
+  // folded, in the same order as without the overlap.
+  alignas(64) int32_t acc[2][kMRAmx * kNR];
+#define OTGEN_FOLD_STRIP(p, s) \
+  fold(Q, L, h, p, acc[(s) & 1], (s) * kMRAmx, std::min<int64_t>(kMRAmx, Q.n - (s) * kMRAmx), s0 * kMRAmx, rs)
   _tile_loadconfig(&kTileConfig);
   for (int64_t p = p0; p < p1; ++p) {
     const uint8_t* B = L.packed() + p * quads * 4 * kNR;
     for (int64_t s = s0; s < s1; ++s) {
-      alignas(64) int32_t acc[kMRAmx * kNR];
-      kernel_amx_32x32(Q.q.data() + s * kMRAmx * Q.stride, Q.stride, B, quads, acc);
-      fold(Q, L, h, p, acc, s * kMRAmx, std::min<int64_t>(kMRAmx, Q.n - s * kMRAmx), s0 * kMRAmx, rs);
+      kernel_amx_32x32(Q.q.data() + s * kMRAmx * Q.stride, B, quads, acc[s & 1]);
+      if (s > s0) OTGEN_FOLD_STRIP(p, s - 1);
     }
+    OTGEN_FOLD_STRIP(p, s1 - 1);
   }
+#undef OTGEN_FOLD_STRIP
   _tile_release();
 }
 
