@@ -249,8 +249,10 @@ OTGEN_VNNI inline __attribute__((always_inline)) void fold(const Quantised& Q, c
       std::erase_if(st.cand, [&](const Candidate& c) { return c.upper < st.lower; });
       st.prune_at = std::max<size_t>(64, 2 * st.cand.size());
     }
-    for (int c = 0; c < kNR; ++c)
-      if (mask >> c & 1u) st.cand.push_back({p * kNR + c, up[c], acc[r * kNR + c]});
+    for (uint32_t bits = mask; bits != 0; bits &= bits - 1) {  // the set bits in increasing order
+      const int c = __builtin_ctz(bits);
+      st.cand.push_back({p * kNR + c, up[c], acc[r * kNR + c]});
+    }
   }
 }
 
