@@ -1,11 +1,14 @@
 // The int8 screen (otgen/kernels/lattice.h) against a naive double-precision argmax, and its lattice detection.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "otgen/core/blas_threads.h"
+#include "otgen/core/cpu_features.h"
 #include "otgen/kernels/lattice.h"
 #include "otgen/ot/semidiscrete.h"
 #include "test_util.h"
@@ -253,6 +256,120 @@ TEST_F(LatticeTest, ConditionalMapsScreenEachClassAndTheAugmentedCost) {
       EXPECT_EQ(got[i], arg) << "beta " << beta << " row " << i;
     }
   }
+}
+
+// The AMX-INT8 kind of the columns (LatticeColumns::build(y, ctx, true)) against the VNNI kind and the naive
+// double argmax: the int32 products are exact, so every index and value must be identical.
+class LatticeAmxTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!LatticeColumns::cpu_supported()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+    if (!cpu_features().amx_int8) GTEST_SKIP() << "no usable AMX-INT8 (cpuid, XCR0 tile state or Linux's permission)";
+  }
+};
+
+struct Argmax {
+  std::vector<int64_t> index;
+  std::vector<float> value;
+};
+
+Argmax screened(PointsView x, PointsView y, std::span<const float> h, const LatticeColumns& L, int threads) {
+  Argmax a{std::vector<int64_t>(static_cast<size_t>(x.n)), std::vector<float>(static_cast<size_t>(x.n))};
+  Context ctx;
+  ctx.threads = threads;
+  row_argmax(ScoreProblem{x, y, h}, L, a.index, a.value, ctx);
+  return a;
+}
+
+// AMX with 1 and 2 threads and VNNI with 2 threads, all equal to the naive double argmax.
+void expect_amx_matches(PointsView x, PointsView y, std::span<const float> h, const std::string& what) {
+  const auto vnni = LatticeColumns::build(y, Context{});
+  const auto amx = LatticeColumns::build(y, Context{}, true);
+  ASSERT_NE(vnni, nullptr) << what;
+  ASSERT_NE(amx, nullptr) << what;
+  ASSERT_FALSE(vnni->amx()) << what;
+  ASSERT_TRUE(amx->amx()) << what;
+  const Argmax v = screened(x, y, h, *vnni, 2), a1 = screened(x, y, h, *amx, 1), a2 = screened(x, y, h, *amx, 2);
+  const Naive ref = naive_argmax(x, y, h);
+  ASSERT_EQ(a1.index, v.index) << what;
+  ASSERT_EQ(a2.index, v.index) << what;
+  ASSERT_EQ(a1.index, ref.index) << what;
+  for (int64_t i = 0; i < x.n; ++i) {
+    // Bit patterns: identical floats, not merely equal ones.
+    ASSERT_EQ(std::bit_cast<uint32_t>(a1.value[i]), std::bit_cast<uint32_t>(v.value[i])) << what << " row " << i;
+    ASSERT_EQ(std::bit_cast<uint32_t>(a2.value[i]), std::bit_cast<uint32_t>(v.value[i])) << what << " row " << i;
+    ASSERT_EQ(a1.value[i], static_cast<float>(ref.value[i])) << what << " row " << i;
+  }
+}
+
+TEST_F(LatticeAmxTest, BuildPacksWholeTilesOnlyWhenAsked) {
+  const Points y = lattice_points(33, 65, 256, -1.0, 1 / 127.5, 31);
+  const auto vnni = LatticeColumns::build(y, Context{}), amx = LatticeColumns::build(y, Context{}, true);
+  ASSERT_NE(vnni, nullptr);
+  ASSERT_NE(amx, nullptr);
+  EXPECT_FALSE(vnni->amx());
+  EXPECT_TRUE(amx->amx());
+  EXPECT_EQ(vnni->quads(), 17);  // the VNNI layout is unchanged: ceil(65 / 4)
+  EXPECT_EQ(amx->quads(), 32);   // whole K tiles of 16 quads, zero-padded
+  EXPECT_EQ(amx->panels(), 2);
+  // The same u in the shared part of the layout, zeros beyond it.
+  for (int64_t p = 0; p < 2; ++p)
+    for (int64_t kq = 0; kq < 32; ++kq)
+      for (int b = 0; b < 4 * 32; ++b) {
+        const uint8_t got = amx->packed()[(p * 32 + kq) * 128 + b];
+        const uint8_t want = kq < 17 ? vnni->packed()[(p * 17 + kq) * 128 + b] : 0;
+        ASSERT_EQ(got, want) << p << " " << kq << " " << b;
+      }
+  EXPECT_EQ(vnni->offset(), amx->offset());
+  EXPECT_EQ(vnni->step(), amx->step());
+  EXPECT_EQ(vnni->levels(), amx->levels());
+  EXPECT_EQ(vnni->deviation(), amx->deviation());
+}
+
+TEST_F(LatticeAmxTest, ArgmaxIdenticalToVnniAndNaiveOnAwkwardSizes) {
+  // d around 4, 16-quad (64-byte) and 32-row edges; n and m around 32; masked columns, duplicated columns
+  // (exact ties: lowest j), the digits' 17 levels and 256 levels.
+  int cases = 0;
+  for (int64_t d : {1, 2, 3, 4, 5, 6, 7, 8, 17, 63, 64, 65, 785})
+    for (int64_t n : {1, 31, 32, 33, 97})
+      for (int64_t m : {1, 31, 32, 33, 97}) {
+        const bool digits = (d + n + m) % 2 == 0;
+        const uint64_t seed = static_cast<uint64_t>(1000 * d + 10 * n + m);
+        Points y = digits ? lattice_points(m, d, 17, -1.0, 0.125, seed) : lattice_points(m, d, 256, -1.0, 1 / 127.5, seed);
+        std::vector<float> h(static_cast<size_t>(m));
+        Rng r(seed + 1);
+        for (auto& v : h) v = static_cast<float>(0.5 * r.normal());
+        for (int64_t j = 3; j < m; j += 5) h[j] = kNegInf;  // masked; column 0 never is
+        // Levels 0, 1 and the top first, so that even a few short columns reveal the lattice.
+        const double step = digits ? 0.125 : 1 / 127.5;
+        const int top = digits ? 16 : 255;
+        for (int64_t t = 0; t < std::min<int64_t>(m * d, 3); ++t) y.data[t] = static_cast<float>(-1.0 + step * (t == 2 ? top : t));
+        if (m >= 3)
+          for (int64_t j : {m - 1, m / 2 + 1}) {  // copies of column 0 with its bias: ties
+            if (j % 5 == 3) continue;
+            for (int64_t k = 0; k < d; ++k) y.row(j)[k] = y.row(0)[k];
+            h[j] = h[0];
+          }
+        Points x = gaussian_points(n, d, seed + 2);
+        if (n >= 2)
+          for (int64_t k = 0; k < d; ++k) x.row(1)[k] = y.row(0)[k];  // a row aimed at the tied columns
+        const std::string what = "d " + std::to_string(d) + " n " + std::to_string(n) + " m " + std::to_string(m);
+        expect_amx_matches(x, y, h, what);
+        expect_amx_matches(x, y, {}, what + " no h");
+        ++cases;
+      }
+  EXPECT_EQ(cases, 13 * 25);
+}
+
+TEST_F(LatticeAmxTest, ArgmaxIdenticalToVnniOnImageSizedRowsAndManyRowBlocks) {
+  // d = 784, 1000 rows (three 384-row blocks, the last one ragged), the half-cost bias -|y|^2 / 2 + g.
+  const Points y = lattice_points(333, 784, 256, -1.0, 1 / 127.5, 41);
+  const Points x = gaussian_points(1000, 784, 42);
+  const auto n2 = squared_norms(y);
+  std::vector<float> h(333);
+  Rng r(43);
+  for (int j = 0; j < 333; ++j) h[j] = static_cast<float>(-0.5 * n2[j] + 3 * r.normal());
+  expect_amx_matches(x, y, h, "784");
 }
 
 }  // namespace

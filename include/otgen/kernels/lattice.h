@@ -14,8 +14,10 @@
 // and not float32's rounding of them, so it may differ from row_argmax(p, ...) on near-ties of ~1e-5.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <span>
 #include <vector>
 
@@ -25,13 +27,30 @@
 
 namespace otgen {
 
+// Cache-line aligned storage for the packed operands: an AMX tile row or a zmm load of 64 bytes then never
+// straddles two lines (malloc's large blocks start 16 bytes into a page).
+template <class T>
+struct CacheLineAllocator {
+  using value_type = T;
+  CacheLineAllocator() = default;
+  template <class U>
+  CacheLineAllocator(const CacheLineAllocator<U>&) {}
+  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{64})); }
+  void deallocate(T* p, std::size_t) { ::operator delete(p, std::align_val_t{64}); }
+  template <class U>
+  bool operator==(const CacheLineAllocator<U>&) const { return true; }
+};
+
 class LatticeColumns {
  public:
   // Detects the lattice of y and packs u for the screen. Returns nullptr when the screen cannot be
   // used: y is not on an 8-bit lattice (or n == 0, or holds a non-finite value), d > 65536 (int32
   // accumulators could overflow), or the CPU lacks AVX-512 VNNI. The result refers to y's memory
   // (for the exact re-scoring): keep y alive and unchanged while it is used.
-  static std::shared_ptr<const LatticeColumns> build(PointsView y, const Context& ctx);
+  // amx = true packs for the AMX-INT8 first-limb kernel (tdpbsud, 32 x 32 micro-tiles) when
+  // cpu_features().amx_int8 says the CPU and the OS allow it, and for the VNNI kernel otherwise (see amx()).
+  // Both kinds give the same row_argmax, index and value, bit for bit (the int32 products are exact).
+  static std::shared_ptr<const LatticeColumns> build(PointsView y, const Context& ctx, bool amx = false);
   // Whether this CPU has the instructions (AVX-512 F, BW and VNNI).
   static bool cpu_supported();
 
@@ -40,9 +59,11 @@ class LatticeColumns {
   double step() const { return step_; }
   int levels() const { return levels_; }       // largest u_ij + 1 (<= 256)
   double deviation() const { return dev_; }    // max |y_ij - (offset + step u_ij)|, float rounding
+  bool amx() const { return amx_; }            // the columns serve the AMX-INT8 kernel (else AVX-512 VNNI)
 
-  // Internal layout (lattice.cpp): columns in panels of 32, 4 consecutive coordinates per int32 lane.
-  int64_t quads() const { return quads_; }
+  // Internal layout (lattice.cpp): columns in panels of 32, 4 consecutive coordinates per int32 lane;
+  // per quad and panel 2 x 64 bytes (columns 0-15, 16-31): for AMX, a B tile row of a 16-column half.
+  int64_t quads() const { return quads_; }  // ceil(d / 4), for AMX rounded up to a multiple of 16 (zeros)
   int64_t panels() const { return panels_; }
   const uint8_t* packed() const { return packed_.data(); }
   const float* column_l1() const { return l1_.data(); }  // sum_k u_jk, padded to panels * 32
@@ -54,8 +75,9 @@ class LatticeColumns {
   PointsView y_;
   double offset_ = 0, step_ = 1, dev_ = 0;
   int levels_ = 0;
+  bool amx_ = false;
   int64_t quads_ = 0, panels_ = 0, row_bytes_ = 0;
-  std::vector<uint8_t> packed_, rows_;
+  std::vector<uint8_t, CacheLineAllocator<uint8_t>> packed_, rows_;
   std::vector<float> l1_;
   float l1_max_ = 0;
 };
