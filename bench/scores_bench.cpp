@@ -163,7 +163,7 @@ void BM_FloatArgmax(benchmark::State& st) {
   ScoreOptions opt = bench_opt();
   opt.path = path;
   for (auto _ : st) row_argmax({w.x, y, w.h}, idx, val, ctx2(), opt);
-  st.SetLabel(std::string(engine_path_name(argmax_path(kD, opt))));
+  st.SetLabel(std::string(engine_path_name(argmax_path(y.n, kD, opt))));
   set_rate(st);
 }
 

@@ -29,8 +29,8 @@ auto py_row_argmax(py::handle x, py::handle y, py::object h, int threads, const 
   return py::make_tuple(owned(std::move(idx), {n}), owned(std::move(val), {n}));
 }
 
-auto py_argmax_engine(int64_t d, const std::string& engine) {
-  return std::string(engine_path_name(argmax_path(d, engine_options(engine))));
+auto py_argmax_engine(int64_t d, const std::string& engine, int64_t m) {
+  return std::string(engine_path_name(argmax_path(m, d, engine_options(engine))));
 }
 
 auto py_row_logsumexp(py::handle x, py::handle y, py::object h, float scale, py::object log_b, int threads) {
@@ -98,8 +98,9 @@ auto py_kernel_row_logsumexp(py::handle x, py::handle y, double alpha, py::objec
 void bind_kernels(py::module_& m) {
   m.def("row_argmax", &py_row_argmax, py::arg("x"), py::arg("y"), py::arg("h") = py::none(), py::arg("threads") = 0,
         py::arg("engine") = "auto");
-  m.def("argmax_engine", &py_argmax_engine, py::arg("d"), py::arg("engine") = "auto",
-        "The path row_argmax takes for dimension d under engine= ('fp32', 'vnni' or 'avx512bf16').");
+  m.def("argmax_engine", &py_argmax_engine, py::arg("d"), py::arg("engine") = "auto", py::arg("m") = int64_t{1} << 40,
+        "The path row_argmax takes for m columns (default: a large set) of dimension d under engine= "
+        "('fp32', 'vnni', 'avx512bf16' or 'amx').");
   m.def("row_logsumexp", &py_row_logsumexp, py::arg("x"), py::arg("y"), py::arg("h") = py::none(),
         py::arg("scale") = 1.0f, py::arg("log_b") = py::none(), py::arg("threads") = 0);
   m.def("row_topk", &py_row_topk, py::arg("x"), py::arg("y"), py::arg("k"), py::arg("h") = py::none(),

@@ -277,10 +277,16 @@ TEST(EnginePaths, AutoPicksAmxOrTheScreenWhenTheSgemmLacksFmaForImageSizedRows) 
   const EnginePath want = engine_path_unsupported(EnginePath::Amx).empty() ? EnginePath::Amx
                           : cpu_features().avx512_bf16 && !blas_has_fma_kernels() ? EnginePath::Avx512Bf16
                                                                                    : EnginePath::Fp32;
-  EXPECT_EQ(argmax_path(784), want) << blas_core_name() << "; " << cpu_features().summary();
-  EXPECT_EQ(argmax_path(kBf16MinDim), want);
-  EXPECT_EQ(argmax_path(kBf16MinDim - 1), EnginePath::Fp32);
-  EXPECT_EQ(argmax_path(784, forced(EnginePath::Fp32)), EnginePath::Fp32);
+  EXPECT_EQ(argmax_path(60000, 784), want) << blas_core_name() << "; " << cpu_features().summary();
+  EXPECT_EQ(argmax_path(kAmxMinWork, kBf16MinDim), want);
+  EXPECT_EQ(argmax_path(60000, kBf16MinDim - 1), EnginePath::Fp32);
+  EXPECT_EQ(argmax_path(60000, 784, forced(EnginePath::Fp32)), EnginePath::Fp32);
+  // AMX only above kAmxMinWork columns x dimensions (the digits, 1797 x 64, stay below it).
+  const EnginePath small = want == EnginePath::Amx ? (cpu_features().avx512_bf16 && !blas_has_fma_kernels()
+                                                          ? EnginePath::Avx512Bf16 : EnginePath::Fp32) : want;
+  EXPECT_EQ(argmax_path(1797, 64), small);
+  EXPECT_EQ(argmax_path(kAmxMinWork / kBf16MinDim, kBf16MinDim), small);
+  EXPECT_EQ(argmax_path(kAmxMinWork / kBf16MinDim + 1, kBf16MinDim), want);
 }
 
 TEST(EnginePaths, TheTwoBf16KernelsGiveIdenticalResults) {

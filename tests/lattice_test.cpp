@@ -176,6 +176,13 @@ TEST_F(LatticeTest, SemidiscreteFitAndAssignUseTheScreen) {
   const auto with = SemidiscreteOT(o).fit(y, {}, ctx);
   EXPECT_TRUE(with.int8_screen);
   EXPECT_EQ(with.engine, "vnni");
+  if (engine_path_unsupported(EnginePath::Amx).empty()) {  // the AMX-INT8 kind: the same fit, bit for bit
+    o.engine.path = EnginePath::Amx;
+    const auto amx = SemidiscreteOT(o).fit(y, {}, ctx);
+    EXPECT_TRUE(amx.int8_screen);
+    EXPECT_EQ(amx.engine, "amx");
+    EXPECT_EQ(amx.g, with.g);
+  }
   o.engine.path = EnginePath::Auto;
   o.engine.int8_screen = false;
   const auto without = SemidiscreteOT(o).fit(y, {}, ctx);
@@ -209,7 +216,7 @@ TEST_F(LatticeTest, SemidiscreteFitAndAssignUseTheScreen) {
     m.g = std::span<const float>(zeros).first(static_cast<size_t>(p->n));
     sdot_prepare(m, ctx);
     EXPECT_EQ(sdot_int8_screen(m), p == &big || small_screens) << p->n;
-    if (p == &big) EXPECT_EQ(sdot_argmax_engine(m), "vnni");
+    if (p == &big) EXPECT_EQ(sdot_argmax_engine(m), engine_path_unsupported(EnginePath::Amx).empty() ? "amx" : "vnni");
   }
   // A map prepared for other arrays is not used: a copy of y gives the same answer through a fresh one.
   const Points y2 = y;

@@ -50,8 +50,9 @@ class _Scores:
     """The score engine: fused reductions over ``S_ij = <x_i, y_j> + h_j`` (never storing S).
 
     ``row_argmax(x, y, h=None, engine="auto")`` -> (index int64, value float32): the maximum inner
-    product search; ``engine`` picks the path (``auto|fp32|vnni|avx512bf16``, docs/scores.md; the
-    screens return the argmax of the scores in double). ``argmax_engine(d, engine)``: the path taken;
+    product search; ``engine`` picks the path (``auto|fp32|vnni|avx512bf16|amx``, docs/scores.md; the
+    screens return the argmax of the scores in double). ``argmax_engine(d, engine, m)``: the path taken
+    for m columns (default a large set);
     ``cpu_features()``: what this CPU offers.
     ``row_logsumexp(x, y, h=None, scale=1, log_b=None)`` -> ``log sum_j exp(scale S_ij + log_b_j)``.
     ``row_topk(x, y, k, h=None, engine="auto")`` -> (index, value), each (n, k), best first.

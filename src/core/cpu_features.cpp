@@ -115,9 +115,10 @@ std::string engine_path_unsupported(EnginePath p) {
       return f.avx512bw && f.avx512vl && f.avx512_vnni ? std::string() : "this CPU lacks AVX-512 BW/VNNI";
     case EnginePath::Avx512Bf16:
       return f.avx512bw && f.avx512vl && f.avx512_bf16 ? std::string() : "this CPU lacks AVX512-BF16";
-    case EnginePath::Amx:  // the bf16 screen's AMX kernel (packing and bounds use AVX512-BF16)
-      if (!f.amx_bf16) return "this CPU lacks AMX-BF16 (or Linux did not grant the tile state)";
-      return f.avx512bw && f.avx512vl && f.avx512_bf16 ? std::string() : "this CPU lacks AVX512-BF16";
+    case EnginePath::Amx:  // the screens' AMX kernels (their packing and second stages use AVX-512)
+      if (!f.amx_bf16 || !f.amx_int8) return "this CPU lacks AMX-BF16/INT8 (or Linux did not grant the tile state)";
+      return f.avx512bw && f.avx512vl && f.avx512_bf16 && f.avx512_vnni ? std::string()
+                                                                         : "this CPU lacks AVX512-BF16/VNNI";
   }
   return "unknown path";
 }

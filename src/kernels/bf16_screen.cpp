@@ -176,7 +176,7 @@ PackedY columns_for(const ScoreProblem& p, const Bf16Columns& C) {
 // x~ rows (padded to a multiple of kMR with zeros), and each row's threshold T_i (+inf: not screened).
 struct PackedX {
   int64_t rows = 0;
-  std::vector<uint32_t> words;
+  AlignedVector<uint32_t> words;
   std::vector<float> T;
 };
 
@@ -262,7 +262,8 @@ OTGEN_BF16 void kernel_12x32(const uint32_t* A, const uint32_t* B, int64_t pairs
 }
 
 // The AMX tile configuration: 8 tiles of 16 rows x 64 bytes (C: 0..3, A: 4, 5, B: 6, 7). Tile state is
-// per thread: loaded by each screen() call, released at its end.
+// per thread: loaded by each screen_amx() call, released at its end. A static constant: the asm of
+// _tile_loadconfig names only the pointer, so the whole struct must be in memory before it runs.
 struct alignas(64) TileConfig {
   uint8_t palette = 1, start_row = 0;
   uint8_t reserved[14] = {};
@@ -270,10 +271,10 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {16, 16, 16, 16, 16, 16, 16, 16};
 };
 
-// out (32 x 32 floats, row-major) = the 32 rows A (bf16 pairs, `pairs` words apart, pairs a multiple
-// of 16) times one panel (word q of column c at q * 32 + c: 16 pairs x 16 columns per B tile, as
-// TDPBF16PS reads its second source).
-OTGEN_AMX void kernel_amx_32x32(const uint32_t* A, const uint32_t* B, int64_t pairs, float* out) {
+// The 32 rows A (bf16 pairs, `pairs` words apart, pairs a multiple of 16) times one panel (word q of
+// column c at q * 32 + c: 16 pairs x 16 columns per B tile, as TDPBF16PS reads its second source), into
+// the accumulator tiles 0..3. The tile unit works on them while the core goes on (amx_store waits).
+OTGEN_AMX void amx_products(const uint32_t* A, const uint32_t* B, int64_t pairs) {
   const int64_t stride = pairs * 4;
   _tile_zero(0);  // the tile intrinsics are statements (inline asm), one per line
   _tile_zero(1);
@@ -289,17 +290,15 @@ OTGEN_AMX void kernel_amx_32x32(const uint32_t* A, const uint32_t* B, int64_t pa
     _tile_dpbf16ps(2, 5, 6);
     _tile_dpbf16ps(3, 5, 7);
   }
+}
+
+// out (32 x 32 floats, row-major) = the accumulator tiles.
+OTGEN_AMX void amx_store(float* out) {
   _tile_stored(0, out, kNR * 4);
   _tile_stored(1, out + 16, kNR * 4);
   _tile_stored(2, out + 16 * kNR, kNR * 4);
   _tile_stored(3, out + 16 * kNR + 16, kNR * 4);
 }
-
-OTGEN_AMX void amx_begin() {
-  static const TileConfig config;
-  _tile_loadconfig(&config);
-}
-OTGEN_AMX void amx_end() { _tile_release(); }
 
 // Folds one micro-tile row (32 screened scores of panel pn, h added here) into the row's state.
 OTGEN_BF16 void fold_row(const float* s, const float* h, int64_t pn, float T, int64_t k, RowState& st) {
@@ -328,32 +327,51 @@ OTGEN_BF16 void fold_row(const float* s, const float* h, int64_t pn, float T, in
   }
 }
 
-// Screens strips [s0, s1) (mr rows each: kMR, or kAmxMR on the AMX kernel) against panels [p0, p1); rs
-// is indexed by row - s0 * mr.
+// Folds micro-tile `out` (rows s * mr.., panel pn) into the rows' states rs (indexed by row - s0 * mr).
+OTGEN_BF16 void fold_tile(const PackedX& X, const PackedY& Y, const float* out, int mr, int64_t n, int64_t k,
+                          int64_t s0, int64_t s, int64_t pn, RowState* rs) {
+  const int64_t rows = std::min<int64_t>(mr, n - s * mr);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t i = s * mr + r;
+    if (std::isinf(X.T[i])) continue;  // not screened: every column is re-scored
+    fold_row(out + r * kNR, Y.h.data() + pn * kNR, pn, X.T[i], k, rs[i - s0 * mr]);
+  }
+}
+
+// Screens strips [s0, s1) (kMR rows each) against panels [p0, p1); rs is indexed by row - s0 * kMR.
 OTGEN_BF16 void screen(const PackedX& X, const PackedY& Y, int64_t n, int64_t k, int64_t s0, int64_t s1, int64_t p0,
                        int64_t p1, RowState* rs) {
-  const int mr = Y.amx ? kAmxMR : kMR;
-  alignas(64) float out[kAmxMR * kNR];
-  if (Y.amx) amx_begin();
+  alignas(64) float out[kMR * kNR];
   for (int64_t g0 = p0; g0 < p1; g0 += kPanelsPerGroup) {
     const int64_t g1 = std::min(p1, g0 + kPanelsPerGroup);
-    for (int64_t s = s0; s < s1; ++s) {
-      const uint32_t* A = X.words.data() + s * mr * Y.pairs;
-      const int64_t rows = std::min<int64_t>(mr, n - s * mr);
+    for (int64_t s = s0; s < s1; ++s)
       for (int64_t pn = g0; pn < g1; ++pn) {
-        if (Y.amx)
-          kernel_amx_32x32(A, Y.words + pn * Y.pairs * kNR, Y.pairs, out);
-        else
-          kernel_12x32(A, Y.words + pn * Y.pairs * kNR, Y.pairs, out);
-        for (int64_t r = 0; r < rows; ++r) {
-          const int64_t i = s * mr + r;
-          if (std::isinf(X.T[i])) continue;  // not screened: every column is re-scored
-          fold_row(out + r * kNR, Y.h.data() + pn * kNR, pn, X.T[i], k, rs[i - s0 * mr]);
-        }
+        kernel_12x32(X.words.data() + s * kMR * Y.pairs, Y.words + pn * Y.pairs * kNR, Y.pairs, out);
+        fold_tile(X, Y, out, kMR, n, k, s0, s, pn, rs);
       }
-    }
   }
-  if (Y.amx) amx_end();
+}
+
+// The same on AMX tiles (kAmxMR rows a strip), in the same order: each tile's products run on the tile
+// unit while the core folds the tile before it.
+OTGEN_AMX void screen_amx(const PackedX& X, const PackedY& Y, int64_t n, int64_t k, int64_t s0, int64_t s1,
+                          int64_t p0, int64_t p1, RowState* rs) {
+  static const TileConfig config;
+  alignas(64) float out[2][kAmxMR * kNR];
+  int64_t prev_s = -1, prev_pn = -1, t = 0;
+  _tile_loadconfig(&config);
+  for (int64_t g0 = p0; g0 < p1; g0 += kPanelsPerGroup) {
+    const int64_t g1 = std::min(p1, g0 + kPanelsPerGroup);
+    for (int64_t s = s0; s < s1; ++s)
+      for (int64_t pn = g0; pn < g1; ++pn, t ^= 1) {
+        amx_products(X.words.data() + s * kAmxMR * Y.pairs, Y.words + pn * Y.pairs * kNR, Y.pairs);
+        if (prev_s >= 0) fold_tile(X, Y, out[t ^ 1], kAmxMR, n, k, s0, prev_s, prev_pn, rs);
+        amx_store(out[t]);
+        prev_s = s, prev_pn = pn;
+      }
+  }
+  if (prev_s >= 0) fold_tile(X, Y, out[t ^ 1], kAmxMR, n, k, s0, prev_s, prev_pn, rs);
+  _tile_release();
 }
 
 // The k-th largest of the chunks' k best (-inf when they hold fewer than k).
@@ -412,7 +430,7 @@ void bf16_screened_topk(const ScoreProblem& p, const Bf16Columns& columns, int64
     const int64_t s0 = b * per_block, s1 = std::min(strips, s0 + per_block);
     const int64_t p0 = Y.panels * c / nc, p1 = Y.panels * (c + 1) / nc;
     state[item].resize(static_cast<size_t>((s1 - s0) * mr));
-    screen(X, Y, p.x.n, k, s0, s1, p0, p1, state[item].data());
+    (Y.amx ? screen_amx : screen)(X, Y, p.x.n, k, s0, s1, p0, p1, state[item].data());
   }
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 16)
   for (int64_t i = 0; i < p.x.n; ++i) {

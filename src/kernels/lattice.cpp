@@ -138,8 +138,8 @@ struct RowState {
 // The rows of x in int8, with per-row constants of the screen: x_i = s q + s' q' + r', |r'| <= s' / 2.
 struct Quantised {
   int64_t n = 0, rows = 0, stride = 0;  // rows: n rounded up to the micro-kernel's; stride: 4 * quads bytes
-  std::vector<int8_t, CacheLineAllocator<int8_t>> q;   // first limb, `stride` bytes per row (AMX: tile-major)
-  std::vector<int8_t, CacheLineAllocator<int8_t>> q2;  // second limb, row_bytes per row
+  AlignedVector<int8_t> q;   // first limb, `stride` bytes per row (AMX: tile-major)
+  AlignedVector<int8_t> q2;  // second limb, row_bytes per row
   std::vector<float> alpha, beta, slack;  // stage 1: score ~ alpha A + h, half-width beta * l1_j + slack
   std::vector<double> scale, scale2, beta2, slack2;  // stage 2: scale A + scale2 A' + h, beta2 l1_j + slack2
 };

@@ -39,19 +39,24 @@ void ScoreOptions::validate() const {
   require_engine_path(path, "engine");
 }
 
-EnginePath argmax_path(int64_t d, const ScoreOptions& opt) {
+EnginePath argmax_path(int64_t m, int64_t d, const ScoreOptions& opt) {
   if (opt.path != EnginePath::Auto) return opt.path;
   if (d < kBf16MinDim) return EnginePath::Fp32;
-  // AMX-BF16 tiles run several times float32 FMA's rate. vdpbf16ps peaks at half of it on the Xeons
-  // measured (docs/scores.md): that screen beats float32 only when the SGEMM runs OpenBLAS's non-FMA
-  // fallback kernels.
-  if (engine_path_unsupported(EnginePath::Amx).empty()) return EnginePath::Amx;
+  // AMX-BF16 tiles run ten times float32 FMA's rate: the screen wins once its fixed costs (packing the
+  // rows, the exact re-scores) are paid. vdpbf16ps peaks at half the FMA rate on the Xeons measured
+  // (docs/scores.md): that screen beats float32 only when the SGEMM runs OpenBLAS's non-FMA kernels.
+  if (engine_path_unsupported(EnginePath::Amx).empty() && m * d > kAmxMinWork) return EnginePath::Amx;
   const bool bf16 = engine_path_unsupported(EnginePath::Avx512Bf16).empty() && !blas_has_fma_kernels();
   return bf16 ? EnginePath::Avx512Bf16 : EnginePath::Fp32;
 }
 
 bool ScoreOptions::builds_int8_screen(int64_t m, int64_t d) const {
-  return uses_int8_screen() && (path == EnginePath::Vnni || m * d >= kInt8MinWork || !blas_has_fma_kernels());
+  const bool forced = path == EnginePath::Vnni || path == EnginePath::Amx;
+  return uses_int8_screen() && (forced || m * d >= kInt8MinWork || !blas_has_fma_kernels());
+}
+
+bool ScoreOptions::int8_screen_on_amx() const {
+  return path == EnginePath::Amx || (path == EnginePath::Auto && engine_path_unsupported(EnginePath::Amx).empty());
 }
 
 void ScoreProblem::validate() const {
@@ -176,7 +181,7 @@ void row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<float
   check_len("value", value.size(), p.x.n);
   require_some_column(p, {});
   if (p.x.n == 0) return;
-  switch (const EnginePath path = argmax_path(p.x.d, opt)) {
+  switch (const EnginePath path = argmax_path(p.y.n, p.x.d, opt)) {
     case EnginePath::Avx512Bf16:
     case EnginePath::Amx:
       return kernels::bf16_row_argmax(p, path, index, value, ctx);
@@ -232,7 +237,7 @@ void row_topk(const ScoreProblem& p, int64_t k, std::span<int64_t> index, std::s
   check_len("index", index.size(), p.x.n * k);
   check_len("value", value.size(), p.x.n * k);
   if (p.x.n == 0) return;
-  if (const EnginePath path = argmax_path(p.x.d, opt); bf16_screen_path(path))
+  if (const EnginePath path = argmax_path(p.y.n, p.x.d, opt); bf16_screen_path(path))
     return kernels::bf16_row_topk(p, path, k, index, value, ctx);
   kernels::TopkReducer r{p.h.empty() ? nullptr : p.h.data(), k, index, value};
   Engine(p.x, p.y, BlockKind::Dot, opt).run(r, ctx);

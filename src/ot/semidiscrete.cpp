@@ -362,8 +362,7 @@ FitStart start_fit(const SemidiscreteOT::Options& o, PointsView y, std::span<con
   res.epsilon = s.eps;
   res.int8_screen = P.screened();
   res.engine = o.epsilon > 0 ? "fp32"  // soft steps: softmax sums in float32
-               : P.screened() ? "vnni"
-                              : std::string(engine_path_name(argmax_path(P.d, o.engine)));
+                              : std::string(P.argmax_path_name(o.engine));
   choose_init(P, y, o, g0, ctx, s.plan);
   resolve_auto(P, o, s.eps, ctx, s.plan);
   res.lr = s.plan.lr, res.lr_final = s.plan.lr_final, res.init = s.plan.init;

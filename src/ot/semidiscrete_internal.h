@@ -84,6 +84,15 @@ struct Prepared {
       if (!G.lattice) return false;
     return !groups.empty();
   }
+  // The columns a search of group G scans: all ranks' for a sharded whole set (the engine's size rules).
+  int64_t scanned(const Group& G) const { return G.y.data == y_data ? N_total : G.size(); }
+  // The path of the eps = 0 searches under `engine`: the int8 screen's kernel ("amx" or "vnni", every
+  // group's the same) when every group has one, else the argmax path of the first group's size.
+  std::string_view argmax_path_name(const ScoreOptions& engine) const {
+    if (screened() && engine.uses_int8_screen()) return engine_path_name(groups[0].lattice->amx() ? EnginePath::Amx : EnginePath::Vnni);
+    if (sharded()) return engine_path_name(EnginePath::Fp32);  // the sharded merge: the int8 screen or fp32
+    return engine_path_name(argmax_path(groups.empty() ? 0 : scanned(groups[0]), d, engine));
+  }
 
   // Local biases h of group k for the global potential g (masked columns: -inf).
   void group_h(size_t k, std::span<const double> g, std::vector<float>& h) const;
@@ -91,7 +100,8 @@ struct Prepared {
 
 // Validates (y, b, labels, beta) and builds the groups. Throws otgen::Error on bad input.
 // screen_ctx: also build each group's screen for engine's argmax path: the int8 screen when its points
-// are on an 8-bit lattice (and engine.uses_int8_screen()), else the bf16 columns when the path is avx512bf16.
+// are on an 8-bit lattice (and engine.uses_int8_screen(); on AMX tiles where engine.int8_screen_on_amx()),
+// else the bf16 columns when the path is avx512bf16 or amx.
 // comm of more than one rank: (y, b) are this rank's rows of the whole (sharded; unconditional only,
 // no int8 screen); b sums to 1 over all ranks; every rank throws the same CollectiveError on bad input.
 Prepared prepare(PointsView y, std::span<const double> b, SdotCost cost, std::span<const int64_t> labels,

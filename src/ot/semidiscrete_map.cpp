@@ -141,9 +141,9 @@ bool sdot_int8_screen(const SemidiscreteMap& map) { return map.prepared && map.p
 
 std::string_view sdot_argmax_engine(const SemidiscreteMap& map, const ScoreOptions& engine) {
   if (map.epsilon > 0) return engine_path_name(EnginePath::Fp32);  // soft maps: Gumbel draws and softmax sums
-  if (sdot_int8_screen(map) && engine.uses_int8_screen()) return engine_path_name(EnginePath::Vnni);
+  if (map.prepared) return map.prepared->argmax_path_name(engine);
   const int64_t d = map.pca_basis.empty() || map.y.d == 0 ? map.y.d : static_cast<int64_t>(map.pca_basis.size()) / map.y.d;
-  return engine_path_name(argmax_path(d, engine));  // the matching dimension
+  return engine_path_name(argmax_path(map.y.n, d, engine));  // the matching dimension
 }
 namespace {
 

@@ -120,17 +120,17 @@ Prepared prepare(PointsView y, std::span<const double> b, SdotCost cost, std::sp
   if (screen_ctx) {
     std::shared_ptr<const LatticeColumns> shared;  // finite beta: every group scans all of y
     std::shared_ptr<const Bf16Columns> shared16;
-    const EnginePath path = argmax_path(y.d, engine);
-    const bool bf16 = bf16_screen_path(path);
     for (Group& G : P.groups) {
       const bool whole = G.y.data == y.data;
-      // The size rule counts every column a search scans: all ranks' for a sharded whole set, so that
+      // The size rules count every column a search scans: all ranks' for a sharded whole set, so that
       // every rank decides as one process would.
-      if (engine.builds_int8_screen(whole ? P.N_total : G.size(), y.d)) {
-        if (whole && !shared) shared = LatticeColumns::build(y, *screen_ctx);
-        G.lattice = whole ? shared : LatticeColumns::build(G.y, *screen_ctx);
+      const EnginePath path = argmax_path(P.scanned(G), y.d, engine);
+      if (engine.builds_int8_screen(P.scanned(G), y.d)) {
+        const bool amx = engine.int8_screen_on_amx();
+        if (whole && !shared) shared = LatticeColumns::build(y, *screen_ctx, amx);
+        G.lattice = whole ? shared : LatticeColumns::build(G.y, *screen_ctx, amx);
       }
-      if (G.lattice || !bf16) continue;
+      if (G.lattice || !bf16_screen_path(path)) continue;
       if (whole && !shared16) shared16 = Bf16Columns::build(y, *screen_ctx, path);
       G.bf16 = whole ? shared16 : Bf16Columns::build(G.y, *screen_ctx, path);
     }
@@ -184,7 +184,7 @@ void group_argmax(const Prepared& P, const Group& G, PointsView x, std::span<con
   const ScoreProblem prob{x, G.y, h};
   if (G.lattice && engine.uses_int8_screen())
     row_argmax(prob, *G.lattice, index, value, ctx);
-  else if (G.bf16 && argmax_path(x.d, engine) == G.bf16->path())
+  else if (G.bf16 && argmax_path(P.scanned(G), x.d, engine) == G.bf16->path())
     row_argmax(prob, *G.bf16, index, value, ctx);
   else
     row_argmax(prob, index, value, ctx, engine);

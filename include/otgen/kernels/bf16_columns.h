@@ -10,6 +10,7 @@
 #include <span>
 #include <vector>
 
+#include "otgen/core/aligned.h"
 #include "otgen/core/context.h"
 #include "otgen/core/points.h"
 #include "otgen/kernels/scores.h"
@@ -40,7 +41,7 @@ class Bf16Columns {
   PointsView y_;
   bool amx_ = false;
   int64_t pairs_ = 0, panels_ = 0;
-  std::vector<uint32_t> words_;
+  AlignedVector<uint32_t> words_;
   std::vector<double> rounded_, exact_, residual_;
 };
 

@@ -14,32 +14,17 @@
 // and not float32's rounding of them, so it may differ from row_argmax(p, ...) on near-ties of ~1e-5.
 #pragma once
 
-#include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <new>
 #include <span>
 #include <vector>
 
+#include "otgen/core/aligned.h"
 #include "otgen/core/context.h"
 #include "otgen/core/points.h"
 #include "otgen/kernels/scores.h"
 
 namespace otgen {
-
-// Cache-line aligned storage for the packed operands: an AMX tile row or a zmm load of 64 bytes then never
-// straddles two lines (malloc's large blocks start 16 bytes into a page).
-template <class T>
-struct CacheLineAllocator {
-  using value_type = T;
-  CacheLineAllocator() = default;
-  template <class U>
-  CacheLineAllocator(const CacheLineAllocator<U>&) {}
-  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{64})); }
-  void deallocate(T* p, std::size_t) { ::operator delete(p, std::align_val_t{64}); }
-  template <class U>
-  bool operator==(const CacheLineAllocator<U>&) const { return true; }
-};
 
 class LatticeColumns {
  public:
@@ -77,7 +62,7 @@ class LatticeColumns {
   int levels_ = 0;
   bool amx_ = false;
   int64_t quads_ = 0, panels_ = 0, row_bytes_ = 0;
-  std::vector<uint8_t, CacheLineAllocator<uint8_t>> packed_, rows_;
+  AlignedVector<uint8_t> packed_, rows_;
   std::vector<float> l1_;
   float l1_max_ = 0;
 };

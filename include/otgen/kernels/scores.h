@@ -46,8 +46,13 @@ struct ScoreOptions {
   // holding an int8 screen use it when int8_screen); fp32, vnni and avx512bf16 force one. A forced
   // path the CPU lacks fails validate() naming `engine`. The other reductions always run in float32.
   EnginePath path = EnginePath::Auto;
-  // Whether a caller holding an int8 screen may use it: int8_screen and path auto or vnni.
-  bool uses_int8_screen() const { return int8_screen && (path == EnginePath::Auto || path == EnginePath::Vnni); }
+  // Whether a caller holding an int8 screen may use it: int8_screen and path auto, vnni or amx.
+  bool uses_int8_screen() const {
+    return int8_screen && (path == EnginePath::Auto || path == EnginePath::Vnni || path == EnginePath::Amx);
+  }
+  // Whether that int8 screen runs on AMX-INT8 tiles (LatticeColumns::build's amx): path amx, or auto on a
+  // CPU that can run amx; vnni forces the AVX-512 VNNI kernel.
+  bool int8_screen_on_amx() const;
   // Whether a caller builds the int8 screen for an m x d set of columns (lattice data permitting):
   // uses_int8_screen(), and on the auto path only where the screen pays for its fixed costs
   // (docs/scores.md, "When the screen is used"): m * d >= kInt8MinWork, or any size while OpenBLAS
@@ -69,7 +74,7 @@ struct ScoreProblem {
 
 // index[i] = argmax_j S_ij (lowest j on ties), value[i] = max_j S_ij. Length n each.
 // Throws otgen::Error if m == 0 or every column is masked while n > 0.
-// The path is argmax_path(d, opt). fp32: S_ij in float32 (SGEMM or the direct loop), value = that
+// The path is argmax_path(m, d, opt). fp32: S_ij in float32 (SGEMM or the direct loop), value = that
 // float. avx512bf16, amx (the bf16 screen on either kernel) and vnni (the int8 screen, built per call;
 // y must be on an 8-bit lattice): exact screens whose result is the argmax of S_ij evaluated in double,
 // value = that maximum rounded to float; they give identical results, and agree with fp32 except on near-ties within float32's
@@ -77,16 +82,19 @@ struct ScoreProblem {
 void row_argmax(const ScoreProblem& p, std::span<int64_t> index, std::span<float> value,
                 const Context& ctx, const ScoreOptions& opt = {});
 
-// The path row_argmax (and row_topk) takes for dimension d: opt.path if forced, else (auto) for
-// d >= kBf16MinDim amx when the CPU has AMX-BF16, else avx512bf16 when the CPU has it and OpenBLAS runs
-// non-FMA kernels (blas_has_fma_kernels(), otgen/core/blas_threads.h: vdpbf16ps peaks at half the
-// AVX-512 FMA rate on the CPUs measured), else fp32. Deterministic for a machine and environment.
-// Never Auto.
+// The path row_argmax (and row_topk) takes for m columns of dimension d: opt.path if forced, else (auto)
+// for d >= kBf16MinDim: amx when the CPU can run it and m d > kAmxMinWork, else avx512bf16 when the CPU
+// has it and OpenBLAS runs non-FMA kernels (blas_has_fma_kernels(), otgen/core/blas_threads.h:
+// vdpbf16ps peaks at half the AVX-512 FMA rate on the CPUs measured), else fp32. Deterministic for a
+// machine and environment. Never Auto.
 inline constexpr int64_t kBf16MinDim = 32;
+// The auto path's m * d above which the bf16 screen on AMX tiles beats float32 at its best kernels
+// (measured: docs/scores.md; the 8x8 digits, 1797 x 64, stay in float32).
+inline constexpr int64_t kAmxMinWork = int64_t{1} << 18;
 // The auto path's smallest m * d for the int8 screen: below it the float32 search is faster (measured:
 // docs/scores.md). The 8x8 digits (1797 x 64 = 115008) stay below it.
 inline constexpr int64_t kInt8MinWork = int64_t{1} << 17;
-EnginePath argmax_path(int64_t d, const ScoreOptions& opt = {});
+EnginePath argmax_path(int64_t m, int64_t d, const ScoreOptions& opt = {});
 // Whether path p is the bf16 screen (avx512bf16 or amx: the same method and results, two kernels).
 inline bool bf16_screen_path(EnginePath p) { return p == EnginePath::Avx512Bf16 || p == EnginePath::Amx; }
 
