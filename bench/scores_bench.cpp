@@ -184,11 +184,13 @@ void BM_PackedBf16Argmax(benchmark::State& st) {
 }
 
 // The same search through the int8 screen (otgen/kernels/lattice.h): Fashion-MNIST is 8-bit data.
+// range(0): 0 = the VNNI kernel, 1 = the AMX-INT8 kind.
 void BM_ScreenArgmax(benchmark::State& st) {
   auto& w = workload();
-  const auto lattice = LatticeColumns::build(w.y, ctx2());
-  if (!lattice) {
-    st.SkipWithError("no int8 screen (data not on an 8-bit lattice, or no AVX-512 VNNI)");
+  const bool amx = st.range(0) == 1;
+  const auto lattice = LatticeColumns::build(w.y, ctx2(), amx);
+  if (!lattice || lattice->amx() != amx) {
+    st.SkipWithError("no int8 screen of this kind (data not on an 8-bit lattice, or the CPU lacks VNNI / AMX-INT8)");
     return;
   }
   std::vector<int64_t> idx(kN);
@@ -349,7 +351,7 @@ BENCHMARK(BM_FaissFlatIP)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRea
 BENCHMARK(BM_SgemmFull)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_SgemmTiled)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_RowArgmax)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_ScreenArgmax)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ScreenArgmax)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Peak)->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_FloatArgmax)
     ->Arg(static_cast<int>(EnginePath::Fp32))

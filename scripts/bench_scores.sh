@@ -86,15 +86,21 @@ line("SGEMM tiled, empty reduction", t("BM_SgemmTiled"))
 line("Faiss IndexFlatIP k=1 (omp 1)", t("BM_FaissFlatIP/1"))
 line("Faiss IndexFlatIP k=1 (omp 2)", t("BM_FaissFlatIP/2"))
 line("row_argmax", t("BM_RowArgmax"), faiss_best, "Faiss at its best")
-line("row_argmax, int8 screen (8-bit y)", t("BM_ScreenArgmax"), faiss_best, "Faiss at its best")
+line("row_argmax, int8 screen VNNI (8-bit y)", t("BM_ScreenArgmax/0"), faiss_best, "Faiss at its best")
+line("row_argmax, int8 screen AMX-INT8", t("BM_ScreenArgmax/1"), faiss_best, "Faiss at its best")
 # Non-lattice float data (y + 1e-3 N(0, 1)): the float32 engine vs the exact AVX512-BF16 screen, each
 # against Faiss and against its own instruction peak measured in this run (BM_Peak: register-only loops).
-fma_peak, bf16_peak = t("BM_Peak/0"), t("BM_Peak/1")
-peak_flops = lambda s, per_iter: 4000000 * 24 * 16 * per_iter * threads / s if s else None
-fp32_s, bf16_s = t("BM_FloatArgmax/1"), t("BM_FloatArgmax/3")
+# amx: the bf16 screen on AMX-BF16 tiles, per call (packing y included) and with y packed once.
+fma_peak, bf16_peak, amx_peak = t("BM_Peak/0"), t("BM_Peak/1"), t("BM_Peak/2")
+peak_flops = lambda s, per_iter: 4000000 * per_iter * threads / s if s else None
+fp32_s, bf16_s, amx_s, amx_packed = t("BM_FloatArgmax/1"), t("BM_FloatArgmax/3"), t("BM_FloatArgmax/4"), t("BM_PackedBf16Argmax/4")
 line("row_argmax float data, fp32", fp32_s, faiss_best, "Faiss at its best")
 line("row_argmax float data, avx512bf16", bf16_s, faiss_best, "Faiss at its best")
-for label, s, pk in (("fp32 (FMA peak)", fp32_s, peak_flops(fma_peak, 2)), ("avx512bf16 (vdpbf16ps peak)", bf16_s, peak_flops(bf16_peak, 4))):
+line("row_argmax float data, amx", amx_s, faiss_best, "Faiss at its best")
+line("  amx, y packed once", amx_packed, faiss_best, "Faiss at its best")
+for label, s, pk in (("fp32 (FMA peak)", fp32_s, peak_flops(fma_peak, 24 * 16 * 2)),
+                     ("avx512bf16 (vdpbf16ps peak)", bf16_s, peak_flops(bf16_peak, 24 * 16 * 4)),
+                     ("amx packed (AMX-BF16 peak)", amx_packed, peak_flops(amx_peak, 4 * 16 * 16 * 32 * 2 / 16))):
     if s and pk:
         print(f"    {label:<30} {flops / s * 1e-12:.3f} TFLOP/s of a measured {pk * 1e-12:.3f} peak ({flops / s / pk * 100:.0f}%)")
 if fp32_s and bf16_s:
@@ -111,4 +117,6 @@ for k, v in sorted(med.items()):
 PY
 echo "== where the int8 screen pays (auto's size rule, docs/scores.md)"
 PYTHONPATH=$BUILD/python /usr/bin/python3 bench/int8_crossover.py --reps "$REPS"
+echo "== the argmax paths on this CPU (auto's AMX size rule; a Fashion-MNIST fit step per path)"
+PYTHONPATH=$BUILD/python /usr/bin/python3 bench/screen_paths.py --reps "$REPS"
 echo "load after: $(uptime | sed 's/.*load average: //')"
