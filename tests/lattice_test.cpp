@@ -216,7 +216,9 @@ TEST_F(LatticeTest, SemidiscreteFitAndAssignUseTheScreen) {
     m.g = std::span<const float>(zeros).first(static_cast<size_t>(p->n));
     sdot_prepare(m, ctx);
     EXPECT_EQ(sdot_int8_screen(m), p == &big || small_screens) << p->n;
-    if (p == &big) EXPECT_EQ(sdot_argmax_engine(m), engine_path_unsupported(EnginePath::Amx).empty() ? "amx" : "vnni");
+    if (p == &big) {
+      EXPECT_EQ(sdot_argmax_engine(m), engine_path_unsupported(EnginePath::Amx).empty() ? "amx" : "vnni");
+    }
   }
   // A map prepared for other arrays is not used: a copy of y gives the same answer through a fresh one.
   const Points y2 = y;

@@ -977,8 +977,9 @@ TEST(SdotOptionTable, EachEntryOwnsOneFieldAndItsTextRoundTrips) {
     const SdotOption& spec = sdot_options()[k];
     EXPECT_EQ(find_sdot_option(spec.name), &spec);
     const SdotOptionValue d = spec.get(defaults);
-    if (!std::holds_alternative<std::monostate>(d))
+    if (!std::holds_alternative<std::monostate>(d)) {
       EXPECT_EQ(parse_sdot_option_text(spec, sdot_option_text(d), spec.flag), d) << spec.name;
+    }
     // A value other than the default, by kind; setting it changes this entry's field and no other.
     SdotOptionValue other;
     switch (spec.kind) {
