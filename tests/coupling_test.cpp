@@ -9,6 +9,7 @@
 #include "otgen/ot/assignment.h"
 #include "otgen/coupling/coupling.h"
 #include "otgen/core/rng.h"
+#include "otgen/kernels/lattice.h"
 #include "test_util.h"
 
 namespace otgen {
@@ -135,6 +136,21 @@ TEST(SemidiscreteCoupling, HardAssignmentIsTheNaiveArgmax) {
       if (l.labels[j] == want[i] && (best < 0 || score(i, j) > score(i, best))) best = j;
     EXPECT_EQ(q.target[i], best) << "row " << i;
   }
+}
+
+TEST(SemidiscreteCoupling, NamesTheEnginePathOfItsSearches) {
+  const Labelled l = labelled_data(120, 4, 9);
+  EXPECT_EQ(SemidiscreteCoupling(l.data(), std::vector<float>(120), 0.0).engine(), "fp32");  // d < 32
+  EXPECT_EQ(SemidiscreteCoupling(l.data(), std::vector<float>(120), 0.5).engine(), "fp32");  // soft: float32
+  EXPECT_EQ(IndependentCoupling(l.data()).engine(), "");
+  // 8-bit lattice data above the int8 screen's size rule (2048 x 64 >= 2^17): the screen's kernel.
+  Points y(2048, 64);
+  Rng r(12);
+  for (float& v : y.data) v = static_cast<float>(std::floor(17 * r.uniform())) / 8.0f - 1.0f;
+  const std::string want = !LatticeColumns::cpu_supported()                    ? std::string(engine_path_name(argmax_path(2048, 64)))
+                           : engine_path_unsupported(EnginePath::Amx).empty() ? "amx"
+                                                                              : "vnni";
+  EXPECT_EQ(SemidiscreteCoupling({y.view(), {}, 0}, std::vector<float>(2048), 0.0).engine(), want);
 }
 
 TEST(SemidiscreteCoupling, SoftAssignmentFollowsTheSoftmaxAndMasksZeroWeights) {

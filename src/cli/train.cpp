@@ -288,6 +288,7 @@ void write_train_outputs(const TrainArgs& a, const Dataset& ds, const Coupling& 
   rec["run"] = a.to_json();
   rec["data"] = {{"name", ds.name}, {"n", ds.x.n}, {"d", ds.x.d}};
   rec["coupling"] = coupling.name();
+  if (const std::string engine = coupling.engine(); !engine.empty()) rec["coupling_engine"] = engine;
   rec["result"] = result_json(r);
   if (!a.resume.empty() && a.steps_given && r.termination != Termination::NumericalFailure)
     write_file_atomic(dir + "/run.json", a.to_json().dump(2) + "\n");

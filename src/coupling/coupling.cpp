@@ -231,6 +231,8 @@ SemidiscreteCoupling::SemidiscreteCoupling(CouplingData data, std::vector<float>
   }
 }
 
+std::string SemidiscreteCoupling::engine() const { return std::string(sdot_argmax_engine(map(false))); }
+
 SemidiscreteMap SemidiscreteCoupling::map(bool per_class) const {
   SdotProblem problem{data_.x, b_};
   if (per_class) {  // class-wise matching (beta = infinity) or the finite-penalty cost

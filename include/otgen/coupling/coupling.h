@@ -54,6 +54,9 @@ class Coupling {
                        const Context& ctx) const = 0;
   Pairs sample(PointsView noise, uint64_t seed, const Context& ctx) const { return sample(noise, {}, seed, ctx); }
   virtual std::string name() const = 0;
+  // The score engine's path of its searches (otgen/core/cpu_features.h: "fp32", "vnni", "amx", ...; the
+  // semidiscrete coupling's map), empty when it runs none (independent, batch OT). Run records name it.
+  virtual std::string engine() const { return {}; }
   // Whether each noise row's partner depends only on that row (and the seed), not on the other rows of
   // the batch: then one call may draw the pairs of several training steps at once (fewer, larger
   // engine calls). True for the independent and semidiscrete couplings, false for batch OT.
@@ -124,6 +127,7 @@ class SemidiscreteCoupling final : public Coupling {
   Pairs sample(PointsView noise, std::span<const int64_t> noise_labels, uint64_t seed,
                const Context& ctx) const override;
   std::string name() const override { return eps_ > 0 ? "semidiscrete-soft" : "semidiscrete"; }
+  std::string engine() const override;
   bool rows_independent() const override { return true; }
   std::vector<double> class_weights() const override;
 
