@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/amx_tiles.h"
 #include "kernels/tile_engine.h"
 #include "otgen/data/data.h"
 #include "otgen/core/error.h"
@@ -235,17 +236,10 @@ __attribute__((target("avx512f,avx512bf16"))) double bf16_chains(int64_t iters) 
   return _mm512_reduce_add_ps(c[0]);
 }
 // AMX-BF16: 4 independent 16 x 16 accumulator tiles, sources loaded once (16 x 16 x 32 x 2 flop each).
-struct alignas(64) PeakTiles {
-  uint8_t palette = 1, start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {64, 64, 64, 64, 64, 64, 64, 64};
-  uint8_t rows[16] = {16, 16, 16, 16, 16, 16, 16, 16};
-};
 __attribute__((target("amx-tile,amx-bf16"))) double amx_chains(int64_t iters) {
-  static const PeakTiles config;
   alignas(64) static const uint16_t zeros[16 * 32] = {};  // the rate does not depend on the values
   alignas(64) float out[16 * 16];
-  _tile_loadconfig(&config);
+  _tile_loadconfig(&kernels::kAmxTiles);
   _tile_loadd(4, zeros, 64);
   _tile_loadd(5, zeros, 64);
   _tile_loadd(6, zeros, 64);

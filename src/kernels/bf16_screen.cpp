@@ -43,6 +43,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/amx_tiles.h"
 #include "kernels/exact_score.h"
 #include "kernels/tile_engine.h"
 #include "otgen/core/error.h"
@@ -173,7 +174,7 @@ PackedY columns_for(const ScoreProblem& p, const Bf16Columns& C) {
   return P;
 }
 
-// x~ rows (padded to a multiple of kMR with zeros), and each row's threshold T_i (+inf: not screened).
+// x~ rows (padded to a multiple of the strip height with zeros), and each row's threshold T_i (+inf: not screened).
 struct PackedX {
   int64_t rows = 0;
   AlignedVector<uint32_t> words;
@@ -261,16 +262,6 @@ OTGEN_BF16 void kernel_12x32(const uint32_t* A, const uint32_t* B, int64_t pairs
 #undef OTGEN_ROWS
 }
 
-// The AMX tile configuration: 8 tiles of 16 rows x 64 bytes (C: 0..3, A: 4, 5, B: 6, 7). Tile state is
-// per thread: loaded by each screen_amx() call, released at its end. A static constant: the asm of
-// _tile_loadconfig names only the pointer, so the whole struct must be in memory before it runs.
-struct alignas(64) TileConfig {
-  uint8_t palette = 1, start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {64, 64, 64, 64, 64, 64, 64, 64};
-  uint8_t rows[16] = {16, 16, 16, 16, 16, 16, 16, 16};
-};
-
 // The 32 rows A (bf16 pairs, `pairs` words apart, pairs a multiple of 16) times one panel (word q of
 // column c at q * 32 + c: 16 pairs x 16 columns per B tile, as TDPBF16PS reads its second source), into
 // the accumulator tiles 0..3. The tile unit works on them while the core goes on (amx_store waits).
@@ -356,10 +347,9 @@ OTGEN_BF16 void screen(const PackedX& X, const PackedY& Y, int64_t n, int64_t k,
 // unit while the core folds the tile before it.
 OTGEN_AMX void screen_amx(const PackedX& X, const PackedY& Y, int64_t n, int64_t k, int64_t s0, int64_t s1,
                           int64_t p0, int64_t p1, RowState* rs) {
-  static const TileConfig config;
   alignas(64) float out[2][kAmxMR * kNR];
   int64_t prev_s = -1, prev_pn = -1, t = 0;
-  _tile_loadconfig(&config);
+  _tile_loadconfig(&kAmxTiles);
   for (int64_t g0 = p0; g0 < p1; g0 += kPanelsPerGroup) {
     const int64_t g1 = std::min(p1, g0 + kPanelsPerGroup);
     for (int64_t s = s0; s < s1; ++s)

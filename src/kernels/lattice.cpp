@@ -14,6 +14,7 @@
 #include <limits>
 #include <string>
 
+#include "kernels/amx_tiles.h"
 #include "kernels/exact_score.h"
 #include "otgen/core/cpu_features.h"
 #include "otgen/core/error.h"
@@ -270,17 +271,6 @@ OTGEN_VNNI void screen(const Quantised& Q, const LatticeColumns& L, const float*
   }
 }
 
-// AMX tile configuration, the same for every call: palette 1; tiles 0-3 the 16 x 16 int32 accumulators,
-// 4-5 two A tiles (16 rows x 64 bytes of q), 6-7 two B tiles (16 quads x 16 columns x 4 bytes of u).
-// A constant object: _tile_loadconfig's asm names only the first 8 bytes of it as its input.
-struct alignas(64) TileConfig {
-  uint8_t palette, start_row, reserved[14];
-  uint16_t colsb[16];
-  uint8_t rows[16];
-};
-constexpr TileConfig kTileConfig = {1, 0, {}, {64, 64, 64, 64, 64, 64, 64, 64}, {16, 16, 16, 16, 16, 16, 16, 16}};
-static_assert(sizeof(TileConfig) == 64);
-
 // acc (32 x 32 int32, row-major, 64-byte aligned) = a strip of 32 rows A (int8, tile-major: per 64-byte K
 // step, 32 rows of 64 bytes) times one packed panel (quads a multiple of 16). The tile configuration must
 // be loaded. tdpbsud: first source signed (q), second unsigned (u), exact int32 sums.
@@ -316,7 +306,7 @@ OTGEN_AMX void screen_amx(const Quantised& Q, const LatticeColumns& L, const flo
   alignas(64) int32_t acc[2][kMRAmx * kNR];
 #define OTGEN_FOLD_STRIP(p, s) \
   fold(Q, L, h, p, acc[(s) & 1], (s) * kMRAmx, std::min<int64_t>(kMRAmx, Q.n - (s) * kMRAmx), s0 * kMRAmx, rs)
-  _tile_loadconfig(&kTileConfig);
+  _tile_loadconfig(&kernels::kAmxTiles);
   for (int64_t p = p0; p < p1; ++p) {
     const uint8_t* B = L.packed() + p * quads * 4 * kNR;
     for (int64_t s = s0; s < s1; ++s) {
