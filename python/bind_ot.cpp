@@ -134,10 +134,20 @@ py::dict py_sdot_fit(py::handle y, py::object weights, py::object labels, py::ob
   ctx.should_stop = python_signals();
   require_memory("batch_size", o.batch_size, rows_bytes(o.batch_size, Y.view.d, 32),
                  "a batch of noise rows of dimension " + std::to_string(Y.view.d) + " (4 d + 32 bytes a row)");
+  // Under mpirun: this rank's rows (the lengths are checked on the whole arrays first, as in one process).
+  const Shard shard(Y.view.n);
+  if (shard.world) {
+    for (auto [len, name] : {std::pair{B.size(), "weights"}, {L.size(), "labels"}, {G0.size(), "g0"}})
+      if (len != 0 && len != Y.view.n)
+        value_error(std::string("invalid ") + name + " = length " + std::to_string(len) + ": expected " +
+                    std::to_string(Y.view.n) + " (one per data point)");
+    ctx = shard.on(ctx);
+  }
   SemidiscreteOT::Result r;
   {
     py::gil_scoped_release release;
-    r = SemidiscreteOT(o).fit(Y.view, span_of_t(B), ctx, span_of_t(L), span_of(G0));
+    r = SemidiscreteOT(o).fit(shard.of(Y.view), shard.of(span_of_t(B)), ctx, shard.of(span_of_t(L)),
+                              shard.of(span_of(G0)));
   }
   return sdot_result(std::move(r), Y.view.d);
 }
@@ -151,6 +161,8 @@ struct MapArgs {
   F32 basis;  // PCA-reduced matching: (K, d), or empty
   SemidiscreteMap map;
   ScoreOptions engine;  // the argmax path of assign / check (engine=)
+  Shard shard{0};       // under mpirun: this rank's rows of the map (Shard)
+  Context context(int threads, uint64_t seed) const { return shard.on(bindings::context(threads, seed)); }
 };
 
 std::unique_ptr<MapArgs> make_map(py::handle y, py::handle g, py::object weights, py::object labels, double epsilon,
@@ -162,8 +174,17 @@ std::unique_ptr<MapArgs> make_map(py::handle y, py::handle g, py::object weights
   if (!pca_basis.is_none() && a->basis.shape(1) != a->y.view.d)
     value_error("pca_basis: shape (" + std::to_string(a->basis.shape(0)) + ", " + std::to_string(a->basis.shape(1)) +
                 "), expected (K, " + std::to_string(a->y.view.d) + "): K directions in the data's dimension");
-  const SdotProblem problem{a->y.view, span_of_t(a->b), span_of_t(a->labels), parse_sdot_cost(cost), class_penalty};
-  a->map = SemidiscreteMap(problem, span_of(a->g), epsilon, span_of(a->basis));
+  // Under mpirun: this rank's rows, once the whole arrays' lengths agree (as sdot_prepare checks them).
+  a->shard = Shard(a->y.view.n);
+  if (a->shard.world)
+    for (auto [len, name] : {std::pair{a->g.size(), "g"}, {a->b.size(), "weights"}, {a->labels.size(), "labels"}})
+      if ((len != 0 || name == std::string("g")) && len != a->y.view.n)
+        value_error(std::string("invalid ") + name + " = length " + std::to_string(len) + ": expected " +
+                    std::to_string(a->y.view.n) + " (one per data point)");
+  const Shard& s = a->shard;
+  const SdotProblem problem{s.of(a->y.view), s.of(span_of_t(a->b)), s.of(span_of_t(a->labels)), parse_sdot_cost(cost),
+                            class_penalty};
+  a->map = SemidiscreteMap(problem, s.of(span_of(a->g)), epsilon, span_of(a->basis));
   // sdot_assign / sdot_sample / sdot_check validate the map (once, for an SdotMap).
   return a;
 }
@@ -175,7 +196,7 @@ py::array_t<int64_t> run_assign(MapArgs& a, py::handle x, py::object x_labels, i
   std::vector<int64_t> idx;
   {
     py::gil_scoped_release release;
-    const Context ctx = context(threads, seed);
+    const Context ctx = a.context(threads, seed);
     if (k > 0) idx = sdot_topk(a.map, X.view, k, ctx, span_of_t(XL), a.engine);
     else if (sample) idx = sdot_sample(a.map, X.view, seed, ctx, span_of_t(XL), a.engine);
     else idx = sdot_assign(a.map, X.view, ctx, span_of_t(XL), a.engine);
@@ -190,7 +211,7 @@ py::dict run_check(MapArgs& a, int64_t batch, int64_t repeats, uint64_t seed, in
   SdotMarginalStats st;
   {
     py::gil_scoped_release release;
-    st = sdot_check(a.map, batch, repeats, seed, context(threads, seed), a.engine);
+    st = sdot_check(a.map, batch, repeats, seed, a.context(threads, seed), a.engine);
   }
   py::dict out;
   out["chi2"] = st.chi2;
@@ -232,7 +253,7 @@ MapHandle make_map_handle(py::handle y, py::handle g, py::object weights, py::ob
   h.a->engine = engine_options(engine_name);
   h.a->engine.int8_screen = int8_screen;
   py::gil_scoped_release release;
-  sdot_prepare(h.a->map, context(threads, 0), h.a->engine);
+  sdot_prepare(h.a->map, h.a->context(threads, 0), h.a->engine);
   return h;
 }
 

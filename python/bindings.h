@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "otgen/core/communicator.h"
 #include "otgen/core/context.h"
 #include "otgen/core/points.h"
 #include "otgen/kernels/scores.h"
@@ -83,6 +84,27 @@ py::array_t<T> owned(std::vector<T>&& values, std::vector<py::ssize_t> shape) {
 py::object optional_value(const std::optional<double>& v);
 
 Context context(int threads, uint64_t seed = 0);
+
+// Under mpirun with more than one rank (a build with OTGEN_MPI): the MPI world, initialised when the
+// module is imported (MPI_THREAD_FUNNELED: call otgen from the importing thread); null otherwise. The
+// semidiscrete calls (fit, SdotMap: assign, sample, check) then shard: every rank passes the whole
+// arrays, works on its row range of the data (docs/dist.md) and returns the whole result.
+const Communicator* python_world();
+
+// The part of a semidiscrete problem's arrays this rank works on: rows [rows.begin, rows.end) of y and
+// of the per-point weights, labels and potentials (all of them without a world).
+struct Shard {
+  const Communicator* world = nullptr;
+  RowRange rows;
+  explicit Shard(int64_t n);
+  PointsView of(PointsView y) const { return {y.row(rows.begin), rows.count(), y.d}; }
+  template <class T>
+  std::span<const T> of(std::span<const T> v) const {
+    return v.empty() ? v : v.subspan(static_cast<size_t>(rows.begin), static_cast<size_t>(rows.count()));
+  }
+  // ctx with the world (rank 0 alone reports progress).
+  Context on(Context ctx) const;
+};
 
 // engine= of the Python API: a path name (otgen/core/cpu_features.h) the CPU can run; ValueError naming `engine`.
 ScoreOptions engine_options(const std::string& name);

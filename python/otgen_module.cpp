@@ -7,6 +7,9 @@
 #include "bindings.h"
 #include "otgen/core/cpu_features.h"
 #include "otgen/core/progress.h"
+#ifdef OTGEN_WITH_MPI
+#include "otgen/dist/dist.h"
+#endif
 
 using namespace otgen;
 
@@ -47,6 +50,26 @@ Context context(int threads, uint64_t seed) {
   ctx.seed = seed;
   ctx.quiet = true;
   ctx.validate();
+  return ctx;
+}
+
+const Communicator* python_world() {
+#ifdef OTGEN_WITH_MPI
+  // MPI_Finalize runs with the static destructors at the interpreter's exit.
+  static const std::unique_ptr<dist::MpiWorld> world =
+      dist::launched_by_mpirun() ? std::make_unique<dist::MpiWorld>(nullptr, nullptr) : nullptr;
+  if (world && world->world().size() > 1) return &world->world();
+#endif
+  return nullptr;
+}
+
+Shard::Shard(int64_t n) : world(python_world()), rows{0, n} {
+  if (world) rows = row_range(n, world->rank(), world->size());
+}
+
+Context Shard::on(Context ctx) const {
+  ctx.comm = world;
+  if (world && world->rank() != 0) ctx.quiet = true, ctx.on_progress = {};
   return ctx;
 }
 
@@ -104,6 +127,10 @@ py::object optional_value(const std::optional<double>& v) { return v ? py::objec
 PYBIND11_MODULE(_otgen, m) {
   using namespace otgen::bindings;
   m.doc() = "otgen compiled core (use the otgen package)";
+  python_world();  // under mpirun: MPI starts now, in the importing thread
+  m.def("world_rank", [] { return python_world() ? python_world()->rank() : 0; }, "This process's rank (0 alone).");
+  m.def("world_size", [] { return python_world() ? python_world()->size() : 1; },
+        "The ranks of an mpirun launch (1 without mpirun or without MPI in the build).");
   bind_core(m);
   bind_data(m);
   bind_kernels(m);

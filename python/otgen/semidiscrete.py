@@ -136,6 +136,10 @@ class SemidiscreteOT:
         PCA-reduced matching (docs/semidiscrete.md): fit and pair in the span of the top ``pca``
         principal directions of the data (1 <= pca <= d; the covariance weighted by ``weights``). The
         noise stays d-dimensional: every call projects it. None or 0 = the full space.
+
+    Under mpirun (a build with MPI), ``fit``, ``assign``, ``sample`` and ``check`` shard the data by rows
+    across the ranks: every rank passes the same whole arrays and gets the whole result, equal to one
+    process's; every rank must make these calls in the same order (docs/dist.md, "Python under mpirun").
     """
 
     def __init__(self, epsilon=0.0, batch_size=1024, steps=10000, optimizer="sgd", lr=None, seed=0, threads=0,
@@ -194,7 +198,7 @@ class SemidiscreteOT:
 
     @property
     def engine(self):
-        """The path of the fitted map's searches: ``vnni``, ``avx512bf16`` or ``fp32`` (see ``engine=``)."""
+        """The path of the fitted map's searches: ``vnni``, ``amx``, ``avx512bf16`` or ``fp32`` (see ``engine=``)."""
         return self._map().engine
 
     def assign(self, x, labels=None):
