@@ -9,6 +9,7 @@
 #include <iostream>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -16,6 +17,7 @@
 #include "cli/command.h"
 #include "cli/chart.h"
 #include "cli/plot.h"
+#include "otgen/core/communicator.h"
 #include "otgen/coupling/coupling.h"
 #include "otgen/data/data.h"
 #include "otgen/core/error.h"
@@ -159,15 +161,19 @@ std::unique_ptr<Coupling> make_coupling(TrainArgs& a, const Dataset& ds, const s
     so.class_penalty = a.class_penalty;
     Context fctx = a.ctx;
     fctx.seed = stream_key(a.ctx.seed, Stream::SdFit);
+    fctx.comm = nullptr;  // data-parallel training: every rank fits the same potential on the whole data
     const auto r = SemidiscreteOT(so).fit(ds.x, {}, fctx, data.labels);
     if (r.termination == Termination::NumericalFailure) throw Error("semidiscrete fit: " + r.message);
     if (!a.ctx.quiet)
       std::cerr << "potential: " << r.steps << " steps, chi2 " << (r.chi2 ? to_text(*r.chi2) : "n/a") << " ("
                 << r.seconds << " s)\n";
     a.potential = run_dir + "/potential.npy";
-    write_npy(a.potential, r.g, {static_cast<int64_t>(r.g.size())});
-    write_potential_meta(a.potential, potential_meta(ds.x, data.labels, {}, a.sd_epsilon, SdotCost::SqEuclideanHalf,
-                                                     a.class_penalty));
+    if (a.ctx.communicator().rank() == 0) {
+      write_npy(a.potential, r.g, {static_cast<int64_t>(r.g.size())});
+      write_potential_meta(a.potential, potential_meta(ds.x, data.labels, {}, a.sd_epsilon,
+                                                       SdotCost::SqEuclideanHalf, a.class_penalty));
+    }
+    return std::make_unique<SemidiscreteCoupling>(data, r.g, a.sd_epsilon, std::vector<double>{}, a.class_penalty);
   }
   const auto g = read_vector_npy(a.potential, "--potential");
   return std::make_unique<SemidiscreteCoupling>(data, std::vector<float>(g.begin(), g.end()), a.sd_epsilon,
@@ -284,7 +290,10 @@ TrainResult train_with_progress(const TrainArgs& a, const Dataset& ds, const Cou
 // record.json (and --record), run.json of a resume that extended the run, and the summary on stdout.
 void write_train_outputs(const TrainArgs& a, const Dataset& ds, const Coupling& coupling, const TrainResult& r,
                          const std::string& dir) {
+  const Communicator& comm = a.ctx.communicator();
+  if (comm.rank() != 0) return;  // data-parallel: rank 0 writes
   nlohmann::json rec = run_record("train", a.ctx);
+  if (comm.size() > 1) rec["ranks"] = comm.size();
   rec["run"] = a.to_json();
   rec["data"] = {{"name", ds.name}, {"n", ds.x.n}, {"d", ds.x.d}};
   rec["coupling"] = coupling.name();
@@ -316,17 +325,30 @@ void run_train(TrainArgs& a) {
     dir = a.resume;
     load_resumed_run(a, dir);
   }
+  // Under mpirun (data-parallel, docs/dist.md): every rank checks alike and one message ends them all;
+  // rank 0 alone prepares the folder, reports and writes.
+  const Communicator& comm = a.ctx.communicator();
+  const bool writer = comm.rank() == 0;
+  if (!writer) a.ctx.quiet = true;
   // Everything that can fail on input fails here, before any training.
-  const Dataset ds = load_checked_data(a);
-  if (a.resume.empty()) prepare_output_folder(dir, "--out");
-  if (!a.record.empty()) require_output_file(a.record, "--record", {{"--data", &a.data}});
-  const std::unique_ptr<Coupling> coupling = make_coupling(a, ds, dir);
+  Dataset ds;
+  collectively(comm, [&] {
+    ds = load_checked_data(a);
+    require(a.opt.batch >= comm.size(), "--batch", a.opt.batch,
+            "at least one row per rank (" + std::to_string(comm.size()) + " ranks)");
+    if (a.resume.empty() && writer) prepare_output_folder(dir, "--out");
+    if (!a.record.empty()) require_output_file(a.record, "--record", {{"--data", &a.data}});
+  });
+  std::unique_ptr<Coupling> coupling;
+  collectively(comm, [&] { coupling = make_coupling(a, ds, dir); });
   // The run's description (a resume with a new --steps records the new total once it has trained).
-  if (a.resume.empty()) write_file_atomic(dir + "/run.json", a.to_json().dump(2) + "\n");
+  if (a.resume.empty() && writer) write_file_atomic(dir + "/run.json", a.to_json().dump(2) + "\n");
   const int64_t params = FlowModel::init(a.opt.model, 0).parameters();
   if (!a.ctx.quiet) print_run(a, ds, *coupling, params);
-  // Ctrl-C / SIGTERM: finish the step, write the checkpoint and model.pt, exit 130.
-  InterruptScope interrupts;
+  // Ctrl-C / SIGTERM: finish the step, write the checkpoint and model.pt, exit 130. Under mpirun the
+  // default instead (every rank ends at once): a stop seen by one rank only would leave the others waiting.
+  std::optional<InterruptScope> interrupts;
+  if (comm.size() == 1) interrupts.emplace();
   const TrainResult r = train_with_progress(a, ds, *coupling, dir);
   if (!r.precision_note.empty()) std::cerr << "train: " << r.precision_note << "\n";
   write_train_outputs(a, ds, *coupling, r, dir);

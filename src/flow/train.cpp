@@ -13,6 +13,7 @@
 #include <torch/csrc/autograd/grad_mode.h>
 
 #include "flow/net.h"
+#include "otgen/core/communicator.h"
 #include "otgen/core/error.h"
 #include "otgen/core/rng.h"
 #include "otgen/ot/semidiscrete.h"
@@ -174,6 +175,8 @@ void check_inputs(const TrainOptions& opt, const CouplingData& data, const RunFi
   }
   std::error_code ec;
   require(std::filesystem::is_directory(files.dir, ec), "--out", "'" + files.dir + "'", "an existing folder");
+  const int ranks = ctx.communicator().size();
+  require(opt.batch >= ranks, "--batch", opt.batch, "at least one row per rank (" + std::to_string(ranks) + " ranks)");
 }
 
 // --resume: the checkpointed run's step, clock, history and tensors into s, after checking that its options
@@ -253,7 +256,9 @@ class Trainer {
           const Context& ctx, const PairsObserver& on_pairs, uint64_t data_hash, State& s, TrainResult& res)
       : opt_(opt), data_(data), coupling_(coupling), files_(files), ctx_(ctx), on_pairs_(on_pairs),
         data_hash_(data_hash), s_(s), res_(res), B_(opt.batch), d_(data.x.d), K_(opt.model.num_classes),
-        mf_(opt.model.meanflow), batch_(B_, d_, mf_, K_ > 0) {
+        mf_(opt.model.meanflow), batch_(B_, d_, mf_, K_ > 0), comm_(ctx.communicator()),
+        mine_(row_range(B_, comm_.rank(), comm_.size())) {
+    pairs_ctx_.comm = nullptr;  // every rank draws the whole batch's pairs, as one process does
     if (K_ > 0) class_cdf_ = class_cdf(coupling, K_);
     chunk_.size = coupling.rows_independent() ? std::max<int64_t>(1, std::min<int64_t>(16, 4096 / B_)) : 1;
     t_start_ = Clock::now();
@@ -262,7 +267,9 @@ class Trainer {
   // Steps s.step .. opt.steps - 1, until the observer stops the run or the loss is not finite.
   void run(const TrainObserver& observe);
 
+  // Written by rank 0 alone (every rank holds the same state).
   void checkpoint(int64_t step) const {
+    if (comm_.rank() != 0) return;
     save_checkpoint(files_.checkpoint(), s_, step, s_.elapsed + seconds_since(t_start_), opt_, coupling_.name(),
                     data_hash_);
   }
@@ -314,7 +321,32 @@ class Trainer {
   Clock::time_point t_start_;
   double loss_acc_ = 0, cost_acc_ = 0;
   int64_t acc_n_ = 0;
+  // Data-parallel (a communicator of K > 1 ranks, docs/dist.md): every rank draws the whole batch and
+  // runs the model on its rows `mine_` of it; the gradients (one flat buffer) and the loss are summed
+  // over the ranks, so every rank takes the same optimiser step.
+  const Communicator& comm_;
+  const RowRange mine_;
+  Context pairs_ctx_ = ctx_;
+
+  // The local rows of a batch tensor (all of it for one process).
+  at::Tensor mine(const at::Tensor& t) const {
+    return comm_.size() > 1 && t.defined() ? t.narrow(0, mine_.begin, mine_.count()) : t;
+  }
+  // The batch mean of per-sample values: the loss to differentiate (K ranks: this rank's share of it).
+  at::Tensor batch_mean(const at::Tensor& per_sample) const {
+    return comm_.size() > 1 ? per_sample.sum() / static_cast<double>(B_) : per_sample.mean();
+  }
+  // The whole batch's gradient and loss from the ranks' shares.
+  double combine(double loss) const;
 };
+
+double Trainer::combine(double loss) const {
+  if (comm_.size() == 1) return loss;
+  comm_.allreduce_sum(std::span<float>(s_.g.data_ptr<float>(), static_cast<size_t>(s_.g.numel())));
+  std::vector<double> l{loss};
+  comm_.allreduce_sum(std::span<double>(l));
+  return l[0];
+}
 
 void Trainer::run(const TrainObserver& observe) {
   res_.termination = Termination::MaxSteps;
@@ -364,7 +396,7 @@ void Trainer::draw_chunk(int64_t k) {
                                         class_cdf_.begin());
   }
   const uint64_t pairs_key = stream_key(ctx_.seed, Stream::TrainPairs, static_cast<uint64_t>(c));
-  ch.target = coupling_.sample(ch.x0, ch.labels, pairs_key, ctx_).target;
+  ch.target = coupling_.sample(ch.x0, ch.labels, pairs_key, pairs_ctx_).target;
 }
 
 void Trainer::draw_times_and_classes(int64_t k, std::span<const int64_t> labels) {
@@ -415,29 +447,30 @@ double Trainer::draw_batch(int64_t k) {
 double Trainer::loss_and_gradient() {
   const Batch& b = batch_;
   s_.g.zero_();
+  const at::Tensor xt = mine(b.xt_t), t = mine(b.t_t), r = mine(b.r_t), y = mine(b.y_t), u = mine(b.u_t);
   if (mf_) {
     // u and du/dt along (v, 1, 0) in one dual-number pass; u_tgt = v - (t - r) du/dt, stop-gradient.
-    auto [uo, dudt] = s_.net.forward_jvp(b.xt_t, b.t_t, b.r_t, b.y_t, b.u_t, b.ones_t, b.zeros_t);
-    const at::Tensor target_u = b.u_t + (b.r_t - b.t_t).unsqueeze(1) * dudt;
+    auto [uo, dudt] = s_.net.forward_jvp(xt, t, r, y, u, mine(b.ones_t), mine(b.zeros_t));
+    const at::Tensor target_u = u + (r - t).unsqueeze(1) * dudt;
     const at::Tensor per_sample = (uo - target_u).pow(2).sum(1);  // MeanFlow's |u - u_tgt|^2
     const at::Tensor w =
         opt_.mf_power > 0 ? (per_sample.detach() + opt_.mf_c).pow(-opt_.mf_power) : at::ones_like(per_sample);
-    (w * per_sample).mean().backward();
-    return per_sample.detach().mean().item<double>();
+    batch_mean(w * per_sample).backward();
+    return combine(batch_mean(per_sample.detach()).item<double>());
   }
   at::Tensor v;
   if (res_.precision == Precision::Bf16) {
     at::autocast::set_cpu_enabled(true);
     at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-    v = s_.net.forward(b.xt_t, b.t_t, {}, b.y_t);
+    v = s_.net.forward(xt, t, {}, y);
     at::autocast::set_cpu_enabled(false);
     at::autocast::clear_cache();
   } else {
-    v = s_.net.forward(b.xt_t, b.t_t, {}, b.y_t);
+    v = s_.net.forward(xt, t, {}, y);
   }
-  const at::Tensor loss_t = (v.to(at::kFloat) - b.u_t).pow(2).sum(1).mean();  // |v - (x1 - x0)|^2
+  const at::Tensor loss_t = batch_mean((v.to(at::kFloat) - u).pow(2).sum(1));  // |v - (x1 - x0)|^2
   loss_t.backward();
-  return loss_t.item<double>();
+  return combine(loss_t.item<double>());
 }
 
 void Trainer::update(int64_t k, double lr) {
@@ -509,7 +542,7 @@ TrainResult train_flow(const TrainOptions& opt_in, const CouplingData& data, con
   if (res.termination == Termination::NumericalFailure) return res;
   res.message = (res.stopped ? "stopped after " : "trained ") + std::to_string(s.step) + " steps";
   trainer.checkpoint(s.step);
-  save_model(s, meta, coupling.name(), res.precision, files.model());
+  if (ctx.communicator().rank() == 0) save_model(s, meta, coupling.name(), res.precision, files.model());
   return res;
 }
 
