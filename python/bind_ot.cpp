@@ -4,6 +4,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -121,6 +122,15 @@ py::dict sdot_result(SemidiscreteOT::Result&& r, py::ssize_t d) {
   return out;
 }
 
+// Under mpirun the per-point arrays are cut to this rank's rows: their whole lengths must be the data's
+// first (ValueError naming the array; an optional one may be empty), as one process's checks require.
+void require_whole_lengths(int64_t n, std::initializer_list<std::tuple<int64_t, const char*, bool>> arrays) {
+  for (const auto& [len, name, required] : arrays)
+    if ((len != 0 || required) && len != n)
+      value_error(std::string("invalid ") + name + " = length " + std::to_string(len) + ": expected " +
+                  std::to_string(n) + " (one per data point)");
+}
+
 py::dict py_sdot_fit(py::handle y, py::object weights, py::object labels, py::object g0, py::dict options,
                      uint64_t seed, int threads, bool progress, py::object callback) {
   const SemidiscreteOT::Options o = sdot_options_from(options);
@@ -137,10 +147,7 @@ py::dict py_sdot_fit(py::handle y, py::object weights, py::object labels, py::ob
   // Under mpirun: this rank's rows (the lengths are checked on the whole arrays first, as in one process).
   const Shard shard(Y.view.n);
   if (shard.world) {
-    for (auto [len, name] : {std::pair{B.size(), "weights"}, {L.size(), "labels"}, {G0.size(), "g0"}})
-      if (len != 0 && len != Y.view.n)
-        value_error(std::string("invalid ") + name + " = length " + std::to_string(len) + ": expected " +
-                    std::to_string(Y.view.n) + " (one per data point)");
+    require_whole_lengths(Y.view.n, {{B.size(), "weights", false}, {L.size(), "labels", false}, {G0.size(), "g0", false}});
     ctx = shard.on(ctx);
   }
   SemidiscreteOT::Result r;
@@ -177,10 +184,8 @@ std::unique_ptr<MapArgs> make_map(py::handle y, py::handle g, py::object weights
   // Under mpirun: this rank's rows, once the whole arrays' lengths agree (as sdot_prepare checks them).
   a->shard = Shard(a->y.view.n);
   if (a->shard.world)
-    for (auto [len, name] : {std::pair{a->g.size(), "g"}, {a->b.size(), "weights"}, {a->labels.size(), "labels"}})
-      if ((len != 0 || name == std::string("g")) && len != a->y.view.n)
-        value_error(std::string("invalid ") + name + " = length " + std::to_string(len) + ": expected " +
-                    std::to_string(a->y.view.n) + " (one per data point)");
+    require_whole_lengths(a->y.view.n, {{a->g.size(), "g", true}, {a->b.size(), "weights", false},
+                                        {a->labels.size(), "labels", false}});
   const Shard& s = a->shard;
   const SdotProblem problem{s.of(a->y.view), s.of(span_of_t(a->b)), s.of(span_of_t(a->labels)), parse_sdot_cost(cost),
                             class_penalty};

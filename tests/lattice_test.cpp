@@ -38,6 +38,15 @@ Points lattice_points(int64_t m, int64_t d, int levels, double offset, double st
   return y;
 }
 
+// The half-cost bias of a fitted map, -|y_j|^2 / 2 + g_j, with g ~ 3 N(0, 1) drawn from seed.
+std::vector<float> half_cost_bias(const Points& y, uint64_t seed) {
+  const auto n2 = squared_norms(y);
+  std::vector<float> h(static_cast<size_t>(y.n));
+  Rng r(seed);
+  for (int64_t j = 0; j < y.n; ++j) h[j] = static_cast<float>(-0.5 * n2[j] + 3 * r.normal());
+  return h;
+}
+
 void expect_matches_naive(PointsView x, PointsView y, std::span<const float> h, int threads) {
   const auto L = LatticeColumns::build(y, Context{});
   ASSERT_NE(L, nullptr);
@@ -112,11 +121,7 @@ TEST_F(LatticeTest, ArgmaxMatchesNaiveOnImageSizedRowsAndManyRowBlocks) {
   // d = 784 (Fashion-MNIST), 800 rows (three row blocks), and the half-cost bias -|y|^2 / 2 + g.
   const Points y = lattice_points(300, 784, 256, -1.0, 1 / 127.5, 6);
   const Points x = gaussian_points(800, 784, 7);
-  const auto n2 = squared_norms(y);
-  std::vector<float> h(300);
-  Rng r(8);
-  for (int j = 0; j < 300; ++j) h[j] = static_cast<float>(-0.5 * n2[j] + 3 * r.normal());
-  expect_matches_naive(x, y, h, 2);
+  expect_matches_naive(x, y, half_cost_bias(y, 8), 2);
 }
 
 TEST_F(LatticeTest, TiesGoToTheLowestColumnAndZeroRowsToTheBestBias) {
@@ -374,11 +379,7 @@ TEST_F(LatticeAmxTest, ArgmaxIdenticalToVnniOnImageSizedRowsAndManyRowBlocks) {
   // d = 784, 1000 rows (three 384-row blocks, the last one ragged), the half-cost bias -|y|^2 / 2 + g.
   const Points y = lattice_points(333, 784, 256, -1.0, 1 / 127.5, 41);
   const Points x = gaussian_points(1000, 784, 42);
-  const auto n2 = squared_norms(y);
-  std::vector<float> h(333);
-  Rng r(43);
-  for (int j = 0; j < 333; ++j) h[j] = static_cast<float>(-0.5 * n2[j] + 3 * r.normal());
-  expect_amx_matches(x, y, h, "784");
+  expect_amx_matches(x, y, half_cost_bias(y, 43), "784");
 }
 
 }  // namespace

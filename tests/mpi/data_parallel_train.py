@@ -11,20 +11,12 @@ Usage: data_parallel_train.py --cli build/otgen --np K
 import argparse
 import json
 import os
-import subprocess
 import tempfile
 
 import numpy as np
 import torch
 
-MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe"]
-
-
-def run(cmd, expect=0):
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
-    if p.returncode != expect:
-        raise AssertionError(f"{' '.join(cmd)}: exit {p.returncode} (expected {expect})\n{p.stdout}\n{p.stderr}")
-    return p
+from mpirun import MPIRUN, run
 
 
 def weights(path):
@@ -34,8 +26,8 @@ def weights(path):
 def compare(cli, K, tmp, name, args):
     one, many = os.path.join(tmp, name + "_1"), os.path.join(tmp, name + "_K")
     common = ["train"] + args + ["--seed", "3", "--threads", "1", "-q"]
-    run([cli] + common + ["--out", one])
-    run(MPIRUN + ["-np", str(K), cli] + common + ["--out", many])
+    run([cli] + common + ["--out", one], timeout=240)
+    run(MPIRUN + ["-np", str(K), cli] + common + ["--out", many], timeout=240)
     wa, wb = weights(os.path.join(one, "model.pt")), weights(os.path.join(many, "model.pt"))
     assert wa.keys() == wb.keys()
     for k in wa:
@@ -71,7 +63,7 @@ def main():
                                                 "--steps", "12", "--batch", str(batch)])
         bad = os.path.join(tmp, "bad")
         p = run(MPIRUN + ["-np", str(K), a.cli, "train", "--data", "8gaussians", "--steps", "3", "--batch", str(K - 1),
-                          "--out", bad], expect=2)
+                          "--out", bad], expect=2, timeout=240)
         assert p.stderr.count("invalid --batch") == 1, p.stderr
         assert not os.path.exists(bad)
         print("a batch smaller than the ranks: exit 2, one message, no run folder")

@@ -10,13 +10,12 @@ Usage: sharded_python.py --np K            (the driver; PYTHONPATH must reach th
 """
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
 
-MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe"]
+from mpirun import MPIRUN, run
 N, D = 601, 12
 
 
@@ -65,8 +64,7 @@ def driver(K):
         one, many = os.path.join(tmp, "one"), os.path.join(tmp, "many")
         for cmd in ([sys.executable, __file__, "--child", one],
                     MPIRUN + ["-np", str(K), sys.executable, __file__, "--child", many]):
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
-            assert p.returncode == 0, f"{' '.join(cmd)}: exit {p.returncode}\n{p.stdout}\n{p.stderr}"
+            run(cmd, timeout=240)
         a = np.load(one + ".rank0.npz")
         ranks = [np.load(f"{many}.rank{k}.npz") for k in range(K)]
         assert int(a["size"]) == 1 and all(int(b["size"]) == K for b in ranks)

@@ -12,20 +12,12 @@ import argparse
 import json
 import os
 import pathlib
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
 
-MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe"]
-
-
-def run(cmd, expect=0):
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    if p.returncode != expect:
-        raise AssertionError(f"{' '.join(cmd)}: exit {p.returncode} (expected {expect})\n{p.stdout}\n{p.stderr}")
-    return p
+from mpirun import MPIRUN, run
 
 
 def both(cli, K, args, outs, tmp):
